@@ -1,0 +1,48 @@
+# The embedded demo's data and schedule: scikit-learn's handwritten digits (10 classes) as a
+# 16x16 image folder, on top of mmpretrain's stock CIFAR ResNet-18 config.
+# `python tools/demo/run_classification_demo.py` writes the folder to data/digits.
+_base_ = 'mmpretrain::resnet/resnet18_8xb16_cifar10.py'
+
+data_root = 'data/digits'
+image_size = 16
+data_preprocessor = dict(
+    num_classes=10, mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5], to_rgb=False)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomCrop', crop_size=image_size, padding=2),
+    dict(type='PackInputs'),
+]
+test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        _delete_=True,
+        type='CustomDataset',
+        data_root=data_root,
+        ann_file='student_train.txt',
+        classes=[str(digit) for digit in range(10)],
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=128,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        _delete_=True,
+        type='CustomDataset',
+        data_root=data_root,
+        ann_file='test.txt',
+        classes=[str(digit) for digit in range(10)],
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+max_epochs = 60
+optim_wrapper = dict(optimizer=dict(lr=0.05, momentum=0.9, weight_decay=5e-4))
+param_scheduler = dict(_delete_=True, type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs)
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=max_epochs)
+default_hooks = dict(
+    logger=dict(interval=20),
+    checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
+randomness = dict(seed=0, deterministic=False)

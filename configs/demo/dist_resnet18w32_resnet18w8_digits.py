@@ -1,0 +1,14 @@
+# Demo DIST: the baseline student's config plus a teacher and a loss (CIFAR-style tau=4).
+_base_ = './student_resnet18w8_digits.py'
+custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)
+
+model = dict(
+    _delete_=True,
+    type='mmkd_plugins.Distiller',
+    student={{_base_.model}},
+    teacher=dict(
+        config='configs/demo/teacher_resnet18w32_digits.py',
+        checkpoint='work_dirs/digits_demo/teacher.pth'),
+    distill_losses=dict(
+        loss_dist=dict(type='DISTLoss', beta=1.0, gamma=1.0, tau=4.0, loss_weight=1.0)))
+custom_hooks = [dict(type='mmkd_plugins.ExportStudentHook')]

@@ -1,0 +1,16 @@
+# Classic KD (Hinton): ResNet-34 teacher -> ResNet-18 student on ImageNet-1k.
+# Everything but the model (data, schedule, evaluator, hooks) is the stock mmpretrain config.
+_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
+custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)
+
+model = dict(
+    _delete_=True,
+    type='mmkd_plugins.Distiller',
+    student={{_base_.model}},
+    teacher=dict(
+        config='mmpretrain::resnet/resnet34_8xb32_in1k.py',
+        checkpoint='https://download.openmmlab.com/mmclassification/v0/resnet/'
+        'resnet34_8xb32_in1k_20210831-f257d4e6.pth'),
+    distill_losses=dict(loss_kd=dict(type='KDLoss', tau=1.0, loss_weight=1.0)))
+
+custom_hooks = [dict(type='mmkd_plugins.ExportStudentHook')]

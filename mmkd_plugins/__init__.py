@@ -1,0 +1,31 @@
+"""mmkd_plugins: knowledge distillation for mmpretrain classifiers and mmdet detectors.
+
+Importing the package (``custom_imports = dict(imports=['mmkd_plugins'])``) registers every
+type under the ``mmkd_plugins`` scope and makes mmengine load checkpoints with
+``weights_only=True`` and an exact allow-list of safe globals.
+"""
+import warnings
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as installed_version
+
+from .checkpoint import register_weights_only_loaders
+from .version import TESTED_VERSIONS, __version__
+
+
+def _warn_about_untested_versions() -> None:
+    for package, tested in TESTED_VERSIONS.items():
+        try:
+            installed = installed_version(package)
+        except PackageNotFoundError:
+            continue
+        if installed.split('+')[0] != tested:
+            warnings.warn(f'mmkd_plugins was tested with {package}=={tested}; '
+                          f'{installed} is installed', stacklevel=2)
+
+
+_warn_about_untested_versions()
+register_weights_only_loaders()
+
+from . import engine, models  # noqa: E402,F401  (importing registers the types)
+
+__all__ = ['__version__']

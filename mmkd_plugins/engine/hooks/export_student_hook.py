@@ -1,0 +1,64 @@
+"""Write a student-only checkpoint and config when training ends."""
+import os.path as osp
+from typing import Optional
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import get_state_dict
+
+from mmkd_plugins.checkpoint import atomic_torch_save, extract_student_state_dict
+from mmkd_plugins.registry import HOOKS
+
+
+@HOOKS.register_module()
+class ExportStudentHook(Hook):
+    """After training, save ``student_final.pth`` and ``student_config.py`` in the work dir.
+
+    The checkpoint holds only the student's weights (plus ``meta``) and loads strictly into the
+    stock student config; the config is the run's config with ``model`` replaced by the
+    student's, ready for the stock ``tools/test.py`` of mmpretrain/mmdet. Only rank 0 writes.
+
+    Args:
+        filename: Name of the checkpoint in the work dir. Defaults to ``'student_final.pth'``.
+    """
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, filename: str = 'student_final.pth') -> None:
+        self.filename = filename
+
+    def after_train(self, runner: Runner) -> None:
+        """Export the student of ``runner.model``."""
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if not hasattr(model, 'student'):
+            raise TypeError(f'ExportStudentHook: the model is a {type(model).__name__}, '
+                            'not a distiller with a student')
+        if runner.rank != 0:
+            return
+        checkpoint = {
+            'meta': dict(epoch=runner.epoch, iter=runner.iter, seed=runner.seed,
+                         dataset_meta=getattr(runner.train_dataloader.dataset, 'metainfo', None),
+                         exported_by='mmkd_plugins'),
+            'state_dict': extract_student_state_dict(get_state_dict(model)),
+        }
+        out_path = osp.join(runner.work_dir, self.filename)
+        atomic_torch_save(checkpoint, out_path)
+        student_config = runner.cfg.copy()
+        student_config.model = runner.cfg.model.student
+        student_config.pop('custom_hooks', None)
+        _drop_own_import(student_config)
+        student_config.dump(osp.join(runner.work_dir, 'student_config.py'))
+        runner.logger.info(f'student-only checkpoint written to {out_path}')
+
+
+def _drop_own_import(config) -> None:
+    """Remove ``mmkd_plugins`` from ``custom_imports``: the stock tools do not need it."""
+    custom_imports = config.get('custom_imports')
+    if not custom_imports:
+        return
+    imports = [name for name in custom_imports.get('imports', []) if name != 'mmkd_plugins']
+    if imports:
+        config.custom_imports = dict(custom_imports, imports=imports)
+    else:
+        config.pop('custom_imports')

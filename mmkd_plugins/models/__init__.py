@@ -1,0 +1,5 @@
+"""Models: distillers, losses, teacher loading and task adapters."""
+from .distillers import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403
+from .task_adapters import *  # noqa: F401,F403
+from .teachers import *  # noqa: F401,F403

@@ -1,0 +1,185 @@
+"""The distiller: a student trained by its stock losses plus distillation from a frozen teacher."""
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import DefaultScope
+from torch import nn
+
+from mmkd_plugins.registry import MODELS, SCOPE
+from ..task_adapters import adapter_for
+from ..teachers import build_renormalizer, build_teacher, load_teacher_weights
+from .module_output_recorder import ModuleOutputRecorder, check_module_names
+
+LOGITS = 'logits'
+ForwardResults = Union[Dict[str, torch.Tensor], list, torch.Tensor, tuple]
+
+
+def build_distill_loss(name: str, cfg: dict) -> nn.Module:
+    """Build one entry of ``distill_losses``, looking its type up in mmkd_plugins first.
+
+    Host packages' losses stay reachable with their scope prefix (``'mmpretrain.XXX'``).
+    """
+    try:
+        with DefaultScope.overwrite_default_scope(SCOPE):
+            return MODELS.build(cfg)
+    except KeyError as error:
+        raise KeyError(f'model.distill_losses.{name}: unknown loss type {cfg.get("type")!r} '
+                       f'({error})') from error
+
+
+@MODELS.register_module()
+class Distiller(BaseModel):
+    """Distills a frozen teacher into the student of a stock config.
+
+    ``forward(mode='loss')`` runs the student's own ``loss()`` once, exactly as without
+    distillation (its assigners, augmentations and losses unchanged), recording the outputs that
+    the distillation losses need on the way; runs the teacher once under ``torch.no_grad()``
+    computing only those outputs; and returns the student's losses under ``student.<key>`` plus
+    each distillation loss under ``distill.<name>``. ``mode='predict'`` and ``'tensor'`` are the
+    student's, so the stock evaluators work unchanged.
+
+    The teacher is a submodule that is always in eval mode, never receives gradients, is
+    not overwritten by ``init_weights()``, and is absent from ``state_dict()``: checkpoints hold
+    the student (and any trainable distillation module) only; the teacher is rebuilt from its
+    config and checkpoint.
+
+    Args:
+        student: The student model's config (the stock config's ``model``).
+        teacher: ``dict(config=..., checkpoint=..., cfg_options=None)``: the teacher's config
+            (``'mmpretrain::...'`` or a local path) and weights (local path or URL).
+        distill_losses: Name -> loss config. By default a loss compares the student's and the
+            teacher's logits; ``student_output`` / ``teacher_output`` keys in an entry name a
+            module (as in ``named_modules()``) whose output is compared instead. Each name must
+            contain ``'loss'`` so that the runner sums and logs it.
+        student_loss_weight: Multiplier α of the student's own losses. Defaults to 1.0.
+        data_preprocessor: Filled in by the runner from the config's ``data_preprocessor``; it
+            becomes the student's (so batch augmentations such as Mixup feed both models).
+        init_cfg: Initialization config of the distiller itself.
+    """
+
+    def __init__(self,
+                 student: Union[dict, BaseModel],
+                 teacher: dict,
+                 distill_losses: Dict[str, dict],
+                 student_loss_weight: float = 1.0,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if isinstance(student, dict):
+            student = dict(student)
+            if data_preprocessor is not None:
+                student.setdefault('data_preprocessor', data_preprocessor)
+            student = MMENGINE_MODELS.build(student)
+        super().__init__(data_preprocessor=student.data_preprocessor, init_cfg=init_cfg)
+        self.student = student
+        self.adapter = adapter_for(student)
+
+        teacher = dict(teacher)
+        unknown = set(teacher) - {'config', 'checkpoint', 'cfg_options'}
+        if unknown or 'config' not in teacher:
+            raise ValueError('model.teacher: expected dict(config=..., checkpoint=..., '
+                             f'cfg_options=None), got keys {sorted(teacher)}')
+        self.teacher = build_teacher(teacher['config'], teacher.get('cfg_options'),
+                                     'model.teacher')
+        self.adapter.check_pair(self.student, self.teacher, 'model.teacher')
+        load_teacher_weights(self.teacher, teacher.get('checkpoint'), 'model.teacher')
+        self.teacher_renormalizer = build_renormalizer(
+            self.student.data_preprocessor, getattr(self.teacher, 'data_preprocessor', None))
+
+        self.student_loss_weight = student_loss_weight
+        self.distill_losses = nn.ModuleDict()
+        self.loss_outputs: Dict[str, Tuple[str, str]] = {}
+        for name, cfg in distill_losses.items():
+            if 'loss' not in name:
+                raise ValueError(f"model.distill_losses: the name {name!r} must contain 'loss' "
+                                 "(e.g. 'loss_kd') so that the runner sums and logs it")
+            cfg = dict(cfg)
+            student_output = cfg.pop('student_output', LOGITS)
+            teacher_output = cfg.pop('teacher_output', LOGITS)
+            self.loss_outputs[name] = (student_output, teacher_output)
+            self.distill_losses[name] = build_distill_loss(name, cfg)
+        if not self.distill_losses:
+            raise ValueError('model.distill_losses: at least one distillation loss is needed')
+
+        student_modules = self._recorded_modules(0)
+        teacher_modules = self._recorded_modules(1)
+        check_module_names(self.student, student_modules, 'model.distill_losses.student_output')
+        check_module_names(self.teacher, teacher_modules, 'model.distill_losses.teacher_output')
+        self.student_recorder = ModuleOutputRecorder(
+            self.student, student_modules | {self.adapter.student_logits_module})
+        self.teacher_recorder = ModuleOutputRecorder(self.teacher, teacher_modules)
+
+        self.register_state_dict_post_hook(_drop_teacher_keys)
+        self.register_load_state_dict_post_hook(_ignore_missing_teacher_keys)
+
+    def _recorded_modules(self, side: int) -> set:
+        return {outputs[side] for outputs in self.loss_outputs.values() if outputs[side] != LOGITS}
+
+    def train(self, mode: bool = True) -> 'Distiller':
+        """Switch the student (and distillation modules) to ``mode``; the teacher stays in eval."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def forward(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor') -> ForwardResults:
+        """mmengine's model interface: ``'loss'`` distills, ``'predict'``/``'tensor'`` are the
+        student's.
+
+        Args:
+            inputs: The preprocessed batch, (B, 3, H, W).
+            data_samples: The batch's data samples (labels, image metas).
+            mode: ``'loss'``, ``'predict'`` or ``'tensor'``.
+        """
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        return self.student(inputs, data_samples, mode=mode)
+
+    def loss(self, inputs: torch.Tensor, data_samples: Optional[list]) -> Dict[str, torch.Tensor]:
+        """The student's stock losses (``student.*``, times α) and the distillation losses
+        (``distill.*``)."""
+        with self.student_recorder:
+            student_losses = self.student.loss(inputs, data_samples)
+        student_outputs = dict(self.student_recorder.outputs)
+        student_outputs[LOGITS] = student_outputs[self.adapter.student_logits_module]
+
+        with torch.no_grad(), self.teacher_recorder:
+            teacher_inputs = self.teacher_renormalizer(inputs)
+            teacher_outputs = {LOGITS: self.adapter.teacher_logits(self.teacher, teacher_inputs)}
+        teacher_outputs.update(self.teacher_recorder.outputs)
+
+        losses = {}
+        for key, value in student_losses.items():
+            scale = self.student_loss_weight if 'loss' in key else 1.0
+            losses[f'student.{key}'] = _scale(value, scale)
+        for name, loss_module in self.distill_losses.items():
+            student_output, teacher_output = self.loss_outputs[name]
+            losses[f'distill.{name}'] = loss_module(student_outputs[student_output],
+                                                     teacher_outputs[teacher_output])
+        return losses
+
+
+def _scale(value: Union[torch.Tensor, List[torch.Tensor]],
+           scale: float) -> Union[torch.Tensor, List[torch.Tensor]]:
+    if scale == 1.0:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [item * scale for item in value]
+    return value * scale
+
+
+def _drop_teacher_keys(module: nn.Module, state_dict: dict, prefix: str,
+                       local_metadata: dict) -> None:
+    """State-dict hook: the teacher is rebuilt from its own source, never saved with us."""
+    for key in [key for key in state_dict if key.startswith(prefix + 'teacher.')]:
+        del state_dict[key]
+
+
+def _ignore_missing_teacher_keys(module: nn.Module, incompatible_keys) -> None:
+    """Load hook: the teacher's keys are absent from our checkpoints by design."""
+    missing = incompatible_keys.missing_keys
+    missing[:] = [key for key in missing
+                  if not (key.startswith('teacher.') or '.teacher.' in key)]

@@ -1,0 +1,57 @@
+"""Record the outputs of named submodules during a forward pass (forward hooks)."""
+import difflib
+from typing import Any, Dict, Iterable, List
+
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+
+def check_module_names(model: nn.Module, names: Iterable[str], field: str) -> None:
+    """Raise a ``ValueError`` naming ``field`` if a module name does not exist in ``model``."""
+    known = [name for name, _ in model.named_modules() if name]
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=5)
+            raise ValueError(f"{field}: the model has no module named {name!r}; "
+                             f"closest names: {', '.join(close) or 'none'}")
+
+
+class ModuleOutputRecorder:
+    """Context manager that records the outputs of named modules while it is active.
+
+    Example::
+
+        recorder = ModuleOutputRecorder(model, ['head'])
+        with recorder:
+            model.loss(inputs, data_samples)
+        logits = recorder.outputs['head']
+
+    Args:
+        model: The model whose submodules are hooked.
+        module_names: Names as in ``model.named_modules()``.
+    """
+
+    def __init__(self, model: nn.Module, module_names: Iterable[str]) -> None:
+        self.model = model
+        self.module_names = sorted(set(module_names))
+        self.outputs: Dict[str, Any] = {}
+        self._handles: List[RemovableHandle] = []
+
+    def __enter__(self) -> 'ModuleOutputRecorder':
+        self.outputs = {}
+        modules = dict(self.model.named_modules())
+        for name in self.module_names:
+            self._handles.append(modules[name].register_forward_hook(self._recorder_for(name)))
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _recorder_for(self, name: str):
+
+        def record(module: nn.Module, args: Any, output: Any) -> None:
+            self.outputs[name] = output
+
+        return record

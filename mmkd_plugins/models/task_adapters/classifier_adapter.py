@@ -1,0 +1,45 @@
+"""How a distiller reads comparable outputs from mmpretrain classifiers."""
+import torch
+from mmengine.model import BaseModel
+
+
+class ClassifierAdapter:
+    """Logits of mmpretrain ``ImageClassifier``-style models (backbone, optional neck, head).
+
+    The student's logits are the output of its ``head`` module, recorded while its stock
+    ``loss()`` runs; the teacher's are ``teacher(inputs, mode='tensor')``, which runs backbone,
+    neck and the head's forward only: no loss, no post-processing.
+    """
+
+    task = 'classification'
+    student_logits_module = 'head'
+
+    @staticmethod
+    def supports(model: BaseModel) -> bool:
+        """Whether ``model`` is a classifier with a head."""
+        from mmpretrain.models.classifiers import BaseClassifier
+        return isinstance(model, BaseClassifier) and getattr(model, 'head', None) is not None
+
+    @classmethod
+    def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str) -> None:
+        """Fail at build time when the teacher cannot teach this student.
+
+        Raises:
+            TypeError: the teacher is not a classifier.
+            ValueError: the class counts differ.
+        """
+        if not cls.supports(teacher):
+            raise TypeError(f'{field}.config: the student is a classifier but the teacher is a '
+                            f'{type(teacher).__name__}; a classification teacher (mmpretrain '
+                            'ImageClassifier with a head) is required')
+        student_classes = getattr(student.head, 'num_classes', None)
+        teacher_classes = getattr(teacher.head, 'num_classes', None)
+        if None not in (student_classes, teacher_classes) and student_classes != teacher_classes:
+            raise ValueError(
+                f'{field}: the teacher predicts {teacher_classes} classes and the student '
+                f'{student_classes} (model.head.num_classes); both must be equal')
+
+    @staticmethod
+    def teacher_logits(teacher: BaseModel, inputs: torch.Tensor) -> torch.Tensor:
+        """Args: inputs (B, 3, H, W), teacher-normalized. Returns: logits (B, C)."""
+        return teacher(inputs, mode='tensor')

@@ -1,0 +1,164 @@
+"""Turn "a stock config (or local path) + a checkpoint URL or path" into a frozen teacher."""
+import os.path as osp
+from typing import Dict, Optional, Union
+
+import torch
+from mmengine.config import Config
+from mmengine.hub import get_config
+from mmengine.model import BaseModel
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import DefaultScope
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from mmkd_plugins.checkpoint.safe_loading import cache_path_of
+from torch import nn
+
+ConfigSource = Union[str, dict, Config]
+
+
+def load_model_config(config: ConfigSource, field: str,
+                      cfg_options: Optional[dict] = None) -> Config:
+    """Load a whole config from ``'pkg::path.py'``, a local file, or an already loaded config.
+
+    Args:
+        config: ``'mmpretrain::resnet/resnet34_8xb32_in1k.py'``, a local ``.py`` path, or a
+            dict/Config.
+        field: The config field that named it, used in error messages.
+        cfg_options: Overrides merged into the loaded config (as ``--cfg-options``).
+
+    Returns:
+        The config.
+    """
+    if isinstance(config, str):
+        if '::' in config:
+            try:
+                loaded = get_config(config)
+            except Exception as error:
+                raise FileNotFoundError(
+                    f'{field}: cannot load the config {config!r} ({error})') from error
+        elif osp.isfile(config):
+            loaded = Config.fromfile(config)
+        else:
+            raise FileNotFoundError(
+                f"{field}: config file not found: {config!r} (expected 'package::path.py' or "
+                'a local config file)')
+    else:
+        loaded = Config(dict(config))
+    if cfg_options:
+        loaded.merge_from_dict(cfg_options)
+    if 'model' not in loaded:
+        raise ValueError(f'{field}: the config {config!r} has no `model` field')
+    return loaded
+
+
+def build_model_from_config(config: Config) -> BaseModel:
+    """Build ``config.model`` in the config's own default scope, as mmengine's Runner does.
+
+    A top-level ``data_preprocessor`` (mmpretrain's style) is used when the model has none.
+    """
+    model_cfg = config.model.copy()
+    if config.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', config.data_preprocessor)
+    with DefaultScope.overwrite_default_scope(config.get('default_scope')):
+        return MMENGINE_MODELS.build(model_cfg)
+
+
+def _describe_key_mismatch(missing: list, unexpected: list, wrong_shapes: list) -> str:
+    lines = []
+    for title, keys in (('missing in the checkpoint', missing),
+                        ('unexpected in the checkpoint', unexpected),
+                        ('with another shape', wrong_shapes)):
+        if keys:
+            shown = ', '.join(keys[:8]) + (f', ... ({len(keys)} in all)' if len(keys) > 8 else '')
+            lines.append(f'  {len(keys)} keys {title}: {shown}')
+    return '\n'.join(lines)
+
+
+def load_state_dict_strictly(model: nn.Module, state_dict: Dict[str, torch.Tensor],
+                             field: str, source: str) -> None:
+    """Load ``state_dict`` into ``model``, failing with every mismatched key named.
+
+    Only ``num_batches_tracked`` of BatchNorm may be absent (old checkpoints lack it).
+
+    Raises:
+        ValueError: keys are missing or unexpected, or shapes differ.
+    """
+    state_dict = {key[len('module.'):] if key.startswith('module.') else key: value
+                  for key, value in state_dict.items()}
+    expected = model.state_dict()
+    missing = [key for key in expected
+               if key not in state_dict and not key.endswith('num_batches_tracked')]
+    unexpected = [key for key in state_dict if key not in expected]
+    wrong_shapes = [f'{key} {tuple(state_dict[key].shape)} vs model {tuple(value.shape)}'
+                    for key, value in expected.items()
+                    if key in state_dict and state_dict[key].shape != value.shape]
+    if missing or unexpected or wrong_shapes:
+        raise ValueError(
+            f'{field}: the checkpoint {source} does not match the model built from the config '
+            f'(is it a checkpoint of another architecture?)\n'
+            + _describe_key_mismatch(missing, unexpected, wrong_shapes))
+    model.load_state_dict(state_dict, strict=False)
+
+
+def load_checkpoint_file(checkpoint: str, field: str) -> dict:
+    """Read a checkpoint (local path or http(s) URL) with weights-only unpickling."""
+    is_url = checkpoint.startswith(('http://', 'https://'))
+    if not is_url and not osp.isfile(osp.expanduser(checkpoint)):
+        raise FileNotFoundError(f'{field}: checkpoint file not found: {checkpoint!r}')
+    try:
+        return CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu', logger='silent')
+    except (OSError, RuntimeError) as error:
+        if is_url:
+            raise FileNotFoundError(
+                f'{field}: cannot download {checkpoint!r} ({error}); to use it offline, put '
+                f'the file at {cache_path_of(checkpoint)}') from error
+        raise
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Eval mode, no gradients, and marked initialised so the runner's ``init_weights()``
+    leaves the loaded weights alone."""
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    for module in model.modules():
+        if hasattr(module, 'is_init'):
+            module.is_init = True
+    return model
+
+
+def build_teacher(config: ConfigSource, cfg_options: Optional[dict] = None,
+                  field: str = 'teacher') -> BaseModel:
+    """Build the teacher model from its config, without weights yet.
+
+    Args:
+        config: The teacher's config (see :func:`load_model_config`).
+        cfg_options: Overrides for the teacher's config.
+        field: The config field describing this teacher, for error messages.
+    """
+    teacher_config = load_model_config(config, f'{field}.config', cfg_options)
+    try:
+        return build_model_from_config(teacher_config)
+    except KeyError as error:
+        raise KeyError(f'{field}.config: cannot build the teacher model: {error}') from error
+
+
+def load_teacher_weights(teacher: BaseModel, checkpoint: Optional[str],
+                         field: str = 'teacher') -> BaseModel:
+    """Load the teacher's checkpoint strictly and freeze it.
+
+    Args:
+        teacher: The model built by :func:`build_teacher`.
+        checkpoint: Local path or http(s) URL of the teacher's weights.
+        field: The config field describing this teacher, for error messages.
+
+    Returns:
+        The teacher, frozen and in eval mode.
+    """
+    if not checkpoint:
+        raise ValueError(f'{field}.checkpoint: a teacher needs trained weights (a local path '
+                         'or a model-zoo URL), got none')
+    loaded = load_checkpoint_file(checkpoint, f'{field}.checkpoint')
+    state_dict = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else loaded
+    load_state_dict_strictly(teacher, state_dict, f'{field}.checkpoint', repr(checkpoint))
+    return freeze(teacher)

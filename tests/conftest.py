@@ -1,0 +1,67 @@
+"""Shared fixtures: the generated digits folder, demo configs and teacher checkpoints."""
+import os
+import os.path as osp
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+
+import mmkd_plugins  # noqa: F401
+from mmkd_plugins.demo import write_digits_folder
+from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_CONFIGS = REPO_ROOT / 'configs' / 'demo'
+TEACHER_CONFIG = str(DEMO_CONFIGS / 'teacher_resnet18w32_digits.py')
+STUDENT_CONFIG = str(DEMO_CONFIGS / 'student_resnet18w8_digits.py')
+TINY_SPLITS = {'test': 30, 'student_train': 40, 'teacher_train': 40}
+
+
+@pytest.fixture(autouse=True)
+def mmpretrain_scope():
+    """Build models as the Runner of an mmpretrain config would."""
+    init_default_scope('mmpretrain')
+
+
+@pytest.fixture(scope='session')
+def digits_root(tmp_path_factory) -> str:
+    root = str(tmp_path_factory.mktemp('digits'))
+    write_digits_folder(root, TINY_SPLITS, image_size=16)
+    return root
+
+
+def save_random_checkpoint(config: str, path: str, cfg_options: Optional[dict] = None,
+                           seed: int = 0) -> str:
+    """Build ``config``'s model with random weights and save it as a model-zoo checkpoint."""
+    torch.manual_seed(seed)
+    model = build_model_from_config(load_model_config(config, 'test', cfg_options))
+    model.init_weights()
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+    return path
+
+
+@pytest.fixture(scope='session')
+def teacher_checkpoint(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp('teacher') / 'teacher.pth')
+    return save_random_checkpoint(TEACHER_CONFIG, path)
+
+
+def data_options(digits_root: str) -> Dict[str, str]:
+    """Config overrides that point every dataloader of a demo config at ``digits_root``."""
+    return {f'{split}_dataloader.dataset.data_root': digits_root
+            for split in ('train', 'val', 'test')}
+
+
+def cfg_options_args(options: Dict[str, object]) -> List[str]:
+    """``--cfg-options`` arguments for the command-line tools."""
+    return ['--cfg-options'] + [f'{key}={value}' for key, value in options.items()]
+
+
+def tool_env() -> Dict[str, str]:
+    """Environment for running the tools in a subprocess from the repository root."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = str(REPO_ROOT) + osp.pathsep + env.get('PYTHONPATH', '')
+    env.setdefault('OMP_NUM_THREADS', '1')
+    return env

@@ -1,0 +1,146 @@
+"""The Distiller with real mmpretrain models on tiny inputs."""
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.hub import get_config
+from mmengine.optim import OptimWrapper
+from mmpretrain.structures import DataSample
+
+from mmkd_plugins.models import Distiller
+from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
+
+KD = dict(loss_kd=dict(type='KDLoss', tau=4.0))
+
+
+def student_model_cfg(config: str = STUDENT_CONFIG) -> dict:
+    cfg = Config.fromfile(config)
+    return dict(cfg.model, data_preprocessor=cfg.data_preprocessor)
+
+
+def build_distiller(teacher_checkpoint, losses=None, student=None, **teacher_kwargs):
+    teacher = dict(config=TEACHER_CONFIG, checkpoint=teacher_checkpoint, **teacher_kwargs)
+    return Distiller(student=student or student_model_cfg(), teacher=teacher,
+                     distill_losses=losses or KD)
+
+
+def make_batch(batch_size=4, size=16, num_classes=10, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    inputs = [torch.randint(0, 256, (3, size, size), generator=generator, dtype=torch.uint8)
+              for _ in range(batch_size)]
+    samples = [DataSample().set_gt_label(i % num_classes) for i in range(batch_size)]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def test_teacher_is_frozen_and_stays_in_eval_mode(teacher_checkpoint):
+    model = build_distiller(teacher_checkpoint)
+    model.train()
+    assert all(not p.requires_grad for p in model.teacher.parameters())
+    assert all(not m.training for m in model.teacher.modules())
+    assert all(m.training for m in model.student.modules())
+    assert all(p.requires_grad for p in model.student.parameters())
+
+
+def test_init_weights_keeps_the_loaded_teacher(teacher_checkpoint):
+    model = build_distiller(teacher_checkpoint)
+    loaded = torch.load(teacher_checkpoint)['state_dict']
+    model.init_weights()
+    for key, value in model.teacher.state_dict().items():
+        assert torch.equal(value, loaded[key]), key
+
+
+def test_state_dict_has_no_teacher_and_reloads_strictly(teacher_checkpoint):
+    model = build_distiller(teacher_checkpoint)
+    state = model.state_dict()
+    assert state and all(key.startswith('student.') for key in state)
+    fresh = build_distiller(teacher_checkpoint)
+    fresh.load_state_dict(state, strict=True)
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, state[key])
+
+
+def test_loss_keys_and_gradients_reach_only_the_student(teacher_checkpoint):
+    model = build_distiller(teacher_checkpoint,
+                            losses=dict(KD, loss_dist=dict(type='DISTLoss', tau=4.0)))
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    teacher_before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+    stem_before = model.student.backbone.conv1.weight.detach().clone()
+    log_vars = {k: float(v) for k, v in model.train_step(make_batch(), optim_wrapper).items()}
+    assert {'student.loss', 'distill.loss_kd', 'distill.loss_dist', 'loss'} <= set(log_vars)
+    assert log_vars['distill.loss_kd'] > 0 and log_vars['distill.loss_dist'] > 0
+    total = log_vars['student.loss'] + log_vars['distill.loss_kd'] + log_vars['distill.loss_dist']
+    assert log_vars['loss'] == pytest.approx(total, rel=1e-5)
+    for key, value in model.teacher.state_dict().items():
+        assert torch.equal(value, teacher_before[key]), key
+    assert all(p.grad is None for p in model.teacher.parameters())
+    assert not torch.equal(model.student.backbone.conv1.weight, stem_before)
+
+
+def test_same_network_same_weights_gives_zero_distillation_loss(tmp_path):
+    checkpoint = save_random_checkpoint(TEACHER_CONFIG, str(tmp_path / 'same.pth'), seed=3)
+    student = dict(student_model_cfg(TEACHER_CONFIG),
+                   init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
+    model = build_distiller(checkpoint, student=student,
+                            losses=dict(KD, loss_dist=dict(type='DISTLoss')))
+    model.init_weights()
+    model.eval()  # same BatchNorm statistics on both sides
+    data = model.data_preprocessor(make_batch(), training=False)
+    losses = model(**data, mode='loss')
+    assert losses['distill.loss_kd'].item() == pytest.approx(0.0, abs=1e-5)
+    assert losses['distill.loss_dist'].item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_named_module_outputs_can_be_distilled(teacher_checkpoint):
+    by_name = dict(loss_kd=dict(type='KDLoss', tau=4.0, student_output='head.fc',
+                                teacher_output='head.fc'))
+    model = build_distiller(teacher_checkpoint, losses=by_name)
+    default = build_distiller(teacher_checkpoint)
+    default.load_state_dict(model.state_dict())
+    data = model.data_preprocessor(make_batch(), training=True)
+    torch.manual_seed(0)
+    named_loss = model(**data, mode='loss')['distill.loss_kd']
+    torch.manual_seed(0)
+    default_loss = default(**data, mode='loss')['distill.loss_kd']
+    assert named_loss.item() == pytest.approx(default_loss.item(), rel=1e-6)
+
+
+def test_unknown_module_name_is_reported_with_close_names(teacher_checkpoint):
+    losses = dict(loss_kd=dict(type='KDLoss', student_output='head.fcc'))
+    with pytest.raises(ValueError, match=r"student_output.*'head.fcc'.*head.fc"):
+        build_distiller(teacher_checkpoint, losses=losses)
+
+
+def test_teacher_input_is_renormalized_when_its_mean_and_std_differ(teacher_checkpoint):
+    teacher_norm = dict(mean=[100.0, 110.0, 120.0], std=[50.0, 60.0, 70.0], to_rgb=True)
+    model = build_distiller(teacher_checkpoint,
+                            cfg_options=dict(data_preprocessor=teacher_norm))
+    assert not model.teacher_renormalizer.is_identity
+    batch = make_batch()
+    student_inputs = model.data_preprocessor(batch, training=False)['inputs']
+    teacher_inputs = model.teacher.data_preprocessor(batch, training=False)['inputs']
+    torch.testing.assert_close(model.teacher_renormalizer(student_inputs), teacher_inputs,
+                               rtol=1e-5, atol=1e-4)
+
+
+def test_same_normalization_is_passed_through_unchanged(teacher_checkpoint):
+    model = build_distiller(teacher_checkpoint)
+    assert model.teacher_renormalizer.is_identity
+    inputs = torch.randn(2, 3, 16, 16)
+    assert model.teacher_renormalizer(inputs) is inputs
+
+
+@pytest.mark.parametrize('config,options', [
+    ('mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py', dict(head=dict(num_classes=10))),
+    ('mmpretrain::shufflenet_v2/shufflenet-v2-1x_16xb64_in1k.py',
+     dict(head=dict(num_classes=10))),
+    ('mmpretrain::deit/deit-tiny_4xb256_in1k.py',
+     dict(backbone=dict(img_size=16, patch_size=4), head=dict(num_classes=10))),
+])
+def test_other_classifier_families_train_one_step(teacher_checkpoint, config, options):
+    cfg = get_config(config)
+    cfg.merge_from_dict(dict(model=options))
+    student = dict(cfg.model, data_preprocessor=student_model_cfg()['data_preprocessor'])
+    student.pop('train_cfg', None)  # no Mixup/CutMix batch augments for this check
+    model = build_distiller(teacher_checkpoint, student=student)
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
+    distill_loss = float(model.train_step(make_batch(), optim_wrapper)['distill.loss_kd'])
+    assert 0 < distill_loss < float('inf')

@@ -1,0 +1,119 @@
+"""KDLoss and DISTLoss against explicit per-sample / per-class reference loops."""
+import math
+
+import pytest
+import torch
+
+from mmkd_plugins.models.losses import DISTLoss, KDLoss, dist_loss, kd_loss
+
+
+def softmax_row(row, tau):
+    exps = [math.exp(v / tau) for v in row]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def reference_kd(student, teacher, tau):
+    """tau² · mean over samples of sum over classes of p_t (log p_t - log p_s), in float64."""
+    total = 0.0
+    for s_row, t_row in zip(student.tolist(), teacher.tolist()):
+        p_t, p_s = softmax_row(t_row, tau), softmax_row(s_row, tau)
+        total += sum(pt * (math.log(pt) - math.log(ps)) for pt, ps in zip(p_t, p_s))
+    return tau**2 * total / len(student)
+
+
+def pearson(a, b):
+    mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
+    cov = sum((x - mean_a) * (y - mean_b) for x, y in zip(a, b))
+    norm_a = math.sqrt(sum((x - mean_a)**2 for x in a))
+    norm_b = math.sqrt(sum((y - mean_b)**2 for y in b))
+    return cov / max(norm_a * norm_b, 1e-8)
+
+
+def reference_dist(student, teacher, beta, gamma, tau):
+    y_s = [softmax_row(row, tau) for row in student.tolist()]
+    y_t = [softmax_row(row, tau) for row in teacher.tolist()]
+    batch, classes = len(y_s), len(y_s[0])
+    inter = 1 - sum(pearson(y_s[i], y_t[i]) for i in range(batch)) / batch
+    columns_s = [[y_s[i][j] for i in range(batch)] for j in range(classes)]
+    columns_t = [[y_t[i][j] for i in range(batch)] for j in range(classes)]
+    intra = 1 - sum(pearson(columns_s[j], columns_t[j]) for j in range(classes)) / classes
+    return tau**2 * (beta * inter + gamma * intra)
+
+
+@pytest.mark.parametrize('tau', [1.0, 4.0])
+def test_kd_loss_matches_batch_mean_kl_times_tau_squared(tau):
+    torch.manual_seed(0)
+    student, teacher = torch.randn(6, 5) * 3, torch.randn(6, 5) * 3
+    expected = reference_kd(student, teacher, tau)
+    assert kd_loss(student, teacher, tau).item() == pytest.approx(expected, rel=1e-5)
+    module = KDLoss(tau=tau, loss_weight=0.5)
+    assert module(student, teacher).item() == pytest.approx(0.5 * expected, rel=1e-5)
+
+
+def test_kd_loss_is_not_averaged_over_classes():
+    """A mean over all B*C elements would be C times smaller (mmdet's KLDiv pitfall)."""
+    student, teacher = torch.zeros(2, 100), torch.zeros(2, 100)
+    teacher[:, 0] = 10.0
+    per_sample = reference_kd(student, teacher, 1.0)
+    assert kd_loss(student, teacher, 1.0).item() == pytest.approx(per_sample, rel=1e-5)
+    assert per_sample > 1.0
+
+
+def test_kd_loss_is_zero_for_identical_logits_and_teacher_gets_no_gradient():
+    logits = torch.randn(4, 7)
+    teacher = logits.clone().requires_grad_(True)
+    student = logits.clone().requires_grad_(True)
+    loss = kd_loss(student, teacher, 2.0)
+    loss.backward()
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+    assert teacher.grad is None
+
+
+@pytest.mark.parametrize('beta,gamma,tau', [(1.0, 1.0, 1.0), (2.0, 0.5, 4.0)])
+def test_dist_loss_matches_row_and_column_pearson_loops(beta, gamma, tau):
+    torch.manual_seed(1)
+    student, teacher = torch.randn(8, 6) * 2, torch.randn(8, 6) * 2
+    expected = reference_dist(student, teacher, beta, gamma, tau)
+    assert dist_loss(student, teacher, beta, gamma, tau).item() == pytest.approx(expected,
+                                                                                 rel=1e-4)
+    module = DISTLoss(beta=beta, gamma=gamma, tau=tau, loss_weight=2.0)
+    assert module(student, teacher).item() == pytest.approx(2 * expected, rel=1e-4)
+
+
+def test_dist_loss_is_invariant_to_positive_affine_maps_of_probabilities():
+    """Pearson ignores scale and shift: a student whose probabilities are a positive affine map of
+    the teacher's has (near) zero inter-class loss."""
+    teacher = torch.randn(4, 5)
+    y_t = teacher.softmax(1)
+    y_s = 0.5 * y_t + 0.1 / 5 * 2
+    student = y_s.log()  # softmax(log y_s) = y_s / sum(y_s); still affine in y_t per row
+    inter_only = dist_loss(student, teacher, beta=1.0, gamma=0.0, tau=1.0)
+    assert inter_only.item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_dist_loss_value_and_gradient_finite_for_constant_rows_and_columns():
+    student = torch.zeros(3, 4, requires_grad=True)  # every row and column constant
+    teacher = torch.randn(3, 4)
+    loss = dist_loss(student, teacher, 1.0, 1.0, 1.0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert torch.isfinite(student.grad).all()
+    single = torch.randn(1, 4, requires_grad=True)  # batch of one: constant columns
+    loss = dist_loss(single, torch.randn(1, 4), 1.0, 1.0, 1.0)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(single.grad).all()
+
+
+def test_losses_compute_in_fp32_for_half_inputs():
+    student, teacher = torch.randn(4, 5).half(), torch.randn(4, 5).half()
+    assert kd_loss(student, teacher, 2.0).dtype == torch.float32
+    assert dist_loss(student, teacher, 1.0, 1.0, 1.0).dtype == torch.float32
+    expected = reference_dist(student.float(), teacher.float(), 1.0, 1.0, 1.0)
+    assert dist_loss(student, teacher, 1.0, 1.0, 1.0).item() == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize('loss_cls', [KDLoss, DISTLoss])
+def test_losses_reject_non_positive_temperature(loss_cls):
+    with pytest.raises(ValueError, match='tau must be > 0'):
+        loss_cls(tau=0.0)

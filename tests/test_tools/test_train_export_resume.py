@@ -1,0 +1,110 @@
+"""tools/train.py, tools/test.py and tools/export_student.py end to end, in subprocesses.
+
+A teacher is trained for one epoch with the stock-inheriting demo config (so its checkpoint is
+a real mmengine checkpoint with HistoryBuffers), then a KD run inherits the student config,
+is resumed, exported, loaded strictly into the stock student, and evaluated.
+"""
+import glob
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmkd_plugins.models.teachers import build_model_from_config
+from ..conftest import (DEMO_CONFIGS, REPO_ROOT, STUDENT_CONFIG, TEACHER_CONFIG,
+                        cfg_options_args, data_options, tool_env)
+
+KD_CONFIG = str(DEMO_CONFIGS / 'kd_resnet18w32_resnet18w8_digits.py')
+
+
+def run_tool(script, *args, check=True):
+    result = subprocess.run([sys.executable, str(REPO_ROOT / 'tools' / script), *args],
+                            cwd=REPO_ROOT, env=tool_env(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f'{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}')
+    return result
+
+
+def epochs_options(digits_root, epochs):
+    return dict(data_options(digits_root), **{
+        'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs,
+        'default_hooks.checkpoint.interval': 1, 'default_hooks.checkpoint.max_keep_ckpts': 3})
+
+
+def scalars(work_dir):
+    """The runner's scalar log lines (one JSON object per logged step)."""
+    path = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))[-1]
+    with open(path) as file:
+        return [json.loads(line) for line in file]
+
+
+@pytest.fixture(scope='module')
+def trained_teacher(tmp_path_factory, digits_root):
+    work_dir = str(tmp_path_factory.mktemp('teacher_run'))
+    run_tool('train.py', TEACHER_CONFIG, '--work-dir', work_dir,
+             *cfg_options_args(epochs_options(digits_root, 1)))
+    return osp.join(work_dir, 'epoch_1.pth')
+
+
+@pytest.fixture(scope='module')
+def kd_run(tmp_path_factory, digits_root, trained_teacher):
+    """A KD run of 1 epoch, then resumed to 2 epochs."""
+    work_dir = str(tmp_path_factory.mktemp('kd_run'))
+    options = dict(epochs_options(digits_root, 1), **{'model.teacher.checkpoint': trained_teacher})
+    run_tool('train.py', KD_CONFIG, '--work-dir', work_dir, *cfg_options_args(options))
+    options.update({'train_cfg.max_epochs': 2, 'train_cfg.val_interval': 2})
+    resumed = run_tool('train.py', KD_CONFIG, '--work-dir', work_dir, '--resume',
+                       *cfg_options_args(options))
+    return work_dir, resumed.stdout + resumed.stderr
+
+
+def test_distillation_losses_are_logged_under_their_own_keys(kd_run):
+    work_dir, _ = kd_run
+    train_lines = [line for line in scalars(work_dir) if 'distill.loss_kd' in line]
+    assert train_lines, 'no distillation loss in the log'
+    for line in train_lines:
+        assert line['distill.loss_kd'] > 0 and 'student.loss' in line
+        assert line['loss'] == pytest.approx(line['student.loss'] + line['distill.loss_kd'],
+                                             rel=1e-3)
+
+
+def test_resume_continues_from_the_saved_epoch(kd_run):
+    work_dir, log = kd_run
+    assert 'resumed epoch: 1' in log.replace('Epoch', 'epoch')
+    checkpoint = torch.load(osp.join(work_dir, 'epoch_2.pth'), weights_only=False)
+    assert checkpoint['meta']['epoch'] == 2
+    assert not any(key.startswith('teacher.') for key in checkpoint['state_dict'])
+    assert any(key.startswith('student.') for key in checkpoint['state_dict'])
+
+
+def test_final_student_loads_strictly_into_the_stock_config_and_tests(kd_run, digits_root):
+    work_dir, _ = kd_run
+    student_path = osp.join(work_dir, 'student_final.pth')
+    student_config = osp.join(work_dir, 'student_config.py')
+    stock = build_model_from_config(Config.fromfile(STUDENT_CONFIG))
+    stock.load_state_dict(torch.load(student_path)['state_dict'], strict=True)
+    assert 'custom_imports' not in Config.fromfile(student_config)
+    metrics_file = osp.join(work_dir, 'metrics.json')
+    run_tool('test.py', student_config, student_path, '--work-dir', work_dir, '--out',
+             metrics_file, *cfg_options_args(data_options(digits_root)))
+    with open(metrics_file) as file:
+        metrics = json.load(file)
+    logged = [line for line in scalars(work_dir) if 'accuracy/top1' in line][-1]
+    assert metrics['accuracy/top1'] == pytest.approx(logged['accuracy/top1'])
+
+
+def test_export_tool_strips_the_teacher_and_never_overwrites(kd_run, tmp_path):
+    work_dir, _ = kd_run
+    out = str(tmp_path / 'student.pth')
+    run_tool('export_student.py', osp.join(work_dir, 'epoch_2.pth'), out)
+    exported = torch.load(out)['state_dict']
+    final = torch.load(osp.join(work_dir, 'student_final.pth'))['state_dict']
+    assert list(exported) == list(final)
+    assert all(torch.equal(exported[key], final[key]) for key in final)
+    again = run_tool('export_student.py', osp.join(work_dir, 'epoch_1.pth'), out, check=False)
+    assert again.returncode != 0 and 'exists' in again.stderr
+    assert torch.equal(torch.load(out)['state_dict']['head.fc.weight'], final['head.fc.weight'])

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Create (or refresh) the project's virtual environment in ./.venv with the pinned stack:
+# torch 2.14.1 + torchvision 0.29.1, mmengine 0.10.7, mmcv 2.1.0 (built from source with its
+# CPU ops), mmpretrain 1.2.0, mmdet 3.3.0, and this package in editable mode.
+#
+# Idempotent: a second run checks the imports and returns in seconds.
+# Usage: bash tools/setup_env.sh            (VENV=path to use another location)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+STAMP="$VENV/.mmkd_stack_ok"
+
+stack_works() {
+  "$PY" - <<'PY' 2>/dev/null
+import mmcv.ops, mmdet, mmengine, mmpretrain, torch, torchvision, sklearn, pycocotools, pytest
+import mmkd_plugins  # noqa: F401
+assert torch.__version__.startswith('2.14.1'), torch.__version__
+assert mmcv.__version__ == '2.1.0', mmcv.__version__
+PY
+}
+
+if [[ -x "$PY" && -f "$STAMP" ]] && stack_works; then
+  echo "[setup] environment at $VENV is ready"
+  exit 0
+fi
+
+[[ -x "$PY" ]] || python3 -m venv "$VENV"
+PIP=("$PY" -m pip install --disable-pip-version-check -q)
+
+echo "[setup] installing torch, torchvision, mmengine and build tools"
+"${PIP[@]}" --upgrade pip
+"${PIP[@]}" 'torch==2.14.1' 'torchvision==0.29.1' 'mmengine==0.10.7' \
+  'setuptools>=77,<81' wheel ninja
+
+# mmcv 2.1.0 has no wheel for this torch: compile it. Its setup.py hard-codes -std=c++17
+# while torch 2.14's headers need C++20; a compiler wrapper appends -std=c++20 (last wins).
+build_mmcv() {
+  local wrap_dir
+  wrap_dir="$(mktemp -d)"
+  printf '#!/bin/sh\nexec g++ "$@" -std=c++20\n' >"$wrap_dir/gxx20"
+  chmod +x "$wrap_dir/gxx20"
+  echo "[setup] building mmcv 2.1.0 from source (about 10-16 minutes on 2 cores)"
+  CXX="$wrap_dir/gxx20" MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="${MAX_JOBS:-2}" \
+    "${PIP[@]}" --no-build-isolation "$@" 'mmcv==2.1.0'
+  rm -rf "$wrap_dir"
+}
+mmcv_ops_import() { "$PY" -c 'import mmcv.ops' 2>/dev/null; }
+
+if ! mmcv_ops_import; then
+  build_mmcv
+  if ! mmcv_ops_import; then
+    # pip may hand back a cached wheel compiled against another torch: rebuild it.
+    echo "[setup] cached mmcv wheel does not match this torch; rebuilding without the cache"
+    "$PY" -m pip uninstall -y -q mmcv
+    build_mmcv --no-cache-dir
+    mmcv_ops_import || { echo "[setup] ERROR: 'import mmcv.ops' still fails" >&2; exit 1; }
+  fi
+fi
+
+echo "[setup] installing mmpretrain, mmdet and the package"
+"${PIP[@]}" 'mmpretrain==1.2.0' 'mmdet==3.3.0' 'pycocotools' 'scikit-learn' 'matplotlib' 'pytest'
+"${PIP[@]}" --no-build-isolation --no-deps -e "$ROOT"
+
+stack_works || { echo "[setup] ERROR: the installed stack does not import" >&2; exit 1; }
+touch "$STAMP"
+echo "[setup] environment at $VENV is ready"
