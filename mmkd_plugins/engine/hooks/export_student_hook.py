@@ -47,6 +47,7 @@ class ExportStudentHook(Hook):
         student_config = runner.cfg.copy()
         student_config.model = runner.cfg.model.student
         student_config.pop('custom_hooks', None)
+        student_config.update(resume=False, load_from=None)
         _drop_own_import(student_config)
         student_config.dump(osp.join(runner.work_dir, 'student_config.py'))
         runner.logger.info(f'student-only checkpoint written to {out_path}')
