@@ -1,14 +1,15 @@
 """mmkd_plugins: knowledge distillation for mmpretrain classifiers and mmdet detectors.
 
 Importing the package (``custom_imports = dict(imports=['mmkd_plugins'])``) registers every
-type under the ``mmkd_plugins`` scope and makes mmengine load checkpoints with
-``weights_only=True`` and an exact allow-list of safe globals.
+type under the ``mmkd_plugins`` scope, makes mmengine load checkpoints with
+``weights_only=True`` and an exact allow-list of safe globals, and makes its local file writes
+(checkpoints) atomic.
 """
 import warnings
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
 
-from .checkpoint import register_weights_only_loaders
+from .checkpoint import register_atomic_local_backend, register_weights_only_loaders
 from .version import TESTED_VERSIONS, __version__
 
 
@@ -25,6 +26,7 @@ def _warn_about_untested_versions() -> None:
 
 _warn_about_untested_versions()
 register_weights_only_loaders()
+register_atomic_local_backend()
 
 from . import engine, models  # noqa: E402,F401  (importing registers the types)
 

@@ -1,5 +1,5 @@
 # Demo student baseline: CIFAR ResNet-18 at 1/8 width (base 8 channels), trained on only
-# 100 digits (10 per class) with its labels alone.
+# 50 digits (5 per class) with its labels alone.
 _base_ = './_base_/resnet_cifar_digits.py'
 
 model = dict(

@@ -1,4 +1,4 @@
-# Demo teacher: CIFAR ResNet-18 at half width (base 32 channels), trained on 1,200 digits.
+# Demo teacher: CIFAR ResNet-18 at half width (base 32 channels), trained on 1,297 digits.
 _base_ = './_base_/resnet_cifar_digits.py'
 
 model = dict(

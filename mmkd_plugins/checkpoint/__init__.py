@@ -1,10 +1,13 @@
-"""Checkpoint safety (weights-only loading) and student-only export."""
+"""Checkpoint safety: weights-only loading, atomic writes, student-only export."""
+from .atomic_files import (AtomicLocalBackend, atomic_torch_save, atomic_write_bytes,
+                           register_atomic_local_backend)
 from .safe_loading import (SAFE_GLOBALS, UnsafeCheckpointError, register_weights_only_loaders,
                            safe_torch_load)
-from .student_export import (atomic_torch_save, export_student_checkpoint,
-                             extract_student_state_dict)
+from .student_export import export_student_checkpoint, extract_student_state_dict
 
 __all__ = [
-    'SAFE_GLOBALS', 'UnsafeCheckpointError', 'register_weights_only_loaders', 'safe_torch_load',
-    'atomic_torch_save', 'export_student_checkpoint', 'extract_student_state_dict'
+    'AtomicLocalBackend', 'atomic_torch_save', 'atomic_write_bytes',
+    'register_atomic_local_backend', 'SAFE_GLOBALS', 'UnsafeCheckpointError',
+    'register_weights_only_loaders', 'safe_torch_load', 'export_student_checkpoint',
+    'extract_student_state_dict'
 ]

@@ -1,10 +1,11 @@
 """Student-only checkpoints: what a distillation run hands to the stock mmpretrain/mmdet tools."""
-import os
 import os.path as osp
 from collections import OrderedDict
 from typing import Any, Dict, Optional
 
 import torch
+
+from .atomic_files import atomic_torch_save
 
 STUDENT_PREFIX = 'student.'
 
@@ -30,22 +31,6 @@ def extract_student_state_dict(state_dict: Dict[str, torch.Tensor]) -> 'OrderedD
         raise ValueError('not a distillation checkpoint: no key starts with '
                          f"'{STUDENT_PREFIX}' (first keys: {some_keys})")
     return student
-
-
-def atomic_torch_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename it over ``path``.
-
-    A process killed while saving leaves either the old file or the new one, never a torn one.
-    """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp_path = osp.join(folder, f'.{osp.basename(path)}.tmp-{os.getpid()}')
-    try:
-        torch.save(obj, tmp_path)
-        os.replace(tmp_path, path)
-    finally:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
 
 
 def export_student_checkpoint(checkpoint: Dict[str, Any], out_path: str,

@@ -7,7 +7,7 @@ file of ``<relative path> <label>`` lines.
 """
 import os
 import os.path as osp
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -15,13 +15,14 @@ from PIL import Image
 DIGIT_CLASSES = tuple(str(digit) for digit in range(10))
 
 
-def stratified_splits(labels: np.ndarray, split_sizes: Dict[str, int],
+def stratified_splits(labels: np.ndarray, split_sizes: Dict[str, Optional[int]],
                       seed: int = 0) -> Dict[str, np.ndarray]:
     """Disjoint index sets with (as nearly as possible) equal counts per class.
 
     Args:
         labels: Class of each sample, shape (N,).
-        split_sizes: Split name -> number of samples; the splits are filled in the order given.
+        split_sizes: Split name -> number of samples, or None for all that are left; the
+            splits are filled in the order given.
         seed: Seed of the shuffle, so the splits are the same on every machine.
 
     Returns:
@@ -32,8 +33,11 @@ def stratified_splits(labels: np.ndarray, split_sizes: Dict[str, int],
     pools = {c: list(rng.permutation(np.flatnonzero(labels == c))) for c in classes}
     splits = {}
     for name, size in split_sizes.items():
-        per_class = [size // len(classes) + (i < size % len(classes))
-                     for i in range(len(classes))]
+        if size is None:
+            per_class = [len(pools[c]) for c in classes]
+        else:
+            per_class = [size // len(classes) + (i < size % len(classes))
+                         for i in range(len(classes))]
         chosen: List[int] = []
         for c, count in zip(classes, per_class):
             if len(pools[c]) < count:
@@ -72,14 +76,14 @@ def write_annotation_file(path: str, indices: Sequence[int], labels: np.ndarray)
             file.write(f'images/{index:04d}.png {labels[index]}\n')
 
 
-def write_digits_folder(root: str, split_sizes: Dict[str, int], image_size: int = 16,
+def write_digits_folder(root: str, split_sizes: Dict[str, Optional[int]], image_size: int = 16,
                         seed: int = 0) -> Dict[str, str]:
     """Write the digits images plus one annotation file ``root/<split>.txt`` per split.
 
     Args:
         root: Output folder.
-        split_sizes: Split name -> number of images, e.g. ``{'train': 1200, 'test': 597}``; the
-            splits are disjoint and stratified by class.
+        split_sizes: Split name -> number of images (None: all that are left), e.g.
+            ``{'test': 500, 'train': None}``; the splits are disjoint and stratified by class.
         image_size: Side of the saved square images in pixels.
         seed: Seed of the split assignment.
 

@@ -7,9 +7,13 @@ data_root = 'data/digits'
 image_size = 16
 data_preprocessor = dict(
     num_classes=10, mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5], to_rgb=False)
+# Strong augmentation (random scale/aspect crops and rotations): with only 50 labelled images it
+# barely helps the baseline, but the teacher's outputs on every new view are what the student
+# learns from, so it is where distillation shows (see the README's demo section).
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='RandomCrop', crop_size=image_size, padding=2),
+    dict(type='RandomResizedCrop', scale=image_size, crop_ratio_range=(0.5, 1.0)),
+    dict(type='Rotate', angle=20.0, prob=0.5, random_negative_prob=0.5),
     dict(type='PackInputs'),
 ]
 test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
@@ -38,7 +42,9 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-max_epochs = 60
+# 50 training images make 2 iterations an epoch: 400 epochs bring the baseline to convergence
+# (600 epochs gave the same accuracy within the seed spread).
+max_epochs = 400
 optim_wrapper = dict(optimizer=dict(lr=0.05, momentum=0.9, weight_decay=5e-4))
 param_scheduler = dict(_delete_=True, type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs)
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=max_epochs)

@@ -1,4 +1,5 @@
 """Hooks of mmkd_plugins."""
 from .export_student_hook import ExportStudentHook
+from .non_finite_loss_hook import StopOnNonFiniteLossHook
 
-__all__ = ['ExportStudentHook']
+__all__ = ['ExportStudentHook', 'StopOnNonFiniteLossHook']

@@ -1,11 +1,13 @@
 """The distiller: a student trained by its stock losses plus distillation from a frozen teacher."""
-from typing import Dict, List, Optional, Tuple, Union
+from itertools import chain
+from typing import Dict, List, NamedTuple, Optional, Union
 
 import torch
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import DefaultScope
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from mmkd_plugins.registry import MODELS, SCOPE
 from ..task_adapters import adapter_for
@@ -13,6 +15,13 @@ from ..teachers import build_renormalizer, build_teacher, load_teacher_weights
 from .module_output_recorder import ModuleOutputRecorder, check_module_names
 
 LOGITS = 'logits'
+
+
+class ComparedOutputs(NamedTuple):
+    """What one distillation loss compares: ``'logits'`` or a module name, on each side."""
+    student: str
+    teacher: str
+
 ForwardResults = Union[Dict[str, torch.Tensor], list, torch.Tensor, tuple]
 
 
@@ -89,32 +98,33 @@ class Distiller(BaseModel):
 
         self.student_loss_weight = student_loss_weight
         self.distill_losses = nn.ModuleDict()
-        self.loss_outputs: Dict[str, Tuple[str, str]] = {}
+        self.compared_outputs: Dict[str, ComparedOutputs] = {}
         for name, cfg in distill_losses.items():
             if 'loss' not in name:
                 raise ValueError(f"model.distill_losses: the name {name!r} must contain 'loss' "
                                  "(e.g. 'loss_kd') so that the runner sums and logs it")
             cfg = dict(cfg)
-            student_output = cfg.pop('student_output', LOGITS)
-            teacher_output = cfg.pop('teacher_output', LOGITS)
-            self.loss_outputs[name] = (student_output, teacher_output)
+            self.compared_outputs[name] = ComparedOutputs(
+                student=cfg.pop('student_output', LOGITS),
+                teacher=cfg.pop('teacher_output', LOGITS))
             self.distill_losses[name] = build_distill_loss(name, cfg)
         if not self.distill_losses:
             raise ValueError('model.distill_losses: at least one distillation loss is needed')
 
-        student_modules = self._recorded_modules(0)
-        teacher_modules = self._recorded_modules(1)
+        student_modules = {o.student for o in self.compared_outputs.values()} - {LOGITS}
+        teacher_modules = {o.teacher for o in self.compared_outputs.values()} - {LOGITS}
         check_module_names(self.student, student_modules, 'model.distill_losses.student_output')
         check_module_names(self.teacher, teacher_modules, 'model.distill_losses.teacher_output')
         self.student_recorder = ModuleOutputRecorder(
             self.student, student_modules | {self.adapter.student_logits_module})
         self.teacher_recorder = ModuleOutputRecorder(self.teacher, teacher_modules)
 
+        # DDP neither synchronises nor checks the frozen teacher.
+        teacher_tensors = chain(self.teacher.named_parameters(), self.teacher.named_buffers())
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+            self, [f'teacher.{name}' for name, _ in teacher_tensors])
         self.register_state_dict_post_hook(_drop_teacher_keys)
         self.register_load_state_dict_post_hook(_ignore_missing_teacher_keys)
-
-    def _recorded_modules(self, side: int) -> set:
-        return {outputs[side] for outputs in self.loss_outputs.values() if outputs[side] != LOGITS}
 
     def train(self, mode: bool = True) -> 'Distiller':
         """Switch the student (and distillation modules) to ``mode``; the teacher stays in eval."""
@@ -156,9 +166,9 @@ class Distiller(BaseModel):
             scale = self.student_loss_weight if 'loss' in key else 1.0
             losses[f'student.{key}'] = _scale(value, scale)
         for name, loss_module in self.distill_losses.items():
-            student_output, teacher_output = self.loss_outputs[name]
-            losses[f'distill.{name}'] = loss_module(student_outputs[student_output],
-                                                     teacher_outputs[teacher_output])
+            compared = self.compared_outputs[name]
+            losses[f'distill.{name}'] = loss_module(student_outputs[compared.student],
+                                                     teacher_outputs[compared.teacher])
         return losses
 
 

@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from mmkd_plugins.registry import MODELS
+from .cross_process import gather_rows, scale_gradient_by_world_size
 
 
 def pearson_distance(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -56,17 +57,22 @@ def dist_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: 
 class DISTLoss(nn.Module):
     """DIST as a module: ``loss_weight · dist_loss(z_s, z_t, beta, gamma, tau)``.
 
-    The intra-class term sees the batch of one process only.
+    The intra-class term correlates each class across a batch. By default (as in the paper's
+    and MMRazor's code) that is the batch of one process; with ``sync_batch=True`` the
+    probabilities of every process are gathered first (like SyncBN), so that P processes with
+    batch b each compute the same loss, and after DDP's averaging get the same gradient, as one
+    process with batch P·b. Gradients reach each process's own samples only.
 
     Args:
         beta: Weight of the inter-class term. Defaults to 1.0.
         gamma: Weight of the intra-class term. Defaults to 1.0.
         tau: Softening temperature. Defaults to 1.0.
         loss_weight: Multiplier of the loss. Defaults to 1.0.
+        sync_batch: Compute the loss over the batches of all processes. Defaults to False.
     """
 
     def __init__(self, beta: float = 1.0, gamma: float = 1.0, tau: float = 1.0,
-                 loss_weight: float = 1.0) -> None:
+                 loss_weight: float = 1.0, sync_batch: bool = False) -> None:
         super().__init__()
         if tau <= 0:
             raise ValueError(f'DISTLoss: tau must be > 0, got {tau}')
@@ -74,9 +80,14 @@ class DISTLoss(nn.Module):
         self.gamma = gamma
         self.tau = tau
         self.loss_weight = loss_weight
+        self.sync_batch = sync_batch
 
     def forward(self, student_logits: torch.Tensor,
                 teacher_logits: torch.Tensor) -> torch.Tensor:
         """Args: student_logits (B, C); teacher_logits (B, C). Returns: scalar tensor."""
-        return self.loss_weight * dist_loss(student_logits, teacher_logits, self.beta,
-                                            self.gamma, self.tau)
+        if not self.sync_batch:
+            return self.loss_weight * dist_loss(student_logits, teacher_logits, self.beta,
+                                                self.gamma, self.tau)
+        loss = dist_loss(gather_rows(student_logits.float()), gather_rows(teacher_logits.float()),
+                         self.beta, self.gamma, self.tau)
+        return self.loss_weight * scale_gradient_by_world_size(loss)
