@@ -1,6 +1,10 @@
 """Shared fixtures: the generated digits folder, demo configs and teacher checkpoints."""
+import glob
+import json
 import os
 import os.path as osp
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -65,3 +69,38 @@ def tool_env() -> Dict[str, str]:
     env['PYTHONPATH'] = str(REPO_ROOT) + osp.pathsep + env.get('PYTHONPATH', '')
     env.setdefault('OMP_NUM_THREADS', '1')
     return env
+
+
+KD_CONFIG = str(DEMO_CONFIGS / 'kd_resnet18w32_resnet18w8_digits.py')
+
+
+def run_tool(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``tools/<script>`` in a subprocess from the repository root."""
+    result = subprocess.run([sys.executable, str(REPO_ROOT / 'tools' / script), *args],
+                            cwd=REPO_ROOT, env=tool_env(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f'{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}')
+    return result
+
+
+def epochs_options(digits_root: str, epochs: int) -> Dict[str, object]:
+    """Overrides for a short demo-config run on the tiny digits, checkpointing every epoch."""
+    return dict(data_options(digits_root), **{
+        'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs,
+        'default_hooks.checkpoint.interval': 1, 'default_hooks.checkpoint.max_keep_ckpts': 3})
+
+
+def scalars(work_dir: str) -> List[dict]:
+    """The runner's scalar log lines (one JSON object per logged step)."""
+    path = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))[-1]
+    with open(path) as file:
+        return [json.loads(line) for line in file]
+
+
+@pytest.fixture(scope='session')
+def trained_teacher(tmp_path_factory, digits_root) -> str:
+    """A real mmengine checkpoint (with HistoryBuffers) of the demo teacher, one epoch."""
+    work_dir = str(tmp_path_factory.mktemp('teacher_run'))
+    run_tool('train.py', TEACHER_CONFIG, '--work-dir', work_dir,
+             *cfg_options_args(epochs_options(digits_root, 1)))
+    return osp.join(work_dir, 'epoch_1.pth')

@@ -11,7 +11,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmkd_plugins  # noqa: F401  (registers types and weights-only checkpoint loading)
-from mmkd_plugins.engine import adapt_to_cpu_distributed
+from mmkd_plugins.engine import setup_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,7 +42,7 @@ def main() -> None:
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
-    runner = Runner.from_cfg(adapt_to_cpu_distributed(cfg))
+    runner = Runner.from_cfg(setup_cpu_distributed(cfg))
     metrics = runner.test()
     if args.out:
         import json

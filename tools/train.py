@@ -11,7 +11,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmkd_plugins  # noqa: F401  (registers types and weights-only checkpoint loading)
-from mmkd_plugins.engine import adapt_to_cpu_distributed
+from mmkd_plugins.engine import setup_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,7 +63,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
-    runner = Runner.from_cfg(adapt_to_cpu_distributed(cfg))
+    runner = Runner.from_cfg(setup_cpu_distributed(cfg))
     runner.train()
 
 

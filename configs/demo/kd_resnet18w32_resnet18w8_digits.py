@@ -10,4 +10,8 @@ model = dict(
         config='configs/demo/teacher_resnet18w32_digits.py',
         checkpoint='work_dirs/digits_demo/teacher.pth'),
     distill_losses=dict(loss_kd=dict(type='KDLoss', tau=4.0, loss_weight=1.0)))
-custom_hooks = [dict(type='mmkd_plugins.ExportStudentHook')]
+custom_hooks = [
+    dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + student_config.py
+    dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),  # stop at the first NaN/inf loss
+    dict(type='mmkd_plugins.RandomStateHook'),  # exact resume
+]

@@ -15,4 +15,8 @@ model = dict(
     distill_losses=dict(
         loss_dist=dict(type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0, loss_weight=2.0)))
 
-custom_hooks = [dict(type='mmkd_plugins.ExportStudentHook')]
+custom_hooks = [
+    dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + student_config.py
+    dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),  # stop at the first NaN/inf loss
+    dict(type='mmkd_plugins.RandomStateHook'),  # exact resume
+]

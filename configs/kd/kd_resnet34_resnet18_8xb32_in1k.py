@@ -13,4 +13,8 @@ model = dict(
         'resnet34_8xb32_in1k_20210831-f257d4e6.pth'),
     distill_losses=dict(loss_kd=dict(type='KDLoss', tau=1.0, loss_weight=1.0)))
 
-custom_hooks = [dict(type='mmkd_plugins.ExportStudentHook')]
+custom_hooks = [
+    dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + student_config.py
+    dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),  # stop at the first NaN/inf loss
+    dict(type='mmkd_plugins.RandomStateHook'),  # exact resume
+]

@@ -32,7 +32,8 @@ def _numpy_globals() -> List[Callable]:
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core.multiarray import _reconstruct, scalar
     dtype_classes = [type(np.dtype(name)) for name in (
-        'bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'float16', 'float32', 'float64')]
+        'bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64',
+        'float16', 'float32', 'float64')]
     return [_reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
 
 
@@ -90,7 +91,7 @@ def safe_torch_load(path: str, map_location: Optional[Any] = None) -> Any:
 def _unsupported_global(error: Exception) -> str:
     """The line of torch's message that names the refused global, if there is one."""
     for line in str(error).splitlines():
-        if 'Unsupported global' in line or 'not allowed' in line:
+        if any(marker in line for marker in ('Unsupported global', 'not allowed', 'but got')):
             return line.strip()
     return str(error).splitlines()[0]
 

@@ -69,3 +69,12 @@ def test_unreachable_url_teacher_says_where_to_put_the_file(tmp_path, monkeypatc
     expected = r"model\.teacher\.checkpoint.*hub/checkpoints/absent\.pth"
     with pytest.raises(FileNotFoundError, match=expected):
         build_distiller('http://127.0.0.1:9/models/absent.pth')
+
+
+def test_teacher_of_another_task_is_refused_before_loading_weights(teacher_checkpoint):
+    detector = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'
+    with pytest.raises(TypeError, match=r'model\.teacher\.config: the student is a classifier '
+                       r'but the teacher is a RetinaNet'):
+        Distiller(student=student_model_cfg(),
+                  teacher=dict(config=detector, checkpoint=teacher_checkpoint),
+                  distill_losses=dict(loss_kd=dict(type='KDLoss')))

@@ -4,50 +4,16 @@ A teacher is trained for one epoch with the stock-inheriting demo config (so its
 a real mmengine checkpoint with HistoryBuffers), then a KD run inherits the student config,
 is resumed, exported, loaded strictly into the stock student, and evaluated.
 """
-import glob
 import json
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
 from mmengine.config import Config
 
 from mmkd_plugins.models.teachers import build_model_from_config
-from ..conftest import (DEMO_CONFIGS, REPO_ROOT, STUDENT_CONFIG, TEACHER_CONFIG,
-                        cfg_options_args, data_options, tool_env)
-
-KD_CONFIG = str(DEMO_CONFIGS / 'kd_resnet18w32_resnet18w8_digits.py')
-
-
-def run_tool(script, *args, check=True):
-    result = subprocess.run([sys.executable, str(REPO_ROOT / 'tools' / script), *args],
-                            cwd=REPO_ROOT, env=tool_env(), capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f'{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}')
-    return result
-
-
-def epochs_options(digits_root, epochs):
-    return dict(data_options(digits_root), **{
-        'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs,
-        'default_hooks.checkpoint.interval': 1, 'default_hooks.checkpoint.max_keep_ckpts': 3})
-
-
-def scalars(work_dir):
-    """The runner's scalar log lines (one JSON object per logged step)."""
-    path = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))[-1]
-    with open(path) as file:
-        return [json.loads(line) for line in file]
-
-
-@pytest.fixture(scope='module')
-def trained_teacher(tmp_path_factory, digits_root):
-    work_dir = str(tmp_path_factory.mktemp('teacher_run'))
-    run_tool('train.py', TEACHER_CONFIG, '--work-dir', work_dir,
-             *cfg_options_args(epochs_options(digits_root, 1)))
-    return osp.join(work_dir, 'epoch_1.pth')
+from ..conftest import (KD_CONFIG, STUDENT_CONFIG, cfg_options_args, data_options,
+                        epochs_options, run_tool, scalars)
 
 
 @pytest.fixture(scope='module')

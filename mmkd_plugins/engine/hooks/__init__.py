@@ -1,5 +1,6 @@
 """Hooks of mmkd_plugins."""
 from .export_student_hook import ExportStudentHook
 from .non_finite_loss_hook import StopOnNonFiniteLossHook
+from .random_state_hook import RandomStateHook
 
-__all__ = ['ExportStudentHook', 'StopOnNonFiniteLossHook']
+__all__ = ['ExportStudentHook', 'StopOnNonFiniteLossHook', 'RandomStateHook']

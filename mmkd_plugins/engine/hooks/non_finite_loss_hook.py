@@ -23,11 +23,16 @@ class StopOnNonFiniteLossHook(Hook):
     def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: Optional[dict] = None,
                          outputs: Optional[dict] = None) -> None:
         """Check every loss of this iteration."""
-        for key, value in (outputs or {}).items():
-            if 'loss' in key and not math.isfinite(float(value)):
-                raise FloatingPointError(
-                    f'iteration {runner.iter + 1}: {key} is {float(value)}; training stopped. '
-                    f'Last good checkpoint: {_last_checkpoint(runner.work_dir)}')
+        bad = {key: float(value) for key, value in (outputs or {}).items()
+               if 'loss' in key and not math.isfinite(float(value))}
+        if not bad:
+            return
+        if len(bad) > 1:
+            bad.pop('loss', None)  # the total is non-finite because a term is: name the term
+        described = ', '.join(f'{key} is {value}' for key, value in bad.items())
+        raise FloatingPointError(
+            f'iteration {runner.iter + 1}: {described}; training stopped. '
+            f'Last good checkpoint: {_last_checkpoint(runner.work_dir)}')
 
 
 def _last_checkpoint(work_dir: str) -> str:

@@ -1,0 +1,112 @@
+"""Distributed training, exact resume, non-finite losses and atomic checkpoints, end to end."""
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.fileio import get_file_backend
+
+from mmkd_plugins.checkpoint import safe_torch_load
+from ..conftest import (KD_CONFIG, REPO_ROOT, cfg_options_args, epochs_options, run_tool,
+                        scalars, tool_env)
+
+
+def kd_options(digits_root, teacher, epochs, **extra):
+    options = dict(epochs_options(digits_root, epochs), **{
+        'model.teacher.checkpoint': teacher, 'train_dataloader.batch_size': 8,
+        'default_hooks.logger.interval': 1, 'randomness.seed': 0})
+    options.update(extra)
+    return options
+
+
+def train_losses(work_dir):
+    """(global iteration, total loss, KD loss) of every logged training iteration."""
+    return [(line['step'], line['loss'], line['distill.loss_kd'])
+            for line in scalars(work_dir) if 'distill.loss_kd' in line]
+
+
+def test_resumed_run_repeats_the_uninterrupted_losses(tmp_path, digits_root, trained_teacher):
+    straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
+    run_tool('train.py', KD_CONFIG, '--work-dir', straight,
+             *cfg_options_args(kd_options(digits_root, trained_teacher, 2)))
+    run_tool('train.py', KD_CONFIG, '--work-dir', resumed,
+             *cfg_options_args(kd_options(digits_root, trained_teacher, 1)))
+    run_tool('train.py', KD_CONFIG, '--work-dir', resumed, '--resume',
+             *cfg_options_args(kd_options(digits_root, trained_teacher, 2)))
+    expected = [line for line in train_losses(straight) if line[0] > 5]  # epoch 2: steps 6-10
+    assert len(expected) == 5
+    after_resume = train_losses(resumed)[-5:]
+    assert [line[0] for line in after_resume] == [line[0] for line in expected]
+    for got, want in zip(after_resume, expected):
+        assert got[1:] == pytest.approx(want[1:], rel=1e-5, abs=1e-6)  # fp32 round-off
+
+
+def test_ddp_on_two_processes(tmp_path, digits_root, trained_teacher):
+    work_dir = str(tmp_path / 'ddp')
+    config = tmp_path / 'kd_with_probe.py'
+    config.write_text(
+        f'_base_ = {KD_CONFIG!r}\n'
+        "custom_imports = dict(imports=['mmkd_plugins', 'tests.test_tools.rank_probe_hook'])\n"
+        "custom_hooks = [dict(type='mmkd_plugins.ExportStudentHook'),\n"
+        "                dict(type='mmkd_plugins.RankProbeHook')]\n")
+    options = kd_options(digits_root, trained_teacher, 2)
+    env = dict(tool_env(), PORT='29517', PYTHON=sys.executable)
+    result = subprocess.run(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
+                             work_dir, *cfg_options_args(options)],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-5000:]
+    records = []
+    for rank in (0, 1):
+        with open(osp.join(work_dir, f'rank{rank}.json')) as file:
+            records.append(json.load(file))
+    teacher_tensors = len(safe_torch_load(trained_teacher)['state_dict'])
+    for record in records:
+        assert record['world_size'] == 2 and record['wrapped']
+        assert record['find_unused_parameters'] is False
+        assert record['ignored'] and all(n.startswith('teacher.') for n in record['ignored'])
+        assert len(record['ignored']) >= teacher_tensors - 1  # params and buffers
+        assert not any('teacher.' in name for name in record['synced_parameters'])
+        kd_losses = [step['distill.loss_kd'] for step in record['losses']]
+        assert len(kd_losses) == 6  # 20 images per rank, batch 8: 3 iterations x 2 epochs
+        assert all(0 < loss < float('inf') for loss in kd_losses)
+    assert records[0]['losses'] != records[1]['losses']  # each rank saw its own shard
+    assert sorted(osp.basename(p) for p in glob.glob(osp.join(work_dir, '*.pth'))) == [
+        'epoch_1.pth', 'epoch_2.pth', 'student_final.pth']
+    assert len(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))) == 1
+
+
+def test_non_finite_loss_stops_with_iteration_and_keeps_last_checkpoint(
+        tmp_path, digits_root, trained_teacher):
+    work_dir = str(tmp_path / 'nan')
+    run_tool('train.py', KD_CONFIG, '--work-dir', work_dir,
+             *cfg_options_args(kd_options(digits_root, trained_teacher, 1)))
+    broken = kd_options(digits_root, trained_teacher, 2,
+                        **{'model.distill_losses.loss_kd.loss_weight': 'nan'})
+    result = run_tool('train.py', KD_CONFIG, '--work-dir', work_dir, '--resume',
+                      *cfg_options_args(broken), check=False)
+    assert result.returncode != 0
+    assert 'iteration 6: distill.loss_kd is nan' in result.stderr
+    assert 'epoch_1.pth' in result.stderr  # the message names the last good checkpoint
+    assert not osp.exists(osp.join(work_dir, 'epoch_2.pth'))
+    good = safe_torch_load(osp.join(work_dir, 'epoch_1.pth'))
+    assert all(torch.isfinite(v).all() for v in good['state_dict'].values() if v.is_floating_point())
+
+
+def test_checkpoint_write_interrupted_before_rename_keeps_the_old_file(tmp_path, monkeypatch):
+    path = str(tmp_path / 'epoch_1.pth')
+    backend = get_file_backend(path)
+    backend.put(b'old complete checkpoint', path)
+
+    def killed(*args):
+        raise KeyboardInterrupt('killed while saving')
+
+    monkeypatch.setattr(os, 'replace', killed)
+    with pytest.raises(KeyboardInterrupt):
+        backend.put(b'new checkpoint that never completes', path)
+    with open(path, 'rb') as file:
+        assert file.read() == b'old complete checkpoint'
+    assert os.listdir(tmp_path) == ['epoch_1.pth']  # no temporary file left behind
