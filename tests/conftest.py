@@ -13,7 +13,7 @@ import torch
 from mmengine.registry import init_default_scope
 
 import mmkd_plugins  # noqa: F401
-from mmkd_plugins.demo import write_digits_folder
+from mmkd_plugins.demo import SHAPE_CLASSES, write_digits_folder, write_shapes_coco
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +21,7 @@ DEMO_CONFIGS = REPO_ROOT / 'configs' / 'demo'
 TEACHER_CONFIG = str(DEMO_CONFIGS / 'teacher_resnet18w32_digits.py')
 STUDENT_CONFIG = str(DEMO_CONFIGS / 'student_resnet18w8_digits.py')
 TINY_SPLITS = {'test': 30, 'student_train': 40, 'teacher_train': 40}
+DET_DEMO_CONFIGS = DEMO_CONFIGS / 'det'
 
 
 @pytest.fixture(autouse=True)
@@ -36,12 +37,27 @@ def digits_root(tmp_path_factory) -> str:
     return root
 
 
+@pytest.fixture(scope='session')
+def shapes_root(tmp_path_factory) -> str:
+    """A tiny generated COCO-format detection dataset: 16 train, 8 val, 8 train_small."""
+    root = str(tmp_path_factory.mktemp('shapes'))
+    write_shapes_coco(root, {'train': 16, 'val': 8, 'train_small': 8}, image_size=64,
+                      min_size=16, max_size=28)
+    return root
+
+
+def shapes_dataset(root: str, split: str, pipeline: list) -> dict:
+    """A ``CocoDataset`` config reading the generated shapes."""
+    return dict(type='CocoDataset', data_root=root, ann_file=f'annotations/{split}.json',
+                data_prefix=dict(img=f'{split}/'), metainfo=dict(classes=SHAPE_CLASSES),
+                pipeline=pipeline)
+
+
 def save_random_checkpoint(config: str, path: str, cfg_options: Optional[dict] = None,
                            seed: int = 0) -> str:
     """Build ``config``'s model with random weights and save it as a model-zoo checkpoint."""
     torch.manual_seed(seed)
     model = build_model_from_config(load_model_config(config, 'test', cfg_options))
-    model.init_weights()
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
     return path
 

@@ -1,5 +1,6 @@
-"""Every shipped distillation config builds, with its dataset swapped for the generated digits
-and its model-zoo teacher read from torch hub's cache (random weights of the right shape)."""
+"""Every shipped distillation config builds and trains one step, with its dataset swapped for
+generated data and its model-zoo teacher read from torch hub's cache (random weights of the
+right architecture)."""
 import os.path as osp
 from pathlib import Path
 
@@ -9,9 +10,16 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmkd_plugins.models import Distiller
-from ..conftest import REPO_ROOT, save_random_checkpoint
+from ..conftest import REPO_ROOT, save_random_checkpoint, shapes_dataset
 
-ZOO_CONFIGS = sorted(str(p) for p in (REPO_ROOT / 'configs').glob('*/*_in1k.py'))
+CLASSIFICATION_CONFIGS = sorted(str(p) for p in (REPO_ROOT / 'configs').glob('*/*_in1k.py'))
+DETECTION_CONFIGS = sorted(str(p) for p in (REPO_ROOT / 'configs').glob('*/*_coco.py'))
+SMALL_DETECTION_PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=(96, 96), keep_ratio=True),
+    dict(type='PackDetInputs'),
+]
 
 
 def cache_model_zoo_teacher(cfg: Config, torch_home: Path) -> None:
@@ -23,26 +31,48 @@ def cache_model_zoo_teacher(cfg: Config, torch_home: Path) -> None:
         save_random_checkpoint(cfg.model.teacher.config, str(path))
 
 
-@pytest.mark.parametrize('config', ZOO_CONFIGS, ids=[osp.basename(c) for c in ZOO_CONFIGS])
-def test_model_zoo_config_builds_and_trains_one_step(config, digits_root, tmp_path_factory,
-                                                     monkeypatch):
-    torch_home = tmp_path_factory.getbasetemp() / 'torch_home'
-    monkeypatch.setenv('TORCH_HOME', str(torch_home))
-    cfg = Config.fromfile(config)
-    assert cfg.model.teacher.checkpoint.startswith('https://download.openmmlab.com/')
-    cache_model_zoo_teacher(cfg, torch_home)
-    cfg.work_dir = str(tmp_path_factory.mktemp('work'))
-    cfg.train_dataloader.batch_size = 2
-    cfg.train_dataloader.num_workers = 0
-    cfg.train_dataloader.persistent_workers = False
-    cfg.train_dataloader.dataset = dict(type='CustomDataset', data_root=digits_root,
-                                        ann_file='student_train.txt',
-                                        pipeline=cfg.train_dataloader.dataset.pipeline)
-    cfg.train_dataloader.dataset.pipeline[1].scale = 64  # RandomResizedCrop: small for CPU
+def train_one_step(cfg: Config, work_dir: str) -> dict:
+    cfg.work_dir = work_dir
+    cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
     runner = Runner.from_cfg(cfg)
     assert isinstance(runner.model, Distiller)
     optim_wrapper = runner.build_optim_wrapper(cfg.optim_wrapper)
     batch = next(iter(runner.build_dataloader(cfg.train_dataloader)))
     log_vars = runner.model.train_step(batch, optim_wrapper)
     distill_keys = [key for key in log_vars if key.startswith('distill.')]
-    assert distill_keys and all(torch.isfinite(torch.tensor(log_vars[k])) for k in distill_keys)
+    assert distill_keys and all(torch.isfinite(torch.as_tensor(log_vars[k])) for k in distill_keys)
+    return log_vars
+
+
+@pytest.fixture
+def torch_home(tmp_path_factory, monkeypatch) -> Path:
+    home = tmp_path_factory.getbasetemp() / 'torch_home'
+    monkeypatch.setenv('TORCH_HOME', str(home))
+    return home
+
+
+@pytest.mark.parametrize('config', CLASSIFICATION_CONFIGS,
+                         ids=[osp.basename(c) for c in CLASSIFICATION_CONFIGS])
+def test_classification_config_trains_one_step(config, digits_root, torch_home, tmp_path):
+    cfg = Config.fromfile(config)
+    assert cfg.model.teacher.checkpoint.startswith('https://download.openmmlab.com/')
+    cache_model_zoo_teacher(cfg, torch_home)
+    cfg.train_dataloader.dataset = dict(type='CustomDataset', data_root=digits_root,
+                                        ann_file='student_train.txt',
+                                        pipeline=cfg.train_dataloader.dataset.pipeline)
+    cfg.train_dataloader.dataset.pipeline[1].scale = 64  # RandomResizedCrop: small for CPU
+    train_one_step(cfg, str(tmp_path))
+
+
+@pytest.mark.parametrize('config', DETECTION_CONFIGS,
+                         ids=[osp.basename(c) for c in DETECTION_CONFIGS])
+def test_detection_config_trains_one_step(config, shapes_root, torch_home, tmp_path):
+    cfg = Config.fromfile(config)
+    assert cfg.model.teacher.checkpoint.startswith('https://download.openmmlab.com/')
+    cache_model_zoo_teacher(cfg, torch_home)
+    cfg.model.student.backbone.init_cfg = None  # no ImageNet download in the test
+    cfg.train_dataloader.dataset = shapes_dataset(shapes_root, 'train', SMALL_DETECTION_PIPELINE)
+    cfg.train_dataloader.sampler = dict(type='DefaultSampler', shuffle=True)
+    cfg.train_dataloader.pop('batch_sampler', None)
+    log_vars = train_one_step(cfg, str(tmp_path))
+    assert any(key.startswith('student.loss') for key in log_vars)

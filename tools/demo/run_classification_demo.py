@@ -15,16 +15,14 @@ import json
 import os
 import os.path as osp
 import shutil
-import statistics
-import subprocess
-import sys
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List
 
+from demo_runs import REPO_ROOT, mean_and_std, run_tool, train
+
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join('configs', 'demo')
 TEACHER_CONFIG = osp.join(CONFIGS, 'teacher_resnet18w32_digits.py')
 STUDENT_RUNS = {
@@ -32,6 +30,7 @@ STUDENT_RUNS = {
     'KD': osp.join(CONFIGS, 'kd_resnet18w32_resnet18w8_digits.py'),
     'DIST': osp.join(CONFIGS, 'dist_resnet18w32_resnet18w8_digits.py'),
 }
+TOP1 = 'accuracy/top1'
 SPLITS = {'test': 500, 'student_train': 50, 'extra_train': None}
 
 
@@ -55,32 +54,9 @@ def prepare_data(data_root: str) -> None:
                 out.write(file.read())
 
 
-def run_tool(script: str, *args: str) -> None:
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO_ROOT)
-    command = [sys.executable, osp.join('tools', script), *args]
-    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.stderr.write(result.stdout[-2000:] + result.stderr[-4000:])
-        raise RuntimeError(f'failed: {" ".join(command)}')
-
-
-def train(config: str, work_dir: str, seed: int, data_root: str, *options: str) -> float:
-    """Run tools/train.py and return the final top-1 accuracy it logged."""
-    run_tool('train.py', config, '--work-dir', work_dir, '--cfg-options',
-             f'randomness.seed={seed}', *data_options(data_root), *options)
-    return last_logged_accuracy(work_dir)
-
-
 def data_options(data_root: str) -> List[str]:
     return [f'{split}_dataloader.dataset.data_root={data_root}'
             for split in ('train', 'val', 'test')]
-
-
-def last_logged_accuracy(work_dir: str) -> float:
-    log = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))[-1]
-    with open(log) as file:
-        lines = [json.loads(line) for line in file if 'accuracy/top1' in line]
-    return lines[-1]['accuracy/top1']
 
 
 def count_parameters(config: str) -> int:
@@ -100,11 +76,9 @@ def format_table(teacher: float, students: Dict[str, List[float]], seeds: List[i
             f'| Teacher ResNet-18 (w32) | {teacher_params / 1e6:.2f} M | 1297 | {teacher:.2f} '
             '| seed 0 |']
     for name, accuracies in students.items():
-        mean = statistics.mean(accuracies)
-        std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
         per_seed = ', '.join(f'{a:.2f}' for a in accuracies)
         rows.append(f'| Student ResNet-18 (w8), {name} | {student_params / 1e6:.3f} M | 50 | '
-                    f'{mean:.2f} ± {std:.2f} | {per_seed} (seeds {seeds}) |')
+                    f'{mean_and_std(accuracies)} | {per_seed} (seeds {seeds}) |')
     return '\n'.join(rows)
 
 
@@ -115,8 +89,9 @@ def main() -> None:
     prepare_data(args.data_root)
     teacher_dir = osp.join(args.work_dir, 'teacher')
     print('[demo] training the teacher on 1,297 digits ...', flush=True)
-    teacher_accuracy = train(TEACHER_CONFIG, teacher_dir, 0, args.data_root,
-                             'train_dataloader.dataset.ann_file=teacher_train.txt')
+    teacher_accuracy = train(TEACHER_CONFIG, teacher_dir, 0, TOP1,
+                             'train_dataloader.dataset.ann_file=teacher_train.txt',
+                             *data_options(args.data_root))
     teacher_checkpoint = osp.join(args.work_dir, 'teacher.pth')
     shutil.copy(sorted(glob.glob(osp.join(teacher_dir, 'epoch_*.pth')))[-1], teacher_checkpoint)
     print(f'[demo] teacher top-1: {teacher_accuracy:.2f} %', flush=True)
@@ -129,7 +104,8 @@ def main() -> None:
         name, seed = job
         work_dir = osp.join(args.work_dir, name.lower(), f'seed{seed}')
         options = [] if name == 'baseline' else [f'model.teacher.checkpoint={teacher_checkpoint}']
-        accuracy = train(STUDENT_RUNS[name], work_dir, seed, args.data_root, *options)
+        accuracy = train(STUDENT_RUNS[name], work_dir, seed, TOP1, *options,
+                         *data_options(args.data_root))
         print(f'[demo]   {name:8s} seed {seed}: {accuracy:.2f} %', flush=True)
         return accuracy
 

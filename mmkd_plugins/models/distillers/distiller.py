@@ -1,6 +1,6 @@
 """The distiller: a student trained by its stock losses plus distillation from a frozen teacher."""
 from itertools import chain
-from typing import Dict, List, NamedTuple, Optional, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
@@ -10,9 +10,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from mmkd_plugins.registry import MODELS, SCOPE
+from ..module_output_recorder import ModuleOutputRecorder, check_module_names
 from ..task_adapters import adapter_for
 from ..teachers import build_renormalizer, build_teacher, load_teacher_weights
-from .module_output_recorder import ModuleOutputRecorder, check_module_names
 
 LOGITS = 'logits'
 
@@ -21,6 +21,7 @@ class ComparedOutputs(NamedTuple):
     """What one distillation loss compares: ``'logits'`` or a module name, on each side."""
     student: str
     teacher: str
+
 
 ForwardResults = Union[Dict[str, torch.Tensor], list, torch.Tensor, tuple]
 
@@ -42,6 +43,9 @@ def build_distill_loss(name: str, cfg: dict) -> nn.Module:
 class Distiller(BaseModel):
     """Distills a frozen teacher into the student of a stock config.
 
+    Works for mmpretrain classifiers, mmdet one-stage detectors and mmdet two-stage detectors
+    (see :mod:`mmkd_plugins.models.task_adapters`).
+
     ``forward(mode='loss')`` runs the student's own ``loss()`` once, exactly as without
     distillation (its assigners, augmentations and losses unchanged), recording the outputs that
     the distillation losses need on the way; runs the teacher once under ``torch.no_grad()``
@@ -59,12 +63,14 @@ class Distiller(BaseModel):
         teacher: ``dict(config=..., checkpoint=..., cfg_options=None)``: the teacher's config
             (``'mmpretrain::...'`` or a local path) and weights (local path or URL).
         distill_losses: Name -> loss config. By default a loss compares the student's and the
-            teacher's logits; ``student_output`` / ``teacher_output`` keys in an entry name a
+            teacher's logits (for detectors: class scores, see the task adapters);
+            ``student_output`` / ``teacher_output`` keys in an entry name a
             module (as in ``named_modules()``) whose output is compared instead. Each name must
             contain ``'loss'`` so that the runner sums and logs it.
         student_loss_weight: Multiplier α of the student's own losses. Defaults to 1.0.
-        data_preprocessor: Filled in by the runner from the config's ``data_preprocessor``; it
-            becomes the student's (so batch augmentations such as Mixup feed both models).
+        data_preprocessor: Filled in by the runner from the config's ``data_preprocessor``
+            (mmpretrain's style) when the student has none; the student's preprocessor is the
+            distiller's, so batch augmentations such as Mixup feed both models.
         init_cfg: Initialization config of the distiller itself.
     """
 
@@ -97,32 +103,16 @@ class Distiller(BaseModel):
             self.student.data_preprocessor, getattr(self.teacher, 'data_preprocessor', None))
 
         self.student_loss_weight = student_loss_weight
-        self.distill_losses = nn.ModuleDict()
-        self.compared_outputs: Dict[str, ComparedOutputs] = {}
-        for name, cfg in distill_losses.items():
-            if 'loss' not in name:
-                raise ValueError(f"model.distill_losses: the name {name!r} must contain 'loss' "
-                                 "(e.g. 'loss_kd') so that the runner sums and logs it")
-            cfg = dict(cfg)
-            self.compared_outputs[name] = ComparedOutputs(
-                student=cfg.pop('student_output', LOGITS),
-                teacher=cfg.pop('teacher_output', LOGITS))
-            self.distill_losses[name] = build_distill_loss(name, cfg)
-        if not self.distill_losses:
-            raise ValueError('model.distill_losses: at least one distillation loss is needed')
-
+        self.distill_losses, self.compared_outputs = _build_distill_losses(distill_losses)
         student_modules = {o.student for o in self.compared_outputs.values()} - {LOGITS}
         teacher_modules = {o.teacher for o in self.compared_outputs.values()} - {LOGITS}
         check_module_names(self.student, student_modules, 'model.distill_losses.student_output')
         check_module_names(self.teacher, teacher_modules, 'model.distill_losses.teacher_output')
         self.student_recorder = ModuleOutputRecorder(
-            self.student, student_modules | {self.adapter.student_logits_module})
+            self.student, student_modules | set(self.adapter.recorded_modules))
         self.teacher_recorder = ModuleOutputRecorder(self.teacher, teacher_modules)
 
-        # DDP neither synchronises nor checks the frozen teacher.
-        teacher_tensors = chain(self.teacher.named_parameters(), self.teacher.named_buffers())
-        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
-            self, [f'teacher.{name}' for name, _ in teacher_tensors])
+        _hide_teacher_from_ddp(self)
         self.register_state_dict_post_hook(_drop_teacher_keys)
         self.register_load_state_dict_post_hook(_ignore_missing_teacher_keys)
 
@@ -154,11 +144,14 @@ class Distiller(BaseModel):
         with self.student_recorder:
             student_losses = self.student.loss(inputs, data_samples)
         student_outputs = dict(self.student_recorder.outputs)
-        student_outputs[LOGITS] = student_outputs[self.adapter.student_logits_module]
+        student_outputs[LOGITS] = self.adapter.student_logits(self.student_recorder)
 
         with torch.no_grad(), self.teacher_recorder:
             teacher_inputs = self.teacher_renormalizer(inputs)
-            teacher_outputs = {LOGITS: self.adapter.teacher_logits(self.teacher, teacher_inputs)}
+            teacher_outputs = {
+                LOGITS: self.adapter.teacher_logits(self.teacher, teacher_inputs,
+                                                    self.student_recorder)
+            }
         teacher_outputs.update(self.teacher_recorder.outputs)
 
         losses = {}
@@ -167,9 +160,46 @@ class Distiller(BaseModel):
             losses[f'student.{key}'] = _scale(value, scale)
         for name, loss_module in self.distill_losses.items():
             compared = self.compared_outputs[name]
-            losses[f'distill.{name}'] = loss_module(student_outputs[compared.student],
-                                                     teacher_outputs[compared.teacher])
+            losses[f'distill.{name}'] = _sum_over_levels(loss_module,
+                                                         student_outputs[compared.student],
+                                                         teacher_outputs[compared.teacher])
         return losses
+
+
+def _build_distill_losses(
+        configs: Dict[str, dict]) -> Tuple[nn.ModuleDict, Dict[str, ComparedOutputs]]:
+    """The loss modules of ``distill_losses`` and what each one compares."""
+    losses, compared = nn.ModuleDict(), {}
+    for name, cfg in configs.items():
+        if 'loss' not in name:
+            raise ValueError(f"model.distill_losses: the name {name!r} must contain 'loss' "
+                             "(e.g. 'loss_kd') so that the runner sums and logs it")
+        cfg = dict(cfg)
+        compared[name] = ComparedOutputs(student=cfg.pop('student_output', LOGITS),
+                                         teacher=cfg.pop('teacher_output', LOGITS))
+        losses[name] = build_distill_loss(name, cfg)
+    if not losses:
+        raise ValueError('model.distill_losses: at least one distillation loss is needed')
+    return losses, compared
+
+
+def _hide_teacher_from_ddp(distiller: Distiller) -> None:
+    """DDP neither synchronises nor checks the frozen teacher's parameters and buffers."""
+    teacher = distiller.teacher
+    names = [f'teacher.{name}' for name, _ in chain(teacher.named_parameters(),
+                                                      teacher.named_buffers())]
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(distiller, names)
+
+
+def _sum_over_levels(loss_module: nn.Module, student_output: Union[torch.Tensor, list],
+                     teacher_output: Union[torch.Tensor, list]) -> torch.Tensor:
+    """The loss of one tensor pair, or the sum over the levels of per-level outputs (FPN)."""
+    if not isinstance(student_output, (list, tuple)):
+        return loss_module(student_output, teacher_output)
+    if len(student_output) != len(teacher_output):
+        raise ValueError(f'the student has {len(student_output)} output levels and the teacher '
+                         f'{len(teacher_output)}')
+    return sum(loss_module(s, t) for s, t in zip(student_output, teacher_output))
 
 
 def _scale(value: Union[torch.Tensor, List[torch.Tensor]],

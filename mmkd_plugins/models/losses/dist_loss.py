@@ -1,17 +1,19 @@
 """DIST: distillation by inter- and intra-class Pearson correlation (Huang et al., 2022)."""
+from typing import Optional
+
 import torch
 from torch import nn
 
 from mmkd_plugins.registry import MODELS
 from .cross_process import gather_rows, scale_gradient_by_world_size
+from .probabilities import ACTIVATIONS, probabilities, row_weights_by_confidence, weighted_mean
 
 
-def pearson_distance(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Mean over rows of ``1 - pearson(a[i], b[i])``.
+def pearson_rows(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Row-wise Pearson correlation, the cosine similarity of the centred rows.
 
-    ``pearson(u, v) = <u - mean(u), v - mean(v)> / max(‖u - mean(u)‖ · ‖v - mean(v)‖, eps)``,
-    the cosine similarity of the centred rows. The eps keeps value and gradient finite when a
-    row is constant.
+    ``pearson(u, v) = <u - mean(u), v - mean(v)> / max(‖u - mean(u)‖ · ‖v - mean(v)‖, eps)``.
+    The eps keeps value and gradient finite when a row is constant.
 
     Args:
         a: Shape (N, D).
@@ -19,36 +21,46 @@ def pearson_distance(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> tor
         eps: Lower bound of the denominator.
 
     Returns:
-        Scalar tensor in [0, 2].
+        Shape (N,), values in [-1, 1].
     """
     a_centred = a - a.mean(dim=1, keepdim=True)
     b_centred = b - b.mean(dim=1, keepdim=True)
     covariance = (a_centred * b_centred).sum(dim=1)
     norms = a_centred.norm(dim=1) * b_centred.norm(dim=1)
-    return (1 - covariance / norms.clamp_min(eps)).mean()
+    return covariance / norms.clamp_min(eps)
+
+
+def pearson_distance(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Mean over rows of ``1 - pearson(a[i], b[i])``; a scalar in [0, 2]. Shapes (N, D)."""
+    return (1 - pearson_rows(a, b, eps)).mean()
 
 
 def dist_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: float,
-              gamma: float, tau: float) -> torch.Tensor:
+              gamma: float, tau: float, activation: str = 'softmax',
+              row_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
     """DIST loss ``tau² · (beta · L_inter + gamma · L_intra)``.
 
-    With ``Y = softmax(z / tau)`` over classes, ``L_inter`` is the mean over the B samples of
-    ``1 - pearson(Y_s[i, :], Y_t[i, :])`` and ``L_intra`` the mean over the C classes of
-    ``1 - pearson(Y_s[:, j], Y_t[:, j])`` (each class across the batch). Computed in fp32.
+    With ``Y = activation(z / tau)`` (softmax over classes, or an independent sigmoid per class
+    for detectors' sigmoid scores), ``L_inter`` is the mean over the N rows (samples, or
+    positions of a dense head) of ``1 - pearson(Y_s[i, :], Y_t[i, :])`` and ``L_intra`` the mean
+    over the C columns of ``1 - pearson(Y_s[:, j], Y_t[:, j])`` (each class across the rows).
+    Computed in fp32.
 
     Args:
-        student_logits: Student logits, shape (B, C).
-        teacher_logits: Teacher logits, shape (B, C); treated as a constant target.
-        beta: Weight of the inter-class (per-sample) term.
-        gamma: Weight of the intra-class (per-class, across the batch) term.
+        student_logits: Student logits, shape (N, C).
+        teacher_logits: Teacher logits, shape (N, C); treated as a constant target.
+        beta: Weight of the inter-class (per-row) term.
+        gamma: Weight of the intra-class (per-column) term.
         tau: Softening temperature, > 0.
+        activation: ``'softmax'`` or ``'sigmoid'``.
+        row_weights: Optional weights of the rows in the inter-class mean, shape (N,).
 
     Returns:
         Scalar tensor.
     """
-    y_student = (student_logits.float() / tau).softmax(dim=1)
-    y_teacher = (teacher_logits.detach().float() / tau).softmax(dim=1)
-    inter = pearson_distance(y_student, y_teacher)
+    y_student = probabilities(student_logits.float() / tau, activation)
+    y_teacher = probabilities(teacher_logits.detach().float() / tau, activation)
+    inter = weighted_mean(1 - pearson_rows(y_student, y_teacher), row_weights)
     intra = pearson_distance(y_student.t(), y_teacher.t())
     return tau**2 * (beta * inter + gamma * intra)
 
@@ -69,25 +81,42 @@ class DISTLoss(nn.Module):
         tau: Softening temperature. Defaults to 1.0.
         loss_weight: Multiplier of the loss. Defaults to 1.0.
         sync_batch: Compute the loss over the batches of all processes. Defaults to False.
+        activation: ``'softmax'`` (classifiers, two-stage RoI heads) or ``'sigmoid'`` (dense
+            detection heads, whose class scores are independent sigmoids). Defaults to
+            ``'softmax'``.
+        weight_by_teacher_confidence: Weight each row of the inter-class term by the teacher's
+            highest probability in it, so that the many background positions of a dense head
+            do not dominate. Defaults to False.
     """
 
     def __init__(self, beta: float = 1.0, gamma: float = 1.0, tau: float = 1.0,
-                 loss_weight: float = 1.0, sync_batch: bool = False) -> None:
+                 loss_weight: float = 1.0, sync_batch: bool = False,
+                 activation: str = 'softmax', weight_by_teacher_confidence: bool = False) -> None:
         super().__init__()
         if tau <= 0:
             raise ValueError(f'DISTLoss: tau must be > 0, got {tau}')
+        if activation not in ACTIVATIONS:
+            raise ValueError(f'DISTLoss: activation must be one of {ACTIVATIONS}, '
+                             f'got {activation!r}')
         self.beta = beta
         self.gamma = gamma
         self.tau = tau
         self.loss_weight = loss_weight
         self.sync_batch = sync_batch
+        self.activation = activation
+        self.weight_by_teacher_confidence = weight_by_teacher_confidence
 
     def forward(self, student_logits: torch.Tensor,
                 teacher_logits: torch.Tensor) -> torch.Tensor:
-        """Args: student_logits (B, C); teacher_logits (B, C). Returns: scalar tensor."""
-        if not self.sync_batch:
-            return self.loss_weight * dist_loss(student_logits, teacher_logits, self.beta,
-                                                self.gamma, self.tau)
-        loss = dist_loss(gather_rows(student_logits.float()), gather_rows(teacher_logits.float()),
-                         self.beta, self.gamma, self.tau)
-        return self.loss_weight * scale_gradient_by_world_size(loss)
+        """Args: student_logits (N, C); teacher_logits (N, C). Returns: scalar tensor."""
+        if self.sync_batch:
+            student_logits = gather_rows(student_logits.float())
+            teacher_logits = gather_rows(teacher_logits.float())
+        row_weights = None
+        if self.weight_by_teacher_confidence:
+            row_weights = row_weights_by_confidence(teacher_logits, self.tau, self.activation)
+        loss = dist_loss(student_logits, teacher_logits, self.beta, self.gamma, self.tau,
+                         self.activation, row_weights)
+        if self.sync_batch:
+            loss = scale_gradient_by_world_size(loss)
+        return self.loss_weight * loss

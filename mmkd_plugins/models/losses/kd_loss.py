@@ -1,32 +1,61 @@
-"""Classic knowledge distillation loss (Hinton et al., 2015)."""
+"""Classic knowledge distillation loss (Hinton et al., 2015), for softmax or sigmoid scores."""
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mmkd_plugins.registry import MODELS
+from .probabilities import ACTIVATIONS, row_weights_by_confidence, weighted_mean
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-            tau: float) -> torch.Tensor:
+            tau: float, row_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Batch-mean KL divergence between temperature-softened distributions, times tau².
 
-    ``tau² · (1/B) · Σ_i KL(softmax(z_t,i / tau) ‖ softmax(z_s,i / tau))``: the KL of each sample
-    is summed over its C classes, then averaged over the B samples (not over B·C elements).
+    ``tau² · (1/N) · Σ_i KL(softmax(z_t,i / tau) ‖ softmax(z_s,i / tau))``: the KL of each row is
+    summed over its C classes, then averaged over the N rows (not over N·C elements).
     Computed in fp32.
 
     Args:
-        student_logits: Student logits, shape (B, C).
-        teacher_logits: Teacher logits, shape (B, C); treated as a constant target.
+        student_logits: Student logits, shape (N, C).
+        teacher_logits: Teacher logits, shape (N, C); treated as a constant target.
         tau: Softening temperature, > 0.
+        row_weights: Optional weights of the rows in the mean, shape (N,).
 
     Returns:
         Scalar tensor.
     """
     log_q_student = F.log_softmax(student_logits.float() / tau, dim=1)
     log_p_teacher = F.log_softmax(teacher_logits.detach().float() / tau, dim=1)
-    kl_per_sample = F.kl_div(
+    kl_per_row = F.kl_div(
         log_q_student, log_p_teacher, reduction='none', log_target=True).sum(dim=1)
-    return kl_per_sample.mean() * tau**2
+    return weighted_mean(kl_per_row, row_weights) * tau**2
+
+
+def binary_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float,
+                   row_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """KD for independent per-class sigmoid scores (dense detection heads), times tau².
+
+    Each of the C scores is a Bernoulli variable: with ``p = sigmoid(z_t / tau)`` and
+    ``q = sigmoid(z_s / tau)``, ``KL = p log(p/q) + (1-p) log((1-p)/(1-q))``, summed over the C
+    classes and averaged over the N rows (positions). Computed in fp32.
+
+    Args:
+        student_logits: Student logits, shape (N, C).
+        teacher_logits: Teacher logits, shape (N, C); treated as a constant target.
+        tau: Softening temperature, > 0.
+        row_weights: Optional weights of the rows in the mean, shape (N,).
+
+    Returns:
+        Scalar tensor.
+    """
+    z_student = student_logits.float() / tau
+    z_teacher = teacher_logits.detach().float() / tau
+    p_teacher = z_teacher.sigmoid()
+    kl = (p_teacher * (F.logsigmoid(z_teacher) - F.logsigmoid(z_student))
+          + (1 - p_teacher) * (F.logsigmoid(-z_teacher) - F.logsigmoid(-z_student)))
+    return weighted_mean(kl.sum(dim=1), row_weights) * tau**2
 
 
 @MODELS.register_module()
@@ -36,16 +65,30 @@ class KDLoss(nn.Module):
     Args:
         tau: Softening temperature. Defaults to 4.0.
         loss_weight: Multiplier of the loss. Defaults to 1.0.
+        activation: ``'softmax'`` (:func:`kd_loss`; classifiers, RoI heads) or ``'sigmoid'``
+            (:func:`binary_kd_loss`; dense detection heads). Defaults to ``'softmax'``.
+        weight_by_teacher_confidence: Weight each row by the teacher's highest probability in
+            it, so that background positions do not dominate. Defaults to False.
     """
 
-    def __init__(self, tau: float = 4.0, loss_weight: float = 1.0) -> None:
+    def __init__(self, tau: float = 4.0, loss_weight: float = 1.0, activation: str = 'softmax',
+                 weight_by_teacher_confidence: bool = False) -> None:
         super().__init__()
         if tau <= 0:
             raise ValueError(f'KDLoss: tau must be > 0, got {tau}')
+        if activation not in ACTIVATIONS:
+            raise ValueError(f'KDLoss: activation must be one of {ACTIVATIONS}, '
+                             f'got {activation!r}')
         self.tau = tau
         self.loss_weight = loss_weight
+        self.activation = activation
+        self.weight_by_teacher_confidence = weight_by_teacher_confidence
 
     def forward(self, student_logits: torch.Tensor,
                 teacher_logits: torch.Tensor) -> torch.Tensor:
-        """Args: student_logits (B, C); teacher_logits (B, C). Returns: scalar tensor."""
-        return self.loss_weight * kd_loss(student_logits, teacher_logits, self.tau)
+        """Args: student_logits (N, C); teacher_logits (N, C). Returns: scalar tensor."""
+        row_weights = None
+        if self.weight_by_teacher_confidence:
+            row_weights = row_weights_by_confidence(teacher_logits, self.tau, self.activation)
+        loss_fn = kd_loss if self.activation == 'softmax' else binary_kd_loss
+        return self.loss_weight * loss_fn(student_logits, teacher_logits, self.tau, row_weights)

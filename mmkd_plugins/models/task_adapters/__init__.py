@@ -1,9 +1,16 @@
-"""Task adapters: where each task's models keep the outputs that distillation compares."""
+"""Task adapters: where each task's models keep the outputs that distillation compares.
+
+An adapter says which student modules to record during the student's stock ``loss()``, how to
+read the student's logits from that record, and how to compute the matching teacher logits
+with the least work (no loss, no assignment, no post-processing).
+"""
 from mmengine.model import BaseModel
 
 from .classifier_adapter import ClassifierAdapter
+from .dense_head_adapter import DenseHeadAdapter, flatten_levels
+from .roi_head_adapter import RoIHeadAdapter
 
-TASK_ADAPTERS = [ClassifierAdapter]
+TASK_ADAPTERS = [ClassifierAdapter, DenseHeadAdapter, RoIHeadAdapter]
 
 
 def adapter_for(student: BaseModel) -> type:
@@ -15,9 +22,12 @@ def adapter_for(student: BaseModel) -> type:
     for adapter in TASK_ADAPTERS:
         if adapter.supports(student):
             return adapter
-    supported = ', '.join(adapter.task for adapter in TASK_ADAPTERS)
+    supported = '; '.join(adapter.task for adapter in TASK_ADAPTERS)
     raise TypeError(f'model.student: distillation of a {type(student).__name__} is not '
-                    f'supported (supported tasks: {supported})')
+                    f'supported (supported: {supported})')
 
 
-__all__ = ['ClassifierAdapter', 'TASK_ADAPTERS', 'adapter_for']
+__all__ = [
+    'ClassifierAdapter', 'DenseHeadAdapter', 'RoIHeadAdapter', 'TASK_ADAPTERS', 'adapter_for',
+    'flatten_levels'
+]

@@ -2,6 +2,8 @@
 import torch
 from mmengine.model import BaseModel
 
+from ..module_output_recorder import ModuleOutputRecorder
+
 
 class ClassifierAdapter:
     """Logits of mmpretrain ``ImageClassifier``-style models (backbone, optional neck, head).
@@ -11,8 +13,8 @@ class ClassifierAdapter:
     neck and the head's forward only: no loss, no post-processing.
     """
 
-    task = 'classification'
-    student_logits_module = 'head'
+    task = 'classification (mmpretrain classifiers)'
+    recorded_modules = ('head', )
 
     @staticmethod
     def supports(model: BaseModel) -> bool:
@@ -40,6 +42,12 @@ class ClassifierAdapter:
                 f'{student_classes} (model.head.num_classes); both must be equal')
 
     @staticmethod
-    def teacher_logits(teacher: BaseModel, inputs: torch.Tensor) -> torch.Tensor:
+    def student_logits(student_calls: ModuleOutputRecorder) -> torch.Tensor:
+        """The logits the student's head produced during ``loss()``, shape (B, C)."""
+        return student_calls.outputs['head']
+
+    @staticmethod
+    def teacher_logits(teacher: BaseModel, inputs: torch.Tensor,
+                       student_calls: ModuleOutputRecorder) -> torch.Tensor:
         """Args: inputs (B, 3, H, W), teacher-normalized. Returns: logits (B, C)."""
         return teacher(inputs, mode='tensor')

@@ -17,7 +17,7 @@ def check_module_names(model: nn.Module, names: Iterable[str], field: str) -> No
 
 
 class ModuleOutputRecorder:
-    """Context manager that records the outputs of named modules while it is active.
+    """Context manager that records the inputs and outputs of named modules while it is active.
 
     Example::
 
@@ -35,10 +35,12 @@ class ModuleOutputRecorder:
         self.model = model
         self.module_names = sorted(set(module_names))
         self.outputs: Dict[str, Any] = {}
+        self.inputs: Dict[str, tuple] = {}
         self._handles: List[RemovableHandle] = []
 
     def __enter__(self) -> 'ModuleOutputRecorder':
         self.outputs = {}
+        self.inputs = {}
         modules = dict(self.model.named_modules())
         for name in self.module_names:
             self._handles.append(modules[name].register_forward_hook(self._recorder_for(name)))
@@ -51,7 +53,8 @@ class ModuleOutputRecorder:
 
     def _recorder_for(self, name: str):
 
-        def record(module: nn.Module, args: Any, output: Any) -> None:
+        def record(module: nn.Module, args: tuple, output: Any) -> None:
+            self.inputs[name] = args
             self.outputs[name] = output
 
         return record

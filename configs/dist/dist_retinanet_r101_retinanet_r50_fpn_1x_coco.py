@@ -1,0 +1,23 @@
+# DIST on RetinaNet, the authors' detection recipe: RetinaNet R101 teacher -> R50 student.
+# Each FPN level's class map (N, 9 anchors x 80 classes, H, W) gives one row of 720 sigmoid
+# scores per position; inter-class over the rows, intra-class over the positions of the batch.
+# No box distillation. Everything but the model is the stock mmdet config.
+_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)
+
+model = dict(
+    _delete_=True,
+    type='mmkd_plugins.Distiller',
+    student={{_base_.model}},
+    teacher=dict(
+        config='mmdet::retinanet/retinanet_r101_fpn_1x_coco.py',
+        checkpoint='https://download.openmmlab.com/mmdetection/v2.0/retinanet/'
+        'retinanet_r101_fpn_1x_coco/retinanet_r101_fpn_1x_coco_20200130-7a93545f.pth'),
+    distill_losses=dict(loss_dist=dict(
+        type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0, loss_weight=1.0, activation='sigmoid')))
+
+custom_hooks = [
+    dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + student_config.py
+    dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),  # stop at the first NaN/inf loss
+    dict(type='mmkd_plugins.RandomStateHook'),  # exact resume
+]

@@ -1,0 +1,36 @@
+"""Turning logits into probabilities and rows into weighted means, shared by the losses."""
+from typing import Optional
+
+import torch
+
+ACTIVATIONS = ('softmax', 'sigmoid')
+
+
+def probabilities(logits: torch.Tensor, activation: str) -> torch.Tensor:
+    """``softmax`` over the last dimension, or an independent ``sigmoid`` per element.
+
+    Args:
+        logits: Shape (N, C).
+        activation: ``'softmax'`` or ``'sigmoid'``.
+
+    Returns:
+        Shape (N, C).
+    """
+    if activation == 'softmax':
+        return logits.softmax(dim=-1)
+    if activation == 'sigmoid':
+        return logits.sigmoid()
+    raise ValueError(f'activation must be one of {ACTIVATIONS}, got {activation!r}')
+
+
+def row_weights_by_confidence(teacher_logits: torch.Tensor, tau: float,
+                              activation: str) -> torch.Tensor:
+    """The teacher's highest probability in each row, shape (N,), detached."""
+    return probabilities(teacher_logits.detach().float() / tau, activation).amax(dim=-1)
+
+
+def weighted_mean(values: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``Σ w_i v_i / Σ w_i`` (plain mean when ``weights`` is None). Shapes (N,)."""
+    if weights is None:
+        return values.mean()
+    return (values * weights).sum() / weights.sum().clamp_min(1e-12)

@@ -1,0 +1,81 @@
+"""How a distiller reads comparable outputs from mmdet's one-stage dense detectors."""
+from typing import List, Sequence
+
+import torch
+from mmengine.model import BaseModel
+
+from ..module_output_recorder import ModuleOutputRecorder
+
+
+def flatten_levels(cls_scores: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    """Per-level class maps as one row per spatial position.
+
+    Args:
+        cls_scores: Per FPN level, shape (N, A·K, H_l, W_l) (A anchors per position, K classes).
+
+    Returns:
+        Per level, shape (N·H_l·W_l, A·K).
+    """
+    return [score.permute(0, 2, 3, 1).reshape(-1, score.shape[1]) for score in cls_scores]
+
+
+def _head_layout(detector: BaseModel) -> dict:
+    head = detector.bbox_head
+    prior_generator = getattr(head, 'prior_generator', None)
+    return dict(
+        num_classes=head.num_classes,
+        priors_per_position=getattr(head, 'num_base_priors', 1),
+        class_channels=getattr(head, 'cls_out_channels', None),
+        strides=[tuple(s) if isinstance(s, (tuple, list)) else (s, s)
+                 for s in getattr(prior_generator, 'strides', [])])
+
+
+class DenseHeadAdapter:
+    """Class scores of one-stage detectors (RetinaNet, FCOS, ATSS, GFL, ...).
+
+    The student's scores are the first output of its ``bbox_head`` forward (the per-level class
+    maps), recorded while its stock ``loss()`` runs; the teacher's come from
+    ``teacher(inputs, mode='tensor')``: backbone, neck and head forward only, with no label
+    assignment, loss or box decoding. Both are flattened to one row per spatial position and
+    FPN level (see :func:`flatten_levels`); losses are computed per level and summed.
+    """
+
+    task = 'one-stage detection (mmdet dense heads)'
+    recorded_modules = ('bbox_head', )
+
+    @staticmethod
+    def supports(model: BaseModel) -> bool:
+        """Whether ``model`` is an mmdet one-stage detector."""
+        from mmdet.models.detectors import SingleStageDetector
+        return isinstance(model, SingleStageDetector)
+
+    @classmethod
+    def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str) -> None:
+        """Teacher and student must share the head design: classes, anchors per position,
+        class channels and FPN strides.
+
+        Raises:
+            TypeError: the teacher is not a one-stage detector.
+            ValueError: the head designs differ (the message names what differs).
+        """
+        if not cls.supports(teacher):
+            raise TypeError(f'{field}.config: the student is a one-stage detector but the '
+                            f'teacher is a {type(teacher).__name__}; distilling dense class '
+                            'scores needs a one-stage teacher with the same head design')
+        student_layout, teacher_layout = _head_layout(student), _head_layout(teacher)
+        differences = [f'{key}: teacher {teacher_layout[key]} vs student {student_layout[key]}'
+                       for key in student_layout if student_layout[key] != teacher_layout[key]]
+        if differences:
+            raise ValueError(f'{field}: teacher and student heads differ ('
+                             + '; '.join(differences) + '); their class maps cannot be compared')
+
+    @staticmethod
+    def student_logits(student_calls: ModuleOutputRecorder) -> List[torch.Tensor]:
+        """Per level, shape (N·H·W, A·K)."""
+        return flatten_levels(student_calls.outputs['bbox_head'][0])
+
+    @staticmethod
+    def teacher_logits(teacher: BaseModel, inputs: torch.Tensor,
+                       student_calls: ModuleOutputRecorder) -> List[torch.Tensor]:
+        """Per level, shape (N·H·W, A·K)."""
+        return flatten_levels(teacher(inputs, mode='tensor')[0])

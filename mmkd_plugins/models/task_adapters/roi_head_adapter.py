@@ -1,0 +1,71 @@
+"""How a distiller reads comparable outputs from mmdet's two-stage detectors."""
+import torch
+from mmengine.model import BaseModel
+
+from ..module_output_recorder import ModuleOutputRecorder
+
+ROI_EXTRACTOR = 'roi_head.bbox_roi_extractor'
+BOX_HEAD = 'roi_head.bbox_head'
+
+
+def _box_head(detector: BaseModel):
+    """The (first stage's) box head of a standard or cascade RoI head."""
+    head = detector.roi_head.bbox_head
+    return head[0] if isinstance(head, torch.nn.ModuleList) else head
+
+
+class RoIHeadAdapter:
+    """RoI class logits of two-stage detectors (Faster R-CNN; Cascade R-CNN as teacher).
+
+    The student's logits are its box head's class scores for its own sampled proposals,
+    recorded while its stock ``loss()`` runs, together with those RoIs. The teacher then scores
+    **the same RoIs**: its backbone and neck run on the batch, and its RoI extractor and (first
+    cascade stage's) box head run on the student's RoIs. The teacher runs no RPN, sampling or
+    loss, and its later cascade stages are unused. Logits are (num_rois, K + 1), background
+    last, to be compared with a softmax.
+    """
+
+    task = 'two-stage detection (mmdet RoI heads)'
+    recorded_modules = (ROI_EXTRACTOR, BOX_HEAD)
+
+    @staticmethod
+    def supports(model: BaseModel) -> bool:
+        """Whether ``model`` is an mmdet two-stage detector with a box RoI head."""
+        from mmdet.models.detectors import TwoStageDetector
+        return (isinstance(model, TwoStageDetector) and model.with_roi_head
+                and getattr(model.roi_head, 'with_bbox', False))
+
+    @classmethod
+    def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str) -> None:
+        """Raises ``TypeError`` for a teacher that is not two-stage, ``ValueError`` for other
+        class counts."""
+        if not cls.supports(teacher):
+            raise TypeError(f'{field}.config: the student is a two-stage detector but the '
+                            f'teacher is a {type(teacher).__name__}; scoring the student\'s '
+                            'RoIs needs a two-stage teacher (Faster/Cascade R-CNN)')
+        student_classes = _box_head(student).num_classes
+        teacher_classes = _box_head(teacher).num_classes
+        if student_classes != teacher_classes:
+            raise ValueError(f'{field}: the teacher\'s RoI head predicts {teacher_classes} '
+                             f'classes and the student\'s {student_classes}; both must be equal')
+
+    @staticmethod
+    def student_rois(student_calls: ModuleOutputRecorder) -> torch.Tensor:
+        """The RoIs the student's box head scored, shape (num_rois, 5): batch index, box."""
+        return student_calls.inputs[ROI_EXTRACTOR][1]
+
+    @staticmethod
+    def student_logits(student_calls: ModuleOutputRecorder) -> torch.Tensor:
+        """Shape (num_rois, K + 1)."""
+        return student_calls.outputs[BOX_HEAD][0]
+
+    @classmethod
+    def teacher_logits(cls, teacher: BaseModel, inputs: torch.Tensor,
+                       student_calls: ModuleOutputRecorder) -> torch.Tensor:
+        """The teacher's class logits for the student's RoIs, shape (num_rois, K + 1)."""
+        features = teacher.extract_feat(inputs)
+        rois = cls.student_rois(student_calls).detach()
+        roi_head = teacher.roi_head
+        if isinstance(roi_head.bbox_head, torch.nn.ModuleList):  # cascade: first stage
+            return roi_head._bbox_forward(0, features, rois)['cls_score']
+        return roi_head._bbox_forward(features, rois)['cls_score']

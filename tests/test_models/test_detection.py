@@ -1,0 +1,184 @@
+"""Distilling mmdet detectors: dense-head and RoI-head adapters, sigmoid losses, real models."""
+import math
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.hub import get_config
+from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+from mmkd_plugins.models import Distiller
+from mmkd_plugins.models.losses import DISTLoss, KDLoss, binary_kd_loss, dist_loss
+from mmkd_plugins.models.task_adapters import flatten_levels
+from ..conftest import DET_DEMO_CONFIGS, save_random_checkpoint, shapes_dataset
+
+RETINANET = str(DET_DEMO_CONFIGS / '_base_' / 'retinanet_r18_shapes.py')
+SMALL_PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=(64, 64), keep_ratio=True),
+    dict(type='PackDetInputs'),
+]
+
+
+@pytest.fixture(autouse=True)
+def mmdet_scope():
+    init_default_scope('mmdet')
+
+
+def detector_cfg(config: str, **overrides) -> dict:
+    cfg = get_config(config) if '::' in config else Config.fromfile(config)
+    cfg.merge_from_dict(dict(model=overrides))
+    return cfg.model
+
+
+def batch_of(shapes_root: str, size: int = 4) -> dict:
+    loader = Runner.build_dataloader(dict(
+        batch_size=size, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
+        collate_fn=dict(type='pseudo_collate'),
+        dataset=shapes_dataset(shapes_root, 'train', SMALL_PIPELINE)))
+    return next(iter(loader))
+
+
+def distiller_for(student_cfg: dict, teacher_config: str, checkpoint: str, losses: dict,
+                  **teacher_options) -> Distiller:
+    return Distiller(student=student_cfg,
+                     teacher=dict(config=teacher_config, checkpoint=checkpoint,
+                                  **teacher_options),
+                     distill_losses=losses)
+
+
+def test_flatten_levels_gives_one_row_per_position_in_order():
+    level = torch.arange(2 * 3 * 2 * 4, dtype=torch.float32).reshape(2, 3, 2, 4)  # N C H W
+    rows = flatten_levels([level, level[:, :, :1, :2]])
+    assert [r.shape for r in rows] == [(16, 3), (4, 3)]
+    n, h, w = 1, 1, 2
+    assert torch.equal(rows[0][n * 8 + h * 4 + w], level[n, :, h, w])
+
+
+def test_binary_kd_matches_bernoulli_kl_loop():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(5, 4) * 2, torch.randn(5, 4) * 2
+    tau = 2.0
+    total = 0.0
+    for s_row, t_row in zip(student.tolist(), teacher.tolist()):
+        for s, t in zip(s_row, t_row):
+            p, q = 1 / (1 + math.exp(-t / tau)), 1 / (1 + math.exp(-s / tau))
+            total += p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
+    expected = tau**2 * total / 5
+    assert binary_kd_loss(student, teacher, tau).item() == pytest.approx(expected, rel=1e-5)
+    module = KDLoss(tau=tau, activation='sigmoid')
+    assert module(student, teacher).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_sigmoid_dist_uses_independent_sigmoids():
+    from ..test_models.test_losses import pearson
+    torch.manual_seed(1)
+    student, teacher = torch.randn(6, 5), torch.randn(6, 5)
+    y_s, y_t = student.sigmoid().tolist(), teacher.sigmoid().tolist()
+    inter = 1 - sum(pearson(a, b) for a, b in zip(y_s, y_t)) / 6
+    intra = 1 - sum(pearson([r[j] for r in y_s], [r[j] for r in y_t]) for j in range(5)) / 5
+    got = DISTLoss(activation='sigmoid')(student, teacher).item()
+    assert got == pytest.approx(inter + intra, rel=1e-5)
+
+
+def test_teacher_confidence_weights_rows():
+    teacher = torch.tensor([[8.0, -8.0], [0.0, 0.0]])  # a confident row and an unsure one
+    student = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    per_row = [binary_kd_loss(student[i:i + 1], teacher[i:i + 1], 1.0).item() for i in range(2)]
+    weights = [1 / (1 + math.exp(-8.0)), 0.5]
+    expected = (weights[0] * per_row[0] + weights[1] * per_row[1]) / sum(weights)
+    module = KDLoss(tau=1.0, activation='sigmoid', weight_by_teacher_confidence=True)
+    assert module(student, teacher).item() == pytest.approx(expected, rel=1e-5)
+    assert dist_loss(student, teacher, 1, 1, 1, 'sigmoid', torch.ones(2)).item() == \
+        pytest.approx(dist_loss(student, teacher, 1, 1, 1, 'sigmoid').item())
+
+
+def test_retinanet_trains_with_dense_distillation_and_same_weights_give_zero(
+        tmp_path, shapes_root):
+    checkpoint = save_random_checkpoint(RETINANET, str(tmp_path / 'retina.pth'))
+    # Spread the freshly initialised class scores: Pearson is undefined (eps-clamped) for
+    # columns that are constant to ~1e-4, as the scores of an untrained head nearly are.
+    state = torch.load(checkpoint)
+    state['state_dict']['bbox_head.retina_cls.weight'] *= 100
+    torch.save(state, checkpoint)
+    losses = dict(loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid'),
+                  loss_dist=dict(type='DISTLoss', activation='sigmoid'))
+    student = detector_cfg(RETINANET, init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
+    model = distiller_for(student, RETINANET, checkpoint, losses)
+    model.init_weights()
+    model.eval()
+    data = model.data_preprocessor(batch_of(shapes_root), training=True)
+    same = model(**data, mode='loss')
+    assert same['distill.loss_kd'].item() == pytest.approx(0.0, abs=1e-5)
+    assert same['distill.loss_dist'].item() == pytest.approx(0.0, abs=1e-5)
+    assert {'student.loss_cls', 'student.loss_bbox'} <= set(same)
+
+    fresh = distiller_for(detector_cfg(RETINANET), RETINANET, checkpoint, losses)
+    optim_wrapper = OptimWrapper(torch.optim.SGD(fresh.parameters(), lr=0.01))
+    teacher_before = {k: v.clone() for k, v in fresh.teacher.state_dict().items()}
+    log_vars = fresh.train_step(batch_of(shapes_root), optim_wrapper)
+    assert float(log_vars['distill.loss_kd']) > 0 and float(log_vars['distill.loss_dist']) > 0
+    assert all(torch.equal(v, teacher_before[k]) for k, v in fresh.teacher.state_dict().items())
+
+
+def test_faster_rcnn_teacher_scores_the_students_sampled_proposals(tmp_path, shapes_root):
+    small = dict(backbone=dict(depth=18, init_cfg=None),
+                 neck=dict(in_channels=[64, 128, 256, 512], out_channels=64),
+                 rpn_head=dict(in_channels=64, feat_channels=64),
+                 roi_head=dict(bbox_roi_extractor=dict(out_channels=64),
+                               bbox_head=dict(in_channels=64, fc_out_channels=128,
+                                              num_classes=3)))
+    base = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+    options = dict(model=small)
+    checkpoint = save_random_checkpoint(base, str(tmp_path / 'frcnn.pth'), options)
+    model = distiller_for(detector_cfg(base, **small), base, checkpoint,
+                          dict(loss_dist=dict(type='DISTLoss')), cfg_options=options)
+    teacher_rois = []
+    model.teacher.roi_head.bbox_roi_extractor.register_forward_hook(
+        lambda module, args, output: teacher_rois.append(args[1]))
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
+    log_vars = model.train_step(batch_of(shapes_root), optim_wrapper)
+    student_rois = model.student_recorder.inputs['roi_head.bbox_roi_extractor'][1]
+    assert len(teacher_rois) == 1 and student_rois.shape[1] == 5
+    assert torch.equal(teacher_rois[0], student_rois)
+    assert 0 < float(log_vars['distill.loss_dist']) < float('inf')
+    assert 'student.loss_rpn_cls' in log_vars and 'student.loss_cls' in log_vars
+
+
+def test_head_designs_that_differ_are_named(tmp_path):
+    options = dict(model=dict(bbox_head=dict(num_classes=5)))
+    checkpoint = save_random_checkpoint(RETINANET, str(tmp_path / 'r5.pth'), options)
+    with pytest.raises(ValueError, match=r'num_classes: teacher 5 vs student 3'):
+        distiller_for(detector_cfg(RETINANET), RETINANET, checkpoint,
+                      dict(loss_kd=dict(type='KDLoss', activation='sigmoid')),
+                      cfg_options=options)
+
+
+def test_classifier_teacher_for_a_detector_is_refused(teacher_checkpoint):
+    from ..conftest import TEACHER_CONFIG
+    with pytest.raises(TypeError, match=r'student is a one-stage detector but the teacher is '
+                       r'a ImageClassifier'):
+        distiller_for(detector_cfg(RETINANET), TEACHER_CONFIG, teacher_checkpoint,
+                      dict(loss_kd=dict(type='KDLoss')))
+
+
+@pytest.mark.parametrize('config', ['mmdet::atss/atss_r50_fpn_1x_coco.py',
+                                    'mmdet::gfl/gfl_r50_fpn_1x_coco.py',
+                                    'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'])
+def test_other_dense_heads_train_one_step(tmp_path, shapes_root, config):
+    small = dict(backbone=dict(depth=18, init_cfg=None),
+                 neck=dict(in_channels=[64, 128, 256, 512], out_channels=32),
+                 bbox_head=dict(num_classes=3, in_channels=32, feat_channels=32,
+                                stacked_convs=1))
+    options = dict(model=small)
+    checkpoint = save_random_checkpoint(config, str(tmp_path / 'teacher.pth'), options)
+    losses = dict(loss_dist=dict(type='DISTLoss', activation='sigmoid',
+                                 weight_by_teacher_confidence=True))
+    model = distiller_for(detector_cfg(config, **small), config, checkpoint, losses,
+                          cfg_options=options)
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
+    log_vars = model.train_step(batch_of(shapes_root, size=2), optim_wrapper)
+    assert 0 < float(log_vars['distill.loss_dist']) < float('inf')
