@@ -10,7 +10,8 @@ from .atomic_files import atomic_torch_save
 STUDENT_PREFIX = 'student.'
 
 
-def extract_student_state_dict(state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+def extract_student_state_dict(
+        state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """Keep the ``student.*`` entries of a distiller's state dict, without the prefix.
 
     Args:

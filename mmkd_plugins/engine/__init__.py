@@ -1,3 +1,7 @@
 """Training-loop components: hooks, and launching on CPU-only machines."""
 from .cpu_distributed import setup_cpu_distributed
-from .hooks import *  # noqa: F401,F403
+from .hooks import ExportStudentHook, RandomStateHook, StopOnNonFiniteLossHook
+
+__all__ = [
+    'setup_cpu_distributed', 'ExportStudentHook', 'StopOnNonFiniteLossHook', 'RandomStateHook'
+]

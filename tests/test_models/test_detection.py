@@ -182,3 +182,14 @@ def test_other_dense_heads_train_one_step(tmp_path, shapes_root, config):
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
     log_vars = model.train_step(batch_of(shapes_root, size=2), optim_wrapper)
     assert 0 < float(log_vars['distill.loss_dist']) < float('inf')
+
+
+def test_softmax_per_anchor_variant_splits_rows_anchor_major():
+    torch.manual_seed(2)
+    student, teacher = torch.randn(4, 3 * 5), torch.randn(4, 3 * 5)  # 3 anchors x 5 classes
+    per_anchor = DISTLoss(anchors_per_position=3)(student, teacher)
+    rows = [(student[p, a * 5:(a + 1) * 5], teacher[p, a * 5:(a + 1) * 5])
+            for p in range(4) for a in range(3)]
+    expected = dist_loss(torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows]),
+                         1.0, 1.0, 1.0)
+    assert per_anchor.item() == pytest.approx(expected.item(), rel=1e-6)

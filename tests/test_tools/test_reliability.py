@@ -93,7 +93,8 @@ def test_non_finite_loss_stops_with_iteration_and_keeps_last_checkpoint(
     assert 'epoch_1.pth' in result.stderr  # the message names the last good checkpoint
     assert not osp.exists(osp.join(work_dir, 'epoch_2.pth'))
     good = safe_torch_load(osp.join(work_dir, 'epoch_1.pth'))
-    assert all(torch.isfinite(v).all() for v in good['state_dict'].values() if v.is_floating_point())
+    weights = [v for v in good['state_dict'].values() if v.is_floating_point()]
+    assert all(torch.isfinite(v).all() for v in weights)
 
 
 def test_checkpoint_write_interrupted_before_rename_keeps_the_old_file(tmp_path, monkeypatch):

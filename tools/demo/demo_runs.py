@@ -3,10 +3,12 @@ import glob
 import json
 import os
 import os.path as osp
+import shutil
 import statistics
 import subprocess
 import sys
-from typing import List
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Tuple
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -40,3 +42,57 @@ def mean_and_std(values: List[float]) -> str:
     """``'mean ± sample std'`` with two decimals."""
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f'{statistics.mean(values):.2f} ± {std:.2f}'
+
+
+def train_teacher(config: str, work_dir: str, metric: str, *options: str) -> Tuple[float, str]:
+    """Train the teacher (seed 0) and copy its final checkpoint to ``<work_dir>/teacher.pth``.
+
+    Returns:
+        The teacher's final ``metric`` and the path of its checkpoint.
+    """
+    teacher_dir = osp.join(work_dir, 'teacher')
+    result = train(config, teacher_dir, 0, metric, *options)
+    checkpoint = osp.join(work_dir, 'teacher.pth')
+    shutil.copy(sorted(glob.glob(osp.join(teacher_dir, 'epoch_*.pth')))[-1], checkpoint)
+    return result, checkpoint
+
+
+def train_students(runs: Dict[str, str], seeds: List[int], work_dir: str, metric: str,
+                   teacher_checkpoint: str, jobs: int, *options: str) -> Dict[str, List[float]]:
+    """Train every (run, seed) pair, ``jobs`` at a time; distillation runs get the teacher.
+
+    Args:
+        runs: Name -> config; the run named ``'baseline'`` gets no teacher.
+        seeds: Seeds of each run.
+        work_dir: ``<work_dir>/<name>/seed<seed>`` holds each run.
+        metric: The logged metric to return.
+        teacher_checkpoint: Passed as ``model.teacher.checkpoint`` to distillation runs.
+        jobs: Trainings at once.
+        options: Further config overrides for every run.
+
+    Returns:
+        Name -> the final ``metric`` of each seed, in the order of ``seeds``.
+    """
+    pairs = [(name, seed) for seed in seeds for name in runs]
+
+    def train_one(pair: Tuple[str, int]) -> float:
+        name, seed = pair
+        run_dir = osp.join(work_dir, name.lower(), f'seed{seed}')
+        teacher = [] if name == 'baseline' else [f'model.teacher.checkpoint={teacher_checkpoint}']
+        result = train(runs[name], run_dir, seed, metric, *teacher, *options)
+        print(f'[demo]   {name:8s} seed {seed}: {metric} {result:.4f}', flush=True)
+        return result
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = list(pool.map(train_one, pairs))
+    return {name: [r for (n, _), r in zip(pairs, results) if n == name] for name in runs}
+
+
+def retest_exported_student(run_dir: str, metric: str, *options: str) -> float:
+    """Evaluate ``student_final.pth`` with ``tools/test.py`` on the exported student config."""
+    metrics_file = osp.join(run_dir, 'stock_test_metrics.json')
+    run_tool('test.py', osp.join(run_dir, 'student_config.py'),
+             osp.join(run_dir, 'student_final.pth'), '--work-dir', run_dir, '--out',
+             metrics_file, *(['--cfg-options', *options] if options else []))
+    with open(metrics_file) as file:
+        return json.load(file)[metric]

@@ -10,17 +10,15 @@ The first distilled student is also exported and re-evaluated with ``tools/test.
 stock student config, to show that the exported checkpoint is a plain student.
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
-import shutil
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List
 
-from demo_runs import REPO_ROOT, mean_and_std, run_tool, train
+from demo_runs import (REPO_ROOT, mean_and_std, retest_exported_student, train_students,
+                       train_teacher)
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 CONFIGS = osp.join('configs', 'demo')
@@ -87,40 +85,18 @@ def main() -> None:
     start = time.time()
     os.chdir(REPO_ROOT)
     prepare_data(args.data_root)
-    teacher_dir = osp.join(args.work_dir, 'teacher')
     print('[demo] training the teacher on 1,297 digits ...', flush=True)
-    teacher_accuracy = train(TEACHER_CONFIG, teacher_dir, 0, TOP1,
-                             'train_dataloader.dataset.ann_file=teacher_train.txt',
-                             *data_options(args.data_root))
-    teacher_checkpoint = osp.join(args.work_dir, 'teacher.pth')
-    shutil.copy(sorted(glob.glob(osp.join(teacher_dir, 'epoch_*.pth')))[-1], teacher_checkpoint)
+    teacher_accuracy, teacher_checkpoint = train_teacher(
+        TEACHER_CONFIG, args.work_dir, TOP1, 'train_dataloader.dataset.ann_file=teacher_train.txt',
+        *data_options(args.data_root))
     print(f'[demo] teacher top-1: {teacher_accuracy:.2f} %', flush=True)
-
-    jobs = [(name, seed) for seed in args.seeds for name in STUDENT_RUNS]
-    print(f'[demo] training {len(jobs)} students on 50 digits '
-          f'({", ".join(STUDENT_RUNS)} x seeds {args.seeds}) ...', flush=True)
-
-    def train_student(job):
-        name, seed = job
-        work_dir = osp.join(args.work_dir, name.lower(), f'seed{seed}')
-        options = [] if name == 'baseline' else [f'model.teacher.checkpoint={teacher_checkpoint}']
-        accuracy = train(STUDENT_RUNS[name], work_dir, seed, TOP1, *options,
-                         *data_options(args.data_root))
-        print(f'[demo]   {name:8s} seed {seed}: {accuracy:.2f} %', flush=True)
-        return accuracy
-
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        accuracies = list(pool.map(train_student, jobs))
-    students = {name: [acc for (n, _), acc in zip(jobs, accuracies) if n == name]
-                for name in STUDENT_RUNS}
-
-    kd_dir = osp.join(args.work_dir, 'kd', f'seed{args.seeds[0]}')
-    metrics_file = osp.join(kd_dir, 'stock_test_metrics.json')
-    run_tool('test.py', osp.join(kd_dir, 'student_config.py'),
-             osp.join(kd_dir, 'student_final.pth'), '--work-dir', kd_dir, '--out', metrics_file,
-             '--cfg-options', *data_options(args.data_root))
-    with open(metrics_file) as file:
-        exported_accuracy = json.load(file)['accuracy/top1']
+    print(f'[demo] training the students on 50 digits ({", ".join(STUDENT_RUNS)} x seeds '
+          f'{args.seeds}) ...', flush=True)
+    students = train_students(STUDENT_RUNS, args.seeds, args.work_dir, TOP1, teacher_checkpoint,
+                              args.jobs, *data_options(args.data_root))
+    exported_accuracy = retest_exported_student(
+        osp.join(args.work_dir, 'kd', f'seed{args.seeds[0]}'), TOP1,
+        *data_options(args.data_root))
 
     table = format_table(teacher_accuracy, students, args.seeds)
     summary = (f'{table}\n\nExported KD student (seed {args.seeds[0]}) re-tested with '

@@ -12,17 +12,14 @@ mmdet's ``CocoMetric`` (pycocotools) on 150 held-out images and writes
 with ``tools/test.py`` on the stock student config.
 """
 import argparse
-import glob
-import json
 import os
 import os.path as osp
-import shutil
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List
 
-from demo_runs import REPO_ROOT, mean_and_std, run_tool, train
+from demo_runs import (REPO_ROOT, mean_and_std, retest_exported_student, train_students,
+                       train_teacher)
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 CONFIGS = osp.join('configs', 'demo', 'det')
@@ -64,35 +61,15 @@ def main() -> None:
     from mmkd_plugins.demo import write_shapes_coco
     write_shapes_coco('data/shapes', SPLITS)
 
-    teacher_dir = osp.join(args.work_dir, 'teacher')
     print('[demo] training the teacher RetinaNet on 600 images ...', flush=True)
-    teacher_map = train(TEACHER_CONFIG, teacher_dir, 0, MAP)
-    teacher_checkpoint = osp.join(args.work_dir, 'teacher.pth')
-    shutil.copy(sorted(glob.glob(osp.join(teacher_dir, 'epoch_*.pth')))[-1], teacher_checkpoint)
+    teacher_map, teacher_checkpoint = train_teacher(TEACHER_CONFIG, args.work_dir, MAP)
     print(f'[demo] teacher bbox mAP: {100 * teacher_map:.1f}', flush=True)
-
-    jobs = [(name, seed) for seed in args.seeds for name in STUDENT_RUNS]
-
-    def train_student(job):
-        name, seed = job
-        work_dir = osp.join(args.work_dir, name.lower(), f'seed{seed}')
-        options = [] if name == 'baseline' else [f'model.teacher.checkpoint={teacher_checkpoint}']
-        result = train(STUDENT_RUNS[name], work_dir, seed, MAP, *options)
-        print(f'[demo]   {name:8s} seed {seed}: bbox mAP {100 * result:.1f}', flush=True)
-        return result
-
-    print(f'[demo] training {len(jobs)} students on 100 images ...', flush=True)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(train_student, jobs))
-    students = {name: [r for (n, _), r in zip(jobs, results) if n == name]
-                for name in STUDENT_RUNS}
-
-    kd_dir = osp.join(args.work_dir, 'kd', f'seed{args.seeds[0]}')
-    metrics_file = osp.join(kd_dir, 'stock_test_metrics.json')
-    run_tool('test.py', osp.join(kd_dir, 'student_config.py'),
-             osp.join(kd_dir, 'student_final.pth'), '--work-dir', kd_dir, '--out', metrics_file)
-    with open(metrics_file) as file:
-        exported_map = json.load(file)[MAP]
+    print(f'[demo] training the students on 100 images ({", ".join(STUDENT_RUNS)} x seeds '
+          f'{args.seeds}) ...', flush=True)
+    students = train_students(STUDENT_RUNS, args.seeds, args.work_dir, MAP, teacher_checkpoint,
+                              args.jobs)
+    exported_map = retest_exported_student(osp.join(args.work_dir, 'kd', f'seed{args.seeds[0]}'),
+                                           MAP)
 
     summary = (f'{format_table(teacher_map, students, args.seeds)}\n\nExported KD student '
                f'(seed {args.seeds[0]}) re-tested with tools/test.py on the stock student '

@@ -1,7 +1,5 @@
 """Write a student-only checkpoint and config when training ends."""
 import os.path as osp
-from typing import Optional
-
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner

@@ -87,11 +87,16 @@ class DISTLoss(nn.Module):
         weight_by_teacher_confidence: Weight each row of the inter-class term by the teacher's
             highest probability in it, so that the many background positions of a dense head
             do not dominate. Defaults to False.
+        anchors_per_position: Split each row of a dense head (A anchors x K classes, anchor
+            major, as mmdet lays them out) into A rows of K classes first; with
+            ``activation='softmax'`` this is the softmax-over-classes-per-anchor variant.
+            Defaults to 1 (rows as given).
     """
 
     def __init__(self, beta: float = 1.0, gamma: float = 1.0, tau: float = 1.0,
                  loss_weight: float = 1.0, sync_batch: bool = False,
-                 activation: str = 'softmax', weight_by_teacher_confidence: bool = False) -> None:
+                 activation: str = 'softmax', weight_by_teacher_confidence: bool = False,
+                 anchors_per_position: int = 1) -> None:
         super().__init__()
         if tau <= 0:
             raise ValueError(f'DISTLoss: tau must be > 0, got {tau}')
@@ -105,10 +110,15 @@ class DISTLoss(nn.Module):
         self.sync_batch = sync_batch
         self.activation = activation
         self.weight_by_teacher_confidence = weight_by_teacher_confidence
+        self.anchors_per_position = anchors_per_position
 
     def forward(self, student_logits: torch.Tensor,
                 teacher_logits: torch.Tensor) -> torch.Tensor:
         """Args: student_logits (N, C); teacher_logits (N, C). Returns: scalar tensor."""
+        if self.anchors_per_position > 1:
+            classes = student_logits.shape[1] // self.anchors_per_position
+            student_logits = student_logits.reshape(-1, classes)
+            teacher_logits = teacher_logits.reshape(-1, classes)
         if self.sync_batch:
             student_logits = gather_rows(student_logits.float())
             teacher_logits = gather_rows(teacher_logits.float())

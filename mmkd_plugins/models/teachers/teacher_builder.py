@@ -9,9 +9,9 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import CheckpointLoader
+from torch import nn
 
 from mmkd_plugins.checkpoint.safe_loading import cache_path_of
-from torch import nn
 
 ConfigSource = Union[str, dict, Config]
 
