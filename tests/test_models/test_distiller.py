@@ -77,6 +77,11 @@ def test_loss_keys_and_gradients_reach_only_the_student(teacher_checkpoint):
 
 def test_same_network_same_weights_gives_zero_distillation_loss(tmp_path):
     checkpoint = save_random_checkpoint(TEACHER_CONFIG, str(tmp_path / 'same.pth'), seed=3)
+    # Spread the untrained logits: DIST's Pearson is eps-clamped (not 1) for a class whose
+    # probabilities are constant across the batch to ~1e-4, as an untrained head's nearly are.
+    state = torch.load(checkpoint)
+    state['state_dict']['head.fc.weight'] *= 100
+    torch.save(state, checkpoint)
     student = dict(student_model_cfg(TEACHER_CONFIG),
                    init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
     model = build_distiller(checkpoint, student=student,
