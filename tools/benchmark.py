@@ -1,0 +1,187 @@
+"""Measure what distillation costs: one process, variants interleaved, medians and ratios.
+
+For a classification pair (ResNet-34 -> ResNet-18, 224x224) and a detection pair (RetinaNet
+R101 -> R50), built from the model-zoo distillation configs with random weights (speed does not
+depend on them), it times per iteration, after warm-up, interleaving A B C D A B C D ...:
+
+* ``student``: the stock student's training step (forward, loss, backward, SGD step);
+* ``teacher``: the teacher's forward under ``torch.no_grad()`` (what distillation adds at least);
+* ``kd`` / ``dist``: the distiller's training step with KDLoss / DISTLoss.
+
+and prints medians and ``overhead = t_distill / (t_student + t_teacher)``: 1.0 means
+distillation costs exactly one student step plus one teacher forward. On CUDA it also reports
+each variant's peak memory. Results go to a JSON file. Runs unchanged on CPU and GPU.
+
+Example:
+    python tools/benchmark.py --iters 10 --out work_dirs/benchmark.json
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import tempfile
+import time
+import warnings
+from typing import Callable, Dict, List
+
+import torch
+from mmengine.config import Config
+from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+import mmkd_plugins  # noqa: F401
+from mmkd_plugins.demo import SHAPE_CLASSES, write_shapes_coco
+from mmkd_plugins.models import Distiller
+from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
+
+warnings.filterwarnings('ignore')
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+PAIRS = {
+    'classification': dict(
+        kd='configs/kd/kd_resnet34_resnet18_8xb32_in1k.py',
+        dist='configs/dist/dist_resnet34_resnet18_8xb32_in1k.py', scope='mmpretrain'),
+    'detection': dict(
+        kd='configs/kd/kd_retinanet_r101_retinanet_r50_fpn_1x_coco.py',
+        dist='configs/dist/dist_retinanet_r101_retinanet_r50_fpn_1x_coco.py', scope='mmdet'),
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Benchmark the cost of distillation')
+    parser.add_argument('--pairs', nargs='+', choices=list(PAIRS), default=list(PAIRS))
+    parser.add_argument('--iters', type=int, default=10, help='timed rounds per variant')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed rounds first')
+    parser.add_argument('--batch-size', type=int, default=32, help='classification batch')
+    parser.add_argument('--det-batch-size', type=int, default=2)
+    parser.add_argument('--det-image-size', type=int, default=320)
+    parser.add_argument('--out', default='work_dirs/benchmark.json')
+    return parser.parse_args()
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def classification_batch(batch_size: int) -> dict:
+    from mmpretrain.structures import DataSample
+    generator = torch.Generator().manual_seed(0)
+    return dict(
+        inputs=[torch.randint(0, 256, (3, 224, 224), generator=generator, dtype=torch.uint8)
+                for _ in range(batch_size)],
+        data_samples=[DataSample().set_gt_label(i % 1000) for i in range(batch_size)])
+
+
+def detection_batch(batch_size: int, image_size: int, folder: str) -> dict:
+    write_shapes_coco(folder, {'train': batch_size}, image_size=image_size,
+                      min_size=image_size // 8, max_size=image_size // 3)
+    loader = Runner.build_dataloader(dict(
+        batch_size=batch_size, num_workers=0, collate_fn=dict(type='pseudo_collate'),
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=dict(type='CocoDataset', data_root=folder, ann_file='annotations/train.json',
+                     data_prefix=dict(img='train/'), metainfo=dict(classes=SHAPE_CLASSES),
+                     pipeline=[dict(type='LoadImageFromFile'),
+                               dict(type='LoadAnnotations', with_bbox=True),
+                               dict(type='PackDetInputs')])))
+    return next(iter(loader))
+
+
+def build_distiller(config_path: str, teacher_checkpoint: str, device: str) -> Distiller:
+    cfg = Config.fromfile(osp.join(REPO_ROOT, config_path))
+    model_cfg = cfg.model
+    model_cfg.teacher.checkpoint = teacher_checkpoint
+    model_cfg.student.pop('init_cfg', None)
+    if 'backbone' in model_cfg.student:
+        model_cfg.student.backbone.init_cfg = None
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.student.setdefault('data_preprocessor', cfg.data_preprocessor)
+    return Distiller(**{k: v for k, v in model_cfg.items() if k != 'type'}).to(device)
+
+
+def random_teacher_checkpoint(config_path: str, folder: str) -> str:
+    cfg = Config.fromfile(osp.join(REPO_ROOT, config_path))
+    teacher = build_model_from_config(load_model_config(cfg.model.teacher.config, 'teacher'))
+    path = osp.join(folder, 'teacher.pth')
+    torch.save({'state_dict': teacher.state_dict()}, path)
+    return path
+
+
+def step_of(model, batch: dict) -> Callable[[], None]:
+    optim_wrapper = OptimWrapper(torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9))
+    return lambda: model.train_step(batch, optim_wrapper)
+
+
+def teacher_forward_of(distiller: Distiller, batch: dict) -> Callable[[], None]:
+    inputs = distiller.data_preprocessor(batch, training=True)['inputs']
+
+    def forward() -> None:
+        with torch.no_grad():
+            distiller.teacher(distiller.teacher_renormalizer(inputs), mode='tensor')
+
+    return forward
+
+
+def measure(variants: Dict[str, Callable[[], None]], iters: int,
+            warmup: int) -> Dict[str, dict]:
+    """Interleave the variants; median seconds per call and (CUDA) peak memory in MiB."""
+    times: Dict[str, List[float]] = {name: [] for name in variants}
+    peaks: Dict[str, float] = {name: 0.0 for name in variants}
+    for round_index in range(warmup + iters):
+        for name, run in variants.items():
+            if torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()
+            synchronize()
+            start = time.perf_counter()
+            run()
+            synchronize()
+            if round_index >= warmup:
+                times[name].append(time.perf_counter() - start)
+                if torch.cuda.is_available():
+                    peaks[name] = max(peaks[name], torch.cuda.max_memory_allocated() / 2**20)
+    return {name: dict(median_s=statistics.median(values), all_s=values,
+                       peak_mib=peaks[name] if torch.cuda.is_available() else None)
+            for name, values in times.items()}
+
+
+def benchmark_pair(name: str, args: argparse.Namespace, device: str) -> dict:
+    pair = PAIRS[name]
+    init_default_scope(pair['scope'])
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = random_teacher_checkpoint(pair['kd'], folder)
+        kd = build_distiller(pair['kd'], checkpoint, device)
+        dist = build_distiller(pair['dist'], checkpoint, device)
+        batch = (classification_batch(args.batch_size) if name == 'classification' else
+                 detection_batch(args.det_batch_size, args.det_image_size, folder))
+    student = kd.student  # the stock student model, trained on its own for the baseline
+    variants = {'student': step_of(student, batch), 'teacher': teacher_forward_of(kd, batch),
+                'kd': step_of(kd, batch), 'dist': step_of(dist, batch)}
+    results = measure(variants, args.iters, args.warmup)
+    floor = results['student']['median_s'] + results['teacher']['median_s']
+    for variant in ('kd', 'dist'):
+        results[variant]['overhead'] = results[variant]['median_s'] / floor
+    return results
+
+
+def main() -> None:
+    args = parse_args()
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    report = dict(device=torch.cuda.get_device_name() if device == 'cuda' else 'cpu',
+                  threads=torch.get_num_threads(), iters=args.iters, pairs={})
+    for name in args.pairs:
+        print(f'[benchmark] {name} ...', flush=True)
+        report['pairs'][name] = results = benchmark_pair(name, args, device)
+        for variant, result in results.items():
+            overhead = f"  overhead {result['overhead']:.3f}" if 'overhead' in result else ''
+            peak = f"  peak {result['peak_mib']:.0f} MiB" if result['peak_mib'] else ''
+            print(f'  {variant:8s} median {1000 * result["median_s"]:8.1f} ms{overhead}{peak}')
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'w') as file:
+        json.dump(report, file, indent=2)
+    print(f'[benchmark] written to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
