@@ -52,9 +52,10 @@ def binary_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, t
     """
     z_student = student_logits.float() / tau
     z_teacher = teacher_logits.detach().float() / tau
-    p_teacher = z_teacher.sigmoid()
-    kl = (p_teacher * (F.logsigmoid(z_teacher) - F.logsigmoid(z_student))
-          + (1 - p_teacher) * (F.logsigmoid(-z_teacher) - F.logsigmoid(-z_student)))
+    # p log(p/q) + (1-p) log((1-p)/(1-q)) with p = σ(z_t), q = σ(z_s), written with
+    # log σ(z) = z - softplus(z) and log(1 - σ(z)) = -softplus(z): one softplus per side.
+    kl = (F.softplus(z_student) - F.softplus(z_teacher)
+          - z_teacher.sigmoid() * (z_student - z_teacher))
     return weighted_mean(kl.sum(dim=1), row_weights) * tau**2
 
 
