@@ -53,7 +53,8 @@ def test_final_student_loads_strictly_into_the_stock_config_and_tests(kd_run, di
     student_config = osp.join(work_dir, 'student_config.py')
     stock = build_model_from_config(Config.fromfile(STUDENT_CONFIG))
     stock.load_state_dict(torch.load(student_path)['state_dict'], strict=True)
-    assert 'custom_imports' not in Config.fromfile(student_config)
+    exported_config = Config.fromfile(student_config)
+    assert 'custom_imports' not in exported_config and 'custom_hooks' not in exported_config
     metrics_file = osp.join(work_dir, 'metrics.json')
     run_tool('test.py', student_config, student_path, '--work-dir', work_dir, '--out',
              metrics_file, *cfg_options_args(data_options(digits_root)))

@@ -1,5 +1,6 @@
 """Write a student-only checkpoint and config when training ends."""
 import os.path as osp
+
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
@@ -44,15 +45,21 @@ class ExportStudentHook(Hook):
         atomic_torch_save(checkpoint, out_path)
         student_config = runner.cfg.copy()
         student_config.model = runner.cfg.model.student
-        student_config.pop('custom_hooks', None)
         student_config.update(resume=False, load_from=None)
-        _drop_own_import(student_config)
+        _drop_own_hooks_and_import(student_config)
         student_config.dump(osp.join(runner.work_dir, 'student_config.py'))
         runner.logger.info(f'student-only checkpoint written to {out_path}')
 
 
-def _drop_own_import(config) -> None:
-    """Remove ``mmkd_plugins`` from ``custom_imports``: the stock tools do not need it."""
+def _drop_own_hooks_and_import(config) -> None:
+    """Remove our hooks and ``mmkd_plugins`` from ``custom_imports``: the stock tools need
+    neither; the user's other hooks and imports stay."""
+    hooks = [hook for hook in config.get('custom_hooks', [])
+             if not str(hook.get('type', '')).startswith('mmkd_plugins.')]
+    if hooks:
+        config.custom_hooks = hooks
+    else:
+        config.pop('custom_hooks', None)
     custom_imports = config.get('custom_imports')
     if not custom_imports:
         return

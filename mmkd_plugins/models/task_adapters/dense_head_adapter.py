@@ -46,7 +46,10 @@ class DenseHeadAdapter:
     @staticmethod
     def supports(model: BaseModel) -> bool:
         """Whether ``model`` is an mmdet one-stage detector."""
-        from mmdet.models.detectors import SingleStageDetector
+        try:
+            from mmdet.models.detectors import SingleStageDetector
+        except ImportError:  # mmdet is optional: without it nothing is a detector
+            return False
         return isinstance(model, SingleStageDetector)
 
     @classmethod

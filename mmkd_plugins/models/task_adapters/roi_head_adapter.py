@@ -31,7 +31,10 @@ class RoIHeadAdapter:
     @staticmethod
     def supports(model: BaseModel) -> bool:
         """Whether ``model`` is an mmdet two-stage detector with a box RoI head."""
-        from mmdet.models.detectors import TwoStageDetector
+        try:
+            from mmdet.models.detectors import TwoStageDetector
+        except ImportError:  # mmdet is optional: without it nothing is a detector
+            return False
         return (isinstance(model, TwoStageDetector) and model.with_roi_head
                 and getattr(model.roi_head, 'with_bbox', False))
 
