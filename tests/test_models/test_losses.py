@@ -117,3 +117,10 @@ def test_losses_compute_in_fp32_for_half_inputs():
 def test_losses_reject_non_positive_temperature(loss_cls):
     with pytest.raises(ValueError, match='tau must be > 0'):
         loss_cls(tau=0.0)
+
+
+@pytest.mark.parametrize('loss_cls', [KDLoss, DISTLoss])
+def test_losses_reject_unknown_activation(loss_cls):
+    with pytest.raises(ValueError, match=rf"{loss_cls.__name__}: activation must be one of "
+                       r"\('softmax', 'sigmoid'\), got 'relu'"):
+        loss_cls(activation='relu')

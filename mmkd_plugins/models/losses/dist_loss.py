@@ -6,7 +6,8 @@ from torch import nn
 
 from mmkd_plugins.registry import MODELS
 from .cross_process import gather_rows, scale_gradient_by_world_size
-from .probabilities import ACTIVATIONS, probabilities, row_weights_by_confidence, weighted_mean
+from .probabilities import (check_softening, probabilities, row_weights_by_confidence,
+                            weighted_mean)
 
 
 def pearson_rows(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -98,11 +99,7 @@ class DISTLoss(nn.Module):
                  activation: str = 'softmax', weight_by_teacher_confidence: bool = False,
                  anchors_per_position: int = 1) -> None:
         super().__init__()
-        if tau <= 0:
-            raise ValueError(f'DISTLoss: tau must be > 0, got {tau}')
-        if activation not in ACTIVATIONS:
-            raise ValueError(f'DISTLoss: activation must be one of {ACTIVATIONS}, '
-                             f'got {activation!r}')
+        check_softening('DISTLoss', tau, activation)
         self.beta = beta
         self.gamma = gamma
         self.tau = tau

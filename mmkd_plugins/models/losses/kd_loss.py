@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmkd_plugins.registry import MODELS
-from .probabilities import ACTIVATIONS, row_weights_by_confidence, weighted_mean
+from .probabilities import check_softening, row_weights_by_confidence, weighted_mean
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -75,11 +75,7 @@ class KDLoss(nn.Module):
     def __init__(self, tau: float = 4.0, loss_weight: float = 1.0, activation: str = 'softmax',
                  weight_by_teacher_confidence: bool = False) -> None:
         super().__init__()
-        if tau <= 0:
-            raise ValueError(f'KDLoss: tau must be > 0, got {tau}')
-        if activation not in ACTIVATIONS:
-            raise ValueError(f'KDLoss: activation must be one of {ACTIVATIONS}, '
-                             f'got {activation!r}')
+        check_softening('KDLoss', tau, activation)
         self.tau = tau
         self.loss_weight = loss_weight
         self.activation = activation

@@ -6,6 +6,19 @@ import torch
 ACTIVATIONS = ('softmax', 'sigmoid')
 
 
+def check_softening(loss_name: str, tau: float, activation: str) -> None:
+    """Refuse a non-positive temperature or an unknown activation, naming the loss.
+
+    Raises:
+        ValueError: ``tau <= 0`` or ``activation`` not in :data:`ACTIVATIONS`.
+    """
+    if tau <= 0:
+        raise ValueError(f'{loss_name}: tau must be > 0, got {tau}')
+    if activation not in ACTIVATIONS:
+        raise ValueError(f'{loss_name}: activation must be one of {ACTIVATIONS}, '
+                         f'got {activation!r}')
+
+
 def probabilities(logits: torch.Tensor, activation: str) -> torch.Tensor:
     """``softmax`` over the last dimension, or an independent ``sigmoid`` per element.
 
