@@ -4,6 +4,7 @@ Example:
     python tools/test.py work_dirs/x/student_config.py work_dirs/x/student_final.pth
 """
 import argparse
+import json
 import os
 import os.path as osp
 
@@ -11,7 +12,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmkd_plugins  # noqa: F401  (registers types and weights-only checkpoint loading)
-from mmkd_plugins.engine import setup_cpu_distributed
+from mmkd_plugins.engine import setup_cpu_distributed, shutdown_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,8 +45,8 @@ def main() -> None:
     cfg.load_from = args.checkpoint
     runner = Runner.from_cfg(setup_cpu_distributed(cfg))
     metrics = runner.test()
-    if args.out:
-        import json
+    shutdown_distributed()
+    if args.out and runner.rank == 0:
         with open(args.out, 'w') as file:
             json.dump({key: float(value) for key, value in metrics.items()}, file, indent=2)
 

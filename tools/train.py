@@ -11,7 +11,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmkd_plugins  # noqa: F401  (registers types and weights-only checkpoint loading)
-from mmkd_plugins.engine import setup_cpu_distributed
+from mmkd_plugins.engine import setup_cpu_distributed, shutdown_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -65,6 +65,7 @@ def main() -> None:
     cfg = merge_args(Config.fromfile(args.config), args)
     runner = Runner.from_cfg(setup_cpu_distributed(cfg))
     runner.train()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -1,7 +1,8 @@
 """Training-loop components: hooks, and launching on CPU-only machines."""
-from .cpu_distributed import setup_cpu_distributed
+from .cpu_distributed import setup_cpu_distributed, shutdown_distributed
 from .hooks import ExportStudentHook, RandomStateHook, StopOnNonFiniteLossHook
 
 __all__ = [
-    'setup_cpu_distributed', 'ExportStudentHook', 'StopOnNonFiniteLossHook', 'RandomStateHook'
+    'setup_cpu_distributed', 'shutdown_distributed', 'ExportStudentHook',
+    'StopOnNonFiniteLossHook', 'RandomStateHook'
 ]

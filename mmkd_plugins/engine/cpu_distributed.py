@@ -1,4 +1,4 @@
-"""Let the stock OpenMMLab distributed launch work on machines without GPUs."""
+"""Let the stock OpenMMLab distributed launch work on machines without GPUs, and end cleanly."""
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
@@ -28,3 +28,14 @@ def setup_cpu_distributed(cfg: Config) -> Config:
             type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False))
     return cfg
+
+
+def shutdown_distributed() -> None:
+    """Wait for every rank, then destroy the process group, if one exists.
+
+    A process that exits with a gloo group alive can abort at interpreter shutdown
+    ("terminate called without an active exception", SIGABRT), failing a run that finished.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
