@@ -88,6 +88,7 @@ def tool_env() -> Dict[str, str]:
 
 
 KD_CONFIG = str(DEMO_CONFIGS / 'kd_resnet18w32_resnet18w8_digits.py')
+BLOCKWISE_CONFIG = str(DEMO_CONFIGS / 'blockwise_resnet18w32_resnet18w8_digits.py')
 
 
 def run_tool(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:

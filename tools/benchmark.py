@@ -6,10 +6,14 @@ depend on them), it times per iteration, after warm-up, interleaving A B C D A B
 
 * ``student``: the stock student's training step (forward, loss, backward, SGD step);
 * ``teacher``: the teacher's forward under ``torch.no_grad()`` (what distillation adds at least);
-* ``kd`` / ``dist``: the distiller's training step with KDLoss / DISTLoss.
+* ``kd`` / ``dist``: the distiller's training step with KDLoss / DISTLoss;
+* ``blockwise``: block-wise distillation's training step (all four hybrids, the pair's shipped
+  block-wise config).
 
 and prints medians and ``overhead = t_distill / (t_student + t_teacher)``: 1.0 means
-distillation costs exactly one student step plus one teacher forward. On CUDA it also reports
+distillation costs exactly one student step plus one teacher forward. Block-wise also gets
+``vs_dist = t_blockwise / t_dist``: its hybrids run teacher stages *with* autograd, so it
+cannot meet the single-forward floor. On CUDA it also reports
 each variant's peak memory. Results go to a JSON file. Runs unchanged on CPU and GPU.
 
 Example:
@@ -35,16 +39,21 @@ import mmkd_plugins  # noqa: F401
 from mmkd_plugins.demo import SHAPE_CLASSES, write_shapes_coco
 from mmkd_plugins.models import Distiller
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
+from mmkd_plugins.registry import MODELS
 
 warnings.filterwarnings('ignore')
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PAIRS = {
     'classification': dict(
         kd='configs/kd/kd_resnet34_resnet18_8xb32_in1k.py',
-        dist='configs/dist/dist_resnet34_resnet18_8xb32_in1k.py', scope='mmpretrain'),
+        dist='configs/dist/dist_resnet34_resnet18_8xb32_in1k.py',
+        blockwise='configs/blockwise/blockwise_resnet34_resnet18_8xb32_in1k.py',
+        scope='mmpretrain'),
     'detection': dict(
         kd='configs/kd/kd_retinanet_r101_retinanet_r50_fpn_1x_coco.py',
-        dist='configs/dist/dist_retinanet_r101_retinanet_r50_fpn_1x_coco.py', scope='mmdet'),
+        dist='configs/dist/dist_retinanet_r101_retinanet_r50_fpn_1x_coco.py',
+        blockwise='configs/blockwise/blockwise_retinanet_r101_retinanet_r50_fpn_1x_coco.py',
+        scope='mmdet'),
 }
 
 
@@ -97,7 +106,7 @@ def build_distiller(config_path: str, teacher_checkpoint: str, device: str) -> D
         model_cfg.student.backbone.init_cfg = None
     if cfg.get('data_preprocessor') is not None:
         model_cfg.student.setdefault('data_preprocessor', cfg.data_preprocessor)
-    return Distiller(**{k: v for k, v in model_cfg.items() if k != 'type'}).to(device)
+    return MODELS.build(model_cfg).to(device)
 
 
 def random_teacher_checkpoint(config_path: str, folder: str) -> str:
@@ -153,15 +162,19 @@ def benchmark_pair(name: str, args: argparse.Namespace, device: str) -> dict:
         checkpoint = random_teacher_checkpoint(pair['kd'], folder)
         kd = build_distiller(pair['kd'], checkpoint, device)
         dist = build_distiller(pair['dist'], checkpoint, device)
+        blockwise = build_distiller(pair['blockwise'], checkpoint, device)
         batch = (classification_batch(args.batch_size) if name == 'classification' else
                  detection_batch(args.det_batch_size, args.det_image_size, folder))
     student = kd.student  # the stock student model, trained on its own for the baseline
     variants = {'student': step_of(student, batch), 'teacher': teacher_forward_of(kd, batch),
-                'kd': step_of(kd, batch), 'dist': step_of(dist, batch)}
+                'kd': step_of(kd, batch), 'dist': step_of(dist, batch),
+                'blockwise': step_of(blockwise, batch)}
     results = measure(variants, args.iters, args.warmup)
     floor = results['student']['median_s'] + results['teacher']['median_s']
-    for variant in ('kd', 'dist'):
+    for variant in ('kd', 'dist', 'blockwise'):
         results[variant]['overhead'] = results[variant]['median_s'] / floor
+    results['blockwise']['vs_dist'] = (results['blockwise']['median_s']
+                                       / results['dist']['median_s'])
     return results
 
 
@@ -175,8 +188,10 @@ def main() -> None:
         report['pairs'][name] = results = benchmark_pair(name, args, device)
         for variant, result in results.items():
             overhead = f"  overhead {result['overhead']:.3f}" if 'overhead' in result else ''
+            if 'vs_dist' in result:
+                overhead += f"  vs DIST {result['vs_dist']:.2f}"
             peak = f"  peak {result['peak_mib']:.0f} MiB" if result['peak_mib'] else ''
-            print(f'  {variant:8s} median {1000 * result["median_s"]:8.1f} ms{overhead}{peak}')
+            print(f'  {variant:9s} median {1000 * result["median_s"]:8.1f} ms{overhead}{peak}')
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as file:
         json.dump(report, file, indent=2)

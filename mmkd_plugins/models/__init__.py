@@ -1,4 +1,5 @@
-"""Models: distillers, losses, teacher loading and task adapters."""
+"""Models: distillers, losses, teacher loading, task adapters and block-wise hybrids."""
+from .blockwise import *  # noqa: F401,F403
 from .distillers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .module_output_recorder import ModuleOutputRecorder, check_module_names  # noqa: F401

@@ -9,7 +9,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmkd_plugins.models import Distiller
+from mmkd_plugins.models import BlockwiseDistiller, Distiller
 from ..conftest import REPO_ROOT, save_random_checkpoint, shapes_dataset
 
 CLASSIFICATION_CONFIGS = sorted(str(p) for p in (REPO_ROOT / 'configs').glob('*/*_in1k.py'))
@@ -39,8 +39,11 @@ def train_one_step(cfg: Config, work_dir: str) -> dict:
     optim_wrapper = runner.build_optim_wrapper(cfg.optim_wrapper)
     batch = next(iter(runner.build_dataloader(cfg.train_dataloader)))
     log_vars = runner.model.train_step(batch, optim_wrapper)
-    distill_keys = [key for key in log_vars if key.startswith('distill.')]
+    distill_keys = [key for key in log_vars if key.startswith(('distill.', 'hybrid', 'cross.'))]
     assert distill_keys and all(torch.isfinite(torch.as_tensor(log_vars[k])) for k in distill_keys)
+    if isinstance(runner.model, BlockwiseDistiller):  # every hybrid is distilled
+        for stage in runner.model.hybrids.stages:
+            assert any(key.startswith(f'hybrid{stage}.distill.') for key in distill_keys)
     return log_vars
 
 

@@ -124,3 +124,18 @@ def test_losses_reject_unknown_activation(loss_cls):
     with pytest.raises(ValueError, match=rf"{loss_cls.__name__}: activation must be one of "
                        r"\('softmax', 'sigmoid'\), got 'relu'"):
         loss_cls(activation='relu')
+
+
+@pytest.mark.parametrize('loss', [KDLoss(), KDLoss(activation='sigmoid'), DISTLoss(),
+                                  DISTLoss(activation='sigmoid')],
+                         ids=['kd', 'binary_kd', 'dist', 'sigmoid_dist'])
+def test_the_target_gets_gradient_only_when_not_detached(loss):
+    torch.manual_seed(0)
+    student = torch.randn(6, 5, requires_grad=True)
+    target = torch.randn(6, 5, requires_grad=True)
+    assert torch.autograd.grad(loss(student, target), target, allow_unused=True)[0] is None
+    (grad, ) = torch.autograd.grad(loss(student, target, detach_target=False), target)
+    assert grad.abs().sum() > 0
+    # The value is the same either way.
+    assert loss(student, target).item() == pytest.approx(
+        loss(student, target, detach_target=False).item())

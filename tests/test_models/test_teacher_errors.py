@@ -7,8 +7,9 @@ import shutil
 
 import pytest
 import torch
+from mmengine.hub import get_config
 
-from mmkd_plugins.models import Distiller
+from mmkd_plugins.models import BlockwiseDistiller, Distiller
 from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
 from .test_distiller import KD, build_distiller, student_model_cfg
 
@@ -65,6 +66,37 @@ def unknown_teacher_key(tmp_path, teacher_checkpoint):
     return dict(teacher=dict(config=TEACHER_CONFIG, checkpoint=teacher_checkpoint, ckpt='x'))
 
 
+def mmpretrain_student(config: str, **backbone) -> dict:
+    """A stock mmpretrain model with 10 classes, normalized as the demo's digits."""
+    cfg = get_config(config)
+    cfg.merge_from_dict(dict(model=dict(backbone=backbone, head=dict(num_classes=10))))
+    return dict(cfg.model, data_preprocessor=student_model_cfg()['data_preprocessor'])
+
+
+def unsplittable_backbone(tmp_path, teacher_checkpoint):
+    return dict(distiller=BlockwiseDistiller, student=mmpretrain_student(
+        'mmpretrain::shufflenet_v2/shufflenet-v2-1x_16xb64_in1k.py'))
+
+
+def output_inside_a_stage(tmp_path, teacher_checkpoint):
+    return dict(distiller=BlockwiseDistiller, student=mmpretrain_student(
+        'mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py', out_indices=(3, 7)))
+
+
+def hybrid_stage_out_of_range(tmp_path, teacher_checkpoint):
+    return dict(distiller=BlockwiseDistiller, hybrids=dict(stages=[0, 5]))
+
+
+def connector_with_channels(tmp_path, teacher_checkpoint):
+    return dict(distiller=BlockwiseDistiller,
+                hybrids=dict(connector=dict(type='ConvBNConnector', in_channels=8)))
+
+
+def identity_connector_across_widths(tmp_path, teacher_checkpoint):
+    return dict(distiller=BlockwiseDistiller,
+                hybrids=dict(connector=dict(type='IdentityConnector')))
+
+
 BAD_INPUTS = [
     (missing_checkpoint, FileNotFoundError, r'model\.teacher\.checkpoint.*no_such\.pth'),
     (unreachable_url, FileNotFoundError,
@@ -80,6 +112,19 @@ BAD_INPUTS = [
     (badly_named_loss, ValueError, r"'kd' must contain 'loss'"),
     (unknown_module, ValueError, r"student_output.*'head\.fcc'.*closest names: head\.fc"),
     (unknown_teacher_key, ValueError, r"model\.teacher: expected dict\(config=.*'ckpt'"),
+    (unsplittable_backbone, TypeError,
+     r'model\.student\.backbone: block-wise distillation cannot split a ShuffleNetV2 into '
+     r'stages; supported backbones .*mobilenet_v2\.MobileNetV2.*resnet\.ResNet'),
+    (output_inside_a_stage, ValueError,
+     r'model\.student\.backbone: MobileNetV2 out_indices \(3, 7\) returns layers \[3\] from '
+     r'inside a stage.*within \(1, 2, 4, 7\)'),
+    (hybrid_stage_out_of_range, ValueError,
+     r'model\.hybrids\.stages: expected stage numbers in 1\.\.4, got \[0, 5\]'),
+    (connector_with_channels, ValueError,
+     r"model\.hybrids\.connector \(stage 1\): \['in_channels'\] are inferred"),
+    (identity_connector_across_widths, ValueError,
+     r'model\.hybrids\.connector \(stage 1\): .*IdentityConnector needs equal shapes, but the '
+     r'student stage has 8 channels and the teacher stage 32'),
 ]
 
 
@@ -92,8 +137,9 @@ def test_bad_input_is_refused_at_build_time(make_input, error, message, tmp_path
                      teacher=dict(config=TEACHER_CONFIG, checkpoint=teacher_checkpoint),
                      distill_losses=KD)
     arguments.update(make_input(tmp_path, teacher_checkpoint))
+    distiller = arguments.pop('distiller', Distiller)
     with pytest.raises(error, match=message):
-        Distiller(**arguments)
+        distiller(**arguments)
 
 
 def test_url_teacher_is_read_from_torch_hub_cache_offline(tmp_path, monkeypatch,

@@ -8,11 +8,13 @@ import sys
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.fileio import get_file_backend
 
 from mmkd_plugins.checkpoint import safe_torch_load
-from ..conftest import (KD_CONFIG, REPO_ROOT, cfg_options_args, epochs_options, run_tool,
-                        scalars, tool_env)
+from mmkd_plugins.models.teachers import build_model_from_config
+from ..conftest import (BLOCKWISE_CONFIG, KD_CONFIG, REPO_ROOT, STUDENT_CONFIG,
+                        cfg_options_args, epochs_options, run_tool, scalars, tool_env)
 
 
 def kd_options(digits_root, teacher, epochs, **extra):
@@ -29,13 +31,18 @@ def train_losses(work_dir):
             for line in scalars(work_dir) if 'distill.loss_kd' in line]
 
 
-def test_resumed_run_repeats_the_uninterrupted_losses(tmp_path, digits_root, trained_teacher):
+@pytest.mark.parametrize('config', [KD_CONFIG, BLOCKWISE_CONFIG], ids=['kd', 'blockwise'])
+def test_resumed_run_repeats_the_uninterrupted_losses(tmp_path, digits_root, trained_teacher,
+                                                      config):
+    """The total loss after resuming equals the uninterrupted run's: for block-wise it
+    includes every hybrid's terms, so the connectors (weights and BatchNorm statistics) must
+    have been restored."""
     straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
-    run_tool('train.py', KD_CONFIG, '--work-dir', straight,
+    run_tool('train.py', config, '--work-dir', straight,
              *cfg_options_args(kd_options(digits_root, trained_teacher, 2)))
-    run_tool('train.py', KD_CONFIG, '--work-dir', resumed,
+    run_tool('train.py', config, '--work-dir', resumed,
              *cfg_options_args(kd_options(digits_root, trained_teacher, 1)))
-    run_tool('train.py', KD_CONFIG, '--work-dir', resumed, '--resume',
+    run_tool('train.py', config, '--work-dir', resumed, '--resume',
              *cfg_options_args(kd_options(digits_root, trained_teacher, 2)))
     expected = [line for line in train_losses(straight) if line[0] > 5]  # epoch 2: steps 6-10
     assert len(expected) == 5
@@ -43,6 +50,12 @@ def test_resumed_run_repeats_the_uninterrupted_losses(tmp_path, digits_root, tra
     assert [line[0] for line in after_resume] == [line[0] for line in expected]
     for got, want in zip(after_resume, expected):
         assert got[1:] == pytest.approx(want[1:], rel=1e-5, abs=1e-6)  # fp32 round-off
+    if config == BLOCKWISE_CONFIG:
+        saved = torch.load(osp.join(resumed, 'epoch_1.pth'), weights_only=False)['state_dict']
+        assert any(key.startswith('hybrids.connectors.stage1.') for key in saved)
+        stock = build_model_from_config(Config.fromfile(STUDENT_CONFIG))
+        exported = torch.load(osp.join(resumed, 'student_final.pth'))['state_dict']
+        stock.load_state_dict(exported, strict=True)  # no connector, no teacher
 
 
 def test_ddp_on_two_processes(tmp_path, digits_root, trained_teacher):

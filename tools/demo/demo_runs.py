@@ -80,7 +80,7 @@ def train_students(runs: Dict[str, str], seeds: List[int], work_dir: str, metric
         run_dir = osp.join(work_dir, name.lower(), f'seed{seed}')
         teacher = [] if name == 'baseline' else [f'model.teacher.checkpoint={teacher_checkpoint}']
         result = train(runs[name], run_dir, seed, metric, *teacher, *options)
-        print(f'[demo]   {name:8s} seed {seed}: {metric} {result:.4f}', flush=True)
+        print(f'[demo]   {name:10s} seed {seed}: {metric} {result:.4f}', flush=True)
         return result
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -4,9 +4,10 @@ Trains, through ``tools/train.py`` and the configs in ``configs/demo/det/`` (all
 mmdet's stock RetinaNet R18 config, trained from scratch):
   * a teacher (R18 backbone, 64-channel FPN and head) on 600 images;
   * a student baseline (quarter-width R18) on only 100 images, with its labels alone;
-  * the same student distilled with KD (binary KL on the sigmoid scores) and with DIST (the
-    authors' RetinaNet recipe),
-each student over several seeds, then prints teacher / baseline / KD / DIST bbox mAP from
+  * the same student distilled with KD (binary KL on the sigmoid scores), with DIST (the
+    authors' RetinaNet recipe) and block-wise (hybrids with learned stage connectors, DIST as
+    the distance),
+each student over several seeds, then prints teacher / baseline / distilled bbox mAP from
 mmdet's ``CocoMetric`` (pycocotools) on 150 held-out images and writes
 ``<work-dir>/results.md``. The first distilled student's exported checkpoint is re-evaluated
 with ``tools/test.py`` on the stock student config.
@@ -28,6 +29,7 @@ STUDENT_RUNS = {
     'baseline': osp.join(CONFIGS, 'student_retinanet_r18w16_shapes.py'),
     'KD': osp.join(CONFIGS, 'kd_retinanet_r18_retinanet_r18w16_shapes.py'),
     'DIST': osp.join(CONFIGS, 'dist_retinanet_r18_retinanet_r18w16_shapes.py'),
+    'block-wise': osp.join(CONFIGS, 'blockwise_retinanet_r18_retinanet_r18w16_shapes.py'),
 }
 MAP = 'coco/bbox_mAP'
 SPLITS = {'train': 600, 'val': 150, 'train_small': 100}

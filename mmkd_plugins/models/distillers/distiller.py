@@ -141,11 +141,36 @@ class Distiller(BaseModel):
     def loss(self, inputs: torch.Tensor, data_samples: Optional[list]) -> Dict[str, torch.Tensor]:
         """The student's stock losses (``student.*``, times α) and the distillation losses
         (``distill.*``)."""
+        student_losses, student_outputs = self.run_student(inputs, data_samples)
+        teacher_outputs = self.run_teacher(inputs)
+        losses = self.weighted_student_losses(student_losses, prefix='student.')
+        for name, loss_module in self.distill_losses.items():
+            compared = self.compared_outputs[name]
+            losses[f'distill.{name}'] = sum_over_levels(loss_module,
+                                                         student_outputs[compared.student],
+                                                         teacher_outputs[compared.teacher])
+        return losses
+
+    def run_student(self, inputs: torch.Tensor,
+                    data_samples: Optional[list]) -> Tuple[Dict[str, torch.Tensor], dict]:
+        """The student's stock ``loss()``, recording what the distillation losses compare.
+
+        Returns:
+            The student's own losses, and its compared outputs by module name (plus
+            ``'logits'``); every recorded module's output stays in ``student_recorder``.
+        """
         with self.student_recorder:
             student_losses = self.student.loss(inputs, data_samples)
         student_outputs = dict(self.student_recorder.outputs)
         student_outputs[LOGITS] = self.adapter.student_logits(self.student_recorder)
+        return student_losses, student_outputs
 
+    def run_teacher(self, inputs: torch.Tensor) -> dict:
+        """The teacher's compared outputs (``'logits'`` and named modules), without autograd.
+
+        Args:
+            inputs: The student-normalized batch, (B, 3, H, W).
+        """
         with torch.no_grad(), self.teacher_recorder:
             teacher_inputs = self.teacher_renormalizer(inputs)
             teacher_outputs = {
@@ -153,17 +178,16 @@ class Distiller(BaseModel):
                                                     self.student_recorder)
             }
         teacher_outputs.update(self.teacher_recorder.outputs)
+        return teacher_outputs
 
-        losses = {}
-        for key, value in student_losses.items():
-            scale = self.student_loss_weight if 'loss' in key else 1.0
-            losses[f'student.{key}'] = _scale(value, scale)
-        for name, loss_module in self.distill_losses.items():
-            compared = self.compared_outputs[name]
-            losses[f'distill.{name}'] = _sum_over_levels(loss_module,
-                                                         student_outputs[compared.student],
-                                                         teacher_outputs[compared.teacher])
-        return losses
+    def weighted_student_losses(self, task_losses: dict, prefix: str,
+                                weight: float = 1.0) -> Dict[str, torch.Tensor]:
+        """Task losses times α·``weight`` (other logged values unscaled), keys prefixed."""
+        return {
+            f'{prefix}{key}': scale_loss(value, self.student_loss_weight * weight
+                                     if 'loss' in key else 1.0)
+            for key, value in task_losses.items()
+        }
 
 
 def _build_distill_losses(
@@ -191,19 +215,21 @@ def _hide_teacher_from_ddp(distiller: Distiller) -> None:
     DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(distiller, names)
 
 
-def _sum_over_levels(loss_module: nn.Module, student_output: Union[torch.Tensor, list],
-                     teacher_output: Union[torch.Tensor, list]) -> torch.Tensor:
-    """The loss of one tensor pair, or the sum over the levels of per-level outputs (FPN)."""
+def sum_over_levels(loss_module: nn.Module, student_output: Union[torch.Tensor, list],
+                    teacher_output: Union[torch.Tensor, list], **kwargs) -> torch.Tensor:
+    """The loss of one tensor pair, or the sum over the levels of per-level outputs (FPN);
+    ``kwargs`` go to every call of ``loss_module``."""
     if not isinstance(student_output, (list, tuple)):
-        return loss_module(student_output, teacher_output)
+        return loss_module(student_output, teacher_output, **kwargs)
     if len(student_output) != len(teacher_output):
         raise ValueError(f'the student has {len(student_output)} output levels and the teacher '
                          f'{len(teacher_output)}')
-    return sum(loss_module(s, t) for s, t in zip(student_output, teacher_output))
+    return sum(loss_module(s, t, **kwargs) for s, t in zip(student_output, teacher_output))
 
 
-def _scale(value: Union[torch.Tensor, List[torch.Tensor]],
-           scale: float) -> Union[torch.Tensor, List[torch.Tensor]]:
+def scale_loss(value: Union[torch.Tensor, List[torch.Tensor]],
+               scale: float) -> Union[torch.Tensor, List[torch.Tensor]]:
+    """A loss (or per-level list of losses) times ``scale``."""
     if scale == 1.0:
         return value
     if isinstance(value, (list, tuple)):

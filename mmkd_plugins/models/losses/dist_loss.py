@@ -6,8 +6,8 @@ from torch import nn
 
 from mmkd_plugins.registry import MODELS
 from .cross_process import gather_rows, scale_gradient_by_world_size
-from .probabilities import (check_softening, probabilities, row_weights_by_confidence,
-                            weighted_mean)
+from .probabilities import (as_target, check_softening, probabilities,
+                            row_weights_by_confidence, weighted_mean)
 
 
 def pearson_rows(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -38,7 +38,8 @@ def pearson_distance(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> tor
 
 def dist_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: float,
               gamma: float, tau: float, activation: str = 'softmax',
-              row_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+              row_weights: Optional[torch.Tensor] = None,
+              detach_target: bool = True) -> torch.Tensor:
     """DIST loss ``tau² · (beta · L_inter + gamma · L_intra)``.
 
     With ``Y = activation(z / tau)`` (softmax over classes, or an independent sigmoid per class
@@ -49,18 +50,20 @@ def dist_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: 
 
     Args:
         student_logits: Student logits, shape (N, C).
-        teacher_logits: Teacher logits, shape (N, C); treated as a constant target.
+        teacher_logits: Teacher logits, shape (N, C); the target.
         beta: Weight of the inter-class (per-row) term.
         gamma: Weight of the intra-class (per-column) term.
         tau: Softening temperature, > 0.
         activation: ``'softmax'`` or ``'sigmoid'``.
         row_weights: Optional weights of the rows in the inter-class mean, shape (N,).
+        detach_target: Treat the target as a constant (no gradient to it). Defaults to True.
 
     Returns:
         Scalar tensor.
     """
     y_student = probabilities(student_logits.float() / tau, activation)
-    y_teacher = probabilities(teacher_logits.detach().float() / tau, activation)
+    y_teacher = probabilities(as_target(teacher_logits, detach_target).float() / tau,
+                              activation)
     inter = weighted_mean(1 - pearson_rows(y_student, y_teacher), row_weights)
     intra = pearson_distance(y_student.t(), y_teacher.t())
     return tau**2 * (beta * inter + gamma * intra)
@@ -109,9 +112,10 @@ class DISTLoss(nn.Module):
         self.weight_by_teacher_confidence = weight_by_teacher_confidence
         self.anchors_per_position = anchors_per_position
 
-    def forward(self, student_logits: torch.Tensor,
-                teacher_logits: torch.Tensor) -> torch.Tensor:
-        """Args: student_logits (N, C); teacher_logits (N, C). Returns: scalar tensor."""
+    def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                detach_target: bool = True) -> torch.Tensor:
+        """Args: student_logits (N, C); teacher_logits (N, C), the target; detach_target: no
+        gradient to the target. Returns: scalar tensor."""
         if self.anchors_per_position > 1:
             classes = student_logits.shape[1] // self.anchors_per_position
             student_logits = student_logits.reshape(-1, classes)
@@ -123,7 +127,7 @@ class DISTLoss(nn.Module):
         if self.weight_by_teacher_confidence:
             row_weights = row_weights_by_confidence(teacher_logits, self.tau, self.activation)
         loss = dist_loss(student_logits, teacher_logits, self.beta, self.gamma, self.tau,
-                         self.activation, row_weights)
+                         self.activation, row_weights, detach_target)
         if self.sync_batch:
             loss = scale_gradient_by_world_size(loss)
         return self.loss_weight * loss

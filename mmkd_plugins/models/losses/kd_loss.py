@@ -6,11 +6,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmkd_plugins.registry import MODELS
-from .probabilities import check_softening, row_weights_by_confidence, weighted_mean
+from .probabilities import (as_target, check_softening, row_weights_by_confidence,
+                            weighted_mean)
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-            tau: float, row_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float,
+            row_weights: Optional[torch.Tensor] = None,
+            detach_target: bool = True) -> torch.Tensor:
     """Batch-mean KL divergence between temperature-softened distributions, times tau².
 
     ``tau² · (1/N) · Σ_i KL(softmax(z_t,i / tau) ‖ softmax(z_s,i / tau))``: the KL of each row is
@@ -19,22 +21,24 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
     Args:
         student_logits: Student logits, shape (N, C).
-        teacher_logits: Teacher logits, shape (N, C); treated as a constant target.
+        teacher_logits: Teacher logits, shape (N, C); the target.
         tau: Softening temperature, > 0.
         row_weights: Optional weights of the rows in the mean, shape (N,).
+        detach_target: Treat the target as a constant (no gradient to it). Defaults to True.
 
     Returns:
         Scalar tensor.
     """
     log_q_student = F.log_softmax(student_logits.float() / tau, dim=1)
-    log_p_teacher = F.log_softmax(teacher_logits.detach().float() / tau, dim=1)
+    log_p_teacher = F.log_softmax(as_target(teacher_logits, detach_target).float() / tau, dim=1)
     kl_per_row = F.kl_div(
         log_q_student, log_p_teacher, reduction='none', log_target=True).sum(dim=1)
     return weighted_mean(kl_per_row, row_weights) * tau**2
 
 
 def binary_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float,
-                   row_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+                   row_weights: Optional[torch.Tensor] = None,
+                   detach_target: bool = True) -> torch.Tensor:
     """KD for independent per-class sigmoid scores (dense detection heads), times tau².
 
     Each of the C scores is a Bernoulli variable: with ``p = sigmoid(z_t / tau)`` and
@@ -43,15 +47,16 @@ def binary_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, t
 
     Args:
         student_logits: Student logits, shape (N, C).
-        teacher_logits: Teacher logits, shape (N, C); treated as a constant target.
+        teacher_logits: Teacher logits, shape (N, C); the target.
         tau: Softening temperature, > 0.
         row_weights: Optional weights of the rows in the mean, shape (N,).
+        detach_target: Treat the target as a constant (no gradient to it). Defaults to True.
 
     Returns:
         Scalar tensor.
     """
     z_student = student_logits.float() / tau
-    z_teacher = teacher_logits.detach().float() / tau
+    z_teacher = as_target(teacher_logits, detach_target).float() / tau
     # p log(p/q) + (1-p) log((1-p)/(1-q)) with p = σ(z_t), q = σ(z_s), written with
     # log σ(z) = z - softplus(z) and log(1 - σ(z)) = -softplus(z): one softplus per side.
     kl = (F.softplus(z_student) - F.softplus(z_teacher)
@@ -81,11 +86,13 @@ class KDLoss(nn.Module):
         self.activation = activation
         self.weight_by_teacher_confidence = weight_by_teacher_confidence
 
-    def forward(self, student_logits: torch.Tensor,
-                teacher_logits: torch.Tensor) -> torch.Tensor:
-        """Args: student_logits (N, C); teacher_logits (N, C). Returns: scalar tensor."""
+    def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                detach_target: bool = True) -> torch.Tensor:
+        """Args: student_logits (N, C); teacher_logits (N, C), the target; detach_target: no
+        gradient to the target. Returns: scalar tensor."""
         row_weights = None
         if self.weight_by_teacher_confidence:
             row_weights = row_weights_by_confidence(teacher_logits, self.tau, self.activation)
         loss_fn = kd_loss if self.activation == 'softmax' else binary_kd_loss
-        return self.loss_weight * loss_fn(student_logits, teacher_logits, self.tau, row_weights)
+        return self.loss_weight * loss_fn(student_logits, teacher_logits, self.tau, row_weights,
+                                          detach_target)

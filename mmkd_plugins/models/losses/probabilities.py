@@ -47,3 +47,8 @@ def weighted_mean(values: torch.Tensor, weights: Optional[torch.Tensor] = None) 
     if weights is None:
         return values.mean()
     return (values * weights).sum() / weights.sum().clamp_min(1e-12)
+
+
+def as_target(logits: torch.Tensor, detach: bool) -> torch.Tensor:
+    """The target side of a loss: ``logits`` cut from the graph when ``detach``."""
+    return logits.detach() if detach else logits

@@ -2,7 +2,9 @@
 
 An adapter says which student modules to record during the student's stock ``loss()``, how to
 read the student's logits from that record, and how to compute the matching teacher logits
-with the least work (no loss, no assignment, no post-processing).
+with the least work (no loss, no assignment, no post-processing). Adapters with
+``supports_hybrids`` also run a model's neck and head on given backbone outputs, for the hybrid
+networks of block-wise distillation (``head_forward``, ``head_logits``, ``head_task_losses``).
 """
 from mmengine.model import BaseModel
 

@@ -15,6 +15,7 @@ class ClassifierAdapter:
 
     task = 'classification (mmpretrain classifiers)'
     recorded_modules = ('head', )
+    supports_hybrids = True
 
     @staticmethod
     def supports(model: BaseModel) -> bool:
@@ -51,3 +52,28 @@ class ClassifierAdapter:
                        student_calls: ModuleOutputRecorder) -> torch.Tensor:
         """Args: inputs (B, 3, H, W), teacher-normalized. Returns: logits (B, C)."""
         return teacher(inputs, mode='tensor')
+
+    @staticmethod
+    def head_forward(model: BaseModel, backbone_outputs: tuple) -> torch.Tensor:
+        """``model``'s neck and head forward on given backbone outputs (a block-wise hybrid).
+
+        Args:
+            backbone_outputs: What ``model.backbone`` would return, e.g. ((B, C, H, W), ).
+
+        Returns:
+            Logits, shape (B, num_classes).
+        """
+        features = model.neck(backbone_outputs) if model.with_neck else backbone_outputs
+        return model.head(features)
+
+    @staticmethod
+    def head_logits(head_outputs: torch.Tensor) -> torch.Tensor:
+        """The comparable logits of :meth:`head_forward`'s result, (B, num_classes)."""
+        return head_outputs
+
+    @staticmethod
+    def head_task_losses(model: BaseModel, head_outputs: torch.Tensor,
+                         data_samples: list) -> dict:
+        """``model``'s head loss (as configured in its config) on :meth:`head_forward`'s
+        logits."""
+        return model.head._get_loss(head_outputs, data_samples)

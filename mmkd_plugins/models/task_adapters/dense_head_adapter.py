@@ -1,5 +1,5 @@
 """How a distiller reads comparable outputs from mmdet's one-stage dense detectors."""
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModel
@@ -42,6 +42,7 @@ class DenseHeadAdapter:
 
     task = 'one-stage detection (mmdet dense heads)'
     recorded_modules = ('bbox_head', )
+    supports_hybrids = True
 
     @staticmethod
     def supports(model: BaseModel) -> bool:
@@ -82,3 +83,25 @@ class DenseHeadAdapter:
                        student_calls: ModuleOutputRecorder) -> List[torch.Tensor]:
         """Per level, shape (N·H·W, A·K)."""
         return flatten_levels(teacher(inputs, mode='tensor')[0])
+
+    @staticmethod
+    def head_forward(model: BaseModel, backbone_outputs: tuple) -> Tuple[list, ...]:
+        """``model``'s neck and ``bbox_head`` forward on given backbone outputs (a block-wise
+        hybrid): per-level class maps, box maps (and any other per-level outputs)."""
+        features = model.neck(backbone_outputs) if model.with_neck else backbone_outputs
+        return model.bbox_head(features)
+
+    @staticmethod
+    def head_logits(head_outputs: Tuple[list, ...]) -> List[torch.Tensor]:
+        """Class scores of :meth:`head_forward`'s result, per level (N·H·W, A·K)."""
+        return flatten_levels(head_outputs[0])
+
+    @staticmethod
+    def head_task_losses(model: BaseModel, head_outputs: Tuple[list, ...],
+                         data_samples: list) -> dict:
+        """``model``'s ``bbox_head`` losses (its own assigner and losses) on
+        :meth:`head_forward`'s outputs, as its ``loss()`` computes them."""
+        from mmdet.models.utils import unpack_gt_instances
+        gt_instances, gt_instances_ignore, img_metas = unpack_gt_instances(data_samples)
+        return model.bbox_head.loss_by_feat(*head_outputs, gt_instances, img_metas,
+                                            gt_instances_ignore)

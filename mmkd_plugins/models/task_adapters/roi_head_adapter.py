@@ -27,6 +27,7 @@ class RoIHeadAdapter:
 
     task = 'two-stage detection (mmdet RoI heads)'
     recorded_modules = (ROI_EXTRACTOR, BOX_HEAD)
+    supports_hybrids = False  # a hybrid would need its own RPN proposals and RoI sampling
 
     @staticmethod
     def supports(model: BaseModel) -> bool:

@@ -1,0 +1,74 @@
+"""Stage connectors: map a student stage's features into the teacher's feature space.
+
+A connector is built with ``in_channels``, ``out_channels`` and ``scale_factor`` filled in by
+:class:`~mmkd_plugins.models.blockwise.HybridNetworks` from a probe forward of both models; a
+config names only its type (and any other argument of its own).
+"""
+from typing import Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmkd_plugins.registry import MODELS
+
+ScaleFactor = Union[float, Tuple[float, float]]
+
+
+def is_unit_scale(scale_factor: ScaleFactor) -> bool:
+    """Whether ``scale_factor`` keeps the size on both sides."""
+    return all(side == 1 for side in (
+        scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor, )))
+
+
+def _resize(features: torch.Tensor, scale_factor: ScaleFactor) -> torch.Tensor:
+    """Bilinear resize of (B, C, H, W) features by ``scale_factor`` (no-op for 1)."""
+    if is_unit_scale(scale_factor):
+        return features
+    return F.interpolate(features, scale_factor=scale_factor, mode='bilinear',
+                         align_corners=False)
+
+
+@MODELS.register_module()
+class ConvBNConnector(nn.Module):
+    """1×1 convolution + BatchNorm, then a bilinear resize when the spatial sizes differ.
+
+    Args:
+        in_channels: Channels of the student stage's output, C_s.
+        out_channels: Channels of the teacher stage's output, C_t.
+        scale_factor: Teacher size / student size of that stage's output (per side, or
+            (height, width)). Defaults to 1.0 (no resize).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 scale_factor: ScaleFactor = 1.0) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.scale_factor = scale_factor
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, C_s, H, W) -> (B, C_t, H·scale, W·scale)."""
+        return _resize(self.bn(self.conv(features)), self.scale_factor)
+
+
+@MODELS.register_module()
+class IdentityConnector(nn.Module):
+    """No mapping at all, for stages whose student and teacher outputs already have the same
+    shape (e.g. a student of the teacher's own architecture).
+
+    Raises:
+        ValueError: channels or spatial sizes differ.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 scale_factor: ScaleFactor = 1.0) -> None:
+        super().__init__()
+        if in_channels != out_channels or not is_unit_scale(scale_factor):
+            raise ValueError('IdentityConnector needs equal shapes, but the student stage has '
+                             f'{in_channels} channels and the teacher stage {out_channels} '
+                             f'(size ratio {scale_factor}); use ConvBNConnector')
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the same tensor."""
+        return features

@@ -1,0 +1,270 @@
+"""The hybrid networks of block-wise distillation and their learned stage connectors.
+
+``N_i = T_head ∘ T_n ∘ ... ∘ T_{i+1} ∘ C_i ∘ S_i ∘ ... ∘ S_1``: the student's first i stages
+(taken from the student's own forward, not recomputed), a connector into the teacher's feature
+space, the teacher's remaining stages, neck and head. Teacher modules are used with autograd on
+(their parameters stay frozen), so gradients reach C_i and the student's stages 1..i.
+
+When the teacher's neck reads several backbone outputs (an FPN), the hybrid gives it, for every
+stage j <= i, the connected student output C_j(S_j), and the teacher's own tail outputs for the
+later stages.
+"""
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.registry import DefaultScope
+from torch import nn
+
+from mmkd_plugins.registry import MODELS, SCOPE
+from ..module_output_recorder import ModuleOutputRecorder
+from .backbone_stages import BackboneStages, split_backbone
+
+INFERRED_CONNECTOR_ARGS = ('in_channels', 'out_channels', 'scale_factor')
+HYBRID_WEIGHTINGS = ('uniform', 'halving')
+
+
+class HybridOutput(NamedTuple):
+    """What one hybrid N_i produced.
+
+    Attributes:
+        stage: i, the last student stage in the hybrid (1-based).
+        logits: Comparable logits, as the task adapter defines them: (B, K) for classifiers,
+            per level (N·H·W, A·K) for dense detectors.
+        task_losses: The teacher head's own losses on the hybrid's outputs.
+    """
+    stage: int
+    logits: Union[torch.Tensor, List[torch.Tensor]]
+    task_losses: Dict[str, Union[torch.Tensor, List[torch.Tensor]]]
+
+
+def hybrid_weights(weights: Union[str, Sequence[float]], stages: Sequence[int],
+                   num_stages: int, field: str) -> List[float]:
+    """The weight w_i of each hybrid's terms.
+
+    Args:
+        weights: ``'uniform'`` (all 1, as the research notes), ``'halving'``
+            (w_i = 1 / 2^(n - i): hybrids with more teacher stages count less), or one number
+            per hybrid.
+        stages: The hybrids' stages i (1-based).
+        num_stages: n.
+        field: Config field for errors.
+    """
+    if weights == 'uniform':
+        return [1.0] * len(stages)
+    if weights == 'halving':
+        return [0.5**(num_stages - stage) for stage in stages]
+    if isinstance(weights, (list, tuple)) and len(weights) == len(stages):
+        return [float(weight) for weight in weights]
+    raise ValueError(f'{field}.weights: expected one of {HYBRID_WEIGHTINGS} or one number per '
+                     f'hybrid stage {tuple(stages)}, got {weights!r}')
+
+
+def _check_stages(stages: Optional[Sequence[int]], num_stages: int,
+                  field: str) -> Tuple[int, ...]:
+    """The hybrids' stages, 1-based and sorted; all n stages by default."""
+    if stages is None:
+        return tuple(range(1, num_stages + 1))
+    chosen = tuple(sorted(set(stages)))
+    if not chosen or chosen[0] < 1 or chosen[-1] > num_stages:
+        raise ValueError(f'{field}.stages: expected stage numbers in 1..{num_stages}, '
+                         f'got {stages!r}')
+    return chosen
+
+
+@contextmanager
+def _eval_mode(*models: nn.Module) -> Iterator[None]:
+    """Put every submodule in eval mode for a probe, then restore each one's mode."""
+    modes = [(module, module.training) for model in models for module in model.modules()]
+    for model in models:
+        model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def probe_stages(backbone: nn.Module, split: BackboneStages,
+                 inputs: torch.Tensor) -> Tuple[List[torch.Tensor], tuple]:
+    """Run ``backbone`` once and record every stage's output.
+
+    Returns:
+        The output of each stage, and what the backbone's ``forward`` returned.
+    """
+    names = [split.output_module(stage) for stage in range(split.num_stages)]
+    with torch.no_grad(), ModuleOutputRecorder(backbone, names) as recorder:
+        outputs = backbone(inputs)
+    return [recorder.outputs[name] for name in names], tuple(outputs)
+
+
+def check_stage_split(backbone: nn.Module, split: BackboneStages,
+                      stage_outputs: List[torch.Tensor], backbone_outputs: tuple,
+                      field: str) -> None:
+    """Check that running the split's stages in sequence reproduces the backbone's forward.
+
+    Raises:
+        ValueError: a stage's output, or the backbone's outputs, differ (the backbone's
+            forward does something between stages that its splitter does not know).
+    """
+    with torch.no_grad():
+        rerun = split.run(backbone, stage_outputs[0], first=1)
+    expected = list(stage_outputs[1:]) + list(backbone_outputs)
+    produced = rerun + [stage_outputs[stage] for stage in split.output_stages]
+    same = len(expected) == len(produced) and all(
+        a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+        for a, b in zip(expected, produced))
+    if not same:
+        raise ValueError(f'{field}: running the stages of this {type(backbone).__name__} one '
+                         'after another does not reproduce its forward; its forward does more '
+                         'than its stage splitter describes, so it cannot be split')
+
+
+def _tensors_in(nested) -> List[torch.Tensor]:
+    if isinstance(nested, torch.Tensor):
+        return [nested]
+    if isinstance(nested, (list, tuple)):
+        return [tensor for item in nested for tensor in _tensors_in(item)]
+    return []
+
+
+def outputs_read_by_head(adapter: type, model: BaseModel, backbone_outputs: tuple) -> Set[int]:
+    """Which of the backbone's outputs ``model``'s neck and head actually use (an FPN may
+    skip the first), found by a backward pass through them.
+
+    Returns:
+        Positions in ``backbone_outputs``.
+    """
+    inputs = tuple(output.detach().clone().requires_grad_() for output in backbone_outputs)
+    with torch.enable_grad():
+        total = sum(t.sum() for t in _tensors_in(adapter.head_forward(model, inputs)))
+        grads = torch.autograd.grad(total, inputs, allow_unused=True)
+    return {position for position, grad in enumerate(grads) if grad is not None}
+
+
+def build_connector(cfg: dict, student_features: torch.Tensor, teacher_features: torch.Tensor,
+                    field: str) -> nn.Module:
+    """Build a connector from student-stage to teacher-stage features of the probe's shapes.
+
+    Args:
+        cfg: The connector config without shapes, e.g. ``dict(type='ConvBNConnector')``.
+        student_features: The student stage's probe output, (1, C_s, H_s, W_s).
+        teacher_features: The teacher stage's probe output, (1, C_t, H_t, W_t).
+        field: Config field for errors.
+    """
+    given = sorted(set(cfg) & set(INFERRED_CONNECTOR_ARGS))
+    if given:
+        raise ValueError(f'{field}: {given} are inferred from the models; remove them')
+    height_ratio = teacher_features.shape[2] / student_features.shape[2]
+    width_ratio = teacher_features.shape[3] / student_features.shape[3]
+    shapes = dict(in_channels=student_features.shape[1], out_channels=teacher_features.shape[1],
+                  scale_factor=height_ratio if height_ratio == width_ratio else
+                  (height_ratio, width_ratio))
+    try:
+        with DefaultScope.overwrite_default_scope(SCOPE):
+            return MODELS.build(dict(cfg, **shapes))
+    except (KeyError, ValueError) as error:
+        raise type(error)(f'{field}: {error}') from error
+
+
+class HybridNetworks(nn.Module):
+    """The hybrids N_i, i in ``stages``, and the connectors they need.
+
+    Everything is inferred from one probe forward of both models at build time (a random
+    (1, 3, probe_size, probe_size) image, in eval mode): the stage splits, the connectors'
+    channels and resize factors, which backbone outputs the teacher's neck and head read, and a
+    check that each split reproduces its backbone's forward.
+
+    Args:
+        student: The student (its backbone is split; it is not stored here).
+        teacher: The teacher (its later stages, neck and head run in the hybrids).
+        adapter: The task adapter (a class with ``supports_hybrids``).
+        stages: The i of each hybrid, 1-based. Defaults to all n stages (the research notes'
+            choice; ``N_n`` is the whole student backbone, ``C_n`` and the teacher's head).
+        connector: Connector config without shapes. Defaults to
+            ``dict(type='ConvBNConnector')``.
+        weights: Per-hybrid weights w_i, see :func:`hybrid_weights`. Defaults to 'uniform'.
+        probe_size: Side of the probe image. Defaults to 128.
+        field: Config field for errors. Defaults to ``'model.hybrids'``.
+    """
+
+    def __init__(self,
+                 student: BaseModel,
+                 teacher: BaseModel,
+                 adapter: type,
+                 stages: Optional[Sequence[int]] = None,
+                 connector: Optional[dict] = None,
+                 weights: Union[str, Sequence[float]] = 'uniform',
+                 probe_size: int = 128,
+                 field: str = 'model.hybrids') -> None:
+        super().__init__()
+        self.adapter = adapter
+        self.student_split = split_backbone(student.backbone, 'model.student.backbone')
+        self.teacher_split = split_backbone(teacher.backbone, 'model.teacher.config backbone')
+        num_stages = self.student_split.num_stages
+        if self.teacher_split.num_stages != num_stages:
+            raise ValueError(f'{field}: the student backbone has {num_stages} stages and the '
+                             f"teacher's {self.teacher_split.num_stages}; block-wise "
+                             'distillation pairs student stage i with teacher stage i')
+        self.stages = _check_stages(stages, num_stages, field)
+        self.weights = hybrid_weights(weights, self.stages, num_stages, field)
+
+        probe = torch.randn(1, 3, probe_size, probe_size,
+                            generator=torch.Generator().manual_seed(0))
+        with _eval_mode(student, teacher):
+            student_features, student_outputs = probe_stages(student.backbone,
+                                                             self.student_split, probe)
+            teacher_features, teacher_outputs = probe_stages(teacher.backbone,
+                                                             self.teacher_split, probe)
+            check_stage_split(student.backbone, self.student_split, student_features,
+                              student_outputs, 'model.student.backbone')
+            check_stage_split(teacher.backbone, self.teacher_split, teacher_features,
+                              teacher_outputs, 'model.teacher.config backbone')
+            read = outputs_read_by_head(adapter, teacher, teacher_outputs)
+        read_stages = {self.teacher_split.output_stages[position] + 1 for position in read}
+        self.connected_stages = tuple(sorted(
+            set(self.stages) | {stage for stage in read_stages if stage <= self.stages[-1]}))
+        connector = dict(connector or dict(type='ConvBNConnector'))
+        self.connectors = nn.ModuleDict({
+            f'stage{stage}': build_connector(connector, student_features[stage - 1],
+                                             teacher_features[stage - 1],
+                                             f'{field}.connector (stage {stage})')
+            for stage in self.connected_stages
+        })
+
+    @property
+    def student_modules(self) -> Dict[int, str]:
+        """Stage (1-based) -> the student module (as in ``named_modules()``) whose output the
+        hybrids take from the student's forward."""
+        return {stage: f'backbone.{self.student_split.output_module(stage - 1)}'
+                for stage in self.connected_stages}
+
+    def forward(self, student_features: Dict[int, torch.Tensor], teacher: BaseModel,
+                data_samples: list) -> List[HybridOutput]:
+        """Run every hybrid.
+
+        Args:
+            student_features: Stage (1-based) -> the student's output of that stage in this
+                step, (B, C_s, H, W), for every stage in :attr:`student_modules`.
+            teacher: The frozen teacher (eval mode).
+            data_samples: The batch's data samples, for the hybrids' task losses.
+
+        Returns:
+            One :class:`HybridOutput` per stage in ``stages``.
+        """
+        connected = {stage: self.connectors[f'stage{stage}'](student_features[stage])
+                     for stage in self.connected_stages}
+        results = []
+        for stage in self.stages:
+            features = {j: connected[j] for j in self.connected_stages if j <= stage}
+            tail = self.teacher_split.run(teacher.backbone, connected[stage], first=stage)
+            features.update({stage + 1 + k: output for k, output in enumerate(tail)})
+            unread = connected[stage].new_zeros(0)  # an output the neck never reads
+            backbone_outputs = tuple(features.get(j + 1, unread)
+                                     for j in self.teacher_split.output_stages)
+            head_outputs = self.adapter.head_forward(teacher, backbone_outputs)
+            results.append(HybridOutput(
+                stage, self.adapter.head_logits(head_outputs),
+                self.adapter.head_task_losses(teacher, head_outputs, data_samples)))
+        return results

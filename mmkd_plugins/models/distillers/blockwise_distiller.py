@@ -1,0 +1,141 @@
+"""Block-wise logit distillation: hybrid student/teacher networks distilled through their logits
+(Yu et al., arXiv 2411.01547; methods.md §3)."""
+import inspect
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+from mmengine.model import BaseModel
+
+from mmkd_plugins.registry import MODELS
+from ..blockwise import HybridNetworks
+from ..module_output_recorder import ModuleOutputRecorder
+from .distiller import LOGITS, Distiller, sum_over_levels
+
+Logits = Union[torch.Tensor, List[torch.Tensor]]
+
+
+def mean_logits(logits: Sequence[Logits]) -> Logits:
+    """The element-wise mean of several models' logits (per level for per-level lists)."""
+    if isinstance(logits[0], (list, tuple)):
+        return [torch.stack(level).mean(dim=0) for level in zip(*logits)]
+    return torch.stack(list(logits)).mean(dim=0)
+
+
+def detach_logits(logits: Logits) -> Logits:
+    """``logits`` cut from the autograd graph (per level for per-level lists)."""
+    if isinstance(logits, (list, tuple)):
+        return [level.detach() for level in logits]
+    return logits.detach()
+
+
+@MODELS.register_module()
+class BlockwiseDistiller(Distiller):
+    """Block-wise logit distillation with learned stage connectors.
+
+    On top of the :class:`Distiller` (whose student forward, teacher forward and checkpoint
+    behaviour it keeps), it builds hybrids N_i = teacher stages i+1..n, neck and head ∘ C_i ∘
+    student stages 1..i (see :class:`~mmkd_plugins.models.blockwise.HybridNetworks`) and
+    minimizes ``α·L_task + β·L_distill + γ·L_cross`` with, for each loss d of
+    ``distill_losses`` (KD, DIST, ...)::
+
+        L_task    = L_task(Y^S) + Σ_i w_i·L_task(Y^{N_i})      # the hybrid's: teacher head loss
+        L_distill = d(Y^S, Y^T) + Σ_i w_i·d(Y^{N_i}, Y^T)
+        Y^ens     = mean_i Y^{N_i}                             # detached by default
+        L_cross   = d(Y^S, Y^ens) + Σ_i w_i·d(Y^{N_i}, Y^ens)
+
+    Every term is logged under its own key: ``student.*``, ``distill.<name>``,
+    ``cross.<name>`` for the student, and ``hybrid<i>.<task loss>``, ``hybrid<i>.distill.<name>``,
+    ``hybrid<i>.cross.<name>`` for hybrid N_i. The connectors are trained with the student and
+    saved in checkpoints (``hybrids.connectors.*``); the exported student holds neither them
+    nor the teacher. The paper gives no values for α, β, γ: all default to 1.
+
+    Args:
+        student: The student model's config (the stock config's ``model``).
+        teacher: ``dict(config=..., checkpoint=..., cfg_options=None)``, as for
+            :class:`Distiller`.
+        distill_losses: Name -> loss config; each loss d compares logits (no
+            ``student_output`` / ``teacher_output``).
+        hybrids: ``dict(stages=None, connector=dict(type='ConvBNConnector'),
+            weights='uniform', probe_size=128)``, see
+            :class:`~mmkd_plugins.models.blockwise.HybridNetworks`. Defaults to all stages.
+        alpha: α, weight of the task losses. Defaults to 1.0.
+        beta: β, weight of the distillation terms. Defaults to 1.0.
+        gamma: γ, weight of the cross (ensemble) terms. Defaults to 1.0.
+        detach_ensemble: Whether Y^ens is a fixed target. With False, the cross terms also
+            send gradients through Y^ens into every hybrid (the losses must accept
+            ``detach_target``, as KDLoss and DISTLoss do). Defaults to True.
+        data_preprocessor: As for :class:`Distiller`.
+        init_cfg: Initialization config of the distiller itself.
+    """
+
+    def __init__(self,
+                 student: Union[dict, BaseModel],
+                 teacher: dict,
+                 distill_losses: Dict[str, dict],
+                 hybrids: Optional[dict] = None,
+                 alpha: float = 1.0,
+                 beta: float = 1.0,
+                 gamma: float = 1.0,
+                 detach_ensemble: bool = True,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(student, teacher, distill_losses, student_loss_weight=alpha,
+                         data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        for name, compared in self.compared_outputs.items():
+            if compared != (LOGITS, LOGITS):
+                raise ValueError(f'model.distill_losses.{name}: block-wise distillation '
+                                 'compares logits; remove student_output / teacher_output')
+        if not getattr(self.adapter, 'supports_hybrids', False):
+            raise TypeError('model.student: block-wise distillation of a '
+                            f'{type(self.student).__name__} is not supported; it supports '
+                            'mmpretrain classifiers and mmdet one-stage detectors')
+        self.hybrids = HybridNetworks(self.student, self.teacher, self.adapter,
+                                      **dict(hybrids or {}))
+        self.beta, self.gamma = beta, gamma
+        self.detach_ensemble = detach_ensemble
+        if not detach_ensemble:
+            _check_losses_take_detach_target(self.distill_losses)
+        self.student_recorder = ModuleOutputRecorder(
+            self.student,
+            list(self.student_recorder.module_names) + list(self.hybrids.student_modules.values()))
+
+    def loss(self, inputs: torch.Tensor, data_samples: Optional[list]) -> Dict[str, torch.Tensor]:
+        """Every term of α·L_task + β·L_distill + γ·L_cross under its own key."""
+        student_losses, student_outputs = self.run_student(inputs, data_samples)
+        teacher_logits = self.run_teacher(inputs)[LOGITS]
+        student_features = {stage: self.student_recorder.outputs[name]
+                            for stage, name in self.hybrids.student_modules.items()}
+        hybrid_outputs = self.hybrids(student_features, self.teacher, data_samples)
+        ensemble = mean_logits([hybrid.logits for hybrid in hybrid_outputs])
+        if self.detach_ensemble:
+            ensemble = detach_logits(ensemble)
+
+        losses = self.weighted_student_losses(student_losses, prefix='student.')
+        losses.update(self._logit_terms('', student_outputs[LOGITS], teacher_logits, ensemble))
+        for hybrid, weight in zip(hybrid_outputs, self.hybrids.weights):
+            prefix = f'hybrid{hybrid.stage}.'
+            losses.update(self.weighted_student_losses(hybrid.task_losses, prefix, weight))
+            losses.update(self._logit_terms(prefix, hybrid.logits, teacher_logits, ensemble,
+                                            weight))
+        return losses
+
+    def _logit_terms(self, prefix: str, logits: Logits, teacher_logits: Logits,
+                     ensemble: Logits, weight: float = 1.0) -> Dict[str, torch.Tensor]:
+        """β·w·d(logits, Y^T) and γ·w·d(logits, Y^ens) for every loss d."""
+        terms = {}
+        for name, loss_module in self.distill_losses.items():
+            terms[f'{prefix}distill.{name}'] = (
+                self.beta * weight * sum_over_levels(loss_module, logits, teacher_logits))
+            cross_options = {} if self.detach_ensemble else dict(detach_target=False)
+            terms[f'{prefix}cross.{name}'] = (self.gamma * weight * sum_over_levels(
+                loss_module, logits, ensemble, **cross_options))
+        return terms
+
+
+def _check_losses_take_detach_target(losses: Dict[str, torch.nn.Module]) -> None:
+    """Raise a ``ValueError`` naming a loss whose forward has no ``detach_target``."""
+    for name, loss_module in losses.items():
+        if 'detach_target' not in inspect.signature(loss_module.forward).parameters:
+            raise ValueError(f'model.detach_ensemble=False needs losses that accept '
+                             f'detach_target (KDLoss, DISTLoss); model.distill_losses.{name} '
+                             f'is a {type(loss_module).__name__}')

@@ -1,0 +1,209 @@
+"""Block-wise distillation: stage splits, connectors, hybrids and the loss, on real models."""
+import pytest
+import torch
+from mmengine.hub import get_config
+from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
+
+from mmkd_plugins.checkpoint import extract_student_state_dict
+from mmkd_plugins.models import BlockwiseDistiller, ConvBNConnector, kd_loss, split_backbone
+from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
+from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
+from .test_detection import RETINANET, batch_of, detector_cfg
+from .test_distiller import KD, make_batch, student_model_cfg
+
+IDENTITY = dict(connector=dict(type='IdentityConnector'))
+SIGMOID_KD = dict(loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid'))
+
+
+def build_blockwise(teacher_checkpoint, student=None, teacher_config=TEACHER_CONFIG, **kwargs):
+    return BlockwiseDistiller(
+        student=student or student_model_cfg(),
+        teacher=dict(config=teacher_config, checkpoint=teacher_checkpoint),
+        distill_losses=kwargs.pop('distill_losses', KD), **kwargs)
+
+
+def same_network_distiller(config, checkpoint, **kwargs):
+    """Student and teacher of one architecture with the teacher's weights, both in eval mode."""
+    pretrained = dict(init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
+    if config == RETINANET:
+        student = detector_cfg(config, **pretrained)
+        kwargs.setdefault('distill_losses', SIGMOID_KD)
+    else:
+        student = dict(student_model_cfg(config), **pretrained)
+    model = build_blockwise(checkpoint, student=student, teacher_config=config, **kwargs)
+    model.init_weights()
+    return model.eval()
+
+
+def hybrid_and_teacher_logits(model, data):
+    _, outputs = model.run_student(data['inputs'], data['data_samples'])
+    features = {stage: model.student_recorder.outputs[name]
+                for stage, name in model.hybrids.student_modules.items()}
+    hybrids = model.hybrids(features, model.teacher, data['data_samples'])
+    return hybrids, model.run_teacher(data['inputs'])['logits']
+
+
+def test_resnet_and_mobilenet_v2_split_into_four_stages():
+    resnet = build_model_from_config(load_model_config(TEACHER_CONFIG, 'test'))
+    split = split_backbone(resnet.backbone, 'backbone')
+    assert split.stages == (('layer1', ), ('layer2', ), ('layer3', ), ('layer4', ))
+    assert split.output_stages == (3, )
+    mobilenet = build_model_from_config(
+        load_model_config('mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py', 'test'))
+    split = split_backbone(mobilenet.backbone, 'backbone')
+    assert split.stages == (('layer1', 'layer2'), ('layer3', ), ('layer4', 'layer5'),
+                            ('layer6', 'layer7', 'conv2'))
+    assert split.output_stages == (3, )
+
+
+def test_a_same_network_with_identity_connectors_gives_the_teachers_logits(tmp_path):
+    checkpoint = save_random_checkpoint(TEACHER_CONFIG, str(tmp_path / 'same.pth'), seed=5)
+    model = same_network_distiller(TEACHER_CONFIG, checkpoint, hybrids=IDENTITY)
+    data = model.data_preprocessor(make_batch(), training=False)
+    hybrids, teacher_logits = hybrid_and_teacher_logits(model, data)
+    assert [hybrid.stage for hybrid in hybrids] == [1, 2, 3, 4]
+    assert teacher_logits.abs().max() > 1e-3  # not a trivially zero comparison
+    for hybrid in hybrids:
+        torch.testing.assert_close(hybrid.logits, teacher_logits, rtol=1e-5, atol=1e-6)
+
+
+def test_a_same_retinanet_with_identity_connectors_gives_the_teachers_class_maps(
+        tmp_path, shapes_root):
+    init_default_scope('mmdet')
+    checkpoint = save_random_checkpoint(RETINANET, str(tmp_path / 'det.pth'), seed=2)
+    model = same_network_distiller(RETINANET, checkpoint, hybrids=IDENTITY)
+    data = model.data_preprocessor(batch_of(shapes_root), training=False)
+    hybrids, teacher_maps = hybrid_and_teacher_logits(model, data)
+    assert len(hybrids) == 4 and len(teacher_maps) == 5  # 4 stages; 5 FPN levels
+    for hybrid in hybrids:
+        for hybrid_level, teacher_level in zip(hybrid.logits, teacher_maps):
+            torch.testing.assert_close(hybrid_level, teacher_level, rtol=1e-5, atol=1e-5)
+        assert {'loss_cls', 'loss_bbox'} <= set(hybrid.task_losses)
+
+
+def test_fpn_hybrids_connect_every_stage_the_neck_reads(tmp_path, shapes_root):
+    """RetinaNet's FPN reads stages 2-4 only: a stage-3 hybrid needs C_2 and C_3, not C_1."""
+    init_default_scope('mmdet')
+    checkpoint = save_random_checkpoint(RETINANET, str(tmp_path / 'det.pth'))
+    model = same_network_distiller(RETINANET, checkpoint, hybrids=dict(stages=[3]))
+    assert model.hybrids.connected_stages == (2, 3)
+    assert set(model.hybrids.connectors) == {'stage2', 'stage3'}
+    model.train()
+    before = {name: connector.conv.weight.detach().clone()
+              for name, connector in model.hybrids.connectors.items()}
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
+    log_vars = model.train_step(batch_of(shapes_root), optim_wrapper)
+    assert {'hybrid3.loss_cls', 'hybrid3.loss_bbox', 'hybrid3.distill.loss_kd'} <= set(log_vars)
+    for name, connector in model.hybrids.connectors.items():  # both trained by the one hybrid
+        assert not torch.equal(connector.conv.weight, before[name]), name
+
+
+def test_b_teacher_stays_bit_identical_and_gradients_reach_student_stage_1(teacher_checkpoint):
+    model = build_blockwise(teacher_checkpoint)
+    teacher_before = {key: value.clone() for key, value in model.teacher.state_dict().items()}
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    for step in range(3):
+        log_vars = model.train_step(make_batch(seed=step), optim_wrapper)
+    assert all(torch.isfinite(value) for value in log_vars.values())
+    for key, value in model.teacher.state_dict().items():
+        assert torch.equal(value, teacher_before[key]), key
+    assert all(parameter.grad is None for parameter in model.teacher.parameters())
+
+    # Gradient of one hybrid term alone: it flows through the frozen teacher stages 2-4 back
+    # into connector C_1 and the student's stage 1.
+    data = model.data_preprocessor(make_batch(), training=True)
+    hybrid_term = model.loss(**data)['hybrid1.distill.loss_kd']
+    stage_1 = list(model.student.backbone.layer1.parameters())
+    gradients = torch.autograd.grad(hybrid_term, stage_1)
+    assert all(grad.abs().sum() > 0 for grad in gradients)
+    assert not any(parameter.requires_grad for parameter in model.teacher.parameters())
+
+
+def test_c_connector_shapes_are_inferred_for_resnet50_to_mobilenet_v2(tmp_path):
+    teacher_config = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
+    checkpoint = save_random_checkpoint(teacher_config, str(tmp_path / 'r50.pth'))
+    student = get_config('mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py').model
+    model = build_blockwise(checkpoint, student=dict(student), teacher_config=teacher_config)
+    expected = {  # (teacher channels, student channels): ResNet-50 vs MobileNetV2 stage ends
+        'stage1': (256, 24), 'stage2': (512, 32), 'stage3': (1024, 96), 'stage4': (2048, 1280)}
+    for name, (teacher_channels, student_channels) in expected.items():
+        connector = model.hybrids.connectors[name]
+        assert isinstance(connector, ConvBNConnector)
+        assert connector.conv.weight.shape == (teacher_channels, student_channels, 1, 1)
+        assert connector.scale_factor == 1.0  # both reach strides 4, 8, 16, 32
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
+    log_vars = model.train_step(make_batch(size=32, num_classes=1000), optim_wrapper)
+    assert 0 < float(log_vars['hybrid1.distill.loss_kd']) < float('inf')
+
+
+def test_connectors_resize_when_the_stage_strides_differ(teacher_checkpoint):
+    """A student with a stride-2 stem (ImageNet ResNet-18) and the stride-1 CIFAR teacher."""
+    student = get_config('mmpretrain::resnet/resnet18_8xb32_in1k.py').model
+    student.head.num_classes = 10
+    model = build_blockwise(teacher_checkpoint, student=dict(student),
+                            hybrids=dict(stages=[2]))
+    connector = model.hybrids.connectors['stage2']
+    assert connector.scale_factor == 4.0  # student stride 8 vs teacher stride 2
+    data = model.data_preprocessor(make_batch(size=32), training=True)
+    losses = model.loss(**data)
+    assert torch.isfinite(losses['hybrid2.distill.loss_kd'])
+
+
+def test_loss_terms_match_alpha_beta_gamma_and_halving_weights(teacher_checkpoint):
+    model = build_blockwise(teacher_checkpoint, alpha=0.5, beta=2.0, gamma=3.0,
+                            hybrids=dict(weights='halving'))
+    model.eval()  # deterministic BatchNorm, so the terms can be recomputed below
+    data = model.data_preprocessor(make_batch(), training=False)
+    losses = model.loss(**data)
+    hybrids, teacher_logits = hybrid_and_teacher_logits(model, data)
+    student_logits = model.student(data['inputs'], mode='tensor')
+    ensemble = torch.stack([hybrid.logits for hybrid in hybrids]).mean(dim=0)
+
+    def kd(logits, target):
+        return kd_loss(logits, target, tau=4.0)
+
+    torch.testing.assert_close(losses['distill.loss_kd'], 2.0 * kd(student_logits,
+                                                                   teacher_logits))
+    torch.testing.assert_close(losses['cross.loss_kd'], 3.0 * kd(student_logits, ensemble))
+    for hybrid in hybrids:
+        weight = 0.5**(4 - hybrid.stage)
+        prefix = f'hybrid{hybrid.stage}.'
+        torch.testing.assert_close(losses[prefix + 'distill.loss_kd'],
+                                   2.0 * weight * kd(hybrid.logits, teacher_logits))
+        torch.testing.assert_close(losses[prefix + 'cross.loss_kd'],
+                                   3.0 * weight * kd(hybrid.logits, ensemble))
+        torch.testing.assert_close(losses[prefix + 'loss'],
+                                   0.5 * weight * hybrid.task_losses['loss'])
+    assert set(losses) == {'student.loss', 'distill.loss_kd', 'cross.loss_kd'} | {
+        f'hybrid{stage}.{term}' for stage in range(1, 5)
+        for term in ('loss', 'distill.loss_kd', 'cross.loss_kd')}
+
+
+def test_the_ensemble_target_is_detached_unless_asked(teacher_checkpoint):
+    for detach in (True, False):
+        model = build_blockwise(teacher_checkpoint, detach_ensemble=detach,
+                                hybrids=dict(stages=[4]))
+        data = model.data_preprocessor(make_batch(), training=True)
+        cross = model.loss(**data)['cross.loss_kd']
+        connector = model.hybrids.connectors['stage4'].conv.weight
+        (grad, ) = torch.autograd.grad(cross, [connector], allow_unused=True)
+        # The student's cross term reaches the connector only through the ensemble target.
+        assert (grad is None) == detach
+
+
+def test_connectors_are_checkpointed_and_the_export_is_the_stock_student(teacher_checkpoint):
+    model = build_blockwise(teacher_checkpoint)
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    model.train_step(make_batch(), optim_wrapper)
+    state = model.state_dict()
+    connector_keys = [key for key in state if key.startswith('hybrids.connectors.')]
+    assert {key.split('.')[2] for key in connector_keys} == {f'stage{i}' for i in range(1, 5)}
+    assert not any(key.startswith('teacher.') for key in state)
+    fresh = build_blockwise(teacher_checkpoint)
+    fresh.load_state_dict(state, strict=True)
+    for key in connector_keys:  # includes the BatchNorm running statistics
+        assert torch.equal(fresh.state_dict()[key], state[key]), key
+
+    student = build_model_from_config(load_model_config(STUDENT_CONFIG, 'test'))
+    student.load_state_dict(extract_student_state_dict(state), strict=True)
