@@ -1,8 +1,10 @@
 """Detection through the tools: a RetinaNet teacher trained from a stock-inheriting config, KD
 into the student, export, strict load into the stock student and a real CocoMetric evaluation."""
+import csv
 import json
 import os.path as osp
 
+import pytest
 import torch
 from mmengine.config import Config
 
@@ -53,3 +55,16 @@ def test_retinanet_kd_export_and_coco_evaluation(tmp_path, shapes_root):
     assert {'coco/bbox_mAP', 'coco/bbox_mAP_50'} <= set(metrics)
     assert 0.0 <= metrics['coco/bbox_mAP'] <= 1.0
     assert torch.isfinite(torch.tensor(metrics['coco/bbox_mAP']))
+
+    # The comparison tool evaluates the same student to the same CocoMetric figures.
+    report = str(tmp_path / 'report')
+    run_tool(osp.join('analysis', 'compare.py'), '--model', TEACHER, teacher, 'teacher',
+             '--model', osp.join(kd_dir, 'student_config.py'), student_path, 'KD',
+             '--out', report, *cfg_options_args(test_options))
+    with open(osp.join(report, 'comparison.csv')) as file:
+        rows = {row['model']: row for row in csv.DictReader(file)}
+    assert float(rows['KD']['bbox_mAP']) == pytest.approx(100 * metrics['coco/bbox_mAP'],
+                                                          abs=1e-6)
+    assert 0.0 <= float(rows['KD']['mean_pearson']) <= 1.0 and rows['teacher']['mean_kl'] == ''
+    assert float(rows['KD']['mean_kl']) > 0  # a one-epoch student does not match its teacher
+    assert osp.getsize(osp.join(report, 'per_class.png')) > 0

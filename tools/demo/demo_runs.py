@@ -96,3 +96,43 @@ def retest_exported_student(run_dir: str, metric: str, *options: str) -> float:
              metrics_file, *(['--cfg-options', *options] if options else []))
     with open(metrics_file) as file:
         return json.load(file)[metric]
+
+
+def latest_checkpoint(run_dir: str) -> str:
+    """The run's last ``epoch_*.pth``."""
+    return max(glob.glob(osp.join(run_dir, 'epoch_*.pth')),
+               key=lambda path: int(path.rsplit('_', 1)[1].split('.')[0]))
+
+
+def write_report(work_dir: str, runs: Dict[str, str], seed: int, teacher_config: str,
+                 teacher_checkpoint: str, curve_keys: List[str], *options: str) -> str:
+    """The demo's report in ``<work_dir>/report``: the teacher and every run of ``seed``
+    compared by ``tools/analysis/compare.py`` (each distilled student as exported, the baseline
+    from its last checkpoint), and their training curves overlaid by
+    ``tools/analysis/plot_curves.py``.
+
+    Returns:
+        The report folder.
+    """
+    report_dir = osp.join(work_dir, 'report')
+    run_dirs = {name: osp.join(work_dir, name.lower(), f'seed{seed}') for name in runs}
+    models = [(teacher_config, teacher_checkpoint, 'teacher')]
+    for name, run_dir in run_dirs.items():
+        if name == 'baseline':
+            models.append((runs[name], latest_checkpoint(run_dir), name))
+        else:
+            models.append((osp.join(run_dir, 'student_config.py'),
+                           osp.join(run_dir, 'student_final.pth'), name))
+    run_tool(osp.join('analysis', 'compare.py'),
+             *[arg for model in models for arg in ('--model', *model)], '--out', report_dir,
+             *(['--cfg-options', *options] if options else []))
+    run_tool(osp.join('analysis', 'plot_curves.py'),
+             *[f'{run_dir}:{name}' for name, run_dir in run_dirs.items()],
+             '--out', osp.join(report_dir, 'curves.png'), '--keys', *curve_keys)
+    return report_dir
+
+
+def read_text(folder: str, name: str) -> str:
+    """The contents of ``<folder>/<name>``."""
+    with open(osp.join(folder, name)) as file:
+        return file.read()

@@ -8,7 +8,9 @@ Trains, through ``tools/train.py`` and the configs in ``configs/demo/``:
 each student over several seeds, then prints teacher / baseline / distilled top-1 accuracy on
 500 held-out digits (mean ± std over the seeds) and writes it to ``<work-dir>/results.md``.
 The first distilled student is also exported and re-evaluated with ``tools/test.py`` on the
-stock student config, to show that the exported checkpoint is a plain student.
+stock student config, to show that the exported checkpoint is a plain student. Last, the
+teacher and the first seed's students are compared by ``tools/analysis/compare.py`` and
+``tools/analysis/plot_curves.py`` into ``<work-dir>/report``.
 """
 import argparse
 import json
@@ -19,7 +21,7 @@ import warnings
 from typing import Dict, List
 
 from demo_runs import (REPO_ROOT, mean_and_std, retest_exported_student, train_students,
-                       train_teacher)
+                       read_text, train_teacher, write_report)
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 CONFIGS = osp.join('configs', 'demo')
@@ -31,6 +33,7 @@ STUDENT_RUNS = {
     'block-wise': osp.join(CONFIGS, 'blockwise_resnet18w32_resnet18w8_digits.py'),
 }
 TOP1 = 'accuracy/top1'
+CURVE_KEYS = ['loss', 'student.loss', 'distill.*', 'cross.*', TOP1]
 SPLITS = {'test': 500, 'student_train': 50, 'extra_train': None}
 
 
@@ -99,10 +102,15 @@ def main() -> None:
     exported_accuracy = retest_exported_student(
         osp.join(args.work_dir, 'kd', f'seed{args.seeds[0]}'), TOP1,
         *data_options(args.data_root))
+    print('[demo] comparing the teacher and the seed-0 students ...', flush=True)
+    report_dir = write_report(args.work_dir, STUDENT_RUNS, args.seeds[0], TEACHER_CONFIG,
+                              teacher_checkpoint, CURVE_KEYS, *data_options(args.data_root))
 
     table = format_table(teacher_accuracy, students, args.seeds)
     summary = (f'{table}\n\nExported KD student (seed {args.seeds[0]}) re-tested with '
                f'tools/test.py on the stock student config: {exported_accuracy:.2f} %.\n'
+               f'\nComparison of the seed-{args.seeds[0]} models (tools/analysis/compare.py; '
+               f'figures in {report_dir}):\n\n{read_text(report_dir, "comparison.md")}\n'
                f'Total time: {(time.time() - start) / 60:.1f} min.\n')
     with open(osp.join(args.work_dir, 'results.md'), 'w') as file:
         file.write(summary)

@@ -10,7 +10,9 @@ mmdet's stock RetinaNet R18 config, trained from scratch):
 each student over several seeds, then prints teacher / baseline / distilled bbox mAP from
 mmdet's ``CocoMetric`` (pycocotools) on 150 held-out images and writes
 ``<work-dir>/results.md``. The first distilled student's exported checkpoint is re-evaluated
-with ``tools/test.py`` on the stock student config.
+with ``tools/test.py`` on the stock student config. Last, the teacher and the first seed's
+students are compared by ``tools/analysis/compare.py`` and ``tools/analysis/plot_curves.py``
+into ``<work-dir>/report``.
 """
 import argparse
 import os
@@ -19,8 +21,8 @@ import time
 import warnings
 from typing import Dict, List
 
-from demo_runs import (REPO_ROOT, mean_and_std, retest_exported_student, train_students,
-                       train_teacher)
+from demo_runs import (REPO_ROOT, mean_and_std, read_text, retest_exported_student,
+                       train_students, train_teacher, write_report)
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 CONFIGS = osp.join('configs', 'demo', 'det')
@@ -33,6 +35,7 @@ STUDENT_RUNS = {
 }
 MAP = 'coco/bbox_mAP'
 SPLITS = {'train': 600, 'val': 150, 'train_small': 100}
+CURVE_KEYS = ['loss', 'student.*', 'distill.*', 'cross.*', MAP]
 
 
 def parse_args() -> argparse.Namespace:
@@ -72,10 +75,15 @@ def main() -> None:
                               args.jobs)
     exported_map = retest_exported_student(osp.join(args.work_dir, 'kd', f'seed{args.seeds[0]}'),
                                            MAP)
+    print('[demo] comparing the teacher and the seed-0 students ...', flush=True)
+    report_dir = write_report(args.work_dir, STUDENT_RUNS, args.seeds[0], TEACHER_CONFIG,
+                              teacher_checkpoint, CURVE_KEYS)
 
     summary = (f'{format_table(teacher_map, students, args.seeds)}\n\nExported KD student '
                f'(seed {args.seeds[0]}) re-tested with tools/test.py on the stock student '
                f'config: bbox mAP {100 * exported_map:.1f}.\n'
+               f'\nComparison of the seed-{args.seeds[0]} models (tools/analysis/compare.py; '
+               f'figures in {report_dir}):\n\n{read_text(report_dir, "comparison.md")}\n'
                f'Total time: {(time.time() - start) / 60:.1f} min.\n')
     with open(osp.join(args.work_dir, 'results.md'), 'w') as file:
         file.write(summary)

@@ -1,0 +1,136 @@
+"""Evaluate one trained model on its config's test set, keeping what a comparison needs."""
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.analysis import get_model_complexity_info
+from mmengine.config import Config
+from mmengine.evaluator import Evaluator
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner, load_checkpoint
+from mmengine.utils import ProgressBar
+
+from ..models.task_adapters import ClassifierAdapter, DenseHeadAdapter, flatten_levels
+from ..models.teachers import build_model_from_config
+
+
+@dataclass
+class ModelEvaluation:
+    """One model's figures on a test set.
+
+    Attributes:
+        label: The model's name in reports.
+        task: ``'classification'`` or ``'detection'``.
+        parameters: Number of parameters.
+        flops: FLOPs of one forward of the first test image (mmengine's counter).
+        metrics: Headline metrics in percent: ``top1``, ``top5`` or ``bbox_mAP``,
+            ``bbox_mAP_50``, ...
+        per_class: Class name -> accuracy (classification) or AP (detection), in percent.
+        ms_per_image: Inference time per test image (forward and, for detectors, box decoding).
+        logits: What agreement compares: classifier logits (N, C), or a dense detector's class
+            scores, one row per position of every level and image (P, A·K); None for other
+            detectors.
+        confusion: Classification only: counts, rows = true class, columns = predicted,
+            shape (C, C).
+    """
+    label: str
+    task: str
+    parameters: int
+    flops: Optional[float]
+    metrics: Dict[str, float]
+    per_class: Dict[str, float]
+    ms_per_image: float
+    logits: Optional[torch.Tensor]
+    confusion: Optional[torch.Tensor] = None
+
+
+def count_flops(model: torch.nn.Module, inputs: torch.Tensor) -> Optional[float]:
+    """FLOPs of ``model(inputs)`` for one image, or None if mmengine cannot trace it."""
+    try:
+        info = get_model_complexity_info(model, inputs=(inputs[:1], ), show_table=False,
+                                         show_arch=False)
+    except Exception:  # tracing fails for some custom ops; the report then says n/a
+        return None
+    return float(info['flops'])
+
+
+def evaluate_model(config: Config, checkpoint: str, label: str) -> ModelEvaluation:
+    """Build ``config``'s model, load ``checkpoint`` strictly and run its test set.
+
+    Args:
+        config: A stock mmpretrain classifier or mmdet one-stage/two-stage detector config,
+            e.g. the ``student_config.py`` a distillation run exports.
+        checkpoint: Its weights (``student_final.pth``, a teacher checkpoint, ...).
+        label: The model's name in reports.
+    """
+    init_default_scope(config.get('default_scope', 'mmengine'))
+    model = build_model_from_config(config)
+    load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
+    model.eval()
+    dataloader = Runner.build_dataloader(config.test_dataloader)
+    parameters = sum(p.numel() for p in model.parameters())
+    if ClassifierAdapter.supports(model):
+        return _evaluate_classifier(model, dataloader, label, parameters)
+    return _evaluate_detector(model, dataloader, config, label, parameters)
+
+
+def _evaluate_classifier(model, dataloader, label: str, parameters: int) -> ModelEvaluation:
+    classes = list(dataloader.dataset.metainfo['classes'])
+    logits, labels, seconds, flops = [], [], 0.0, None
+    progress = ProgressBar(len(dataloader.dataset))
+    with torch.no_grad():
+        for batch in dataloader:
+            data = model.data_preprocessor(batch, training=False)
+            if flops is None:
+                flops = count_flops(model, data['inputs'])
+            start = time.perf_counter()
+            logits.append(model(data['inputs'], mode='tensor'))
+            seconds += time.perf_counter() - start
+            labels.append(torch.cat([sample.gt_label for sample in data['data_samples']]))
+            progress.update(len(data['inputs']))
+    logits, labels = torch.cat(logits), torch.cat(labels)
+    confusion = torch.zeros(len(classes), len(classes), dtype=torch.long)
+    confusion.index_put_((labels, logits.argmax(dim=1)), torch.tensor(1), accumulate=True)
+    top5 = (logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]).any(dim=1)
+    per_class = 100 * confusion.diag() / confusion.sum(dim=1).clamp_min(1)
+    return ModelEvaluation(
+        label=label, task='classification', parameters=parameters, flops=flops,
+        metrics=dict(top1=100 * confusion.diag().sum().item() / len(labels),
+                     top5=100 * top5.float().mean().item()),
+        per_class=dict(zip(classes, per_class.tolist())),
+        ms_per_image=1000 * seconds / len(labels), logits=logits, confusion=confusion)
+
+
+def _evaluate_detector(model, dataloader, config: Config, label: str,
+                       parameters: int) -> ModelEvaluation:
+    evaluator = Evaluator(dict(config.test_evaluator, classwise=True))
+    evaluator.dataset_meta = dataloader.dataset.metainfo
+    dense = DenseHeadAdapter.supports(model)
+    rows: List[torch.Tensor] = []
+    seconds, images, flops = 0.0, 0, None
+    progress = ProgressBar(len(dataloader.dataset))
+    with torch.no_grad():
+        for batch in dataloader:
+            data = model.data_preprocessor(batch, training=False)
+            if flops is None:
+                flops = count_flops(model, data['inputs'])
+            start = time.perf_counter()
+            outputs = model(**data, mode='predict')
+            seconds += time.perf_counter() - start
+            evaluator.process(data_samples=outputs, data_batch=batch)
+            if dense:
+                rows.extend(flatten_levels(model(data['inputs'], mode='tensor')[0]))
+            images += len(outputs)
+            progress.update(len(outputs))
+    results = evaluator.evaluate(len(dataloader.dataset))
+    classes = list(dataloader.dataset.metainfo['classes'])
+    prefix = next(key.split('/')[0] for key in results if key.endswith('bbox_mAP'))
+    return ModelEvaluation(
+        label=label, task='detection', parameters=parameters, flops=flops,
+        metrics={key.split('/')[1]: 100 * value for key, value in results.items()
+                 if key.split('/')[1].startswith('bbox_mAP') and value >= 0},
+        per_class={name: 100 * float(results[f'{prefix}/{name}_precision'])
+                   for name in classes if f'{prefix}/{name}_precision' in results},
+        ms_per_image=1000 * seconds / max(images, 1),
+        logits=torch.cat(rows) if rows else None)

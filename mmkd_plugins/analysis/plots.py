@@ -1,0 +1,84 @@
+"""Figures of a comparison: per-class bars, confusion matrices, training curves (matplotlib)."""
+from typing import Dict, Sequence
+
+import matplotlib
+
+matplotlib.use('Agg')  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .model_evaluation import ModelEvaluation  # noqa: E402
+from .training_logs import EpochCurves  # noqa: E402
+
+
+def plot_per_class(evaluations: Sequence[ModelEvaluation], path: str) -> None:
+    """Grouped bars: per-class accuracy (or AP) of every model side by side."""
+    classes = list(evaluations[0].per_class)
+    width = 0.8 / len(evaluations)
+    positions = np.arange(len(classes))
+    figure, axes = plt.subplots(figsize=(max(6, 0.9 * len(classes) + 2), 4))
+    for index, evaluation in enumerate(evaluations):
+        values = [evaluation.per_class.get(name, np.nan) for name in classes]
+        axes.bar(positions + (index - (len(evaluations) - 1) / 2) * width, values, width,
+                 label=evaluation.label)
+    axes.set_xticks(positions, classes)
+    axes.set_xlabel('class')
+    axes.set_ylabel('accuracy (%)' if evaluations[0].task == 'classification' else 'AP (%)')
+    low = min(min(e.per_class.values()) for e in evaluations)
+    axes.set_ylim(max(0, low - 10), 100)
+    axes.legend(fontsize='small', ncol=min(len(evaluations), 5), loc='upper center',
+                bbox_to_anchor=(0.5, -0.15))
+    axes.set_title('Per-class ' + ('accuracy' if evaluations[0].task == 'classification'
+                                   else 'AP (COCO, IoU .5:.95)'))
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_confusion_matrices(evaluations: Sequence[ModelEvaluation], path: str) -> None:
+    """One row-normalized confusion matrix per model (rows: true class, columns: predicted),
+    with the counts written in the cells."""
+    classes = list(evaluations[0].per_class)
+    figure, axes = plt.subplots(1, len(evaluations), figsize=(3.6 * len(evaluations), 3.8),
+                                squeeze=False)
+    for axis, evaluation in zip(axes[0], evaluations):
+        counts = evaluation.confusion.numpy()
+        rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        axis.imshow(rates, cmap='Blues', vmin=0, vmax=1)
+        for true, predicted in zip(*np.nonzero(counts)):
+            axis.text(predicted, true, str(counts[true, predicted]), ha='center', va='center',
+                      fontsize=6, color='white' if rates[true, predicted] > 0.5 else 'black')
+        axis.set_xticks(range(len(classes)), classes, fontsize=7)
+        axis.set_yticks(range(len(classes)), classes, fontsize=7)
+        axis.set_xlabel('predicted')
+        axis.set_ylabel('true')
+        axis.set_title(evaluation.label, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_curves(runs: Dict[str, EpochCurves], path: str) -> None:
+    """Overlay the runs: one panel per loss term (each distillation term separately) and per
+    validation metric, epochs on the x axis."""
+    panels = sorted({key for curves in runs.values() for key in curves.losses})
+    panels += sorted({key for curves in runs.values() for key in curves.metrics})
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows),
+                                squeeze=False)
+    for axis, key in zip(axes.flat, panels):
+        for label, curves in runs.items():
+            series = curves.losses.get(key) or curves.metrics.get(key)
+            if series:
+                marker = 'o' if len(series) < 30 else None
+                axis.plot(list(series), list(series.values()), label=label, marker=marker,
+                          markersize=3)
+        axis.set_title(key, fontsize=9)
+        axis.set_xlabel('epoch')
+        axis.legend(fontsize='x-small')
+    for axis in list(axes.flat)[len(panels):]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

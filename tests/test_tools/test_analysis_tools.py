@@ -1,0 +1,105 @@
+"""tools/analysis/compare.py and plot_curves.py on tiny real runs, and their building blocks
+against hand-computed references."""
+import csv
+import json
+import math
+import os.path as osp
+
+import pytest
+import torch
+
+from mmkd_plugins.analysis import read_epoch_curves, sigmoid_agreement, softmax_agreement
+from ..conftest import (STUDENT_CONFIG, TEACHER_CONFIG, cfg_options_args, data_options,
+                        run_tool, save_random_checkpoint)
+
+
+def test_softmax_agreement_matches_a_per_sample_loop():
+    torch.manual_seed(0)
+    teacher, student = torch.randn(6, 4), torch.randn(6, 4)
+    result = softmax_agreement(teacher, student)
+    kls, pearsons, same = [], [], 0
+    for t_row, s_row in zip(teacher.softmax(1).tolist(), student.softmax(1).tolist()):
+        kls.append(sum(p * math.log(p / q) for p, q in zip(t_row, s_row)))
+        t_mean, s_mean = sum(t_row) / 4, sum(s_row) / 4
+        covariance = sum((p - t_mean) * (q - s_mean) for p, q in zip(t_row, s_row))
+        norm = math.sqrt(sum((p - t_mean)**2 for p in t_row) * sum((q - s_mean)**2
+                                                                   for q in s_row))
+        pearsons.append(covariance / norm)
+        same += t_row.index(max(t_row)) == s_row.index(max(s_row))
+    assert result['top1_agreement'] == pytest.approx(same / 6)
+    assert result['mean_kl'] == pytest.approx(sum(kls) / 6, rel=1e-5)
+    assert result['mean_pearson'] == pytest.approx(sum(pearsons) / 6, rel=1e-5)
+
+
+def test_sigmoid_agreement_counts_only_the_teachers_confident_positions():
+    teacher = torch.tensor([[3.0, -3.0], [-3.0, 3.0], [-3.0, -3.0]])  # last: background
+    student = torch.tensor([[2.0, -1.0], [1.0, -1.0], [5.0, -3.0]])
+    result = sigmoid_agreement(teacher, student)
+    assert result['top1_agreement'] == pytest.approx(0.5)  # rows 1 and 2 count; row 1 agrees
+    p, q = teacher.sigmoid(), student.sigmoid()
+    kl = (p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()).sum(1).mean()
+    assert result['mean_kl'] == pytest.approx(kl.item(), rel=1e-5)
+    assert sigmoid_agreement(teacher, teacher)['mean_kl'] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_epoch_curves_are_the_means_of_each_epochs_logged_values(tmp_path):
+    lines = [dict(epoch=1, iter=1, step=1, loss=4.0, **{'distill.loss_kd': 1.0, 'lr': 0.1}),
+             dict(epoch=1, iter=2, step=2, loss=2.0, **{'distill.loss_kd': 3.0, 'lr': 0.1}),
+             {'accuracy/top1': 50.0, 'step': 1},
+             dict(epoch=2, iter=3, step=3, loss=1.0, **{'distill.loss_kd': 0.5, 'lr': 0.1}),
+             {'accuracy/top1': 75.0, 'step': 2}]
+    log = tmp_path / 'scalars.json'
+    log.write_text('\n'.join(json.dumps(line) for line in lines))
+    curves = read_epoch_curves(str(log))
+    assert curves.losses == {'loss': {1: 3.0, 2: 1.0}, 'distill.loss_kd': {1: 2.0, 2: 0.5}}
+    assert curves.metrics == {'accuracy/top1': {1: 50.0, 2: 75.0}}
+
+
+def test_compare_writes_tables_and_figures_that_match_the_test_tool(tmp_path, digits_root,
+                                                                    trained_teacher):
+    student = save_random_checkpoint(STUDENT_CONFIG, str(tmp_path / 'student.pth'))
+    options = cfg_options_args(data_options(digits_root))
+    metrics_file = str(tmp_path / 'metrics.json')
+    run_tool('test.py', TEACHER_CONFIG, trained_teacher, '--work-dir', str(tmp_path), '--out',
+             metrics_file, *options)
+    report = str(tmp_path / 'report')
+    run_tool(osp.join('analysis', 'compare.py'),
+             '--model', TEACHER_CONFIG, trained_teacher, 'teacher',
+             '--model', STUDENT_CONFIG, student, 'student',
+             '--model', TEACHER_CONFIG, trained_teacher, 'teacher again',
+             '--out', report, *options)
+    for name in ('comparison.md', 'comparison.csv', 'per_class.png', 'confusion_matrices.png'):
+        assert osp.getsize(osp.join(report, name)) > 0, name
+    with open(osp.join(report, 'comparison.csv')) as file:
+        rows = {row['model']: row for row in csv.DictReader(file)}
+    assert list(rows) == ['teacher', 'student', 'teacher again']
+    with open(metrics_file) as file:
+        expected_top1 = json.load(file)['accuracy/top1']
+    assert float(rows['teacher']['top1']) == pytest.approx(expected_top1, abs=1e-4)
+    assert float(rows['teacher']['params_M']) == pytest.approx(2.798, abs=1e-3)
+    assert float(rows['student']['params_M']) == pytest.approx(0.1764, abs=1e-4)
+    # The teacher compared with itself agrees exactly.
+    assert float(rows['teacher again']['top1_agreement']) == 1.0
+    assert float(rows['teacher again']['mean_kl']) == pytest.approx(0.0, abs=1e-6)
+    assert float(rows['teacher again']['mean_pearson']) == pytest.approx(1.0, abs=1e-5)
+    assert 0 <= float(rows['student']['top1_agreement']) <= 1
+    assert float(rows['student']['mean_kl']) > 0
+    markdown = (tmp_path / 'report' / 'comparison.md').read_text()
+    assert '| teacher again |' in markdown and 'top1_agreement' in markdown
+
+
+def test_plot_curves_draws_the_runs_of_the_tools(tmp_path, trained_teacher):
+    run_dir = osp.dirname(trained_teacher)
+    out = str(tmp_path / 'curves.png')
+    result = run_tool(osp.join('analysis', 'plot_curves.py'), f'{run_dir}:one',
+                      f'{run_dir}:two', '--out', out, '--keys', 'loss', 'accuracy/*')
+    assert osp.getsize(out) > 10_000 and 'wrote' in result.stdout
+    curves = read_epoch_curves(run_dir)
+    assert set(curves.losses) == {'loss'} and 1 in curves.losses['loss']
+    assert set(curves.metrics) == {'accuracy/top1'}
+
+
+@pytest.mark.parametrize('tool', ['compare.py', 'plot_curves.py'])
+def test_analysis_tools_have_help(tool):
+    result = run_tool(osp.join('analysis', tool), '--help')
+    assert 'usage:' in result.stdout and 'Example' in result.stdout
