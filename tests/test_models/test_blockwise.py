@@ -41,7 +41,7 @@ def hybrid_and_teacher_logits(model, data):
     features = {stage: model.student_recorder.outputs[name]
                 for stage, name in model.hybrids.student_modules.items()}
     hybrids = model.hybrids(features, model.teacher, data['data_samples'])
-    return hybrids, model.run_teacher(data['inputs'])['logits']
+    return hybrids, model.run_teacher(data['inputs'], data['data_samples'])['logits']
 
 
 def test_resnet_and_mobilenet_v2_split_into_four_stages():

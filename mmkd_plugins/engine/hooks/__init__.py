@@ -2,5 +2,6 @@
 from .export_student_hook import ExportStudentHook
 from .non_finite_loss_hook import StopOnNonFiniteLossHook
 from .random_state_hook import RandomStateHook
+from .teacher_cache_hook import TeacherCacheHook
 
-__all__ = ['ExportStudentHook', 'StopOnNonFiniteLossHook', 'RandomStateHook']
+__all__ = ['ExportStudentHook', 'StopOnNonFiniteLossHook', 'RandomStateHook', 'TeacherCacheHook']

@@ -102,7 +102,7 @@ class BlockwiseDistiller(Distiller):
     def loss(self, inputs: torch.Tensor, data_samples: Optional[list]) -> Dict[str, torch.Tensor]:
         """Every term of α·L_task + β·L_distill + γ·L_cross under its own key."""
         student_losses, student_outputs = self.run_student(inputs, data_samples)
-        teacher_logits = self.run_teacher(inputs)[LOGITS]
+        teacher_logits = self.run_teacher(inputs, data_samples)[LOGITS]
         student_features = {stage: self.student_recorder.outputs[name]
                             for stage, name in self.hybrids.student_modules.items()}
         hybrid_outputs = self.hybrids(student_features, self.teacher, data_samples)

@@ -12,7 +12,8 @@ from torch.nn.parallel import DistributedDataParallel
 from mmkd_plugins.registry import MODELS, SCOPE
 from ..module_output_recorder import ModuleOutputRecorder, check_module_names
 from ..task_adapters import adapter_for
-from ..teachers import build_renormalizer, build_teacher, load_teacher_weights
+from ..teachers import (TeacherOutputCache, build_renormalizer, build_teacher,
+                        load_teacher_weights, sample_key)
 
 LOGITS = 'logits'
 
@@ -111,6 +112,7 @@ class Distiller(BaseModel):
         self.student_recorder = ModuleOutputRecorder(
             self.student, student_modules | set(self.adapter.recorded_modules))
         self.teacher_recorder = ModuleOutputRecorder(self.teacher, teacher_modules)
+        self.teacher_cache: Optional[TeacherOutputCache] = None
 
         _hide_teacher_from_ddp(self)
         self.register_state_dict_post_hook(_drop_teacher_keys)
@@ -142,7 +144,7 @@ class Distiller(BaseModel):
         """The student's stock losses (``student.*``, times α) and the distillation losses
         (``distill.*``)."""
         student_losses, student_outputs = self.run_student(inputs, data_samples)
-        teacher_outputs = self.run_teacher(inputs)
+        teacher_outputs = self.run_teacher(inputs, data_samples)
         losses = self.weighted_student_losses(student_losses, prefix='student.')
         for name, loss_module in self.distill_losses.items():
             compared = self.compared_outputs[name]
@@ -165,12 +167,16 @@ class Distiller(BaseModel):
         student_outputs[LOGITS] = self.adapter.student_logits(self.student_recorder)
         return student_losses, student_outputs
 
-    def run_teacher(self, inputs: torch.Tensor) -> dict:
-        """The teacher's compared outputs (``'logits'`` and named modules), without autograd.
+    def run_teacher(self, inputs: torch.Tensor, data_samples: Optional[list]) -> dict:
+        """The teacher's compared outputs (``'logits'`` and named modules), without autograd;
+        from the cache for the samples it holds, when it is enabled.
 
         Args:
             inputs: The student-normalized batch, (B, 3, H, W).
+            data_samples: The batch's data samples (their metainfo keys the cache).
         """
+        if self.teacher_cache is not None:
+            return {LOGITS: self._cached_teacher_logits(inputs, data_samples)}
         with torch.no_grad(), self.teacher_recorder:
             teacher_inputs = self.teacher_renormalizer(inputs)
             teacher_outputs = {
@@ -179,6 +185,39 @@ class Distiller(BaseModel):
             }
         teacher_outputs.update(self.teacher_recorder.outputs)
         return teacher_outputs
+
+    def enable_teacher_cache(self) -> TeacherOutputCache:
+        """Serve teacher logits from a per-sample cache from now on (see
+        :class:`~mmkd_plugins.engine.TeacherCacheHook`, which also checks the pipeline).
+
+        Raises:
+            ValueError: the teacher's logits are not per sample (two-stage detectors score the
+                student's RoIs of each step) or a loss compares named module outputs.
+        """
+        if not self.adapter.teacher_logits_per_sample:
+            raise ValueError('the teacher cache needs teacher logits that depend on each sample '
+                             f'alone; a {self.adapter.task} teacher scores the student\'s RoIs of '
+                             'each step')
+        named = [name for name, compared in self.compared_outputs.items()
+                 if compared != (LOGITS, LOGITS)]
+        if named:
+            raise ValueError(f'the teacher cache holds logits only; model.distill_losses.'
+                             f'{named[0]} compares named module outputs')
+        self.teacher_cache = TeacherOutputCache()
+        return self.teacher_cache
+
+    def _cached_teacher_logits(self, inputs: torch.Tensor, data_samples: list):
+        """Teacher logits of the batch: computed for the samples the cache lacks, stored, and
+        joined with the cached ones in batch order."""
+        keys = [sample_key(sample) for sample in data_samples]
+        missing = self.teacher_cache.missing(keys)
+        if missing:
+            subset = inputs[torch.tensor(missing, device=inputs.device)]
+            with torch.no_grad():
+                logits = self.adapter.teacher_logits(
+                    self.teacher, self.teacher_renormalizer(subset), self.student_recorder)
+            self.teacher_cache.store([keys[index] for index in missing], logits)
+        return self.teacher_cache.batch(keys, len(missing))
 
     def weighted_student_losses(self, task_losses: dict, prefix: str,
                                 weight: float = 1.0) -> Dict[str, torch.Tensor]:

@@ -16,6 +16,7 @@ class ClassifierAdapter:
     task = 'classification (mmpretrain classifiers)'
     recorded_modules = ('head', )
     supports_hybrids = True
+    teacher_logits_per_sample = True  # row b depends on sample b only: cacheable
 
     @staticmethod
     def supports(model: BaseModel) -> bool:

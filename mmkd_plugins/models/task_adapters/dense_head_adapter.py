@@ -43,6 +43,7 @@ class DenseHeadAdapter:
     task = 'one-stage detection (mmdet dense heads)'
     recorded_modules = ('bbox_head', )
     supports_hybrids = True
+    teacher_logits_per_sample = True  # sample-major rows per level: cacheable
 
     @staticmethod
     def supports(model: BaseModel) -> bool:

@@ -28,6 +28,7 @@ class RoIHeadAdapter:
     task = 'two-stage detection (mmdet RoI heads)'
     recorded_modules = (ROI_EXTRACTOR, BOX_HEAD)
     supports_hybrids = False  # a hybrid would need its own RPN proposals and RoI sampling
+    teacher_logits_per_sample = False  # they score the student's RoIs of this step
 
     @staticmethod
     def supports(model: BaseModel) -> bool:

@@ -44,7 +44,7 @@ test_evaluator = val_evaluator
 
 # The students' schedule: 100 images make 13 iterations an epoch.
 max_epochs = 48
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+train_cfg = dict(max_epochs=max_epochs, val_interval=8)  # 6 points of the report's mAP curves
 # lr 0.02 let the full-width R18's box branch die (loss_bbox flat at 0.475); 0.01 trains both.
 optim_wrapper = dict(optimizer=dict(lr=0.01), clip_grad=dict(max_norm=35, norm_type=2))
 param_scheduler = [

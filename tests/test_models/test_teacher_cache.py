@@ -1,0 +1,103 @@
+"""The per-sample teacher-logits cache: same losses as without it, no teacher forward for
+cached samples, and refusals where it cannot be exact."""
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmpretrain.structures import DataSample
+
+from mmkd_plugins.engine.hooks.teacher_cache_hook import check_pipeline_is_keyable
+from mmkd_plugins.models.teachers import sample_key
+from ..conftest import save_random_checkpoint
+from .test_detection import RETINANET, batch_of, detector_cfg, distiller_for
+from .test_distiller import KD, build_distiller, make_batch
+
+
+def indexed_batch(indices, seed=0):
+    batch = make_batch(batch_size=len(indices), seed=seed)
+    for sample, index in zip(batch['data_samples'], indices):
+        sample.set_metainfo(dict(sample_idx=index, img_shape=(16, 16)))
+    return batch
+
+
+class TeacherCalls:
+    """Counts the teacher's forward calls and the batch size of each."""
+
+    def __init__(self, teacher):
+        self.batch_sizes = []
+        teacher.register_forward_hook(
+            lambda module, args, output: self.batch_sizes.append(args[0].shape[0]))
+
+
+def distill_loss(model, batch, name='distill.loss_kd'):
+    data = model.data_preprocessor(batch, training=False)
+    return model(**data, mode='loss')[name]
+
+
+def test_cached_classifier_logits_give_the_same_loss_without_teacher_forwards(
+        teacher_checkpoint):
+    cached, plain = build_distiller(teacher_checkpoint), build_distiller(teacher_checkpoint)
+    plain.load_state_dict(cached.state_dict())
+    cached.eval(), plain.eval()  # the same student outputs on both sides
+    cache = cached.enable_teacher_cache()
+    calls = TeacherCalls(cached.teacher)
+
+    first, again = indexed_batch([0, 1, 2, 3]), indexed_batch([0, 1, 2, 3])
+    mixed = indexed_batch([2, 7, 3, 8], seed=1)
+    mixed['inputs'][0], mixed['inputs'][2] = first['inputs'][2], first['inputs'][3]
+    for batch in (first, again, mixed):
+        torch.testing.assert_close(distill_loss(cached, batch), distill_loss(plain, batch),
+                                   rtol=0, atol=0)
+    assert calls.batch_sizes == [4, 2]  # nothing for the repeated batch; only 7 and 8 later
+    assert len(cache) == 6 and cache.hits == 6 and cache.misses == 6
+
+
+def test_cached_dense_class_maps_give_the_same_loss(tmp_path, shapes_root):
+    init_default_scope('mmdet')
+    checkpoint = save_random_checkpoint(RETINANET, str(tmp_path / 'retina.pth'))
+    losses = dict(loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid'))
+    cached = distiller_for(detector_cfg(RETINANET), RETINANET, checkpoint, losses)
+    plain = distiller_for(detector_cfg(RETINANET), RETINANET, checkpoint, losses)
+    plain.load_state_dict(cached.state_dict())
+    cached.eval(), plain.eval()
+    cached.enable_teacher_cache()
+    calls = TeacherCalls(cached.teacher)
+    batch = batch_of(shapes_root)
+    for _ in range(2):
+        torch.testing.assert_close(distill_loss(cached, batch), distill_loss(plain, batch),
+                                   rtol=0, atol=0)
+    assert calls.batch_sizes == [4]
+
+
+def test_the_key_holds_identity_and_recorded_augmentation():
+    sample = DataSample(metainfo=dict(sample_idx=3, img_shape=(16, 16), flip=True,
+                                      flip_direction='horizontal'))
+    flipped_back = DataSample(metainfo=dict(sample_idx=3, img_shape=(16, 16), flip=False))
+    assert sample_key(sample) != sample_key(flipped_back)
+    assert sample_key(sample) == sample_key(DataSample(metainfo=dict(sample.metainfo)))
+    with pytest.raises(KeyError, match=r"needs one of \('sample_idx', 'img_id', 'img_path'\)"):
+        sample_key(DataSample(metainfo=dict(img_shape=(16, 16))))
+
+
+def test_losses_on_named_modules_cannot_be_cached(teacher_checkpoint):
+    by_name = dict(loss_kd=dict(KD['loss_kd'], student_output='head.fc',
+                                teacher_output='head.fc'))
+    model = build_distiller(teacher_checkpoint, losses=by_name)
+    with pytest.raises(ValueError, match=r'holds logits only; model\.distill_losses\.loss_kd'):
+        model.enable_teacher_cache()
+
+
+def digits_dataset(root, *pipeline):
+    from mmpretrain.datasets import CustomDataset
+    return CustomDataset(data_root=root, ann_file='student_train.txt', pipeline=list(pipeline))
+
+
+def test_pipelines_with_unrecorded_random_transforms_are_refused(digits_root):
+    load, pack = dict(type='LoadImageFromFile'), dict(type='PackInputs')
+    flip = dict(type='RandomFlip', prob=0.5)
+    check_pipeline_is_keyable(digits_dataset(digits_root, load, flip, pack))
+    with pytest.raises(ValueError, match=r"RandomResizedCrop draws random parameters"):
+        check_pipeline_is_keyable(digits_dataset(
+            digits_root, load, dict(type='RandomResizedCrop', scale=16), pack))
+    with pytest.raises(ValueError, match=r"RandomFlip is keyed by \['flip', 'flip_direction'\]"):
+        check_pipeline_is_keyable(digits_dataset(
+            digits_root, load, flip, dict(type='PackInputs', meta_keys=('sample_idx', ))))

@@ -1,0 +1,42 @@
+"""TeacherCacheHook through tools/train.py: a cached run computes the uncached run's losses."""
+import pytest
+
+from ..conftest import KD_CONFIG, cfg_options_args, run_tool, scalars
+from .test_reliability import kd_options, train_losses
+
+DETERMINISTIC_KD = (
+    f'_base_ = {KD_CONFIG!r}\n'
+    "train_dataloader = dict(dataset=dict(pipeline=[dict(type='LoadImageFromFile'),\n"
+    "                                               dict(type='PackInputs')]))\n")
+
+
+def test_cached_run_repeats_the_uncached_losses(tmp_path, digits_root, trained_teacher):
+    plain_config, cached_config = tmp_path / 'plain.py', tmp_path / 'cached.py'
+    plain_config.write_text(DETERMINISTIC_KD)
+    cached_config.write_text(DETERMINISTIC_KD + "custom_hooks = [\n"
+                             "    dict(type='mmkd_plugins.TeacherCacheHook'),\n"
+                             "    dict(type='mmkd_plugins.RandomStateHook')]\n")
+    options = cfg_options_args(kd_options(digits_root, trained_teacher, 2))
+    plain, cached = str(tmp_path / 'plain'), str(tmp_path / 'cached')
+    run_tool('train.py', str(plain_config), '--work-dir', plain, *options)
+    run_tool('train.py', str(cached_config), '--work-dir', cached, *options)
+    expected, got = train_losses(plain), train_losses(cached)
+    assert len(got) == len(expected) == 10  # 2 epochs of 5 iterations
+    for line, reference in zip(got, expected):
+        assert line == pytest.approx(reference, rel=1e-6)
+    rates = [line['teacher_cache_hit_rate'] for line in scalars(cached)
+             if 'teacher_cache_hit_rate' in line]
+    assert rates[0] == 0.0 and rates[-1] > 0.0  # epoch 2 is served from the cache
+
+
+def test_a_random_crop_pipeline_is_refused_before_training(tmp_path, digits_root,
+                                                           trained_teacher):
+    config = tmp_path / 'cached_crop.py'
+    config.write_text(f'_base_ = {KD_CONFIG!r}\n'
+                      "custom_hooks = [dict(type='mmkd_plugins.TeacherCacheHook')]\n")
+    result = run_tool('train.py', str(config), '--work-dir', str(tmp_path / 'run'),
+                      *cfg_options_args(kd_options(digits_root, trained_teacher, 1)),
+                      check=False)
+    assert result.returncode != 0
+    assert 'RandomResizedCrop draws random parameters' in result.stderr
+    assert not list((tmp_path / 'run').glob('epoch_*.pth'))
