@@ -8,22 +8,34 @@ depend on them), it times per iteration, after warm-up, interleaving A B C D A B
 * ``teacher``: the teacher's forward under ``torch.no_grad()`` (what distillation adds at least);
 * ``kd`` / ``dist``: the distiller's training step with KDLoss / DISTLoss;
 * ``blockwise``: block-wise distillation's training step (all four hybrids, the pair's shipped
-  block-wise config).
+  block-wise config);
+* ``kd_cached``: the KD step with the teacher-logits cache warm (a second epoch of a
+  deterministic pipeline: no teacher forward at all).
 
 and prints medians and ``overhead = t_distill / (t_student + t_teacher)``: 1.0 means
 distillation costs exactly one student step plus one teacher forward. Block-wise also gets
-``vs_dist = t_blockwise / t_dist``: its hybrids run teacher stages *with* autograd, so it
-cannot meet the single-forward floor. On CUDA it also reports
-each variant's peak memory. Results go to a JSON file. Runs unchanged on CPU and GPU.
+``vs_dist = t_blockwise / t_dist`` (its hybrids run teacher stages *with* autograd, so it
+cannot meet the single-forward floor) and the cached step ``speedup = t_kd / t_kd_cached``.
+
+Peak memory: on CUDA, each variant's ``max_memory_allocated`` in the timing process; on CPU,
+each variant runs in a fresh child process that measures its resident-set peak above the level
+after building the models (``VmHWM`` reset through ``/proc/self/clear_refs``), so that memory
+kept by one variant's allocator is not counted for another. ``memory_ratio = peak_distill /
+(peak_student + peak_teacher)``. Results go to a JSON file. Runs unchanged on CPU and GPU.
 
 Example:
     python tools/benchmark.py --iters 10 --out work_dirs/benchmark.json
 """
 import argparse
+import ctypes
+import gc
 import json
 import os
 import os.path as osp
+import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -57,6 +69,10 @@ PAIRS = {
 }
 
 
+VARIANTS = ('student', 'teacher', 'kd', 'dist', 'blockwise', 'kd_cached')
+DISTILLED = ('kd', 'dist', 'blockwise', 'kd_cached')
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Benchmark the cost of distillation')
     parser.add_argument('--pairs', nargs='+', choices=list(PAIRS), default=list(PAIRS))
@@ -65,7 +81,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=32, help='classification batch')
     parser.add_argument('--det-batch-size', type=int, default=2)
     parser.add_argument('--det-image-size', type=int, default=320)
+    parser.add_argument('--memory-iters', type=int, default=2,
+                        help='steps of each CPU memory probe')
     parser.add_argument('--out', default='work_dirs/benchmark.json')
+    parser.add_argument('--probe-memory', choices=VARIANTS,
+                        help=argparse.SUPPRESS)  # internal: one CPU memory probe (child)
     return parser.parse_args()
 
 
@@ -80,7 +100,8 @@ def classification_batch(batch_size: int) -> dict:
     return dict(
         inputs=[torch.randint(0, 256, (3, 224, 224), generator=generator, dtype=torch.uint8)
                 for _ in range(batch_size)],
-        data_samples=[DataSample().set_gt_label(i % 1000) for i in range(batch_size)])
+        data_samples=[DataSample(metainfo=dict(sample_idx=i)).set_gt_label(i % 1000)
+                      for i in range(batch_size)])
 
 
 def detection_batch(batch_size: int, image_size: int, folder: str) -> dict:
@@ -133,6 +154,32 @@ def teacher_forward_of(distiller: Distiller, batch: dict) -> Callable[[], None]:
     return forward
 
 
+def build_variants(name: str, variants: List[str], args: argparse.Namespace,
+                   device: str) -> Dict[str, Callable[[], None]]:
+    """One callable per variant, each with its own model and optimizer."""
+    pair = PAIRS[name]
+    init_default_scope(pair['scope'])
+    runs = {}
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = random_teacher_checkpoint(pair['kd'], folder)
+        batch = (classification_batch(args.batch_size) if name == 'classification' else
+                 detection_batch(args.det_batch_size, args.det_image_size, folder))
+        for variant in variants:
+            config = pair[variant.replace('_cached', '')] if variant in DISTILLED else pair['kd']
+            model = build_distiller(config, checkpoint, device)
+            if variant == 'student':  # the stock student model, trained on its own
+                runs[variant] = step_of(model.student, batch)
+            elif variant == 'teacher':
+                runs[variant] = teacher_forward_of(model, batch)
+            else:
+                if variant == 'kd_cached':  # as in a second epoch: every sample cached
+                    model.enable_teacher_cache()
+                    data = model.data_preprocessor(batch, training=True)
+                    model.run_teacher(data['inputs'], data['data_samples'])
+                runs[variant] = step_of(model, batch)
+    return runs
+
+
 def measure(variants: Dict[str, Callable[[], None]], iters: int,
             warmup: int) -> Dict[str, dict]:
     """Interleave the variants; median seconds per call and (CUDA) peak memory in MiB."""
@@ -155,43 +202,85 @@ def measure(variants: Dict[str, Callable[[], None]], iters: int,
             for name, values in times.items()}
 
 
+def _status_kib(field: str) -> int:
+    with open('/proc/self/status') as file:
+        return int(re.search(rf'{field}:\s+(\d+)', file.read()).group(1))
+
+
+def probe_cpu_memory(name: str, variant: str, args: argparse.Namespace) -> float:
+    """In this (fresh) process: MiB of resident memory that ``args.memory_iters`` steps of
+    ``variant`` add above the level after building. Linux with glibc."""
+    run = build_variants(name, [variant], args, 'cpu')[variant]
+    gc.collect()
+    # Return the memory freed while building (e.g. loaded checkpoints) to the system, so that
+    # the steps cannot hide their allocations in it.
+    ctypes.CDLL('libc.so.6').malloc_trim(0)
+    baseline = _status_kib('VmRSS')
+    with open('/proc/self/clear_refs', 'w') as file:
+        file.write('5')  # reset VmHWM, the peak resident set, to the current size
+    for _ in range(args.memory_iters):
+        run()
+    return (_status_kib('VmHWM') - baseline) / 1024
+
+
+def cpu_peak_memory(name: str, args: argparse.Namespace) -> Dict[str, float]:
+    """Each variant's CPU memory probe, each in a child process of this script."""
+    peaks = {}
+    for variant in VARIANTS:
+        command = [sys.executable, osp.abspath(__file__), '--pairs', name, '--probe-memory',
+                   variant, '--batch-size', str(args.batch_size), '--det-batch-size',
+                   str(args.det_batch_size), '--det-image-size', str(args.det_image_size),
+                   '--memory-iters', str(args.memory_iters)]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        peaks[variant] = json.loads(output.strip().splitlines()[-1])['peak_mib']
+    return peaks
+
+
 def benchmark_pair(name: str, args: argparse.Namespace, device: str) -> dict:
-    pair = PAIRS[name]
-    init_default_scope(pair['scope'])
-    with tempfile.TemporaryDirectory() as folder:
-        checkpoint = random_teacher_checkpoint(pair['kd'], folder)
-        kd = build_distiller(pair['kd'], checkpoint, device)
-        dist = build_distiller(pair['dist'], checkpoint, device)
-        blockwise = build_distiller(pair['blockwise'], checkpoint, device)
-        batch = (classification_batch(args.batch_size) if name == 'classification' else
-                 detection_batch(args.det_batch_size, args.det_image_size, folder))
-    student = kd.student  # the stock student model, trained on its own for the baseline
-    variants = {'student': step_of(student, batch), 'teacher': teacher_forward_of(kd, batch),
-                'kd': step_of(kd, batch), 'dist': step_of(dist, batch),
-                'blockwise': step_of(blockwise, batch)}
-    results = measure(variants, args.iters, args.warmup)
+    results = measure(build_variants(name, list(VARIANTS), args, device), args.iters,
+                      args.warmup)
+    if device == 'cpu':
+        for variant, peak in cpu_peak_memory(name, args).items():
+            results[variant]['peak_mib'] = peak
     floor = results['student']['median_s'] + results['teacher']['median_s']
-    for variant in ('kd', 'dist', 'blockwise'):
+    memory_floor = results['student']['peak_mib'] + results['teacher']['peak_mib']
+    for variant in DISTILLED:
         results[variant]['overhead'] = results[variant]['median_s'] / floor
+        results[variant]['memory_ratio'] = results[variant]['peak_mib'] / memory_floor
     results['blockwise']['vs_dist'] = (results['blockwise']['median_s']
                                        / results['dist']['median_s'])
+    results['kd_cached']['speedup'] = results['kd']['median_s'] / results['kd_cached']['median_s']
     return results
+
+
+def print_pair(results: dict) -> None:
+    for variant, result in results.items():
+        line = f'  {variant:9s} median {1000 * result["median_s"]:8.1f} ms'
+        if 'overhead' in result:
+            line += f"  overhead {result['overhead']:.3f}"
+        if 'vs_dist' in result:
+            line += f"  vs DIST {result['vs_dist']:.2f}"
+        if 'speedup' in result:
+            line += f"  speed-up vs KD {result['speedup']:.2f}"
+        line += f"  peak {result['peak_mib']:.0f} MiB"
+        if 'memory_ratio' in result:
+            line += f" (ratio {result['memory_ratio']:.3f})"
+        print(line)
 
 
 def main() -> None:
     args = parse_args()
+    if args.probe_memory:  # child process of cpu_peak_memory
+        peak = probe_cpu_memory(args.pairs[0], args.probe_memory, args)
+        print(json.dumps(dict(peak_mib=peak)))
+        return
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     report = dict(device=torch.cuda.get_device_name() if device == 'cuda' else 'cpu',
                   threads=torch.get_num_threads(), iters=args.iters, pairs={})
     for name in args.pairs:
         print(f'[benchmark] {name} ...', flush=True)
         report['pairs'][name] = results = benchmark_pair(name, args, device)
-        for variant, result in results.items():
-            overhead = f"  overhead {result['overhead']:.3f}" if 'overhead' in result else ''
-            if 'vs_dist' in result:
-                overhead += f"  vs DIST {result['vs_dist']:.2f}"
-            peak = f"  peak {result['peak_mib']:.0f} MiB" if result['peak_mib'] else ''
-            print(f'  {variant:9s} median {1000 * result["median_s"]:8.1f} ms{overhead}{peak}')
+        print_pair(results)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as file:
         json.dump(report, file, indent=2)

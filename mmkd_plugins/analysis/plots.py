@@ -67,13 +67,14 @@ def plot_curves(runs: Dict[str, EpochCurves], path: str) -> None:
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows),
                                 squeeze=False)
+    colors = {label: f'C{index}' for index, label in enumerate(runs)}  # one colour per run
     for axis, key in zip(axes.flat, panels):
         for label, curves in runs.items():
             series = curves.losses.get(key) or curves.metrics.get(key)
             if series:
                 marker = 'o' if len(series) < 30 else None
                 axis.plot(list(series), list(series.values()), label=label, marker=marker,
-                          markersize=3)
+                          markersize=3, color=colors[label])
         axis.set_title(key, fontsize=9)
         axis.set_xlabel('epoch')
         axis.legend(fontsize='x-small')
