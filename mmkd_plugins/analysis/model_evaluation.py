@@ -75,31 +75,51 @@ def evaluate_model(config: Config, checkpoint: str, label: str) -> ModelEvaluati
     return _evaluate_detector(model, dataloader, config, label, parameters)
 
 
+class _TestPass:
+    """One pass over a test set without autograd, with a progress bar: yields each raw batch,
+    its preprocessed data and the timed ``forward(data)``; counts FLOPs on the first batch."""
+
+    def __init__(self, model, dataloader, forward) -> None:
+        self.model, self.dataloader, self.forward = model, dataloader, forward
+        self.seconds, self.images, self.flops = 0.0, 0, None
+
+    def __iter__(self):
+        progress = ProgressBar(len(self.dataloader.dataset))
+        with torch.no_grad():
+            for batch in self.dataloader:
+                data = self.model.data_preprocessor(batch, training=False)
+                if self.flops is None:
+                    self.flops = count_flops(self.model, data['inputs'])
+                start = time.perf_counter()
+                outputs = self.forward(data)
+                self.seconds += time.perf_counter() - start
+                self.images += len(data['inputs'])
+                progress.update(len(data['inputs']))
+                yield batch, data, outputs
+
+    @property
+    def ms_per_image(self) -> float:
+        return 1000 * self.seconds / max(self.images, 1)
+
+
 def _evaluate_classifier(model, dataloader, label: str, parameters: int) -> ModelEvaluation:
     classes = list(dataloader.dataset.metainfo['classes'])
-    logits, labels, seconds, flops = [], [], 0.0, None
-    progress = ProgressBar(len(dataloader.dataset))
-    with torch.no_grad():
-        for batch in dataloader:
-            data = model.data_preprocessor(batch, training=False)
-            if flops is None:
-                flops = count_flops(model, data['inputs'])
-            start = time.perf_counter()
-            logits.append(model(data['inputs'], mode='tensor'))
-            seconds += time.perf_counter() - start
-            labels.append(torch.cat([sample.gt_label for sample in data['data_samples']]))
-            progress.update(len(data['inputs']))
+    logits, labels = [], []
+    test_pass = _TestPass(model, dataloader, lambda data: model(data['inputs'], mode='tensor'))
+    for _, data, batch_logits in test_pass:
+        logits.append(batch_logits)
+        labels.append(torch.cat([sample.gt_label for sample in data['data_samples']]))
     logits, labels = torch.cat(logits), torch.cat(labels)
     confusion = torch.zeros(len(classes), len(classes), dtype=torch.long)
     confusion.index_put_((labels, logits.argmax(dim=1)), torch.tensor(1), accumulate=True)
     top5 = (logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]).any(dim=1)
     per_class = 100 * confusion.diag() / confusion.sum(dim=1).clamp_min(1)
     return ModelEvaluation(
-        label=label, task='classification', parameters=parameters, flops=flops,
+        label=label, task='classification', parameters=parameters, flops=test_pass.flops,
         metrics=dict(top1=100 * confusion.diag().sum().item() / len(labels),
                      top5=100 * top5.float().mean().item()),
         per_class=dict(zip(classes, per_class.tolist())),
-        ms_per_image=1000 * seconds / len(labels), logits=logits, confusion=confusion)
+        ms_per_image=test_pass.ms_per_image, logits=logits, confusion=confusion)
 
 
 def _evaluate_detector(model, dataloader, config: Config, label: str,
@@ -108,29 +128,19 @@ def _evaluate_detector(model, dataloader, config: Config, label: str,
     evaluator.dataset_meta = dataloader.dataset.metainfo
     dense = DenseHeadAdapter.supports(model)
     rows: List[torch.Tensor] = []
-    seconds, images, flops = 0.0, 0, None
-    progress = ProgressBar(len(dataloader.dataset))
-    with torch.no_grad():
-        for batch in dataloader:
-            data = model.data_preprocessor(batch, training=False)
-            if flops is None:
-                flops = count_flops(model, data['inputs'])
-            start = time.perf_counter()
-            outputs = model(**data, mode='predict')
-            seconds += time.perf_counter() - start
-            evaluator.process(data_samples=outputs, data_batch=batch)
-            if dense:
-                rows.extend(flatten_levels(model(data['inputs'], mode='tensor')[0]))
-            images += len(outputs)
-            progress.update(len(outputs))
+    test_pass = _TestPass(model, dataloader, lambda data: model(**data, mode='predict'))
+    for batch, data, outputs in test_pass:
+        evaluator.process(data_samples=outputs, data_batch=batch)
+        if dense:  # the class scores, for agreement (not timed)
+            rows.extend(flatten_levels(model(data['inputs'], mode='tensor')[0]))
     results = evaluator.evaluate(len(dataloader.dataset))
     classes = list(dataloader.dataset.metainfo['classes'])
     prefix = next(key.split('/')[0] for key in results if key.endswith('bbox_mAP'))
     return ModelEvaluation(
-        label=label, task='detection', parameters=parameters, flops=flops,
+        label=label, task='detection', parameters=parameters, flops=test_pass.flops,
         metrics={key.split('/')[1]: 100 * value for key, value in results.items()
                  if key.split('/')[1].startswith('bbox_mAP') and value >= 0},
         per_class={name: 100 * float(results[f'{prefix}/{name}_precision'])
                    for name in classes if f'{prefix}/{name}_precision' in results},
-        ms_per_image=1000 * seconds / max(images, 1),
+        ms_per_image=test_pass.ms_per_image,
         logits=torch.cat(rows) if rows else None)
