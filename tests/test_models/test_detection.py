@@ -12,6 +12,8 @@ from mmengine.runner import Runner
 from mmkd_plugins.models import Distiller
 from mmkd_plugins.models.losses import DISTLoss, KDLoss, binary_kd_loss, dist_loss
 from mmkd_plugins.models.task_adapters import flatten_levels
+from mmkd_plugins.models.task_adapters.dense_head_adapter import class_branch_scores
+from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from ..conftest import DET_DEMO_CONFIGS, save_random_checkpoint, shapes_dataset
 
 RETINANET = str(DET_DEMO_CONFIGS / '_base_' / 'retinanet_r18_shapes.py')
@@ -193,3 +195,21 @@ def test_softmax_per_anchor_variant_splits_rows_anchor_major():
     expected = dist_loss(torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows]),
                          1.0, 1.0, 1.0)
     assert per_anchor.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize('config', ['mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
+                                    'mmdet::atss/atss_r50_fpn_1x_coco.py',
+                                    'mmdet::gfl/gfl_r50_fpn_1x_coco.py',
+                                    'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'])
+def test_teacher_class_branch_alone_gives_the_full_heads_scores(config):
+    """The teacher skips the box branch; its class maps stay those of the whole head."""
+    torch.manual_seed(0)
+    head = build_model_from_config(load_model_config(config, 'test')).bbox_head.eval()
+    channels = head.in_channels
+    features = [torch.randn(2, channels, size, size) for size in (16, 8, 4, 2, 1)]
+    with torch.no_grad():
+        expected = head(features)[0]
+        scores = class_branch_scores(head, features)
+    assert scores is not None and len(scores) == len(expected)
+    for got, want in zip(scores, expected):
+        assert torch.equal(got, want)

@@ -1,5 +1,5 @@
 """How a distiller reads comparable outputs from mmdet's one-stage dense detectors."""
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModel
@@ -19,6 +19,34 @@ def flatten_levels(cls_scores: Sequence[torch.Tensor]) -> List[torch.Tensor]:
     return [score.permute(0, 2, 3, 1).reshape(-1, score.shape[1]) for score in cls_scores]
 
 
+# Heads (exact classes; subclasses may change forward) whose class scores are ``cls_convs``
+# followed by this conv, independent of the box branch.
+CLASS_BRANCH_CONVS = {'RetinaHead': 'retina_cls', 'FCOSHead': 'conv_cls', 'ATSSHead': 'atss_cls',
+                      'GFLHead': 'gfl_cls'}
+
+
+def class_branch_scores(head, features: Sequence[torch.Tensor]) -> Optional[List[torch.Tensor]]:
+    """Per-level class maps computed by the head's class branch alone (no box branch), or
+    None for a head not in :data:`CLASS_BRANCH_CONVS`.
+
+    Args:
+        head: A dense head.
+        features: Per FPN level, (N, C, H_l, W_l).
+
+    Returns:
+        Per level, (N, A·K, H_l, W_l), equal to the first output of ``head(features)``.
+    """
+    final_conv = CLASS_BRANCH_CONVS.get(type(head).__name__)
+    if final_conv is None:
+        return None
+    scores = []
+    for level in features:
+        for conv in head.cls_convs:
+            level = conv(level)
+        scores.append(getattr(head, final_conv)(level))
+    return scores
+
+
 def _head_layout(detector: BaseModel) -> dict:
     head = detector.bbox_head
     prior_generator = getattr(head, 'prior_generator', None)
@@ -34,9 +62,9 @@ class DenseHeadAdapter:
     """Class scores of one-stage detectors (RetinaNet, FCOS, ATSS, GFL, ...).
 
     The student's scores are the first output of its ``bbox_head`` forward (the per-level class
-    maps), recorded while its stock ``loss()`` runs; the teacher's come from
-    ``teacher(inputs, mode='tensor')``: backbone, neck and head forward only, with no label
-    assignment, loss or box decoding. Both are flattened to one row per spatial position and
+    maps), recorded while its stock ``loss()`` runs; the teacher's come from its backbone, neck
+    and the head's class branch only (see :func:`class_branch_scores`; other heads run their
+    whole forward), with no box branch, label assignment, loss or box decoding. Both are flattened to one row per spatial position and
     FPN level (see :func:`flatten_levels`); losses are computed per level and summed.
     """
 
@@ -83,7 +111,9 @@ class DenseHeadAdapter:
     def teacher_logits(teacher: BaseModel, inputs: torch.Tensor,
                        student_calls: ModuleOutputRecorder) -> List[torch.Tensor]:
         """Per level, shape (N·H·W, A·K)."""
-        return flatten_levels(teacher(inputs, mode='tensor')[0])
+        features = teacher.extract_feat(inputs)
+        scores = class_branch_scores(teacher.bbox_head, features)
+        return flatten_levels(teacher.bbox_head(features)[0] if scores is None else scores)
 
     @staticmethod
     def head_forward(model: BaseModel, backbone_outputs: tuple) -> Tuple[list, ...]:
