@@ -7,6 +7,7 @@ from mmengine.optim import OptimWrapper
 from mmpretrain.structures import DataSample
 
 from mmkd_plugins.models import Distiller
+from mmkd_plugins.models.losses import dkd_loss
 from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
 
 KD = dict(loss_kd=dict(type='KDLoss', tau=4.0))
@@ -143,3 +144,15 @@ def test_other_classifier_families_train_one_step(teacher_checkpoint, config, op
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
     distill_loss = float(model.train_step(make_batch(), optim_wrapper)['distill.loss_kd'])
     assert 0 < distill_loss < float('inf')
+
+
+def test_dkd_gets_the_batch_labels(teacher_checkpoint):
+    model = build_distiller(teacher_checkpoint, losses=dict(
+        loss_dkd=dict(type='DKDLoss', alpha=1.0, beta=8.0, tau=4.0)))
+    model.eval()
+    data = model.data_preprocessor(make_batch(), training=False)
+    logged = model(**data, mode='loss')['distill.loss_dkd']
+    labels = torch.tensor([i % 10 for i in range(4)])
+    expected = dkd_loss(model.student(data['inputs'], mode='tensor'),
+                        model.teacher(data['inputs'], mode='tensor'), labels, 1.0, 8.0, 4.0)
+    torch.testing.assert_close(logged, expected)

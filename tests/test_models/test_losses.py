@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from mmkd_plugins.models.losses import DISTLoss, KDLoss, dist_loss, kd_loss
+from mmkd_plugins.models.losses import DISTLoss, DKDLoss, KDLoss, dist_loss, dkd_loss, kd_loss
 
 
 def softmax_row(row, tau):
@@ -139,3 +139,53 @@ def test_the_target_gets_gradient_only_when_not_detached(loss):
     # The value is the same either way.
     assert loss(student, target).item() == pytest.approx(
         loss(student, target, detach_target=False).item())
+
+
+def reference_dkd(student, teacher, labels, alpha, beta, tau):
+    """DKD written per sample from its definition: binary KL plus renormalized non-target KL."""
+    total_tckd = total_nckd = 0.0
+    for z_s, z_t, y in zip(student.tolist(), teacher.tolist(), labels.tolist()):
+        p_s = [math.exp(v / tau) for v in z_s]
+        p_t = [math.exp(v / tau) for v in z_t]
+        p_s = [v / sum(p_s) for v in p_s]
+        p_t = [v / sum(p_t) for v in p_t]
+        b_s, b_t = [p_s[y], 1 - p_s[y]], [p_t[y], 1 - p_t[y]]
+        total_tckd += sum(t * math.log(t / s) for t, s in zip(b_t, b_s))
+        others = [j for j in range(len(z_s)) if j != y]
+        q_s = [p_s[j] / (1 - p_s[y]) for j in others]
+        q_t = [p_t[j] / (1 - p_t[y]) for j in others]
+        total_nckd += sum(t * math.log(t / s) for t, s in zip(q_t, q_s))
+    n = len(labels)
+    return tau**2 * (alpha * total_tckd / n + beta * total_nckd / n)
+
+
+@pytest.mark.parametrize('alpha,beta,tau', [(1.0, 8.0, 4.0), (1.0, 0.5, 1.0)])
+def test_dkd_loss_matches_the_per_sample_definition(alpha, beta, tau):
+    torch.manual_seed(3)
+    student, teacher = torch.randn(5, 6) * 2, torch.randn(5, 6) * 2
+    labels = torch.tensor([0, 3, 5, 1, 3])
+    expected = reference_dkd(student, teacher, labels, alpha, beta, tau)
+    assert dkd_loss(student, teacher, labels, alpha, beta, tau).item() == pytest.approx(
+        expected, rel=1e-5)
+
+
+def test_dkd_loss_is_a_batch_mean_and_zero_for_identical_logits():
+    """MMRazor's DKD sums over the batch; a batch mean does not change when it is repeated."""
+    torch.manual_seed(4)
+    student, teacher = torch.randn(4, 5), torch.randn(4, 5)
+    labels = torch.tensor([1, 0, 4, 2])
+    once = dkd_loss(student, teacher, labels, 1.0, 8.0, 4.0)
+    twice = dkd_loss(student.repeat(2, 1), teacher.repeat(2, 1), labels.repeat(2), 1.0, 8.0, 4.0)
+    assert twice.item() == pytest.approx(once.item(), rel=1e-6)
+    assert dkd_loss(teacher, teacher, labels, 1.0, 8.0, 4.0).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_dkd_weight_warms_up_over_epochs():
+    from mmengine.logging import MessageHub
+    loss = DKDLoss(warmup_epochs=20)
+    hub = MessageHub.get_current_instance()
+    hub.update_info('epoch', 4)
+    assert loss.warmup_factor() == pytest.approx(5 / 20)
+    hub.update_info('epoch', 30)
+    assert loss.warmup_factor() == 1.0
+    hub.update_info('epoch', 0)

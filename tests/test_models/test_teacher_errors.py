@@ -97,6 +97,13 @@ def identity_connector_across_widths(tmp_path, teacher_checkpoint):
                 hybrids=dict(connector=dict(type='IdentityConnector')))
 
 
+def labels_mixed_by_batch_augments(tmp_path, teacher_checkpoint):
+    student = student_model_cfg()
+    student['data_preprocessor'] = dict(
+        student['data_preprocessor'], batch_augments=dict(augments=dict(type='Mixup', alpha=1.)))
+    return dict(student=student, distill_losses=dict(loss_dkd=dict(type='DKDLoss')))
+
+
 BAD_INPUTS = [
     (missing_checkpoint, FileNotFoundError, r'model\.teacher\.checkpoint.*no_such\.pth'),
     (unreachable_url, FileNotFoundError,
@@ -122,6 +129,9 @@ BAD_INPUTS = [
      r'model\.hybrids\.stages: expected stage numbers in 1\.\.4, got \[0, 5\]'),
     (connector_with_channels, ValueError,
      r"model\.hybrids\.connector \(stage 1\): \['in_channels'\] are inferred"),
+    (labels_mixed_by_batch_augments, ValueError,
+     r'model\.distill_losses\.loss_dkd: DKDLoss needs one class per sample, but the batch '
+     r'augments \(Mixup/CutMix\) mix labels'),
     (identity_connector_across_widths, ValueError,
      r'model\.hybrids\.connector \(stage 1\): .*IdentityConnector needs equal shapes, but the '
      r'student stage has 8 channels and the teacher stage 32'),

@@ -85,6 +85,10 @@ class BlockwiseDistiller(Distiller):
             if compared != (LOGITS, LOGITS):
                 raise ValueError(f'model.distill_losses.{name}: block-wise distillation '
                                  'compares logits; remove student_output / teacher_output')
+            if getattr(self.distill_losses[name], 'requires_labels', False):
+                raise ValueError(f'model.distill_losses.{name}: block-wise distillation takes '
+                                 'losses between two sets of logits (KD, DIST), not '
+                                 f'{type(self.distill_losses[name]).__name__}')
         if not getattr(self.adapter, 'supports_hybrids', False):
             raise TypeError('model.student: block-wise distillation of a '
                             f'{type(self.student).__name__} is not supported; it supports '

@@ -11,7 +11,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from mmkd_plugins.registry import MODELS, SCOPE
 from ..module_output_recorder import ModuleOutputRecorder, check_module_names
-from ..task_adapters import adapter_for
+from ..task_adapters import ClassifierAdapter, adapter_for
 from ..teachers import (TeacherOutputCache, build_renormalizer, build_teacher,
                         load_teacher_weights, sample_key)
 
@@ -105,6 +105,7 @@ class Distiller(BaseModel):
 
         self.student_loss_weight = student_loss_weight
         self.distill_losses, self.compared_outputs = _build_distill_losses(distill_losses)
+        self._check_label_losses()
         student_modules = {o.student for o in self.compared_outputs.values()} - {LOGITS}
         teacher_modules = {o.teacher for o in self.compared_outputs.values()} - {LOGITS}
         check_module_names(self.student, student_modules, 'model.distill_losses.student_output')
@@ -148,10 +149,32 @@ class Distiller(BaseModel):
         losses = self.weighted_student_losses(student_losses, prefix='student.')
         for name, loss_module in self.distill_losses.items():
             compared = self.compared_outputs[name]
-            losses[f'distill.{name}'] = sum_over_levels(loss_module,
-                                                         student_outputs[compared.student],
-                                                         teacher_outputs[compared.teacher])
+            losses[f'distill.{name}'] = sum_over_levels(
+                loss_module, student_outputs[compared.student],
+                teacher_outputs[compared.teacher], **self.label_kwargs(loss_module, data_samples))
         return losses
+
+    def label_kwargs(self, loss_module: nn.Module, data_samples: list) -> dict:
+        """``dict(labels=(B,) ground-truth classes)`` for a loss that ``requires_labels``
+        (DKD), else nothing."""
+        if not getattr(loss_module, 'requires_labels', False):
+            return {}
+        return dict(labels=torch.cat([sample.gt_label for sample in data_samples]))
+
+    def _check_label_losses(self) -> None:
+        """Losses that need labels: classifiers with plain labels, on logits."""
+        for name, loss_module in self.distill_losses.items():
+            if not getattr(loss_module, 'requires_labels', False):
+                continue
+            field = f'model.distill_losses.{name}'
+            if self.adapter.task != ClassifierAdapter.task:
+                raise ValueError(f'{field}: {type(loss_module).__name__} needs class labels per '
+                                 f'sample; it is for classifiers, not {self.adapter.task}')
+            if getattr(self.student.data_preprocessor, 'batch_augments', None) is not None:
+                raise ValueError(f'{field}: {type(loss_module).__name__} needs one class per '
+                                 'sample, but the batch augments (Mixup/CutMix) mix labels')
+            if self.compared_outputs[name] != (LOGITS, LOGITS):
+                raise ValueError(f'{field}: {type(loss_module).__name__} compares logits')
 
     def run_student(self, inputs: torch.Tensor,
                     data_samples: Optional[list]) -> Tuple[Dict[str, torch.Tensor], dict]:

@@ -1,9 +1,11 @@
 """Distillation losses: pure functions for the math plus thin registered modules."""
+from .dkd_loss import DKDLoss, dkd_loss
 from .dist_loss import DISTLoss, dist_loss, pearson_distance, pearson_rows
 from .kd_loss import KDLoss, binary_kd_loss, kd_loss
 from .probabilities import probabilities, row_weights_by_confidence, weighted_mean
 
 __all__ = [
     'KDLoss', 'kd_loss', 'binary_kd_loss', 'DISTLoss', 'dist_loss', 'pearson_distance',
-    'pearson_rows', 'probabilities', 'row_weights_by_confidence', 'weighted_mean'
+    'pearson_rows', 'probabilities', 'row_weights_by_confidence', 'weighted_mean', 'DKDLoss',
+    'dkd_loss'
 ]
