@@ -79,3 +79,16 @@ def test_detection_config_trains_one_step(config, shapes_root, torch_home, tmp_p
     cfg.train_dataloader.pop('batch_sampler', None)
     log_vars = train_one_step(cfg, str(tmp_path))
     assert any(key.startswith('student.loss') for key in log_vars)
+
+
+DIGITS_DEMO_CONFIGS = sorted(str(p) for p in (REPO_ROOT / 'configs' / 'demo').glob('*_digits.py')
+                             if not p.name.startswith(('teacher_', 'student_')))
+
+
+@pytest.mark.parametrize('config', DIGITS_DEMO_CONFIGS,
+                         ids=[osp.basename(c) for c in DIGITS_DEMO_CONFIGS])
+def test_digits_demo_config_trains_one_step(config, digits_root, teacher_checkpoint, tmp_path):
+    cfg = Config.fromfile(config)
+    cfg.model.teacher.checkpoint = teacher_checkpoint
+    cfg.train_dataloader.dataset.data_root = digits_root
+    train_one_step(cfg, str(tmp_path))

@@ -3,8 +3,8 @@
 Trains, through ``tools/train.py`` and the configs in ``configs/demo/``:
   * a teacher (CIFAR ResNet-18, half width) on 1,297 digits;
   * a student baseline (CIFAR ResNet-18, 1/8 width) on only 50 digits, with labels alone;
-  * the same student distilled with KD, with DIST and block-wise (hybrids with learned stage
-    connectors, KD as the distance) from that teacher,
+  * the same student distilled from that teacher with KD, DIST, block-wise (hybrids with
+    learned stage connectors, KD as the distance), CTKD (KD with a learned temperature) and DKD,
 each student over several seeds, then prints teacher / baseline / distilled top-1 accuracy on
 500 held-out digits (mean ± std over the seeds) and writes it to ``<work-dir>/results.md``.
 The first distilled student is also exported and re-evaluated with ``tools/test.py`` on the
@@ -31,6 +31,8 @@ STUDENT_RUNS = {
     'KD': osp.join(CONFIGS, 'kd_resnet18w32_resnet18w8_digits.py'),
     'DIST': osp.join(CONFIGS, 'dist_resnet18w32_resnet18w8_digits.py'),
     'block-wise': osp.join(CONFIGS, 'blockwise_resnet18w32_resnet18w8_digits.py'),
+    'CTKD': osp.join(CONFIGS, 'ctkd_resnet18w32_resnet18w8_digits.py'),
+    'DKD': osp.join(CONFIGS, 'dkd_resnet18w32_resnet18w8_digits.py'),
 }
 TOP1 = 'accuracy/top1'
 CURVE_KEYS = ['loss', 'student.loss', 'distill.*', 'cross.*', TOP1]

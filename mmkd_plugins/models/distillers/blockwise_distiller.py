@@ -121,6 +121,7 @@ class BlockwiseDistiller(Distiller):
             losses.update(self.weighted_student_losses(hybrid.task_losses, prefix, weight))
             losses.update(self._logit_terms(prefix, hybrid.logits, teacher_logits, ensemble,
                                             weight))
+        losses.update(self.temperature_logs())
         return losses
 
     def _logit_terms(self, prefix: str, logits: Logits, teacher_logits: Logits,

@@ -152,7 +152,20 @@ class Distiller(BaseModel):
             losses[f'distill.{name}'] = sum_over_levels(
                 loss_module, student_outputs[compared.student],
                 teacher_outputs[compared.teacher], **self.label_kwargs(loss_module, data_samples))
+        losses.update(self.temperature_logs())
         return losses
+
+    def temperature_logs(self) -> Dict[str, torch.Tensor]:
+        """``tau_<name>`` and ``lambda_<name>`` of each loss with a learnable temperature
+        (CTKD), for the log (their keys hold no 'loss', so they are not summed)."""
+        logs = {}
+        for name, loss_module in self.distill_losses.items():
+            temperature = getattr(loss_module, 'temperature', None)
+            if temperature is not None:
+                suffix = name.replace('loss', '')
+                logs[f'tau{suffix}'] = temperature.last_tau
+                logs[f'lambda{suffix}'] = torch.tensor(temperature.last_lambda)
+        return logs
 
     def label_kwargs(self, loss_module: nn.Module, data_samples: list) -> dict:
         """``dict(labels=(B,) ground-truth classes)`` for a loss that ``requires_labels``

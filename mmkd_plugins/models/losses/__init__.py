@@ -1,4 +1,6 @@
 """Distillation losses: pure functions for the math plus thin registered modules."""
+from .curriculum_temperature import (CurriculumTemperature, curriculum_lambda,
+                                     reverse_gradient)
 from .dkd_loss import DKDLoss, dkd_loss
 from .dist_loss import DISTLoss, dist_loss, pearson_distance, pearson_rows
 from .kd_loss import KDLoss, binary_kd_loss, kd_loss
@@ -7,5 +9,5 @@ from .probabilities import probabilities, row_weights_by_confidence, weighted_me
 __all__ = [
     'KDLoss', 'kd_loss', 'binary_kd_loss', 'DISTLoss', 'dist_loss', 'pearson_distance',
     'pearson_rows', 'probabilities', 'row_weights_by_confidence', 'weighted_mean', 'DKDLoss',
-    'dkd_loss'
+    'dkd_loss', 'CurriculumTemperature', 'curriculum_lambda', 'reverse_gradient'
 ]

@@ -1,11 +1,12 @@
 """DIST: distillation by inter- and intra-class Pearson correlation (Huang et al., 2022)."""
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch import nn
 
 from mmkd_plugins.registry import MODELS
 from .cross_process import gather_rows, scale_gradient_by_world_size
+from .curriculum_temperature import build_temperature
 from .probabilities import (as_target, check_softening, probabilities,
                             row_weights_by_confidence, weighted_mean)
 
@@ -37,7 +38,7 @@ def pearson_distance(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> tor
 
 
 def dist_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: float,
-              gamma: float, tau: float, activation: str = 'softmax',
+              gamma: float, tau: Union[float, torch.Tensor], activation: str = 'softmax',
               row_weights: Optional[torch.Tensor] = None,
               detach_target: bool = True) -> torch.Tensor:
     """DIST loss ``tau² · (beta · L_inter + gamma · L_intra)``.
@@ -53,7 +54,7 @@ def dist_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: 
         teacher_logits: Teacher logits, shape (N, C); the target.
         beta: Weight of the inter-class (per-row) term.
         gamma: Weight of the intra-class (per-column) term.
-        tau: Softening temperature, > 0.
+        tau: Softening temperature, > 0 (a number or a scalar tensor).
         activation: ``'softmax'`` or ``'sigmoid'``.
         row_weights: Optional weights of the rows in the inter-class mean, shape (N,).
         detach_target: Treat the target as a constant (no gradient to it). Defaults to True.
@@ -82,7 +83,8 @@ class DISTLoss(nn.Module):
     Args:
         beta: Weight of the inter-class term. Defaults to 1.0.
         gamma: Weight of the intra-class term. Defaults to 1.0.
-        tau: Softening temperature. Defaults to 1.0.
+        tau: Softening temperature, or a learnable global one as a config,
+            ``dict(type='CurriculumTemperature')`` (CTKD). Defaults to 1.0.
         loss_weight: Multiplier of the loss. Defaults to 1.0.
         sync_batch: Compute the loss over the batches of all processes. Defaults to False.
         activation: ``'softmax'`` (classifiers, two-stage RoI heads) or ``'sigmoid'`` (dense
@@ -97,7 +99,7 @@ class DISTLoss(nn.Module):
             Defaults to 1 (rows as given).
     """
 
-    def __init__(self, beta: float = 1.0, gamma: float = 1.0, tau: float = 1.0,
+    def __init__(self, beta: float = 1.0, gamma: float = 1.0, tau: Union[float, dict] = 1.0,
                  loss_weight: float = 1.0, sync_batch: bool = False,
                  activation: str = 'softmax', weight_by_teacher_confidence: bool = False,
                  anchors_per_position: int = 1) -> None:
@@ -106,6 +108,7 @@ class DISTLoss(nn.Module):
         self.beta = beta
         self.gamma = gamma
         self.tau = tau
+        self.temperature = build_temperature(tau, 'DISTLoss', instance_allowed=False)
         self.loss_weight = loss_weight
         self.sync_batch = sync_batch
         self.activation = activation
@@ -123,10 +126,12 @@ class DISTLoss(nn.Module):
         if self.sync_batch:
             student_logits = gather_rows(student_logits.float())
             teacher_logits = gather_rows(teacher_logits.float())
+        tau = (self.tau if self.temperature is None else
+               self.temperature(student_logits, teacher_logits))
         row_weights = None
         if self.weight_by_teacher_confidence:
-            row_weights = row_weights_by_confidence(teacher_logits, self.tau, self.activation)
-        loss = dist_loss(student_logits, teacher_logits, self.beta, self.gamma, self.tau,
+            row_weights = row_weights_by_confidence(teacher_logits, tau, self.activation)
+        loss = dist_loss(student_logits, teacher_logits, self.beta, self.gamma, tau,
                          self.activation, row_weights, detach_target)
         if self.sync_batch:
             loss = scale_gradient_by_world_size(loss)

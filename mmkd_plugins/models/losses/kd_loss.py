@@ -1,16 +1,20 @@
 """Classic knowledge distillation loss (Hinton et al., 2015), for softmax or sigmoid scores."""
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mmkd_plugins.registry import MODELS
+from .curriculum_temperature import build_temperature
 from .probabilities import (as_target, check_softening, row_weights_by_confidence,
-                            weighted_mean)
+                            squared_per_row, weighted_mean)
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float,
+Temperature = Union[float, torch.Tensor]
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: Temperature,
             row_weights: Optional[torch.Tensor] = None,
             detach_target: bool = True) -> torch.Tensor:
     """Batch-mean KL divergence between temperature-softened distributions, times tau².
@@ -22,7 +26,7 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: flo
     Args:
         student_logits: Student logits, shape (N, C).
         teacher_logits: Teacher logits, shape (N, C); the target.
-        tau: Softening temperature, > 0.
+        tau: Softening temperature, > 0: a number, a scalar tensor, or (N, 1) per row.
         row_weights: Optional weights of the rows in the mean, shape (N,).
         detach_target: Treat the target as a constant (no gradient to it). Defaults to True.
 
@@ -33,10 +37,11 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: flo
     log_p_teacher = F.log_softmax(as_target(teacher_logits, detach_target).float() / tau, dim=1)
     kl_per_row = F.kl_div(
         log_q_student, log_p_teacher, reduction='none', log_target=True).sum(dim=1)
-    return weighted_mean(kl_per_row, row_weights) * tau**2
+    return weighted_mean(kl_per_row * squared_per_row(tau), row_weights)
 
 
-def binary_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float,
+def binary_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                   tau: Temperature,
                    row_weights: Optional[torch.Tensor] = None,
                    detach_target: bool = True) -> torch.Tensor:
     """KD for independent per-class sigmoid scores (dense detection heads), times tau².
@@ -48,7 +53,7 @@ def binary_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, t
     Args:
         student_logits: Student logits, shape (N, C).
         teacher_logits: Teacher logits, shape (N, C); the target.
-        tau: Softening temperature, > 0.
+        tau: Softening temperature, > 0: a number, a scalar tensor, or (N, 1) per row.
         row_weights: Optional weights of the rows in the mean, shape (N,).
         detach_target: Treat the target as a constant (no gradient to it). Defaults to True.
 
@@ -61,7 +66,7 @@ def binary_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, t
     # log σ(z) = z - softplus(z) and log(1 - σ(z)) = -softplus(z): one softplus per side.
     kl = (F.softplus(z_student) - F.softplus(z_teacher)
           - z_teacher.sigmoid() * (z_student - z_teacher))
-    return weighted_mean(kl.sum(dim=1), row_weights) * tau**2
+    return weighted_mean(kl.sum(dim=1) * squared_per_row(tau), row_weights)
 
 
 @MODELS.register_module()
@@ -69,7 +74,8 @@ class KDLoss(nn.Module):
     """Hinton's distillation loss as a module: ``loss_weight · kd_loss(z_s, z_t, tau)``.
 
     Args:
-        tau: Softening temperature. Defaults to 4.0.
+        tau: Softening temperature, or a learnable one as a config, e.g.
+            ``dict(type='CurriculumTemperature', mode='global')`` (CTKD). Defaults to 4.0.
         loss_weight: Multiplier of the loss. Defaults to 1.0.
         activation: ``'softmax'`` (:func:`kd_loss`; classifiers, RoI heads) or ``'sigmoid'``
             (:func:`binary_kd_loss`; dense detection heads). Defaults to ``'softmax'``.
@@ -77,11 +83,13 @@ class KDLoss(nn.Module):
             it, so that background positions do not dominate. Defaults to False.
     """
 
-    def __init__(self, tau: float = 4.0, loss_weight: float = 1.0, activation: str = 'softmax',
+    def __init__(self, tau: Union[float, dict] = 4.0, loss_weight: float = 1.0,
+                 activation: str = 'softmax',
                  weight_by_teacher_confidence: bool = False) -> None:
         super().__init__()
         check_softening('KDLoss', tau, activation)
         self.tau = tau
+        self.temperature = build_temperature(tau, 'KDLoss', instance_allowed=True)
         self.loss_weight = loss_weight
         self.activation = activation
         self.weight_by_teacher_confidence = weight_by_teacher_confidence
@@ -90,9 +98,11 @@ class KDLoss(nn.Module):
                 detach_target: bool = True) -> torch.Tensor:
         """Args: student_logits (N, C); teacher_logits (N, C), the target; detach_target: no
         gradient to the target. Returns: scalar tensor."""
+        tau = (self.tau if self.temperature is None else
+               self.temperature(student_logits, teacher_logits))
         row_weights = None
         if self.weight_by_teacher_confidence:
-            row_weights = row_weights_by_confidence(teacher_logits, self.tau, self.activation)
+            row_weights = row_weights_by_confidence(teacher_logits, tau, self.activation)
         loss_fn = kd_loss if self.activation == 'softmax' else binary_kd_loss
-        return self.loss_weight * loss_fn(student_logits, teacher_logits, self.tau, row_weights,
+        return self.loss_weight * loss_fn(student_logits, teacher_logits, tau, row_weights,
                                           detach_target)

@@ -1,18 +1,19 @@
 """Turning logits into probabilities and rows into weighted means, shared by the losses."""
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
 ACTIVATIONS = ('softmax', 'sigmoid')
 
 
-def check_softening(loss_name: str, tau: float, activation: str) -> None:
-    """Refuse a non-positive temperature or an unknown activation, naming the loss.
+def check_softening(loss_name: str, tau: Union[float, dict], activation: str) -> None:
+    """Refuse a non-positive temperature or an unknown activation, naming the loss (a
+    learnable temperature, given as a config dict, keeps itself in range).
 
     Raises:
         ValueError: ``tau <= 0`` or ``activation`` not in :data:`ACTIVATIONS`.
     """
-    if tau <= 0:
+    if not isinstance(tau, dict) and tau <= 0:
         raise ValueError(f'{loss_name}: tau must be > 0, got {tau}')
     if activation not in ACTIVATIONS:
         raise ValueError(f'{loss_name}: activation must be one of {ACTIVATIONS}, '
@@ -52,3 +53,11 @@ def weighted_mean(values: torch.Tensor, weights: Optional[torch.Tensor] = None) 
 def as_target(logits: torch.Tensor, detach: bool) -> torch.Tensor:
     """The target side of a loss: ``logits`` cut from the graph when ``detach``."""
     return logits.detach() if detach else logits
+
+
+def squared_per_row(tau: Union[float, torch.Tensor]) -> Union[float, torch.Tensor]:
+    """tau², broadcastable against per-row values (N,): a number, a scalar tensor, or (N,) for
+    an instance-wise temperature of shape (N, 1)."""
+    if isinstance(tau, torch.Tensor) and tau.dim() > 0:
+        return tau.reshape(-1)**2
+    return tau**2

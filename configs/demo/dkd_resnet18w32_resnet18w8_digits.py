@@ -1,0 +1,19 @@
+# Demo DKD: the authors' CIFAR-100 setting (alpha 1, beta 8, tau 4, loss weight warmed up over
+# 20 epochs) on the baseline student's config.
+_base_ = './student_resnet18w8_digits.py'
+custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)
+
+model = dict(
+    _delete_=True,
+    type='mmkd_plugins.Distiller',
+    student={{_base_.model}},
+    teacher=dict(
+        config='configs/demo/teacher_resnet18w32_digits.py',
+        checkpoint='work_dirs/digits_demo/teacher.pth'),
+    distill_losses=dict(loss_dkd=dict(
+        type='DKDLoss', alpha=1.0, beta=8.0, tau=4.0, loss_weight=1.0, warmup_epochs=20)))
+custom_hooks = [
+    dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + student_config.py
+    dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),  # stop at the first NaN/inf loss
+    dict(type='mmkd_plugins.RandomStateHook'),  # exact resume
+]
