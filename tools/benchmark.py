@@ -5,7 +5,10 @@ R101 -> R50), built from the model-zoo distillation configs with random weights 
 depend on them), it times per iteration, after warm-up, interleaving A B C D A B C D ...:
 
 * ``student``: the stock student's training step (forward, loss, backward, SGD step);
-* ``teacher``: the teacher's forward under ``torch.no_grad()`` (what distillation adds at least);
+* ``teacher``: the teacher's whole forward under ``torch.no_grad()`` (``mode='tensor'``), the
+  issue's floor;
+* ``teacher_logits``: what the distiller's teacher computes under ``torch.no_grad()``: the same
+  for classifiers, the class branch only for dense detectors (no box branch);
 * ``kd`` / ``dist``: the distiller's training step with KDLoss / DISTLoss;
 * ``blockwise``: block-wise distillation's training step (all four hybrids, the pair's shipped
   block-wise config);
@@ -13,8 +16,9 @@ depend on them), it times per iteration, after warm-up, interleaving A B C D A B
   deterministic pipeline: no teacher forward at all).
 
 and prints medians and ``overhead = t_distill / (t_student + t_teacher)``: 1.0 means
-distillation costs exactly one student step plus one teacher forward. Block-wise also gets
-``vs_dist = t_blockwise / t_dist`` (its hybrids run teacher stages *with* autograd, so it
+distillation costs exactly one student step plus one teacher forward; ``overhead_own_teacher``
+uses ``t_teacher_logits`` instead, the floor of what the distiller asks of its teacher.
+Block-wise also gets ``vs_dist = t_blockwise / t_dist`` (its hybrids run teacher stages *with* autograd, so it
 cannot meet the single-forward floor) and the cached step ``speedup = t_kd / t_kd_cached``.
 
 Peak memory: on CUDA, each variant's ``max_memory_allocated`` in the timing process; on CPU,
@@ -69,7 +73,7 @@ PAIRS = {
 }
 
 
-VARIANTS = ('student', 'teacher', 'kd', 'dist', 'blockwise', 'kd_cached')
+VARIANTS = ('student', 'teacher', 'teacher_logits', 'kd', 'dist', 'blockwise', 'kd_cached')
 DISTILLED = ('kd', 'dist', 'blockwise', 'kd_cached')
 
 
@@ -144,12 +148,19 @@ def step_of(model, batch: dict) -> Callable[[], None]:
     return lambda: model.train_step(batch, optim_wrapper)
 
 
-def teacher_forward_of(distiller: Distiller, batch: dict) -> Callable[[], None]:
+def teacher_forward_of(distiller: Distiller, batch: dict,
+                       logits_only: bool) -> Callable[[], None]:
+    """The teacher's whole forward, or (``logits_only``) what the distiller computes of it."""
     inputs = distiller.data_preprocessor(batch, training=True)['inputs']
 
     def forward() -> None:
         with torch.no_grad():
-            distiller.teacher(distiller.teacher_renormalizer(inputs), mode='tensor')
+            teacher_inputs = distiller.teacher_renormalizer(inputs)
+            if logits_only:
+                distiller.adapter.teacher_logits(distiller.teacher, teacher_inputs,
+                                                 distiller.student_recorder)
+            else:
+                distiller.teacher(teacher_inputs, mode='tensor')
 
     return forward
 
@@ -169,8 +180,8 @@ def build_variants(name: str, variants: List[str], args: argparse.Namespace,
             model = build_distiller(config, checkpoint, device)
             if variant == 'student':  # the stock student model, trained on its own
                 runs[variant] = step_of(model.student, batch)
-            elif variant == 'teacher':
-                runs[variant] = teacher_forward_of(model, batch)
+            elif variant in ('teacher', 'teacher_logits'):
+                runs[variant] = teacher_forward_of(model, batch, variant == 'teacher_logits')
             else:
                 if variant == 'kd_cached':  # as in a second epoch: every sample cached
                     model.enable_teacher_cache()
@@ -243,9 +254,11 @@ def benchmark_pair(name: str, args: argparse.Namespace, device: str) -> dict:
         for variant, peak in cpu_peak_memory(name, args).items():
             results[variant]['peak_mib'] = peak
     floor = results['student']['median_s'] + results['teacher']['median_s']
+    own_floor = results['student']['median_s'] + results['teacher_logits']['median_s']
     memory_floor = results['student']['peak_mib'] + results['teacher']['peak_mib']
     for variant in DISTILLED:
         results[variant]['overhead'] = results[variant]['median_s'] / floor
+        results[variant]['overhead_own_teacher'] = results[variant]['median_s'] / own_floor
         results[variant]['memory_ratio'] = results[variant]['peak_mib'] / memory_floor
     results['blockwise']['vs_dist'] = (results['blockwise']['median_s']
                                        / results['dist']['median_s'])
@@ -255,9 +268,10 @@ def benchmark_pair(name: str, args: argparse.Namespace, device: str) -> dict:
 
 def print_pair(results: dict) -> None:
     for variant, result in results.items():
-        line = f'  {variant:9s} median {1000 * result["median_s"]:8.1f} ms'
+        line = f'  {variant:14s} median {1000 * result["median_s"]:8.1f} ms'
         if 'overhead' in result:
-            line += f"  overhead {result['overhead']:.3f}"
+            line += (f"  overhead {result['overhead']:.3f}"
+                     f" ({result['overhead_own_teacher']:.3f} own teacher)")
         if 'vs_dist' in result:
             line += f"  vs DIST {result['vs_dist']:.2f}"
         if 'speedup' in result:
