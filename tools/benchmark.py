@@ -9,6 +9,8 @@ depend on them), it times per iteration, after warm-up, interleaving A B C D A B
   issue's floor;
 * ``teacher_logits``: what the distiller's teacher computes under ``torch.no_grad()``: the same
   for classifiers, the class branch only for dense detectors (no box branch);
+* ``teacher_channels_last``: that computation with the teacher and its input in channels-last
+  memory format (a candidate cheaper teacher forward; not used by the distiller);
 * ``kd`` / ``dist``: the distiller's training step with KDLoss / DISTLoss;
 * ``blockwise``: block-wise distillation's training step (all four hybrids, the pair's shipped
   block-wise config);
@@ -73,7 +75,8 @@ PAIRS = {
 }
 
 
-VARIANTS = ('student', 'teacher', 'teacher_logits', 'kd', 'dist', 'blockwise', 'kd_cached')
+VARIANTS = ('student', 'teacher', 'teacher_logits', 'teacher_channels_last', 'kd', 'dist',
+            'blockwise', 'kd_cached')
 DISTILLED = ('kd', 'dist', 'blockwise', 'kd_cached')
 
 
@@ -148,10 +151,14 @@ def step_of(model, batch: dict) -> Callable[[], None]:
     return lambda: model.train_step(batch, optim_wrapper)
 
 
-def teacher_forward_of(distiller: Distiller, batch: dict,
-                       logits_only: bool) -> Callable[[], None]:
-    """The teacher's whole forward, or (``logits_only``) what the distiller computes of it."""
+def teacher_forward_of(distiller: Distiller, batch: dict, logits_only: bool,
+                       channels_last: bool = False) -> Callable[[], None]:
+    """The teacher's whole forward, or (``logits_only``) what the distiller computes of it,
+    optionally in channels-last memory format."""
     inputs = distiller.data_preprocessor(batch, training=True)['inputs']
+    if channels_last:
+        distiller.teacher.to(memory_format=torch.channels_last)
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
 
     def forward() -> None:
         with torch.no_grad():
@@ -180,8 +187,9 @@ def build_variants(name: str, variants: List[str], args: argparse.Namespace,
             model = build_distiller(config, checkpoint, device)
             if variant == 'student':  # the stock student model, trained on its own
                 runs[variant] = step_of(model.student, batch)
-            elif variant in ('teacher', 'teacher_logits'):
-                runs[variant] = teacher_forward_of(model, batch, variant == 'teacher_logits')
+            elif variant.startswith('teacher'):
+                runs[variant] = teacher_forward_of(model, batch, variant != 'teacher',
+                                                   variant == 'teacher_channels_last')
             else:
                 if variant == 'kd_cached':  # as in a second epoch: every sample cached
                     model.enable_teacher_cache()
