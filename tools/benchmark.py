@@ -10,7 +10,8 @@ depend on them), it times per iteration, after warm-up, interleaving A B C D A B
 * ``teacher_logits``: what the distiller's teacher computes under ``torch.no_grad()``: the same
   for classifiers, the class branch only for dense detectors (no box branch);
 * ``teacher_channels_last``: that computation with the teacher and its input in channels-last
-  memory format (a candidate cheaper teacher forward; not used by the distiller);
+  memory format (the distiller's ``teacher=dict(..., channels_last=True)`` option; the
+  distillation variants below use the default format);
 * ``kd`` / ``dist``: the distiller's training step with KDLoss / DISTLoss;
 * ``blockwise``: block-wise distillation's training step (all four hybrids, the pair's shipped
   block-wise config);

@@ -156,3 +156,14 @@ def test_dkd_gets_the_batch_labels(teacher_checkpoint):
     expected = dkd_loss(model.student(data['inputs'], mode='tensor'),
                         model.teacher(data['inputs'], mode='tensor'), labels, 1.0, 8.0, 4.0)
     torch.testing.assert_close(logged, expected)
+
+
+def test_channels_last_teacher_gives_the_same_logits(teacher_checkpoint):
+    standard = build_distiller(teacher_checkpoint)
+    fast = build_distiller(teacher_checkpoint, channels_last=True)
+    conv = fast.teacher.backbone.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    data = standard.data_preprocessor(make_batch(), training=False)
+    expected = standard.run_teacher(data['inputs'], data['data_samples'])['logits']
+    got = fast.run_teacher(data['inputs'], data['data_samples'])['logits']
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
