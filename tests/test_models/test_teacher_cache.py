@@ -20,11 +20,11 @@ def indexed_batch(indices, seed=0):
 
 
 class TeacherCalls:
-    """Counts the teacher's forward calls and the batch size of each."""
+    """Counts the teacher's backbone forwards and the batch size of each."""
 
     def __init__(self, teacher):
         self.batch_sizes = []
-        teacher.register_forward_hook(
+        teacher.backbone.register_forward_hook(
             lambda module, args, output: self.batch_sizes.append(args[0].shape[0]))
 
 
