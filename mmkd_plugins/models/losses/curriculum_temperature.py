@@ -65,7 +65,8 @@ class CurriculumTemperature(nn.Module):
         hidden_channels: Width of the instance-wise MLP. Defaults to 256.
         lambda_max: λ after the warm-up. Defaults to 1.0.
         warmup_epochs: Epochs of the cosine curriculum (10 on CIFAR, 5 on ImageNet in the
-            authors' code). Defaults to 10.
+            authors' code), counted by the runner's epoch: an iteration-based loop stays at
+            epoch 0 (λ = 0), so use it with epoch-based training. Defaults to 10.
     """
 
     def __init__(self, mode: str = 'global', init_tau: float = 4.0,

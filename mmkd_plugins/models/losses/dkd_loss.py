@@ -69,7 +69,8 @@ class DKDLoss(nn.Module):
         loss_weight: Multiplier of the loss. Defaults to 1.0.
         warmup_epochs: The loss weight grows linearly to its value over this many epochs
             (``min((epoch + 1) / warmup_epochs, 1)``, epoch 0-based, read from the runner's
-            message hub). Defaults to 0 (no warm-up).
+            message hub; an iteration-based loop stays at epoch 0, so use it with epoch-based
+            training). Defaults to 0 (no warm-up).
     """
 
     requires_labels = True
