@@ -9,7 +9,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmkd_plugins.models import BlockwiseDistiller, Distiller
+from mmkd_plugins.models import BlockwiseDistiller, Distiller, MultiTeacherDistiller
 from ..conftest import REPO_ROOT, save_random_checkpoint, shapes_dataset
 
 CLASSIFICATION_CONFIGS = sorted(str(p) for p in (REPO_ROOT / 'configs').glob('*/*_in1k.py'))
@@ -22,20 +22,27 @@ SMALL_DETECTION_PIPELINE = [
 ]
 
 
+def model_zoo_teachers(cfg: Config) -> list:
+    """The (config, checkpoint URL) of each teacher of a distillation config."""
+    teachers = cfg.model.teachers.values() if 'teachers' in cfg.model else [cfg.model.teacher]
+    return [(teacher.config, teacher.checkpoint) for teacher in teachers]
+
+
 def cache_model_zoo_teacher(cfg: Config, torch_home: Path) -> None:
-    """Place a checkpoint of the teacher's architecture where the URL would be downloaded to."""
-    url = cfg.model.teacher.checkpoint
-    path = torch_home / 'hub' / 'checkpoints' / osp.basename(url)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_random_checkpoint(cfg.model.teacher.config, str(path))
+    """Place a checkpoint of each teacher's architecture where its URL would be downloaded to."""
+    for config, url in model_zoo_teachers(cfg):
+        assert url.startswith('https://download.openmmlab.com/')
+        path = torch_home / 'hub' / 'checkpoints' / osp.basename(url)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_random_checkpoint(config, str(path))
 
 
 def train_one_step(cfg: Config, work_dir: str) -> dict:
     cfg.work_dir = work_dir
     cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
     runner = Runner.from_cfg(cfg)
-    assert isinstance(runner.model, Distiller)
+    assert isinstance(runner.model, (Distiller, MultiTeacherDistiller))
     optim_wrapper = runner.build_optim_wrapper(cfg.optim_wrapper)
     batch = next(iter(runner.build_dataloader(cfg.train_dataloader)))
     log_vars = runner.model.train_step(batch, optim_wrapper)
@@ -58,7 +65,6 @@ def torch_home(tmp_path_factory, monkeypatch) -> Path:
                          ids=[osp.basename(c) for c in CLASSIFICATION_CONFIGS])
 def test_classification_config_trains_one_step(config, digits_root, torch_home, tmp_path):
     cfg = Config.fromfile(config)
-    assert cfg.model.teacher.checkpoint.startswith('https://download.openmmlab.com/')
     cache_model_zoo_teacher(cfg, torch_home)
     cfg.train_dataloader.dataset = dict(type='CustomDataset', data_root=digits_root,
                                         ann_file='student_train.txt',
@@ -71,7 +77,6 @@ def test_classification_config_trains_one_step(config, digits_root, torch_home, 
                          ids=[osp.basename(c) for c in DETECTION_CONFIGS])
 def test_detection_config_trains_one_step(config, shapes_root, torch_home, tmp_path):
     cfg = Config.fromfile(config)
-    assert cfg.model.teacher.checkpoint.startswith('https://download.openmmlab.com/')
     cache_model_zoo_teacher(cfg, torch_home)
     cfg.model.student.backbone.init_cfg = None  # no ImageNet download in the test
     cfg.train_dataloader.dataset = shapes_dataset(shapes_root, 'train', SMALL_DETECTION_PIPELINE)

@@ -76,8 +76,8 @@ class TeacherCacheHook(Hook):
         """Check the pipeline and switch the distiller's cache on."""
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         if not hasattr(model, 'enable_teacher_cache'):
-            raise TypeError(f'TeacherCacheHook: the model is a {type(model).__name__}, not a '
-                            'distiller')
+            raise TypeError(f'TeacherCacheHook: a {type(model).__name__} has no teacher cache '
+                            '(Distiller and BlockwiseDistiller have one)')
         if getattr(model.data_preprocessor, 'batch_augments', None):
             raise ValueError('TeacherCacheHook: the data preprocessor\'s batch_augments mix '
                              'samples at random (Mixup/CutMix); their teacher logits cannot be '

@@ -123,9 +123,9 @@ class Distiller(BaseModel):
         self.teacher_recorder = ModuleOutputRecorder(self.teacher, teacher_modules)
         self.teacher_cache: Optional[TeacherOutputCache] = None
 
-        _hide_teacher_from_ddp(self)
-        self.register_state_dict_post_hook(_drop_teacher_keys)
-        self.register_load_state_dict_post_hook(_ignore_missing_teacher_keys)
+        hide_teachers_from_ddp(self, {'teacher': self.teacher})
+        self.register_state_dict_post_hook(drop_teacher_keys)
+        self.register_load_state_dict_post_hook(ignore_missing_teacher_keys)
 
     def train(self, mode: bool = True) -> 'Distiller':
         """Switch the student (and distillation modules) to ``mode``; the teacher stays in eval."""
@@ -298,12 +298,16 @@ def _build_distill_losses(
     return losses, compared
 
 
-def _hide_teacher_from_ddp(distiller: Distiller) -> None:
-    """DDP neither synchronises nor checks the frozen teacher's parameters and buffers."""
-    teacher = distiller.teacher
-    names = [f'teacher.{name}' for name, _ in chain(teacher.named_parameters(),
-                                                      teacher.named_buffers())]
-    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(distiller, names)
+def hide_teachers_from_ddp(model: nn.Module, teachers: Dict[str, nn.Module]) -> None:
+    """DDP neither synchronises nor checks the frozen teachers' parameters and buffers.
+
+    Args:
+        model: The distiller DDP will wrap.
+        teachers: Each teacher by its name in ``model`` (``'teacher'``, ``'teachers.<t>'``).
+    """
+    names = [f'{path}.{name}' for path, teacher in teachers.items()
+             for name, _ in chain(teacher.named_parameters(), teacher.named_buffers())]
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, names)
 
 
 def sum_over_levels(loss_module: nn.Module, student_output: Union[torch.Tensor, list],
@@ -328,15 +332,20 @@ def scale_loss(value: Union[torch.Tensor, List[torch.Tensor]],
     return value * scale
 
 
-def _drop_teacher_keys(module: nn.Module, state_dict: dict, prefix: str,
-                       local_metadata: dict) -> None:
-    """State-dict hook: the teacher is rebuilt from its own source, never saved with us."""
-    for key in [key for key in state_dict if key.startswith(prefix + 'teacher.')]:
+TEACHER_PREFIXES = ('teacher.', 'teachers.')
+
+
+def drop_teacher_keys(module: nn.Module, state_dict: dict, prefix: str,
+                      local_metadata: dict) -> None:
+    """State-dict hook: teachers are rebuilt from their own source, never saved with us."""
+    starts = tuple(prefix + start for start in TEACHER_PREFIXES)
+    for key in [key for key in state_dict if key.startswith(starts)]:
         del state_dict[key]
 
 
-def _ignore_missing_teacher_keys(module: nn.Module, incompatible_keys) -> None:
-    """Load hook: the teacher's keys are absent from our checkpoints by design."""
+def ignore_missing_teacher_keys(module: nn.Module, incompatible_keys) -> None:
+    """Load hook: the teachers' keys are absent from our checkpoints by design."""
     missing = incompatible_keys.missing_keys
     missing[:] = [key for key in missing
-                  if not (key.startswith('teacher.') or '.teacher.' in key)]
+                  if not (key.startswith(TEACHER_PREFIXES) or '.teacher.' in key
+                          or '.teachers.' in key)]

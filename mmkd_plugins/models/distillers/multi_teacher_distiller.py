@@ -1,0 +1,127 @@
+"""Distillation from several frozen teachers at once, each with its own losses and weight."""
+from typing import Dict, Optional, Union
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from torch import nn
+
+from mmkd_plugins.registry import MODELS
+from ..module_output_recorder import ModuleOutputRecorder
+from .distiller import (Distiller, ForwardResults, drop_teacher_keys, hide_teachers_from_ddp,
+                        ignore_missing_teacher_keys, sum_over_levels)
+
+BRANCH_KEYS = ('config', 'checkpoint', 'cfg_options', 'channels_last', 'distill_losses',
+               'weight')
+
+
+@MODELS.register_module()
+class MultiTeacherDistiller(BaseModel):
+    """Distills several teachers into one student.
+
+    Each teacher is built, loaded strictly, frozen and kept in eval mode exactly as the single
+    teacher of :class:`Distiller` (one ``Distiller`` per teacher does that work, all sharing this
+    student, which runs its stock ``loss()`` once per step). The loss is the student's own
+    losses (times α) plus, for each teacher ``t`` and each of its losses ``d``,
+    ``weight_t · d(student, teacher_t)``, logged as ``distill.<t>.<d>``. Checkpoints hold the
+    student and trainable loss state (e.g. CTKD temperatures, under ``distill_losses.<t>.``),
+    never a teacher.
+
+    Args:
+        student: The student model's config (the stock config's ``model``).
+        teachers: Teacher name -> ``dict(config=..., checkpoint=..., distill_losses=...,
+            weight=1.0, cfg_options=None, channels_last=False)``, with the meaning of
+            :class:`Distiller`'s arguments. Names must not contain dots.
+        student_loss_weight: α, multiplier of the student's own losses. Defaults to 1.0.
+        data_preprocessor: Filled in by the runner, as for :class:`Distiller`.
+        init_cfg: Initialization config of the distiller itself.
+    """
+
+    def __init__(self,
+                 student: Union[dict, BaseModel],
+                 teachers: Dict[str, dict],
+                 student_loss_weight: float = 1.0,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if isinstance(student, dict):
+            student = dict(student)
+            if data_preprocessor is not None:
+                student.setdefault('data_preprocessor', data_preprocessor)
+            student = MMENGINE_MODELS.build(student)
+        super().__init__(data_preprocessor=student.data_preprocessor, init_cfg=init_cfg)
+        self.student = student
+        if not teachers:
+            raise ValueError('model.teachers: at least one teacher is needed')
+        # One Distiller per teacher: a plain dict, so that the shared student is not registered
+        # again under each of them; their teachers and losses are registered below.
+        self._branches: Dict[str, Distiller] = {}
+        self.weights: Dict[str, float] = {}
+        for name, cfg in teachers.items():
+            self._branches[name] = self._build_branch(name, dict(cfg), student_loss_weight)
+        self.teachers = nn.ModuleDict(
+            {name: branch.teacher for name, branch in self._branches.items()})
+        self.distill_losses = nn.ModuleDict(
+            {name: branch.distill_losses for name, branch in self._branches.items()})
+        self.teacher_renormalizers = nn.ModuleDict(
+            {name: branch.teacher_renormalizer for name, branch in self._branches.items()})
+        recorded = {module for branch in self._branches.values()
+                    for module in branch.student_recorder.module_names}
+        self.student_recorder = ModuleOutputRecorder(self.student, recorded)
+        for branch in self._branches.values():  # the student runs once, under this recorder
+            branch.student_recorder = self.student_recorder
+        hide_teachers_from_ddp(self, {f'teachers.{name}': teacher
+                                      for name, teacher in self.teachers.items()})
+        self.register_state_dict_post_hook(drop_teacher_keys)
+        self.register_load_state_dict_post_hook(ignore_missing_teacher_keys)
+
+    def _build_branch(self, name: str, cfg: dict, student_loss_weight: float) -> Distiller:
+        field = f'model.teachers.{name}'
+        unknown = set(cfg) - set(BRANCH_KEYS)
+        if '.' in name or unknown or 'distill_losses' not in cfg:
+            raise ValueError(f'{field}: expected a name without dots and dict(config=..., '
+                             'checkpoint=..., distill_losses=..., weight=1.0, '
+                             f'cfg_options=None, channels_last=False), got keys {sorted(cfg)}')
+        self.weights[name] = float(cfg.pop('weight', 1.0))
+        losses = cfg.pop('distill_losses')
+        try:
+            return Distiller(student=self.student, teacher=cfg, distill_losses=losses,
+                             student_loss_weight=student_loss_weight)
+        except (KeyError, TypeError, ValueError, FileNotFoundError) as error:
+            # The single-teacher messages name model.teacher / model.distill_losses.
+            message = str(error.args[0] if error.args else error)
+            message = message.replace('model.teacher', field, 1).replace(
+                'model.distill_losses', f'{field}.distill_losses', 1)
+            raise type(error)(message) from error
+
+    def train(self, mode: bool = True) -> 'MultiTeacherDistiller':
+        """Switch the student (and loss modules) to ``mode``; the teachers stay in eval."""
+        super().train(mode)
+        self.teachers.eval()
+        return self
+
+    def forward(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor') -> ForwardResults:
+        """As :meth:`Distiller.forward`: ``'loss'`` distills, other modes are the student's."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        return self.student(inputs, data_samples, mode=mode)
+
+    def loss(self, inputs: torch.Tensor, data_samples: Optional[list]) -> Dict[str, torch.Tensor]:
+        """``student.*`` (times α) and ``distill.<teacher>.<loss>`` (times the teacher's
+        weight)."""
+        first = next(iter(self._branches.values()))
+        student_losses, student_outputs = first.run_student(inputs, data_samples)
+        losses = first.weighted_student_losses(student_losses, prefix='student.')
+        for name, branch in self._branches.items():
+            teacher_outputs = branch.run_teacher(inputs, data_samples)
+            for loss_name, loss_module in branch.distill_losses.items():
+                compared = branch.compared_outputs[loss_name]
+                losses[f'distill.{name}.{loss_name}'] = self.weights[name] * sum_over_levels(
+                    loss_module, student_outputs[compared.student],
+                    teacher_outputs[compared.teacher],
+                    **branch.label_kwargs(loss_module, data_samples))
+            losses.update({f'{key}.{name}': value
+                           for key, value in branch.temperature_logs().items()})
+        return losses

@@ -1,0 +1,96 @@
+"""Several teachers at once: each frozen and loaded like the single teacher, each with its own
+losses and weight, none saved with the student."""
+import pytest
+import torch
+from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
+
+from mmkd_plugins.checkpoint import extract_student_state_dict
+from mmkd_plugins.models import MultiTeacherDistiller
+from mmkd_plugins.models.losses import DISTLoss, kd_loss
+from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
+from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
+from .test_detection import RETINANET, batch_of, detector_cfg
+from .test_distiller import make_batch, student_model_cfg
+
+
+@pytest.fixture(scope='module')
+def two_checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('two_teachers')
+    return [save_random_checkpoint(TEACHER_CONFIG, str(folder / f't{seed}.pth'), seed=seed)
+            for seed in (1, 2)]
+
+
+def build(checkpoints, **second):
+    teachers = dict(
+        first=dict(config=TEACHER_CONFIG, checkpoint=checkpoints[0],
+                   distill_losses=dict(loss_kd=dict(type='KDLoss', tau=4.0))),
+        second=dict(dict(config=TEACHER_CONFIG, checkpoint=checkpoints[1], weight=0.5,
+                         distill_losses=dict(loss_dist=dict(type='DISTLoss'))), **second))
+    return MultiTeacherDistiller(student=student_model_cfg(), teachers=teachers)
+
+
+def test_each_teacher_has_its_losses_and_weight(two_checkpoints):
+    model = build(two_checkpoints).eval()
+    data = model.data_preprocessor(make_batch(), training=False)
+    losses = model(**data, mode='loss')
+    assert set(losses) == {'student.loss', 'distill.first.loss_kd', 'distill.second.loss_dist'}
+    student_logits = model.student(data['inputs'], mode='tensor')
+    first = model.teachers['first'](data['inputs'], mode='tensor')
+    second = model.teachers['second'](data['inputs'], mode='tensor')
+    assert not torch.equal(first, second)
+    torch.testing.assert_close(losses['distill.first.loss_kd'],
+                               kd_loss(student_logits, first, 4.0))
+    torch.testing.assert_close(losses['distill.second.loss_dist'],
+                               0.5 * DISTLoss()(student_logits, second))
+
+
+def test_teachers_stay_frozen_and_out_of_checkpoints(two_checkpoints):
+    model = build(two_checkpoints)
+    model.train()
+    assert all(not module.training for module in model.teachers.modules())
+    before = {name: {k: v.clone() for k, v in teacher.state_dict().items()}
+              for name, teacher in model.teachers.items()}
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    log_vars = model.train_step(make_batch(), optim_wrapper)
+    assert float(log_vars['loss']) == pytest.approx(sum(
+        float(log_vars[key]) for key in log_vars if key != 'loss'), rel=1e-5)
+    for name, teacher in model.teachers.items():
+        assert all(torch.equal(v, before[name][k]) for k, v in teacher.state_dict().items())
+        assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
+    ignored = set(model._ddp_params_and_buffers_to_ignore)
+    assert {f'teachers.second.{name}' for name, _ in
+            model.teachers['second'].named_parameters()} <= ignored
+    state = model.state_dict()
+    assert not any(key.startswith('teachers.') for key in state)
+    fresh = build(two_checkpoints)
+    fresh.load_state_dict(state, strict=True)
+    stock = build_model_from_config(load_model_config(STUDENT_CONFIG, 'test'))
+    stock.load_state_dict(extract_student_state_dict(state), strict=True)
+
+
+def test_a_bad_teacher_entry_is_named(two_checkpoints, tmp_path):
+    options = dict(model=dict(head=dict(num_classes=7)))
+    seven = save_random_checkpoint(TEACHER_CONFIG, str(tmp_path / 't7.pth'), options)
+    with pytest.raises(ValueError, match=r'model\.teachers\.second: the teacher predicts 7 '
+                                         r'classes and the student 10'):
+        build(two_checkpoints, checkpoint=seven, cfg_options=options)
+    with pytest.raises(FileNotFoundError, match=r'model\.teachers\.second\.checkpoint'):
+        build(two_checkpoints, checkpoint='/nonexistent/t.pth')
+    with pytest.raises(ValueError, match=r"model\.teachers\.second: expected .*'ckpt'"):
+        build(two_checkpoints, ckpt='x')
+
+
+def test_two_detector_teachers_with_the_same_head_design(tmp_path, shapes_root):
+    init_default_scope('mmdet')
+    checkpoints = [save_random_checkpoint(RETINANET, str(tmp_path / f'r{seed}.pth'), seed=seed)
+                   for seed in (1, 2)]
+    sigmoid_kd = dict(loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid'))
+    model = MultiTeacherDistiller(
+        student=detector_cfg(RETINANET),
+        teachers={name: dict(config=RETINANET, checkpoint=path, distill_losses=sigmoid_kd)
+                  for name, path in zip(('a', 'b'), checkpoints)})
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
+    log_vars = model.train_step(batch_of(shapes_root), optim_wrapper)
+    assert {'student.loss_cls', 'distill.a.loss_kd', 'distill.b.loss_kd'} <= set(log_vars)
+    assert float(log_vars['distill.a.loss_kd']) != float(log_vars['distill.b.loss_kd'])
