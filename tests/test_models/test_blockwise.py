@@ -1,5 +1,4 @@
 """Block-wise distillation: stage splits, connectors, hybrids and the loss, on real models."""
-import pytest
 import torch
 from mmengine.hub import get_config
 from mmengine.optim import OptimWrapper

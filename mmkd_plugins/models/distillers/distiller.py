@@ -27,6 +27,18 @@ class ComparedOutputs(NamedTuple):
 ForwardResults = Union[Dict[str, torch.Tensor], list, torch.Tensor, tuple]
 
 
+def build_student(student: Union[dict, BaseModel],
+                  data_preprocessor: Optional[dict]) -> BaseModel:
+    """The student model, built from its config if needed; the runner's top-level
+    ``data_preprocessor`` (mmpretrain's style) is its default preprocessor."""
+    if isinstance(student, dict):
+        student = dict(student)
+        if data_preprocessor is not None:
+            student.setdefault('data_preprocessor', data_preprocessor)
+        student = MMENGINE_MODELS.build(student)
+    return student
+
+
 def build_distill_loss(name: str, cfg: dict) -> nn.Module:
     """Build one entry of ``distill_losses``, looking its type up in mmkd_plugins first.
 
@@ -86,11 +98,7 @@ class Distiller(BaseModel):
                  student_loss_weight: float = 1.0,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        if isinstance(student, dict):
-            student = dict(student)
-            if data_preprocessor is not None:
-                student.setdefault('data_preprocessor', data_preprocessor)
-            student = MMENGINE_MODELS.build(student)
+        student = build_student(student, data_preprocessor)
         super().__init__(data_preprocessor=student.data_preprocessor, init_cfg=init_cfg)
         self.student = student
         self.adapter = adapter_for(student)

@@ -3,12 +3,11 @@ from typing import Dict, Optional, Union
 
 import torch
 from mmengine.model import BaseModel
-from mmengine.registry import MODELS as MMENGINE_MODELS
 from torch import nn
 
 from mmkd_plugins.registry import MODELS
 from ..module_output_recorder import ModuleOutputRecorder
-from .distiller import (Distiller, ForwardResults, drop_teacher_keys, hide_teachers_from_ddp,
+from .distiller import (Distiller, build_student, drop_teacher_keys, hide_teachers_from_ddp,
                         ignore_missing_teacher_keys, sum_over_levels)
 
 BRANCH_KEYS = ('config', 'checkpoint', 'cfg_options', 'channels_last', 'distill_losses',
@@ -43,11 +42,7 @@ class MultiTeacherDistiller(BaseModel):
                  student_loss_weight: float = 1.0,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        if isinstance(student, dict):
-            student = dict(student)
-            if data_preprocessor is not None:
-                student.setdefault('data_preprocessor', data_preprocessor)
-            student = MMENGINE_MODELS.build(student)
+        student = build_student(student, data_preprocessor)
         super().__init__(data_preprocessor=student.data_preprocessor, init_cfg=init_cfg)
         self.student = student
         if not teachers:
@@ -99,14 +94,9 @@ class MultiTeacherDistiller(BaseModel):
         self.teachers.eval()
         return self
 
-    def forward(self,
-                inputs: torch.Tensor,
-                data_samples: Optional[list] = None,
-                mode: str = 'tensor') -> ForwardResults:
-        """As :meth:`Distiller.forward`: ``'loss'`` distills, other modes are the student's."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        return self.student(inputs, data_samples, mode=mode)
+    # mmengine's model interface, as the single-teacher distiller's: 'loss' distills,
+    # 'predict' and 'tensor' are the student's.
+    forward = Distiller.forward
 
     def loss(self, inputs: torch.Tensor, data_samples: Optional[list]) -> Dict[str, torch.Tensor]:
         """``student.*`` (times α) and ``distill.<teacher>.<loss>`` (times the teacher's
