@@ -39,17 +39,20 @@ def build_student(student: Union[dict, BaseModel],
     return student
 
 
-def build_distill_loss(name: str, cfg: dict) -> nn.Module:
+def build_distill_loss(field: str, cfg: dict) -> nn.Module:
     """Build one entry of ``distill_losses``, looking its type up in mmkd_plugins first.
 
     Host packages' losses stay reachable with their scope prefix (``'mmpretrain.XXX'``).
+
+    Args:
+        field: The entry's place in the config, for errors (``'model.distill_losses.loss_kd'``).
+        cfg: The loss config.
     """
     try:
         with DefaultScope.overwrite_default_scope(SCOPE):
             return MODELS.build(cfg)
     except KeyError as error:
-        raise KeyError(f'model.distill_losses.{name}: unknown loss type {cfg.get("type")!r} '
-                       f'({error})') from error
+        raise KeyError(f'{field}: unknown loss type {cfg.get("type")!r} ({error})') from error
 
 
 @MODELS.register_module()
@@ -89,6 +92,10 @@ class Distiller(BaseModel):
             (mmpretrain's style) when the student has none; the student's preprocessor is the
             distiller's, so batch augmentations such as Mixup feed both models.
         init_cfg: Initialization config of the distiller itself.
+        teacher_field: Where ``teacher`` sits in the config, for error messages. Defaults to
+            ``'model.teacher'`` (:class:`MultiTeacherDistiller` names each of its teachers).
+        losses_field: Where ``distill_losses`` sits in the config, for error messages.
+            Defaults to ``'model.distill_losses'``.
     """
 
     def __init__(self,
@@ -97,7 +104,9 @@ class Distiller(BaseModel):
                  distill_losses: Dict[str, dict],
                  student_loss_weight: float = 1.0,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 teacher_field: str = 'model.teacher',
+                 losses_field: str = 'model.distill_losses') -> None:
         student = build_student(student, data_preprocessor)
         super().__init__(data_preprocessor=student.data_preprocessor, init_cfg=init_cfg)
         self.student = student
@@ -106,13 +115,13 @@ class Distiller(BaseModel):
         teacher = dict(teacher)
         unknown = set(teacher) - {'config', 'checkpoint', 'cfg_options', 'channels_last'}
         if unknown or 'config' not in teacher:
-            raise ValueError('model.teacher: expected dict(config=..., checkpoint=..., '
+            raise ValueError(f'{teacher_field}: expected dict(config=..., checkpoint=..., '
                              'cfg_options=None, channels_last=False), got keys '
                              f'{sorted(teacher)}')
         self.teacher = build_teacher(teacher['config'], teacher.get('cfg_options'),
-                                     'model.teacher')
-        self.adapter.check_pair(self.student, self.teacher, 'model.teacher')
-        load_teacher_weights(self.teacher, teacher.get('checkpoint'), 'model.teacher')
+                                     teacher_field)
+        self.adapter.check_pair(self.student, self.teacher, teacher_field)
+        load_teacher_weights(self.teacher, teacher.get('checkpoint'), teacher_field)
         self.teacher_renormalizer = build_renormalizer(
             self.student.data_preprocessor, getattr(self.teacher, 'data_preprocessor', None))
         self.teacher_channels_last = bool(teacher.get('channels_last', False))
@@ -120,12 +129,13 @@ class Distiller(BaseModel):
             self.teacher.to(memory_format=torch.channels_last)
 
         self.student_loss_weight = student_loss_weight
-        self.distill_losses, self.compared_outputs = _build_distill_losses(distill_losses)
-        self._check_label_losses()
+        self.distill_losses, self.compared_outputs = _build_distill_losses(distill_losses,
+                                                                           losses_field)
+        self._check_label_losses(losses_field)
         student_modules = {o.student for o in self.compared_outputs.values()} - {LOGITS}
         teacher_modules = {o.teacher for o in self.compared_outputs.values()} - {LOGITS}
-        check_module_names(self.student, student_modules, 'model.distill_losses.student_output')
-        check_module_names(self.teacher, teacher_modules, 'model.distill_losses.teacher_output')
+        check_module_names(self.student, student_modules, f'{losses_field}.student_output')
+        check_module_names(self.teacher, teacher_modules, f'{losses_field}.teacher_output')
         self.student_recorder = ModuleOutputRecorder(
             self.student, student_modules | set(self.adapter.recorded_modules))
         self.teacher_recorder = ModuleOutputRecorder(self.teacher, teacher_modules)
@@ -163,13 +173,23 @@ class Distiller(BaseModel):
         student_losses, student_outputs = self.run_student(inputs, data_samples)
         teacher_outputs = self.run_teacher(inputs, data_samples)
         losses = self.weighted_student_losses(student_losses, prefix='student.')
-        for name, loss_module in self.distill_losses.items():
-            compared = self.compared_outputs[name]
-            losses[f'distill.{name}'] = sum_over_levels(
-                loss_module, student_outputs[compared.student],
-                teacher_outputs[compared.teacher], **self.label_kwargs(loss_module, data_samples))
+        losses.update(self.distill_terms(student_outputs, teacher_outputs, data_samples,
+                                         prefix='distill.'))
         losses.update(self.temperature_logs())
         return losses
+
+    def distill_terms(self, student_outputs: dict, teacher_outputs: dict, data_samples: list,
+                      prefix: str, weight: float = 1.0) -> Dict[str, torch.Tensor]:
+        """``weight`` times each distillation loss between the compared outputs, keyed
+        ``<prefix><loss name>``."""
+        terms = {}
+        for name, loss_module in self.distill_losses.items():
+            compared = self.compared_outputs[name]
+            terms[f'{prefix}{name}'] = scale_loss(sum_over_levels(
+                loss_module, student_outputs[compared.student],
+                teacher_outputs[compared.teacher], **self.label_kwargs(loss_module, data_samples)),
+                weight)
+        return terms
 
     def temperature_logs(self) -> Dict[str, torch.Tensor]:
         """``tau_<name>`` and ``lambda_<name>`` of each loss with a learnable temperature
@@ -190,12 +210,12 @@ class Distiller(BaseModel):
             return {}
         return dict(labels=torch.cat([sample.gt_label for sample in data_samples]))
 
-    def _check_label_losses(self) -> None:
+    def _check_label_losses(self, losses_field: str) -> None:
         """Losses that need labels: classifiers with plain labels, on logits."""
         for name, loss_module in self.distill_losses.items():
             if not getattr(loss_module, 'requires_labels', False):
                 continue
-            field = f'model.distill_losses.{name}'
+            field = f'{losses_field}.{name}'
             if self.adapter.task != ClassifierAdapter.task:
                 raise ValueError(f'{field}: {type(loss_module).__name__} needs class labels per '
                                  f'sample; it is for classifiers, not {self.adapter.task}')
@@ -229,14 +249,17 @@ class Distiller(BaseModel):
         """
         if self.teacher_cache is not None:
             return {LOGITS: self._cached_teacher_logits(inputs, data_samples)}
-        with torch.no_grad(), self.teacher_recorder:
-            teacher_inputs = self.teacher_inputs(inputs)
-            teacher_outputs = {
-                LOGITS: self.adapter.teacher_logits(self.teacher, teacher_inputs,
-                                                    self.student_recorder)
-            }
+        with self.teacher_recorder:
+            teacher_outputs = {LOGITS: self._teacher_logits(inputs)}
         teacher_outputs.update(self.teacher_recorder.outputs)
         return teacher_outputs
+
+    def _teacher_logits(self, inputs: torch.Tensor):
+        """The teacher's logits for a student-normalized batch (B, 3, H, W), without
+        autograd."""
+        with torch.no_grad():
+            return self.adapter.teacher_logits(self.teacher, self.teacher_inputs(inputs),
+                                               self.student_recorder)
 
     def teacher_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
         """The batch as the teacher takes it: re-normalized, in channels-last memory format
@@ -273,10 +296,8 @@ class Distiller(BaseModel):
         missing = self.teacher_cache.missing(keys)
         if missing:
             subset = inputs[torch.tensor(missing, device=inputs.device)]
-            with torch.no_grad():
-                logits = self.adapter.teacher_logits(
-                    self.teacher, self.teacher_inputs(subset), self.student_recorder)
-            self.teacher_cache.store([keys[index] for index in missing], logits)
+            self.teacher_cache.store([keys[index] for index in missing],
+                                     self._teacher_logits(subset))
         return self.teacher_cache.batch(keys, len(missing))
 
     def weighted_student_losses(self, task_losses: dict, prefix: str,
@@ -289,20 +310,21 @@ class Distiller(BaseModel):
         }
 
 
-def _build_distill_losses(
-        configs: Dict[str, dict]) -> Tuple[nn.ModuleDict, Dict[str, ComparedOutputs]]:
-    """The loss modules of ``distill_losses`` and what each one compares."""
+def _build_distill_losses(configs: Dict[str, dict],
+                          field: str) -> Tuple[nn.ModuleDict, Dict[str, ComparedOutputs]]:
+    """The loss modules of ``distill_losses`` (at ``field`` in the config) and what each one
+    compares."""
     losses, compared = nn.ModuleDict(), {}
     for name, cfg in configs.items():
         if 'loss' not in name:
-            raise ValueError(f"model.distill_losses: the name {name!r} must contain 'loss' "
+            raise ValueError(f"{field}: the name {name!r} must contain 'loss' "
                              "(e.g. 'loss_kd') so that the runner sums and logs it")
         cfg = dict(cfg)
         compared[name] = ComparedOutputs(student=cfg.pop('student_output', LOGITS),
                                          teacher=cfg.pop('teacher_output', LOGITS))
-        losses[name] = build_distill_loss(name, cfg)
+        losses[name] = build_distill_loss(f'{field}.{name}', cfg)
     if not losses:
-        raise ValueError('model.distill_losses: at least one distillation loss is needed')
+        raise ValueError(f'{field}: at least one distillation loss is needed')
     return losses, compared
 
 

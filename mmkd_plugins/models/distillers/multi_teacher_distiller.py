@@ -8,7 +8,7 @@ from torch import nn
 from mmkd_plugins.registry import MODELS
 from ..module_output_recorder import ModuleOutputRecorder
 from .distiller import (Distiller, build_student, drop_teacher_keys, hide_teachers_from_ddp,
-                        ignore_missing_teacher_keys, sum_over_levels)
+                        ignore_missing_teacher_keys)
 
 BRANCH_KEYS = ('config', 'checkpoint', 'cfg_options', 'channels_last', 'distill_losses',
                'weight')
@@ -78,15 +78,9 @@ class MultiTeacherDistiller(BaseModel):
                              f'cfg_options=None, channels_last=False), got keys {sorted(cfg)}')
         self.weights[name] = float(cfg.pop('weight', 1.0))
         losses = cfg.pop('distill_losses')
-        try:
-            return Distiller(student=self.student, teacher=cfg, distill_losses=losses,
-                             student_loss_weight=student_loss_weight)
-        except (KeyError, TypeError, ValueError, FileNotFoundError) as error:
-            # The single-teacher messages name model.teacher / model.distill_losses.
-            message = str(error.args[0] if error.args else error)
-            message = message.replace('model.teacher', field, 1).replace(
-                'model.distill_losses', f'{field}.distill_losses', 1)
-            raise type(error)(message) from error
+        return Distiller(student=self.student, teacher=cfg, distill_losses=losses,
+                         student_loss_weight=student_loss_weight, teacher_field=field,
+                         losses_field=f'{field}.distill_losses')
 
     def train(self, mode: bool = True) -> 'MultiTeacherDistiller':
         """Switch the student (and loss modules) to ``mode``; the teachers stay in eval."""
@@ -105,13 +99,9 @@ class MultiTeacherDistiller(BaseModel):
         student_losses, student_outputs = first.run_student(inputs, data_samples)
         losses = first.weighted_student_losses(student_losses, prefix='student.')
         for name, branch in self._branches.items():
-            teacher_outputs = branch.run_teacher(inputs, data_samples)
-            for loss_name, loss_module in branch.distill_losses.items():
-                compared = branch.compared_outputs[loss_name]
-                losses[f'distill.{name}.{loss_name}'] = self.weights[name] * sum_over_levels(
-                    loss_module, student_outputs[compared.student],
-                    teacher_outputs[compared.teacher],
-                    **branch.label_kwargs(loss_module, data_samples))
+            losses.update(branch.distill_terms(
+                student_outputs, branch.run_teacher(inputs, data_samples), data_samples,
+                prefix=f'distill.{name}.', weight=self.weights[name]))
             losses.update({f'{key}.{name}': value
                            for key, value in branch.temperature_logs().items()})
         return losses
