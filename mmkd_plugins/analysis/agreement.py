@@ -3,9 +3,7 @@ from typing import Dict
 
 import torch
 
-from ..models.losses import pearson_rows
-
-EPS = 1e-12
+from ..models.losses import binary_kd_loss, kd_loss, pearson_rows
 
 
 def softmax_agreement(teacher_logits: torch.Tensor,
@@ -23,11 +21,9 @@ def softmax_agreement(teacher_logits: torch.Tensor,
     """
     p_teacher = teacher_logits.float().softmax(dim=1)
     p_student = student_logits.float().softmax(dim=1)
-    kl = (p_teacher * (p_teacher.clamp_min(EPS).log()
-                       - p_student.clamp_min(EPS).log())).sum(dim=1)
     return dict(
         top1_agreement=(p_teacher.argmax(dim=1) == p_student.argmax(dim=1)).float().mean().item(),
-        mean_kl=kl.mean().item(),
+        mean_kl=kd_loss(student_logits, teacher_logits, tau=1.0).item(),
         mean_pearson=pearson_rows(p_student, p_teacher).mean().item())
 
 
@@ -46,13 +42,11 @@ def sigmoid_agreement(teacher_logits: torch.Tensor, student_logits: torch.Tensor
         ``mean_kl`` (mean over positions of the summed per-class Bernoulli KL, in nats) and
         ``mean_pearson`` (mean over positions of the Pearson correlation of the score rows).
     """
-    p_teacher = teacher_logits.float().sigmoid().clamp(EPS, 1 - EPS)
-    p_student = student_logits.float().sigmoid().clamp(EPS, 1 - EPS)
-    kl = (p_teacher * (p_teacher.log() - p_student.log())
-          + (1 - p_teacher) * ((1 - p_teacher).log() - (1 - p_student).log())).sum(dim=1)
+    p_teacher = teacher_logits.float().sigmoid()
+    p_student = student_logits.float().sigmoid()
     rows = p_teacher.amax(dim=1) >= confident
     same_top = p_teacher[rows].argmax(dim=1) == p_student[rows].argmax(dim=1)
     return dict(
         top1_agreement=same_top.float().mean().item() if rows.any() else float('nan'),
-        mean_kl=kl.mean().item(),
+        mean_kl=binary_kd_loss(student_logits, teacher_logits, tau=1.0).item(),
         mean_pearson=pearson_rows(p_student, p_teacher).mean().item())

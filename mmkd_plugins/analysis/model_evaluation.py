@@ -11,7 +11,8 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint
 from mmengine.utils import ProgressBar
 
-from ..models.task_adapters import ClassifierAdapter, DenseHeadAdapter, flatten_levels
+from ..models.module_output_recorder import ModuleOutputRecorder
+from ..models.task_adapters import ClassifierAdapter, DenseHeadAdapter
 from ..models.teachers import build_model_from_config
 
 
@@ -126,13 +127,16 @@ def _evaluate_detector(model, dataloader, config: Config, label: str,
                        parameters: int) -> ModelEvaluation:
     evaluator = Evaluator(dict(config.test_evaluator, classwise=True))
     evaluator.dataset_meta = dataloader.dataset.metainfo
+    # A dense head's class scores, for agreement, are recorded on the way through predict().
     dense = DenseHeadAdapter.supports(model)
+    recorder = ModuleOutputRecorder(model, DenseHeadAdapter.recorded_modules if dense else ())
     rows: List[torch.Tensor] = []
     test_pass = _TestPass(model, dataloader, lambda data: model(**data, mode='predict'))
-    for batch, data, outputs in test_pass:
-        evaluator.process(data_samples=outputs, data_batch=batch)
-        if dense:  # the class scores, for agreement (not timed)
-            rows.extend(flatten_levels(model(data['inputs'], mode='tensor')[0]))
+    with recorder:
+        for batch, _, outputs in test_pass:
+            evaluator.process(data_samples=outputs, data_batch=batch)
+            if dense:
+                rows.extend(DenseHeadAdapter.student_logits(recorder))
     results = evaluator.evaluate(len(dataloader.dataset))
     classes = list(dataloader.dataset.metainfo['classes'])
     prefix = next(key.split('/')[0] for key in results if key.endswith('bbox_mAP'))
