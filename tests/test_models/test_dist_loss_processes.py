@@ -6,6 +6,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from mmkd_plugins.engine import shutdown_distributed
 from mmkd_plugins.models.losses import DISTLoss
 
 WORLD_SIZE = 2
@@ -19,7 +20,7 @@ def _rank_worker(rank, init_file, student, teacher, sizes, loss_kwargs, out_dir)
     loss = DISTLoss(**loss_kwargs)(shard, teacher[start:start + sizes[rank]])
     loss.backward()
     torch.save({'loss': loss.detach(), 'grad': shard.grad}, osp.join(out_dir, f'rank{rank}.pt'))
-    dist.destroy_process_group()
+    shutdown_distributed()  # barrier first: a rank leaving early breaks the other's mesh
 
 
 def run_in_two_processes(tmp_path, student, teacher, sizes, **loss_kwargs):
