@@ -23,6 +23,13 @@ SMALL_PIPELINE = [
     dict(type='Resize', scale=(64, 64), keep_ratio=True),
     dict(type='PackDetInputs'),
 ]
+# A Faster R-CNN small enough for the tests (ResNet-18, 64-channel FPN, 3 classes).
+FASTER_RCNN_SMALL = dict(
+    backbone=dict(depth=18, init_cfg=None),
+    neck=dict(in_channels=[64, 128, 256, 512], out_channels=64),
+    rpn_head=dict(in_channels=64, feat_channels=64),
+    roi_head=dict(bbox_roi_extractor=dict(out_channels=64),
+                  bbox_head=dict(in_channels=64, fc_out_channels=128, num_classes=3)))
 
 
 @pytest.fixture(autouse=True)
@@ -127,16 +134,10 @@ def test_retinanet_trains_with_dense_distillation_and_same_weights_give_zero(
 
 
 def test_faster_rcnn_teacher_scores_the_students_sampled_proposals(tmp_path, shapes_root):
-    small = dict(backbone=dict(depth=18, init_cfg=None),
-                 neck=dict(in_channels=[64, 128, 256, 512], out_channels=64),
-                 rpn_head=dict(in_channels=64, feat_channels=64),
-                 roi_head=dict(bbox_roi_extractor=dict(out_channels=64),
-                               bbox_head=dict(in_channels=64, fc_out_channels=128,
-                                              num_classes=3)))
     base = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
-    options = dict(model=small)
+    options = dict(model=FASTER_RCNN_SMALL)
     checkpoint = save_random_checkpoint(base, str(tmp_path / 'frcnn.pth'), options)
-    model = distiller_for(detector_cfg(base, **small), base, checkpoint,
+    model = distiller_for(detector_cfg(base, **FASTER_RCNN_SMALL), base, checkpoint,
                           dict(loss_dist=dict(type='DISTLoss')), cfg_options=options)
     teacher_rois = []
     model.teacher.roi_head.bbox_roi_extractor.register_forward_hook(
@@ -148,6 +149,26 @@ def test_faster_rcnn_teacher_scores_the_students_sampled_proposals(tmp_path, sha
     assert torch.equal(teacher_rois[0], student_rois)
     assert 0 < float(log_vars['distill.loss_dist']) < float('inf')
     assert 'student.loss_rpn_cls' in log_vars and 'student.loss_cls' in log_vars
+
+
+def test_bf16_teachers_give_float32_scores_near_the_float32_ones(tmp_path, shapes_root):
+    from .test_distiller import assert_bf16_close
+    base = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+    options = dict(model=FASTER_RCNN_SMALL)
+    checkpoints = {RETINANET: save_random_checkpoint(RETINANET, str(tmp_path / 'r.pth')),
+                   base: save_random_checkpoint(base, str(tmp_path / 'f.pth'), options)}
+    for config, checkpoint in checkpoints.items():
+        small = FASTER_RCNN_SMALL if config == base else {}
+        model = distiller_for(detector_cfg(config, **small), config, checkpoint,
+                              dict(loss_kd=dict(type='KDLoss')),
+                              cfg_options=options if config == base else None)
+        data = model.data_preprocessor(batch_of(shapes_root), training=True)
+        model.run_student(data['inputs'], data['data_samples'])  # the RoIs the teacher scores
+        expected = model.run_teacher(data['inputs'], data['data_samples'])['logits']
+        model.teacher_bf16 = True
+        got = model.run_teacher(data['inputs'], data['data_samples'])['logits']
+        for got_level, expected_level in zip(got, expected):  # levels, or RoI rows
+            assert_bf16_close(got_level, expected_level)
 
 
 def test_head_designs_that_differ_are_named(tmp_path):

@@ -167,3 +167,23 @@ def test_channels_last_teacher_gives_the_same_logits(teacher_checkpoint):
     expected = standard.run_teacher(data['inputs'], data['data_samples'])['logits']
     got = fast.run_teacher(data['inputs'], data['data_samples'])['logits']
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def assert_bf16_close(got: torch.Tensor, expected: torch.Tensor) -> None:
+    """``got`` is float32, differs from ``expected`` (so bf16 ran) by bf16 rounding only."""
+    assert got.dtype == torch.float32
+    assert not torch.equal(got, expected)
+    torch.testing.assert_close(got, expected, rtol=0.05, atol=0.02 * expected.abs().max().item())
+
+
+def test_bf16_teacher_gives_float32_logits_near_the_float32_ones(teacher_checkpoint):
+    standard = build_distiller(teacher_checkpoint)
+    fast = build_distiller(teacher_checkpoint, bf16=True)
+    data = standard.data_preprocessor(make_batch(), training=False)
+    expected = standard.run_teacher(data['inputs'], data['data_samples'])['logits']
+    assert_bf16_close(fast.run_teacher(data['inputs'], data['data_samples'])['logits'],
+                      expected)
+    optim_wrapper = OptimWrapper(torch.optim.SGD(fast.parameters(), lr=0.1))
+    log_vars = fast.train_step(make_batch(), optim_wrapper)
+    assert log_vars['distill.loss_kd'].dtype == torch.float32
+    assert 0 < float(log_vars['distill.loss_kd']) < float('inf')

@@ -12,10 +12,11 @@ from torch.nn.parallel import DistributedDataParallel
 from mmkd_plugins.registry import MODELS, SCOPE
 from ..module_output_recorder import ModuleOutputRecorder, check_module_names
 from ..task_adapters import ClassifierAdapter, adapter_for
-from ..teachers import (TeacherOutputCache, build_renormalizer, build_teacher,
-                        load_teacher_weights, sample_key)
+from ..teachers import (TeacherOutputCache, bf16_autocast, build_renormalizer, build_teacher,
+                        check_bf16_supported, load_teacher_weights, sample_key, to_float32)
 
 LOGITS = 'logits'
+TEACHER_KEYS = ('config', 'checkpoint', 'cfg_options', 'channels_last', 'bf16')
 
 
 class ComparedOutputs(NamedTuple):
@@ -76,12 +77,15 @@ class Distiller(BaseModel):
 
     Args:
         student: The student model's config (the stock config's ``model``).
-        teacher: ``dict(config=..., checkpoint=..., cfg_options=None, channels_last=False)``:
-            the teacher's config (``'mmpretrain::...'`` or a local path) and weights (local
-            path or URL); ``channels_last=True`` runs the teacher in channels-last memory
-            format, faster for convolutional teachers on CPUs with oneDNN and on GPUs with
-            tensor cores (see ``tools/benchmark.py``), with the same logits up to float
-            rounding.
+        teacher: ``dict(config=..., checkpoint=..., cfg_options=None, channels_last=False,
+            bf16=False)``: the teacher's config (``'mmpretrain::...'`` or a local path) and
+            weights (local path or URL); ``channels_last=True`` runs the teacher in
+            channels-last memory format, faster for convolutional teachers on CPUs with oneDNN
+            and on GPUs with tensor cores, with the same logits up to float rounding;
+            ``bf16=True`` runs its forward under bfloat16 autocast (the losses get float32
+            logits), faster on GPUs from Ampere on and CPUs with AVX512-BF16 or AMX, slower
+            elsewhere; check the teacher's accuracy with it first
+            (``tools/analysis/check_teacher_options.py``). See ``tools/benchmark.py``.
         distill_losses: Name -> loss config. By default a loss compares the student's and the
             teacher's logits (for detectors: class scores, see the task adapters);
             ``student_output`` / ``teacher_output`` keys in an entry name a
@@ -113,10 +117,10 @@ class Distiller(BaseModel):
         self.adapter = adapter_for(student)
 
         teacher = dict(teacher)
-        unknown = set(teacher) - {'config', 'checkpoint', 'cfg_options', 'channels_last'}
+        unknown = set(teacher) - set(TEACHER_KEYS)
         if unknown or 'config' not in teacher:
             raise ValueError(f'{teacher_field}: expected dict(config=..., checkpoint=..., '
-                             'cfg_options=None, channels_last=False), got keys '
+                             'cfg_options=None, channels_last=False, bf16=False), got keys '
                              f'{sorted(teacher)}')
         self.teacher = build_teacher(teacher['config'], teacher.get('cfg_options'),
                                      teacher_field)
@@ -127,6 +131,9 @@ class Distiller(BaseModel):
         self.teacher_channels_last = bool(teacher.get('channels_last', False))
         if self.teacher_channels_last:
             self.teacher.to(memory_format=torch.channels_last)
+        self.teacher_bf16 = bool(teacher.get('bf16', False))
+        if self.teacher_bf16:
+            check_bf16_supported(f'{teacher_field}.bf16')
 
         self.student_loss_weight = student_loss_weight
         self.distill_losses, self.compared_outputs = _build_distill_losses(distill_losses,
@@ -251,15 +258,16 @@ class Distiller(BaseModel):
             return {LOGITS: self._cached_teacher_logits(inputs, data_samples)}
         with self.teacher_recorder:
             teacher_outputs = {LOGITS: self._teacher_logits(inputs)}
-        teacher_outputs.update(self.teacher_recorder.outputs)
+        teacher_outputs.update(to_float32(self.teacher_recorder.outputs))
         return teacher_outputs
 
     def _teacher_logits(self, inputs: torch.Tensor):
         """The teacher's logits for a student-normalized batch (B, 3, H, W), without
-        autograd."""
-        with torch.no_grad():
-            return self.adapter.teacher_logits(self.teacher, self.teacher_inputs(inputs),
-                                               self.student_recorder)
+        autograd, in float32 (computed under bf16 autocast when ``teacher.bf16`` is set)."""
+        with torch.no_grad(), bf16_autocast(inputs.device.type, self.teacher_bf16):
+            logits = self.adapter.teacher_logits(self.teacher, self.teacher_inputs(inputs),
+                                                 self.student_recorder)
+        return to_float32(logits)
 
     def teacher_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
         """The batch as the teacher takes it: re-normalized, in channels-last memory format

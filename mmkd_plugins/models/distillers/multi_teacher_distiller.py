@@ -7,11 +7,10 @@ from torch import nn
 
 from mmkd_plugins.registry import MODELS
 from ..module_output_recorder import ModuleOutputRecorder
-from .distiller import (Distiller, build_student, drop_teacher_keys, hide_teachers_from_ddp,
-                        ignore_missing_teacher_keys)
+from .distiller import (TEACHER_KEYS, Distiller, build_student, drop_teacher_keys,
+                        hide_teachers_from_ddp, ignore_missing_teacher_keys)
 
-BRANCH_KEYS = ('config', 'checkpoint', 'cfg_options', 'channels_last', 'distill_losses',
-               'weight')
+BRANCH_KEYS = TEACHER_KEYS + ('distill_losses', 'weight')
 
 
 @MODELS.register_module()
@@ -29,7 +28,7 @@ class MultiTeacherDistiller(BaseModel):
     Args:
         student: The student model's config (the stock config's ``model``).
         teachers: Teacher name -> ``dict(config=..., checkpoint=..., distill_losses=...,
-            weight=1.0, cfg_options=None, channels_last=False)``, with the meaning of
+            weight=1.0, cfg_options=None, channels_last=False, bf16=False)``, with the meaning of
             :class:`Distiller`'s arguments. Names must not contain dots.
         student_loss_weight: α, multiplier of the student's own losses. Defaults to 1.0.
         data_preprocessor: Filled in by the runner, as for :class:`Distiller`.
@@ -75,7 +74,8 @@ class MultiTeacherDistiller(BaseModel):
         if '.' in name or unknown or 'distill_losses' not in cfg:
             raise ValueError(f'{field}: expected a name without dots and dict(config=..., '
                              'checkpoint=..., distill_losses=..., weight=1.0, '
-                             f'cfg_options=None, channels_last=False), got keys {sorted(cfg)}')
+                             'cfg_options=None, channels_last=False, bf16=False), got keys '
+                             f'{sorted(cfg)}')
         self.weights[name] = float(cfg.pop('weight', 1.0))
         losses = cfg.pop('distill_losses')
         return Distiller(student=self.student, teacher=cfg, distill_losses=losses,

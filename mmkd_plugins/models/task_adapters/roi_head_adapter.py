@@ -3,6 +3,7 @@ import torch
 from mmengine.model import BaseModel
 
 from ..module_output_recorder import ModuleOutputRecorder
+from ..teachers.teacher_precision import to_float32
 
 ROI_EXTRACTOR = 'roi_head.bbox_roi_extractor'
 BOX_HEAD = 'roi_head.bbox_head'
@@ -68,7 +69,8 @@ class RoIHeadAdapter:
     def teacher_logits(cls, teacher: BaseModel, inputs: torch.Tensor,
                        student_calls: ModuleOutputRecorder) -> torch.Tensor:
         """The teacher's class logits for the student's RoIs, shape (num_rois, K + 1)."""
-        features = teacher.extract_feat(inputs)
+        # float32, as mmcv's RoIAlign needs (a bf16 teacher's features are bfloat16)
+        features = to_float32(teacher.extract_feat(inputs))
         rois = cls.student_rois(student_calls).detach()
         roi_head = teacher.roi_head
         if isinstance(roi_head.bbox_head, torch.nn.ModuleList):  # cascade: first stage
