@@ -12,22 +12,32 @@ depend on them), it times per iteration, after warm-up, interleaving A B C D A B
 * ``teacher_channels_last``: that computation with the teacher and its input in channels-last
   memory format (the distiller's ``teacher=dict(..., channels_last=True)`` option; the
   distillation variants below use the default format);
+* ``teacher_bf16``: that computation under bfloat16 autocast (the ``bf16=True`` option);
+* ``teacher_inference_mode``: that computation under ``torch.inference_mode()`` instead of
+  ``no_grad``, plus the copy of its logits that the losses would need (inference tensors
+  cannot be saved for backward);
 * ``kd`` / ``dist``: the distiller's training step with KDLoss / DISTLoss;
 * ``blockwise``: block-wise distillation's training step (all four hybrids, the pair's shipped
   block-wise config);
 * ``kd_cached``: the KD step with the teacher-logits cache warm (a second epoch of a
-  deterministic pipeline: no teacher forward at all).
+  deterministic pipeline: no teacher forward at all);
+* ``kd_bf16``: the KD step with a bf16 teacher.
 
 and prints medians and ``overhead = t_distill / (t_student + t_teacher)``: 1.0 means
 distillation costs exactly one student step plus one teacher forward; ``overhead_own_teacher``
 uses ``t_teacher_logits`` instead, the floor of what the distiller asks of its teacher.
-Block-wise also gets ``vs_dist = t_blockwise / t_dist`` (its hybrids run teacher stages *with* autograd, so it
-cannot meet the single-forward floor) and the cached step ``speedup = t_kd / t_kd_cached``.
+Block-wise also gets ``vs_dist = t_blockwise / t_dist`` (its hybrids run teacher stages *with*
+autograd, so it cannot meet the single-forward floor), the cached and bf16 KD steps
+``speedup = t_kd / t_variant``.
 
 Peak memory: on CUDA, each variant's ``max_memory_allocated`` in the timing process; on CPU,
 each variant runs in a fresh child process that measures its resident-set peak above the level
 after building the models (``VmHWM`` reset through ``/proc/self/clear_refs``), so that memory
-kept by one variant's allocator is not counted for another. ``memory_ratio = peak_distill /
+kept by one variant's allocator is not counted for another. The child fixes glibc's mmap
+threshold at 64 KiB, so that every tensor buffer is its own mapping, returned to the system when
+freed: the resident-set peak is then the peak of live tensors, as ``max_memory_allocated`` is
+on CUDA, and not also whatever freed memory the allocator happens to keep (which made the
+figures vary by several percent from run to run). ``memory_ratio = peak_distill /
 (peak_student + peak_teacher)``. Results go to a JSON file. Runs unchanged on CPU and GPU.
 
 Example:
@@ -57,7 +67,8 @@ from mmengine.runner import Runner
 import mmkd_plugins  # noqa: F401
 from mmkd_plugins.demo import SHAPE_CLASSES, write_shapes_coco
 from mmkd_plugins.models import Distiller
-from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
+from mmkd_plugins.models.teachers import (bf16_autocast, build_model_from_config,
+                                         load_model_config)
 from mmkd_plugins.registry import MODELS
 
 warnings.filterwarnings('ignore')
@@ -76,9 +87,20 @@ PAIRS = {
 }
 
 
-VARIANTS = ('student', 'teacher', 'teacher_logits', 'teacher_channels_last', 'kd', 'dist',
-            'blockwise', 'kd_cached')
-DISTILLED = ('kd', 'dist', 'blockwise', 'kd_cached')
+# teacher variant -> how it runs (see teacher_forward_of)
+TEACHER_VARIANTS = {
+    'teacher': dict(logits_only=False),
+    'teacher_logits': dict(),
+    'teacher_channels_last': dict(channels_last=True),
+    'teacher_bf16': dict(bf16=True),
+    'teacher_inference_mode': dict(inference_mode=True),
+}
+DISTILLED = ('kd', 'dist', 'blockwise', 'kd_cached', 'kd_bf16')
+VARIANTS = ('student', ) + tuple(TEACHER_VARIANTS) + DISTILLED
+# glibc settings of a CPU memory probe: allocations of 64 KiB and more get their own mapping
+# (a fixed threshold, not glibc's adaptive one) and the heap top is returned at once, so that
+# the resident set follows the live tensors.
+LIVE_MEMORY_MALLOC = dict(MALLOC_MMAP_THRESHOLD_=str(64 * 1024), MALLOC_TRIM_THRESHOLD_='0')
 
 
 def parse_args() -> argparse.Namespace:
@@ -126,10 +148,12 @@ def detection_batch(batch_size: int, image_size: int, folder: str) -> dict:
     return next(iter(loader))
 
 
-def build_distiller(config_path: str, teacher_checkpoint: str, device: str) -> Distiller:
+def build_distiller(config_path: str, teacher_checkpoint: str, device: str,
+                    teacher_bf16: bool = False) -> Distiller:
     cfg = Config.fromfile(osp.join(REPO_ROOT, config_path))
     model_cfg = cfg.model
     model_cfg.teacher.checkpoint = teacher_checkpoint
+    model_cfg.teacher.bf16 = teacher_bf16
     model_cfg.student.pop('init_cfg', None)
     if 'backbone' in model_cfg.student:
         model_cfg.student.backbone.init_cfg = None
@@ -152,23 +176,29 @@ def step_of(model, batch: dict) -> Callable[[], None]:
     return lambda: model.train_step(batch, optim_wrapper)
 
 
-def teacher_forward_of(distiller: Distiller, batch: dict, logits_only: bool,
-                       channels_last: bool = False) -> Callable[[], None]:
+def teacher_forward_of(distiller: Distiller, batch: dict, logits_only: bool = True,
+                       channels_last: bool = False, bf16: bool = False,
+                       inference_mode: bool = False) -> Callable[[], None]:
     """The teacher's whole forward, or (``logits_only``) what the distiller computes of it,
-    optionally in channels-last memory format."""
+    optionally in channels-last memory format, under bf16 autocast, or under
+    ``torch.inference_mode()`` (then copying the logits, as the losses would need)."""
     inputs = distiller.data_preprocessor(batch, training=True)['inputs']
     if channels_last:
         distiller.teacher.to(memory_format=torch.channels_last)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
+    grad_mode = torch.inference_mode if inference_mode else torch.no_grad
 
     def forward() -> None:
-        with torch.no_grad():
+        with grad_mode(), bf16_autocast(inputs.device.type, bf16):
             teacher_inputs = distiller.teacher_renormalizer(inputs)
             if logits_only:
-                distiller.adapter.teacher_logits(distiller.teacher, teacher_inputs,
-                                                 distiller.student_recorder)
+                outputs = distiller.adapter.teacher_logits(distiller.teacher, teacher_inputs,
+                                                           distiller.student_recorder)
             else:
-                distiller.teacher(teacher_inputs, mode='tensor')
+                outputs = distiller.teacher(teacher_inputs, mode='tensor')
+        if inference_mode:  # the losses need normal tensors: copy the inference tensors
+            for output in outputs if isinstance(outputs, list) else [outputs]:
+                output.clone()
 
     return forward
 
@@ -184,13 +214,12 @@ def build_variants(name: str, variants: List[str], args: argparse.Namespace,
         batch = (classification_batch(args.batch_size) if name == 'classification' else
                  detection_batch(args.det_batch_size, args.det_image_size, folder))
         for variant in variants:
-            config = pair[variant.replace('_cached', '')] if variant in DISTILLED else pair['kd']
-            model = build_distiller(config, checkpoint, device)
+            method = variant.split('_')[0] if variant in DISTILLED else 'kd'
+            model = build_distiller(pair[method], checkpoint, device, variant == 'kd_bf16')
             if variant == 'student':  # the stock student model, trained on its own
                 runs[variant] = step_of(model.student, batch)
-            elif variant.startswith('teacher'):
-                runs[variant] = teacher_forward_of(model, batch, variant != 'teacher',
-                                                   variant == 'teacher_channels_last')
+            elif variant in TEACHER_VARIANTS:
+                runs[variant] = teacher_forward_of(model, batch, **TEACHER_VARIANTS[variant])
             else:
                 if variant == 'kd_cached':  # as in a second epoch: every sample cached
                     model.enable_teacher_cache()
@@ -251,7 +280,8 @@ def cpu_peak_memory(name: str, args: argparse.Namespace) -> Dict[str, float]:
                    variant, '--batch-size', str(args.batch_size), '--det-batch-size',
                    str(args.det_batch_size), '--det-image-size', str(args.det_image_size),
                    '--memory-iters', str(args.memory_iters)]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        output = subprocess.run(command, check=True, capture_output=True, text=True,
+                                env=dict(os.environ, **LIVE_MEMORY_MALLOC)).stdout
         peaks[variant] = json.loads(output.strip().splitlines()[-1])['peak_mib']
     return peaks
 
@@ -271,13 +301,14 @@ def benchmark_pair(name: str, args: argparse.Namespace, device: str) -> dict:
         results[variant]['memory_ratio'] = results[variant]['peak_mib'] / memory_floor
     results['blockwise']['vs_dist'] = (results['blockwise']['median_s']
                                        / results['dist']['median_s'])
-    results['kd_cached']['speedup'] = results['kd']['median_s'] / results['kd_cached']['median_s']
+    for variant in ('kd_cached', 'kd_bf16'):
+        results[variant]['speedup'] = results['kd']['median_s'] / results[variant]['median_s']
     return results
 
 
 def print_pair(results: dict) -> None:
     for variant, result in results.items():
-        line = f'  {variant:14s} median {1000 * result["median_s"]:8.1f} ms'
+        line = f'  {variant:22s} median {1000 * result["median_s"]:8.1f} ms'
         if 'overhead' in result:
             line += (f"  overhead {result['overhead']:.3f}"
                      f" ({result['overhead_own_teacher']:.3f} own teacher)")
