@@ -1,7 +1,8 @@
 """Evaluate one trained model on its config's test set, keeping what a comparison needs."""
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import torch
 from mmengine.analysis import get_model_complexity_info
@@ -13,7 +14,7 @@ from mmengine.utils import ProgressBar
 
 from ..models.module_output_recorder import ModuleOutputRecorder
 from ..models.task_adapters import ClassifierAdapter, DenseHeadAdapter
-from ..models.teachers import build_model_from_config
+from ..models.teachers import bf16_autocast, build_model_from_config, to_float32
 
 
 @dataclass
@@ -56,7 +57,8 @@ def count_flops(model: torch.nn.Module, inputs: torch.Tensor) -> Optional[float]
     return float(info['flops'])
 
 
-def evaluate_model(config: Config, checkpoint: str, label: str) -> ModelEvaluation:
+def evaluate_model(config: Config, checkpoint: str, label: str, channels_last: bool = False,
+                   bf16: bool = False) -> ModelEvaluation:
     """Build ``config``'s model, load ``checkpoint`` strictly and run its test set.
 
     Args:
@@ -64,24 +66,52 @@ def evaluate_model(config: Config, checkpoint: str, label: str) -> ModelEvaluati
             e.g. the ``student_config.py`` a distillation run exports.
         checkpoint: Its weights (``student_final.pth``, a teacher checkpoint, ...).
         label: The model's name in reports.
+        channels_last: Run the model and its inputs in channels-last memory format, as the
+            distiller's ``teacher=dict(channels_last=True)`` does.
+        bf16: Run the network under bfloat16 autocast, as the distiller's
+            ``teacher=dict(bf16=True)`` does, with every head's outputs in float32 (the
+            distiller's losses, and here the post-processing, get float32 scores).
     """
     init_default_scope(config.get('default_scope', 'mmengine'))
     model = build_model_from_config(config)
     load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
     model.eval()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     dataloader = Runner.build_dataloader(config.test_dataloader)
     parameters = sum(p.numel() for p in model.parameters())
-    if ClassifierAdapter.supports(model):
-        return _evaluate_classifier(model, dataloader, label, parameters)
-    return _evaluate_detector(model, dataloader, config, label, parameters)
+    with _float32_head_outputs(model, bf16):
+        if ClassifierAdapter.supports(model):
+            return _evaluate_classifier(model, dataloader, label, parameters, channels_last,
+                                        bf16)
+        return _evaluate_detector(model, dataloader, config, label, parameters, channels_last,
+                                  bf16)
+
+
+@contextmanager
+def _float32_head_outputs(model: torch.nn.Module, enabled: bool) -> Iterator[None]:
+    """While active (and ``enabled``), the outputs of every module whose class name ends with
+    ``Head`` (mmpretrain's classification heads, mmdet's dense, RPN and RoI box heads) are
+    cast to float32, so that predictions are decoded (and boxes suppressed) in float32."""
+    handles = [module.register_forward_hook(lambda _, __, outputs: to_float32(outputs))
+               for module in model.modules()
+               if enabled and type(module).__name__.endswith('Head')]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 class _TestPass:
     """One pass over a test set without autograd, with a progress bar: yields each raw batch,
-    its preprocessed data and the timed ``forward(data)``; counts FLOPs on the first batch."""
+    its preprocessed data and the timed ``forward(data)`` (in channels-last format and under
+    bf16 autocast when asked); counts FLOPs on the first batch."""
 
-    def __init__(self, model, dataloader, forward) -> None:
+    def __init__(self, model, dataloader, forward, channels_last: bool = False,
+                 bf16: bool = False) -> None:
         self.model, self.dataloader, self.forward = model, dataloader, forward
+        self.channels_last, self.bf16 = channels_last, bf16
         self.seconds, self.images, self.flops = 0.0, 0, None
 
     def __iter__(self):
@@ -89,10 +119,13 @@ class _TestPass:
         with torch.no_grad():
             for batch in self.dataloader:
                 data = self.model.data_preprocessor(batch, training=False)
+                if self.channels_last:
+                    data['inputs'] = data['inputs'].contiguous(memory_format=torch.channels_last)
                 if self.flops is None:
                     self.flops = count_flops(self.model, data['inputs'])
                 start = time.perf_counter()
-                outputs = self.forward(data)
+                with bf16_autocast(data['inputs'].device.type, self.bf16):
+                    outputs = to_float32(self.forward(data))
                 self.seconds += time.perf_counter() - start
                 self.images += len(data['inputs'])
                 progress.update(len(data['inputs']))
@@ -103,10 +136,12 @@ class _TestPass:
         return 1000 * self.seconds / max(self.images, 1)
 
 
-def _evaluate_classifier(model, dataloader, label: str, parameters: int) -> ModelEvaluation:
+def _evaluate_classifier(model, dataloader, label: str, parameters: int, channels_last: bool,
+                         bf16: bool) -> ModelEvaluation:
     classes = list(dataloader.dataset.metainfo['classes'])
     logits, labels = [], []
-    test_pass = _TestPass(model, dataloader, lambda data: model(data['inputs'], mode='tensor'))
+    test_pass = _TestPass(model, dataloader, lambda data: model(data['inputs'], mode='tensor'),
+                          channels_last, bf16)
     for _, data, batch_logits in test_pass:
         logits.append(batch_logits)
         labels.append(torch.cat([sample.gt_label for sample in data['data_samples']]))
@@ -123,15 +158,16 @@ def _evaluate_classifier(model, dataloader, label: str, parameters: int) -> Mode
         ms_per_image=test_pass.ms_per_image, logits=logits, confusion=confusion)
 
 
-def _evaluate_detector(model, dataloader, config: Config, label: str,
-                       parameters: int) -> ModelEvaluation:
+def _evaluate_detector(model, dataloader, config: Config, label: str, parameters: int,
+                       channels_last: bool, bf16: bool) -> ModelEvaluation:
     evaluator = Evaluator(dict(config.test_evaluator, classwise=True))
     evaluator.dataset_meta = dataloader.dataset.metainfo
     # A dense head's class scores, for agreement, are recorded on the way through predict().
     dense = DenseHeadAdapter.supports(model)
     recorder = ModuleOutputRecorder(model, DenseHeadAdapter.recorded_modules if dense else ())
     rows: List[torch.Tensor] = []
-    test_pass = _TestPass(model, dataloader, lambda data: model(**data, mode='predict'))
+    test_pass = _TestPass(model, dataloader, lambda data: model(**data, mode='predict'),
+                          channels_last, bf16)
     with recorder:
         for batch, _, outputs in test_pass:
             evaluator.process(data_samples=outputs, data_batch=batch)

@@ -1,5 +1,5 @@
-"""tools/analysis/compare.py and plot_curves.py on tiny real runs, and their building blocks
-against hand-computed references."""
+"""tools/analysis/compare.py, plot_curves.py and check_teacher_options.py on tiny real runs,
+and their building blocks against hand-computed references."""
 import csv
 import json
 import math
@@ -7,8 +7,10 @@ import os.path as osp
 
 import pytest
 import torch
+from mmengine.config import Config
 
-from mmkd_plugins.analysis import read_epoch_curves, sigmoid_agreement, softmax_agreement
+from mmkd_plugins.analysis import (evaluate_model, read_epoch_curves, sigmoid_agreement,
+                                   softmax_agreement)
 from ..conftest import (STUDENT_CONFIG, TEACHER_CONFIG, cfg_options_args, data_options,
                         run_tool, save_random_checkpoint)
 
@@ -99,7 +101,38 @@ def test_plot_curves_draws_the_runs_of_the_tools(tmp_path, trained_teacher):
     assert set(curves.metrics) == {'accuracy/top1'}
 
 
-@pytest.mark.parametrize('tool', ['compare.py', 'plot_curves.py'])
+def option_rows(output: str) -> dict:
+    """check_teacher_options.py's table: option -> (value, change, within tolerance)."""
+    lines = output.splitlines()
+    table = lines[lines.index('| teacher option | metric | value | change | ms/image | within '
+                              'tolerance |') + 2:]
+    rows = [line.strip('|').split('|') for line in table if line.startswith('| ')]
+    return {cells[0].strip(): (float(cells[2]), float(cells[3]), cells[5].strip())
+            for cells in rows}
+
+
+def test_bf16_evaluation_and_teacher_option_check(digits_root, trained_teacher):
+    options = data_options(digits_root)
+    config = Config.fromfile(TEACHER_CONFIG)
+    config.merge_from_dict(options)
+    default = evaluate_model(config, trained_teacher, 'float32')
+    bf16 = evaluate_model(config, trained_teacher, 'bf16', bf16=True)
+    assert bf16.logits.dtype == torch.float32 and not torch.equal(bf16.logits, default.logits)
+    torch.testing.assert_close(bf16.logits, default.logits, rtol=0.05,
+                               atol=0.02 * default.logits.abs().max().item())
+
+    result = run_tool(osp.join('analysis', 'check_teacher_options.py'), TEACHER_CONFIG,
+                      trained_teacher, '--tolerance', '0', *cfg_options_args(options))
+    rows = option_rows(result.stdout)
+    assert list(rows) == ['float32', 'channels_last', 'bf16', 'channels_last+bf16']
+    assert rows['float32'] == (pytest.approx(default.metrics['top1'], abs=0.005), 0.0, 'yes')
+    assert rows['bf16'][0] == pytest.approx(bf16.metrics['top1'], abs=0.005)
+    for value, change, verdict in rows.values():
+        assert change == pytest.approx(value - rows['float32'][0], abs=0.011)
+        assert verdict == ('yes' if change == 0 else 'no')
+
+
+@pytest.mark.parametrize('tool', ['compare.py', 'plot_curves.py', 'check_teacher_options.py'])
 def test_analysis_tools_have_help(tool):
     result = run_tool(osp.join('analysis', tool), '--help')
     assert 'usage:' in result.stdout and 'Example' in result.stdout

@@ -11,6 +11,7 @@ from mmengine.config import Config
 from mmkd_plugins.checkpoint import safe_torch_load
 from mmkd_plugins.models.teachers import build_model_from_config
 from ..conftest import DET_DEMO_CONFIGS, cfg_options_args, run_tool, scalars
+from .test_analysis_tools import option_rows
 
 TEACHER = str(DET_DEMO_CONFIGS / 'teacher_retinanet_r18_shapes.py')
 STUDENT = str(DET_DEMO_CONFIGS / 'student_retinanet_r18w16_shapes.py')
@@ -68,3 +69,11 @@ def test_retinanet_kd_export_and_coco_evaluation(tmp_path, shapes_root):
     assert -1.0 <= float(rows['KD']['mean_pearson']) <= 1.0 and rows['teacher']['mean_kl'] == ''
     assert float(rows['KD']['mean_kl']) > 0  # a one-epoch student does not match its teacher
     assert osp.getsize(osp.join(report, 'per_class.png')) > 0
+
+    # The teacher-option check decodes a bf16 teacher's boxes in float32 (mmcv's NMS takes no
+    # bfloat16) and agrees with the comparison in float32.
+    result = run_tool(osp.join('analysis', 'check_teacher_options.py'), TEACHER, teacher,
+                      *cfg_options_args(test_options))
+    options = option_rows(result.stdout)
+    assert list(options) == ['float32', 'channels_last', 'bf16', 'channels_last+bf16']
+    assert options['float32'][0] == pytest.approx(float(rows['teacher']['bbox_mAP']), abs=0.005)
