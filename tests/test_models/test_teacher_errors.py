@@ -161,3 +161,15 @@ def test_url_teacher_is_read_from_torch_hub_cache_offline(tmp_path, monkeypatch,
     model = build_distiller('http://127.0.0.1:9/models/teacher_digits-0123abcd.pth')
     loaded = torch.load(teacher_checkpoint)['state_dict']
     assert torch.equal(model.teacher.state_dict()['head.fc.weight'], loaded['head.fc.weight'])
+
+
+def test_bf16_teacher_is_refused_on_a_gpu_without_bfloat16(monkeypatch, teacher_checkpoint):
+    # A simulated pre-Ampere GPU: CUDA present, bfloat16 not supported.
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda *args, **kwargs: False)
+    monkeypatch.setattr(torch.cuda, 'get_device_name', lambda *args: 'Tesla V100')
+    with pytest.raises(ValueError, match=r'model\.teacher\.bf16: Tesla V100 has no bfloat16 '
+                       r'support; leave the teacher in float32 \(bf16=False\)'):
+        build_distiller(teacher_checkpoint, bf16=True)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda *args, **kwargs: True)
+    assert build_distiller(teacher_checkpoint, bf16=True).teacher_bf16
