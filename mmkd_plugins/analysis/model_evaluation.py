@@ -80,7 +80,7 @@ def evaluate_model(config: Config, checkpoint: str, label: str, channels_last: b
         model.to(memory_format=torch.channels_last)
     dataloader = Runner.build_dataloader(config.test_dataloader)
     parameters = sum(p.numel() for p in model.parameters())
-    with _float32_head_outputs(model, bf16):
+    with _float32_for_post_processing(model, bf16):
         if ClassifierAdapter.supports(model):
             return _evaluate_classifier(model, dataloader, label, parameters, channels_last,
                                         bf16)
@@ -89,13 +89,21 @@ def evaluate_model(config: Config, checkpoint: str, label: str, channels_last: b
 
 
 @contextmanager
-def _float32_head_outputs(model: torch.nn.Module, enabled: bool) -> Iterator[None]:
+def _float32_for_post_processing(model: torch.nn.Module, enabled: bool) -> Iterator[None]:
     """While active (and ``enabled``), the outputs of every module whose class name ends with
-    ``Head`` (mmpretrain's classification heads, mmdet's dense, RPN and RoI box heads) are
-    cast to float32, so that predictions are decoded (and boxes suppressed) in float32."""
-    handles = [module.register_forward_hook(lambda _, __, outputs: to_float32(outputs))
-               for module in model.modules()
-               if enabled and type(module).__name__.endswith('Head')]
+    ``Head`` (mmpretrain's classification heads, mmdet's dense, RPN and RoI box heads) are cast
+    to float32, so that predictions are decoded (and boxes suppressed) in float32, and so are
+    the inputs of RoI extractors (mmcv's RoIAlign takes float32 features, as the distiller's
+    two-stage teachers give it)."""
+    handles = []
+    for module in model.modules() if enabled else []:
+        name = type(module).__name__
+        if name.endswith('Head'):
+            handles.append(module.register_forward_hook(
+                lambda _, __, outputs: to_float32(outputs)))
+        elif name.endswith('RoIExtractor'):
+            handles.append(module.register_forward_pre_hook(
+                lambda _, inputs: to_float32(inputs)))
     try:
         yield
     finally:

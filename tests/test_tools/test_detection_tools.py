@@ -7,10 +7,14 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.hub import get_config
 
+from mmkd_plugins.analysis import evaluate_model
 from mmkd_plugins.checkpoint import safe_torch_load
 from mmkd_plugins.models.teachers import build_model_from_config
-from ..conftest import DET_DEMO_CONFIGS, cfg_options_args, run_tool, scalars
+from ..conftest import (DET_DEMO_CONFIGS, cfg_options_args, run_tool, save_random_checkpoint,
+                        scalars, shapes_dataset)
+from ..test_models.test_detection import FASTER_RCNN_SMALL, SMALL_PIPELINE
 from .test_analysis_tools import option_rows
 
 TEACHER = str(DET_DEMO_CONFIGS / 'teacher_retinanet_r18_shapes.py')
@@ -77,3 +81,18 @@ def test_retinanet_kd_export_and_coco_evaluation(tmp_path, shapes_root):
     options = option_rows(result.stdout)
     assert list(options) == ['float32', 'channels_last', 'bf16', 'channels_last+bf16']
     assert options['float32'][0] == pytest.approx(float(rows['teacher']['bbox_mAP']), abs=0.005)
+
+
+def test_bf16_evaluation_of_a_two_stage_detector(tmp_path, shapes_root):
+    # RPN proposals are suppressed and RoIs pooled (mmcv ops without bfloat16) in float32.
+    base = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+    small = dict(FASTER_RCNN_SMALL, test_cfg=dict(rcnn=dict(score_thr=0.0)))
+    config = get_config(base)
+    config.merge_from_dict(dict(model=small))
+    config.test_dataloader.dataset = shapes_dataset(shapes_root, 'val', SMALL_PIPELINE)
+    config.test_evaluator.ann_file = osp.join(shapes_root, 'annotations', 'val.json')
+    checkpoint = save_random_checkpoint(base, str(tmp_path / 'frcnn.pth'), dict(model=small))
+    default = evaluate_model(config, checkpoint, 'float32')
+    bf16 = evaluate_model(config, checkpoint, 'bf16', bf16=True)
+    assert set(bf16.metrics) == set(default.metrics) and 'bbox_mAP' in bf16.metrics
+    assert all(0.0 <= value <= 100.0 for value in bf16.metrics.values())
