@@ -7,8 +7,9 @@ depend on them), it times per iteration, after warm-up, interleaving A B C D A B
 * ``student``: the stock student's training step (forward, loss, backward, SGD step);
 * ``teacher``: the teacher's whole forward under ``torch.no_grad()`` (``mode='tensor'``), the
   issue's floor;
-* ``teacher_logits``: what the distiller's teacher computes under ``torch.no_grad()``: the same
-  for classifiers, the class branch only for dense detectors (no box branch);
+* ``teacher_logits``: what the distiller's teacher computes (its ``run_teacher``, under
+  ``torch.no_grad()``): the same for classifiers, the class branch only for dense detectors (no
+  box branch);
 * ``teacher_channels_last``: that computation with the teacher and its input in channels-last
   memory format (the distiller's ``teacher=dict(..., channels_last=True)`` option; the
   distillation variants below use the default format);
@@ -67,8 +68,7 @@ from mmengine.runner import Runner
 import mmkd_plugins  # noqa: F401
 from mmkd_plugins.demo import SHAPE_CLASSES, write_shapes_coco
 from mmkd_plugins.models import Distiller
-from mmkd_plugins.models.teachers import (bf16_autocast, build_model_from_config,
-                                         load_model_config)
+from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from mmkd_plugins.registry import MODELS
 
 warnings.filterwarnings('ignore')
@@ -87,16 +87,13 @@ PAIRS = {
 }
 
 
-# teacher variant -> how it runs (see teacher_forward_of)
-TEACHER_VARIANTS = {
-    'teacher': dict(logits_only=False),
-    'teacher_logits': dict(),
-    'teacher_channels_last': dict(channels_last=True),
-    'teacher_bf16': dict(bf16=True),
-    'teacher_inference_mode': dict(inference_mode=True),
-}
+TEACHER_VARIANTS = ('teacher', 'teacher_logits', 'teacher_channels_last', 'teacher_bf16',
+                    'teacher_inference_mode')
 DISTILLED = ('kd', 'dist', 'blockwise', 'kd_cached', 'kd_bf16')
-VARIANTS = ('student', ) + tuple(TEACHER_VARIANTS) + DISTILLED
+VARIANTS = ('student', ) + TEACHER_VARIANTS + DISTILLED
+# variant -> options of the distiller's teacher (none for the others)
+TEACHER_OPTIONS = dict(teacher_channels_last=dict(channels_last=True),
+                       teacher_bf16=dict(bf16=True), kd_bf16=dict(bf16=True))
 # glibc settings of a CPU memory probe: allocations of 64 KiB and more get their own mapping
 # (a fixed threshold, not glibc's adaptive one) and the heap top is returned at once, so that
 # the resident set follows the live tensors.
@@ -149,11 +146,11 @@ def detection_batch(batch_size: int, image_size: int, folder: str) -> dict:
 
 
 def build_distiller(config_path: str, teacher_checkpoint: str, device: str,
-                    teacher_bf16: bool = False) -> Distiller:
+                    teacher_options: dict) -> Distiller:
     cfg = Config.fromfile(osp.join(REPO_ROOT, config_path))
     model_cfg = cfg.model
     model_cfg.teacher.checkpoint = teacher_checkpoint
-    model_cfg.teacher.bf16 = teacher_bf16
+    model_cfg.teacher.update(teacher_options)
     model_cfg.student.pop('init_cfg', None)
     if 'backbone' in model_cfg.student:
         model_cfg.student.backbone.init_cfg = None
@@ -176,29 +173,23 @@ def step_of(model, batch: dict) -> Callable[[], None]:
     return lambda: model.train_step(batch, optim_wrapper)
 
 
-def teacher_forward_of(distiller: Distiller, batch: dict, logits_only: bool = True,
-                       channels_last: bool = False, bf16: bool = False,
+def teacher_forward_of(distiller: Distiller, batch: dict, whole: bool = False,
                        inference_mode: bool = False) -> Callable[[], None]:
-    """The teacher's whole forward, or (``logits_only``) what the distiller computes of it,
-    optionally in channels-last memory format, under bf16 autocast, or under
-    ``torch.inference_mode()`` (then copying the logits, as the losses would need)."""
-    inputs = distiller.data_preprocessor(batch, training=True)['inputs']
-    if channels_last:
-        distiller.teacher.to(memory_format=torch.channels_last)
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-    grad_mode = torch.inference_mode if inference_mode else torch.no_grad
+    """The teacher's whole forward (``whole``), or what the distiller asks of it: its own
+    ``run_teacher``, with the teacher options it was built with; under
+    ``torch.inference_mode()`` when asked, then copying the logits, as the losses would need."""
+    data = distiller.data_preprocessor(batch, training=True)
 
     def forward() -> None:
-        with grad_mode(), bf16_autocast(inputs.device.type, bf16):
-            teacher_inputs = distiller.teacher_renormalizer(inputs)
-            if logits_only:
-                outputs = distiller.adapter.teacher_logits(distiller.teacher, teacher_inputs,
-                                                           distiller.student_recorder)
-            else:
-                outputs = distiller.teacher(teacher_inputs, mode='tensor')
+        if whole:
+            with torch.no_grad():
+                distiller.teacher(distiller.teacher_inputs(data['inputs']), mode='tensor')
+            return
+        with torch.inference_mode(inference_mode):
+            logits = distiller.run_teacher(data['inputs'], data['data_samples'])['logits']
         if inference_mode:  # the losses need normal tensors: copy the inference tensors
-            for output in outputs if isinstance(outputs, list) else [outputs]:
-                output.clone()
+            for level in logits if isinstance(logits, list) else [logits]:
+                level.clone()
 
     return forward
 
@@ -215,11 +206,14 @@ def build_variants(name: str, variants: List[str], args: argparse.Namespace,
                  detection_batch(args.det_batch_size, args.det_image_size, folder))
         for variant in variants:
             method = variant.split('_')[0] if variant in DISTILLED else 'kd'
-            model = build_distiller(pair[method], checkpoint, device, variant == 'kd_bf16')
+            model = build_distiller(pair[method], checkpoint, device,
+                                    TEACHER_OPTIONS.get(variant, {}))
             if variant == 'student':  # the stock student model, trained on its own
                 runs[variant] = step_of(model.student, batch)
             elif variant in TEACHER_VARIANTS:
-                runs[variant] = teacher_forward_of(model, batch, **TEACHER_VARIANTS[variant])
+                runs[variant] = teacher_forward_of(
+                    model, batch, whole=variant == 'teacher',
+                    inference_mode=variant == 'teacher_inference_mode')
             else:
                 if variant == 'kd_cached':  # as in a second epoch: every sample cached
                     model.enable_teacher_cache()

@@ -15,6 +15,7 @@ from mmkd_plugins.models.task_adapters import flatten_levels
 from mmkd_plugins.models.task_adapters.dense_head_adapter import class_branch_scores
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from ..conftest import DET_DEMO_CONFIGS, save_random_checkpoint, shapes_dataset
+from .test_distiller import assert_bf16_close
 
 RETINANET = str(DET_DEMO_CONFIGS / '_base_' / 'retinanet_r18_shapes.py')
 SMALL_PIPELINE = [
@@ -152,7 +153,6 @@ def test_faster_rcnn_teacher_scores_the_students_sampled_proposals(tmp_path, sha
 
 
 def test_bf16_teachers_give_float32_scores_near_the_float32_ones(tmp_path, shapes_root):
-    from .test_distiller import assert_bf16_close
     base = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
     options = dict(model=FASTER_RCNN_SMALL)
     checkpoints = {RETINANET: save_random_checkpoint(RETINANET, str(tmp_path / 'r.pth')),

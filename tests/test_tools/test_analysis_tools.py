@@ -13,6 +13,7 @@ from mmkd_plugins.analysis import (evaluate_model, read_epoch_curves, sigmoid_ag
                                    softmax_agreement)
 from ..conftest import (STUDENT_CONFIG, TEACHER_CONFIG, cfg_options_args, data_options,
                         run_tool, save_random_checkpoint)
+from ..test_models.test_distiller import assert_bf16_close
 
 
 def test_softmax_agreement_matches_a_per_sample_loop():
@@ -117,9 +118,7 @@ def test_bf16_evaluation_and_teacher_option_check(digits_root, trained_teacher):
     config.merge_from_dict(options)
     default = evaluate_model(config, trained_teacher, 'float32')
     bf16 = evaluate_model(config, trained_teacher, 'bf16', bf16=True)
-    assert bf16.logits.dtype == torch.float32 and not torch.equal(bf16.logits, default.logits)
-    torch.testing.assert_close(bf16.logits, default.logits, rtol=0.05,
-                               atol=0.02 * default.logits.abs().max().item())
+    assert_bf16_close(bf16.logits, default.logits)
 
     result = run_tool(osp.join('analysis', 'check_teacher_options.py'), TEACHER_CONFIG,
                       trained_teacher, '--tolerance', '0', *cfg_options_args(options))
