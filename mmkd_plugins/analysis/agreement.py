@@ -5,6 +5,15 @@ import torch
 
 from ..models.losses import binary_kd_loss, kd_loss, pearson_rows
 
+# The plain Pearson correlation (in float64), not DIST's loss convention whose eps of 1e-8
+# makes two identical, nearly uniform rows correlate below 1.
+PLAIN_PEARSON_EPS = 1e-30
+
+
+def plain_pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise Pearson correlation of (N, D) rows, computed in float64; shape (N,)."""
+    return pearson_rows(a.double(), b.double(), eps=PLAIN_PEARSON_EPS)
+
 
 def softmax_agreement(teacher_logits: torch.Tensor,
                       student_logits: torch.Tensor) -> Dict[str, float]:
@@ -24,7 +33,7 @@ def softmax_agreement(teacher_logits: torch.Tensor,
     return dict(
         top1_agreement=(p_teacher.argmax(dim=1) == p_student.argmax(dim=1)).float().mean().item(),
         mean_kl=kd_loss(student_logits, teacher_logits, tau=1.0).item(),
-        mean_pearson=pearson_rows(p_student, p_teacher).mean().item())
+        mean_pearson=plain_pearson(p_student, p_teacher).mean().item())
 
 
 def sigmoid_agreement(teacher_logits: torch.Tensor, student_logits: torch.Tensor,
@@ -49,4 +58,4 @@ def sigmoid_agreement(teacher_logits: torch.Tensor, student_logits: torch.Tensor
     return dict(
         top1_agreement=same_top.float().mean().item() if rows.any() else float('nan'),
         mean_kl=binary_kd_loss(student_logits, teacher_logits, tau=1.0).item(),
-        mean_pearson=pearson_rows(p_student, p_teacher).mean().item())
+        mean_pearson=plain_pearson(p_student, p_teacher).mean().item())

@@ -29,11 +29,11 @@ def test_reversal_layer_gradient_is_minus_lambda_times_the_incoming_one():
     torch.testing.assert_close(x.grad, -0.3 * incoming)
 
 
-def test_lambda_follows_the_cosine_curriculum(epoch):
+def test_lambda_follows_the_cosine_curriculum_with_epochs_counted_from_one(epoch):
     temperature = CurriculumTemperature(lambda_max=1.0, warmup_epochs=10)
-    for e in (0, 3, 5, 9, 10, 40):
+    for e in (0, 3, 5, 8, 9, 40):  # mmengine's 0-based epoch; the authors' epoch is e + 1
         epoch(e)
-        expected = 1.0 if e >= 10 else (1 - math.cos(math.pi * e / 10)) / 2
+        expected = 1.0 if e + 1 >= 10 else (1 - math.cos(math.pi * (e + 1) / 10)) / 2
         assert temperature.current_lambda() == pytest.approx(expected)
     assert curriculum_lambda(5, 2.0, 10) == pytest.approx(1.0)
 
@@ -53,7 +53,7 @@ def test_temperature_starts_at_init_and_stays_in_range(mode):
 
 
 def test_the_temperature_ascends_the_kd_loss_the_student_descends(epoch):
-    epoch(5)  # λ = 0.5
+    epoch(4)  # the authors' epoch 5 of 10: λ = 0.5
     loss = KDLoss(tau=dict(type='CurriculumTemperature', init_tau=3.0, warmup_epochs=10))
     student = torch.randn(8, 5, requires_grad=True)
     teacher = torch.randn(8, 5)

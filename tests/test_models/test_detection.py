@@ -15,7 +15,7 @@ from mmkd_plugins.models.task_adapters import flatten_levels
 from mmkd_plugins.models.task_adapters.dense_head_adapter import class_branch_scores
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from ..conftest import DET_DEMO_CONFIGS, save_random_checkpoint, shapes_dataset
-from .test_distiller import assert_bf16_close
+from .test_distiller import assert_bf16_close, identical_inputs_dist_residual
 
 RETINANET = str(DET_DEMO_CONFIGS / '_base_' / 'retinanet_r18_shapes.py')
 SMALL_PIPELINE = [
@@ -109,8 +109,8 @@ def test_teacher_confidence_weights_rows():
 def test_retinanet_trains_with_dense_distillation_and_same_weights_give_zero(
         tmp_path, shapes_root):
     checkpoint = save_random_checkpoint(RETINANET, str(tmp_path / 'retina.pth'))
-    # Spread the freshly initialised class scores: Pearson is undefined (eps-clamped) for
-    # columns that are constant to ~1e-4, as the scores of an untrained head nearly are.
+    # Spread the freshly initialised class scores, so that DIST's eps residual of identical
+    # inputs (eps / (‖ỹ‖² + eps) per row and column) is far below the tolerance.
     state = torch.load(checkpoint)
     state['state_dict']['bbox_head.retina_cls.weight'] *= 100
     torch.save(state, checkpoint)
@@ -122,8 +122,14 @@ def test_retinanet_trains_with_dense_distillation_and_same_weights_give_zero(
     model.eval()
     data = model.data_preprocessor(batch_of(shapes_root), training=True)
     same = model(**data, mode='loss')
+    teacher_levels = model.run_teacher(data['inputs'], data['data_samples'])['logits']
+    for student_level, teacher_level in zip(flatten_levels(
+            model.student_recorder.outputs['bbox_head'][0]), teacher_levels):
+        torch.testing.assert_close(student_level, teacher_level)
     assert same['distill.loss_kd'].item() == pytest.approx(0.0, abs=1e-5)
-    assert same['distill.loss_dist'].item() == pytest.approx(0.0, abs=1e-5)
+    assert same['distill.loss_dist'].item() == pytest.approx(sum(
+        identical_inputs_dist_residual(level, 'sigmoid') for level in teacher_levels),
+        rel=2e-2)  # float32 sums over a level's positions
     assert {'student.loss_cls', 'student.loss_bbox'} <= set(same)
 
     fresh = distiller_for(detector_cfg(RETINANET), RETINANET, checkpoint, losses)

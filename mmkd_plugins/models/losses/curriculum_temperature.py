@@ -12,6 +12,7 @@ from mmkd_plugins.registry import MODELS, SCOPE
 
 TAU_MIN = 1.0
 TAU_RANGE = 20.0  # tau = 1 + 20 * sigmoid(theta) stays in (1, 21)
+AUTHORS_INIT_TAU = TAU_MIN + TAU_RANGE / (1 + math.exp(-1.0))  # θ = 1 at the start: ≈ 15.62
 MODES = ('global', 'instance')
 
 
@@ -35,7 +36,8 @@ def reverse_gradient(tensor: torch.Tensor, strength: float) -> torch.Tensor:
 
 
 def curriculum_lambda(epoch: int, lambda_max: float, warmup_epochs: int) -> float:
-    """λ = λ_max · (1 - cos(π · epoch / E)) / 2 for epoch < E, then λ_max (epoch 0-based)."""
+    """λ = λ_max · (1 - cos(π · e / E)) / 2 for e < E, then λ_max, with the epoch e counted
+    from 1 as in the authors' training loop (so λ > 0 in the first epoch)."""
     if epoch >= warmup_epochs:
         return lambda_max
     return lambda_max * (1 - math.cos(math.pi * epoch / warmup_epochs)) / 2
@@ -60,13 +62,17 @@ class CurriculumTemperature(nn.Module):
 
     Args:
         mode: ``'global'`` or ``'instance'``. Defaults to ``'global'``.
-        init_tau: The temperature at the start. Defaults to 4.0.
+        init_tau: The temperature at the start. The authors' global temperature starts at
+            θ = 1, i.e. :data:`AUTHORS_INIT_TAU` ≈ 15.62. Defaults to 4.0 (a usual fixed KD
+            temperature: the curriculum then starts where plain KD would be).
         num_classes: Logit width C; required for ``'instance'``.
         hidden_channels: Width of the instance-wise MLP. Defaults to 256.
         lambda_max: λ after the warm-up. Defaults to 1.0.
         warmup_epochs: Epochs of the cosine curriculum (10 on CIFAR, 5 on ImageNet in the
-            authors' code), counted by the runner's epoch: an iteration-based loop stays at
-            epoch 0 (λ = 0), so use it with epoch-based training. Defaults to 10.
+            authors' code), counted from 1 (mmengine's 0-based epoch + 1, read from the
+            runner's message hub). Epochs exist only in an epoch-based loop:
+            :class:`~mmkd_plugins.engine.EpochScheduleCheckHook` refuses the curriculum in an
+            iteration-based one. Defaults to 10.
     """
 
     def __init__(self, mode: str = 'global', init_tau: float = 4.0,
@@ -92,10 +98,15 @@ class CurriculumTemperature(nn.Module):
         self.last_tau = torch.tensor(init_tau)
         self.last_lambda = 0.0
 
+    @property
+    def epoch_schedule(self) -> Optional[str]:
+        """What of this module counts epochs (``'warmup_epochs'``), or None."""
+        return 'warmup_epochs' if self.warmup_epochs else None
+
     def current_lambda(self) -> float:
-        """λ of the runner's current epoch (epoch 0 outside a runner)."""
+        """λ of the runner's current epoch (the first epoch outside a runner)."""
         epoch = MessageHub.get_current_instance().get_info('epoch', 0)
-        return curriculum_lambda(epoch, self.lambda_max, self.warmup_epochs)
+        return curriculum_lambda(epoch + 1, self.lambda_max, self.warmup_epochs)
 
     def forward(self, student_logits: torch.Tensor,
                 teacher_logits: torch.Tensor) -> torch.Tensor:

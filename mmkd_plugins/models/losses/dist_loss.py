@@ -7,20 +7,23 @@ from torch import nn
 from mmkd_plugins.registry import MODELS
 from .cross_process import gather_rows, scale_gradient_by_world_size
 from .curriculum_temperature import build_temperature
-from .probabilities import (as_target, check_softening, probabilities,
+from .probabilities import (as_target, at_least_float32, check_softening, probabilities,
                             row_weights_by_confidence, weighted_mean)
 
 
 def pearson_rows(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Row-wise Pearson correlation, the cosine similarity of the centred rows.
 
-    ``pearson(u, v) = <u - mean(u), v - mean(v)> / max(‖u - mean(u)‖ · ‖v - mean(v)‖, eps)``.
-    The eps keeps value and gradient finite when a row is constant.
+    ``pearson(u, v) = <u - mean(u), v - mean(v)> / (‖u - mean(u)‖ · ‖v - mean(v)‖ + eps)``:
+    the authors' convention (DIST's classification code and their MasKD detection code, also
+    MMRazor's), eps added to the denominator. It keeps value and gradient finite when a row is
+    constant, and it matters where the norms are small: the columns of a batch of 8 over 1000
+    classes have norms of about 1e-4 each, so their product is of the order of eps.
 
     Args:
         a: Shape (N, D).
         b: Shape (N, D).
-        eps: Lower bound of the denominator.
+        eps: Added to the product of the norms. Defaults to 1e-8, the authors' value.
 
     Returns:
         Shape (N,), values in [-1, 1].
@@ -29,7 +32,7 @@ def pearson_rows(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.T
     b_centred = b - b.mean(dim=1, keepdim=True)
     covariance = (a_centred * b_centred).sum(dim=1)
     norms = a_centred.norm(dim=1) * b_centred.norm(dim=1)
-    return covariance / norms.clamp_min(eps)
+    return covariance / (norms + eps)
 
 
 def pearson_distance(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -47,7 +50,7 @@ def dist_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: 
     for detectors' sigmoid scores), ``L_inter`` is the mean over the N rows (samples, or
     positions of a dense head) of ``1 - pearson(Y_s[i, :], Y_t[i, :])`` and ``L_intra`` the mean
     over the C columns of ``1 - pearson(Y_s[:, j], Y_t[:, j])`` (each class across the rows).
-    Computed in fp32.
+    Computed in fp32 (float64 inputs stay float64).
 
     Args:
         student_logits: Student logits, shape (N, C).
@@ -62,8 +65,8 @@ def dist_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: 
     Returns:
         Scalar tensor.
     """
-    y_student = probabilities(student_logits.float() / tau, activation)
-    y_teacher = probabilities(as_target(teacher_logits, detach_target).float() / tau,
+    y_student = probabilities(at_least_float32(student_logits) / tau, activation)
+    y_teacher = probabilities(at_least_float32(as_target(teacher_logits, detach_target)) / tau,
                               activation)
     inter = weighted_mean(1 - pearson_rows(y_student, y_teacher), row_weights)
     intra = pearson_distance(y_student.t(), y_teacher.t())
@@ -117,15 +120,25 @@ class DISTLoss(nn.Module):
 
     def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                 detach_target: bool = True) -> torch.Tensor:
-        """Args: student_logits (N, C); teacher_logits (N, C), the target; detach_target: no
-        gradient to the target. Returns: scalar tensor."""
+        """DIST between two sets of rows.
+
+        Args:
+            student_logits: Shape (N, C) (C = A·K for a dense head's row of A anchors).
+            teacher_logits: Shape (N, C); the target.
+            detach_target: No gradient to the target. Defaults to True.
+
+        Returns:
+            Scalar tensor.
+
+        Raises:
+            ValueError: ``anchors_per_position`` does not divide C.
+        """
         if self.anchors_per_position > 1:
-            classes = student_logits.shape[1] // self.anchors_per_position
-            student_logits = student_logits.reshape(-1, classes)
-            teacher_logits = teacher_logits.reshape(-1, classes)
+            student_logits = self._rows_per_anchor(student_logits)
+            teacher_logits = self._rows_per_anchor(teacher_logits)
         if self.sync_batch:
-            student_logits = gather_rows(student_logits.float())
-            teacher_logits = gather_rows(teacher_logits.float())
+            student_logits = gather_rows(at_least_float32(student_logits))
+            teacher_logits = gather_rows(at_least_float32(teacher_logits))
         tau = (self.tau if self.temperature is None else
                self.temperature(student_logits, teacher_logits))
         row_weights = None
@@ -136,3 +149,12 @@ class DISTLoss(nn.Module):
         if self.sync_batch:
             loss = scale_gradient_by_world_size(loss)
         return self.loss_weight * loss
+
+    def _rows_per_anchor(self, logits: torch.Tensor) -> torch.Tensor:
+        """(N, A·K) -> (N·A, K), anchor major as mmdet lays the channels out."""
+        channels = logits.shape[1]
+        if channels % self.anchors_per_position:
+            raise ValueError(f'DISTLoss(anchors_per_position={self.anchors_per_position}): '
+                             f'the rows have {channels} channels, not a multiple of '
+                             f'{self.anchors_per_position} anchors')
+        return logits.reshape(-1, channels // self.anchors_per_position)

@@ -7,8 +7,8 @@ from torch import nn
 
 from mmkd_plugins.registry import MODELS
 from .curriculum_temperature import build_temperature
-from .probabilities import (as_target, check_softening, row_weights_by_confidence,
-                            squared_per_row, weighted_mean)
+from .probabilities import (as_target, at_least_float32, check_softening,
+                            row_weights_by_confidence, squared_per_row, weighted_mean)
 
 
 Temperature = Union[float, torch.Tensor]
@@ -21,7 +21,7 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: Tem
 
     ``tau² · (1/N) · Σ_i KL(softmax(z_t,i / tau) ‖ softmax(z_s,i / tau))``: the KL of each row is
     summed over its C classes, then averaged over the N rows (not over N·C elements).
-    Computed in fp32.
+    Computed in fp32 (float64 inputs stay float64).
 
     Args:
         student_logits: Student logits, shape (N, C).
@@ -33,8 +33,9 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: Tem
     Returns:
         Scalar tensor.
     """
-    log_q_student = F.log_softmax(student_logits.float() / tau, dim=1)
-    log_p_teacher = F.log_softmax(as_target(teacher_logits, detach_target).float() / tau, dim=1)
+    log_q_student = F.log_softmax(at_least_float32(student_logits) / tau, dim=1)
+    log_p_teacher = F.log_softmax(
+        at_least_float32(as_target(teacher_logits, detach_target)) / tau, dim=1)
     kl_per_row = F.kl_div(
         log_q_student, log_p_teacher, reduction='none', log_target=True).sum(dim=1)
     return weighted_mean(kl_per_row * squared_per_row(tau), row_weights)
@@ -48,7 +49,8 @@ def binary_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
     Each of the C scores is a Bernoulli variable: with ``p = sigmoid(z_t / tau)`` and
     ``q = sigmoid(z_s / tau)``, ``KL = p log(p/q) + (1-p) log((1-p)/(1-q))``, summed over the C
-    classes and averaged over the N rows (positions). Computed in fp32.
+    classes and averaged over the N rows (positions). Computed in fp32 (float64 inputs stay
+    float64).
 
     Args:
         student_logits: Student logits, shape (N, C).
@@ -60,8 +62,8 @@ def binary_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     Returns:
         Scalar tensor.
     """
-    z_student = student_logits.float() / tau
-    z_teacher = as_target(teacher_logits, detach_target).float() / tau
+    z_student = at_least_float32(student_logits) / tau
+    z_teacher = at_least_float32(as_target(teacher_logits, detach_target)) / tau
     # p log(p/q) + (1-p) log((1-p)/(1-q)) with p = σ(z_t), q = σ(z_s), written with
     # log σ(z) = z - softplus(z) and log(1 - σ(z)) = -softplus(z): one softplus per side.
     kl = (F.softplus(z_student) - F.softplus(z_teacher)

@@ -40,7 +40,8 @@ def probabilities(logits: torch.Tensor, activation: str) -> torch.Tensor:
 def row_weights_by_confidence(teacher_logits: torch.Tensor, tau: float,
                               activation: str) -> torch.Tensor:
     """The teacher's highest probability in each row, shape (N,), detached."""
-    return probabilities(teacher_logits.detach().float() / tau, activation).amax(dim=-1)
+    return probabilities(at_least_float32(teacher_logits.detach()) / tau,
+                         activation).amax(dim=-1)
 
 
 def weighted_mean(values: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -53,6 +54,12 @@ def weighted_mean(values: torch.Tensor, weights: Optional[torch.Tensor] = None) 
 def as_target(logits: torch.Tensor, detach: bool) -> torch.Tensor:
     """The target side of a loss: ``logits`` cut from the graph when ``detach``."""
     return logits.detach() if detach else logits
+
+
+def at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in float32 when it is half or bfloat16 (mixed precision), else unchanged
+    (float64 stays float64, so that references can be checked in double precision)."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
 def squared_per_row(tau: Union[float, torch.Tensor]) -> Union[float, torch.Tensor]:
