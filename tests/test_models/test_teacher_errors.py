@@ -4,6 +4,7 @@ One parametrised table covers every build-time case; a NaN loss during training 
 ``tests/test_tools/test_reliability.py``.
 """
 import shutil
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -163,13 +164,23 @@ def test_url_teacher_is_read_from_torch_hub_cache_offline(tmp_path, monkeypatch,
     assert torch.equal(model.teacher.state_dict()['head.fc.weight'], loaded['head.fc.weight'])
 
 
-def test_bf16_teacher_is_refused_on_a_gpu_without_bfloat16(monkeypatch, teacher_checkpoint):
-    # A simulated pre-Ampere GPU: CUDA present, bfloat16 not supported.
+def simulate_gpu(monkeypatch, name: str, major: int) -> None:
+    """A CUDA device of compute capability ``major`` that can emulate bfloat16 (as a V100
+    can); torch's own ``is_bf16_supported`` then runs on it unchanged."""
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda *args, **kwargs: False)
-    monkeypatch.setattr(torch.cuda, 'get_device_name', lambda *args: 'Tesla V100')
+    monkeypatch.setattr(torch.cuda, 'current_device', lambda: 0)
+    monkeypatch.setattr(torch.cuda, 'get_device_properties',
+                        lambda *args: SimpleNamespace(major=major, name=name))
+    monkeypatch.setattr(torch.cuda, '_check_bf16_tensor_supported', lambda *args: True)
+    monkeypatch.setattr(torch.cuda, 'get_device_name', lambda *args: name)
+
+
+def test_bf16_teacher_is_refused_on_a_gpu_that_only_emulates_bfloat16(monkeypatch,
+                                                                      teacher_checkpoint):
+    simulate_gpu(monkeypatch, 'Tesla V100', major=7)
+    assert torch.cuda.is_bf16_supported()  # emulation counts by default
     with pytest.raises(ValueError, match=r'model\.teacher\.bf16: Tesla V100 has no bfloat16 '
                        r'support; leave the teacher in float32 \(bf16=False\)'):
         build_distiller(teacher_checkpoint, bf16=True)
-    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda *args, **kwargs: True)
+    simulate_gpu(monkeypatch, 'A100', major=8)
     assert build_distiller(teacher_checkpoint, bf16=True).teacher_bf16

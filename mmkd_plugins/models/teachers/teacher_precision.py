@@ -1,13 +1,21 @@
 """A teacher forward in bfloat16 (autocast) whose outputs the losses get in float32."""
-from typing import Any
+import contextlib
+from typing import Any, ContextManager
 
 import torch
 
 
-def bf16_autocast(device_type: str, enabled: bool = True) -> torch.autocast:
+def bf16_autocast(device_type: str, enabled: bool = True) -> ContextManager:
     """Autocast to bfloat16 on ``device_type`` (``'cpu'`` or ``'cuda'``): convolutions and
-    matrix products run in bf16, the weights stay in float32. A no-op when not ``enabled``."""
-    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled)
+    matrix products run in bf16, the weights stay in float32.
+
+    When not ``enabled`` it changes nothing: an enclosing autocast (mixed-precision training,
+    ``--amp``) stays in force, so the teacher runs in the student's precision. (An autocast
+    with ``enabled=False`` would switch an enclosing one off.)
+    """
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=torch.bfloat16)
 
 
 def to_float32(outputs: Any) -> Any:
@@ -23,7 +31,10 @@ def to_float32(outputs: Any) -> Any:
 
 
 def check_bf16_supported(field: str) -> None:
-    """Refuse a bf16 teacher on a GPU without bfloat16 (before Ampere), at build time.
+    """Refuse a bf16 teacher on a GPU without native bfloat16 (before Ampere), at build time.
+
+    Such GPUs can emulate bfloat16 (and ``torch.cuda.is_bf16_supported()`` counts that by
+    default), but emulated bf16 is slower than float32: only native support is accepted.
 
     Args:
         field: The option's place in the config, for the message.
@@ -31,6 +42,8 @@ def check_bf16_supported(field: str) -> None:
     Raises:
         ValueError: a CUDA device is present and does not support bfloat16.
     """
-    if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+    if not torch.cuda.is_available():
+        return
+    if not torch.cuda.is_bf16_supported(including_emulation=False):
         raise ValueError(f'{field}: {torch.cuda.get_device_name()} has no bfloat16 support; '
                          'leave the teacher in float32 (bf16=False)')
