@@ -16,8 +16,10 @@ model = dict(
     distill_losses=dict(loss_dist=dict(
         type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0, loss_weight=1.0, activation='sigmoid')))
 
-custom_hooks = [
-    dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + student_config.py
-    dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),  # stop at the first NaN/inf loss
-    dict(type='mmkd_plugins.RandomStateHook'),  # exact resume
-]
+# Our hooks join default_hooks, a dict merged with the inherited one; a custom_hooks list
+# would replace the stock config's own (EMAHook, PipelineSwitchHook, ...).
+default_hooks = dict(
+    export_student=dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + config
+    stop_on_non_finite_loss=dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),
+    random_state=dict(type='mmkd_plugins.RandomStateHook'),  # exact resume
+    epoch_schedule_check=dict(type='mmkd_plugins.EpochScheduleCheckHook'))

@@ -55,6 +55,9 @@ def test_final_student_loads_strictly_into_the_stock_config_and_tests(kd_run, di
     stock.load_state_dict(torch.load(student_path)['state_dict'], strict=True)
     exported_config = Config.fromfile(student_config)
     assert 'custom_imports' not in exported_config and 'custom_hooks' not in exported_config
+    assert not any(str(hook['type']).startswith('mmkd_plugins.')
+                   for hook in exported_config.default_hooks.values())
+    assert exported_config.default_hooks.checkpoint.type == 'CheckpointHook'  # stock ones stay
     metrics_file = osp.join(work_dir, 'metrics.json')
     run_tool('test.py', student_config, student_path, '--work-dir', work_dir, '--out',
              metrics_file, *cfg_options_args(data_options(digits_root)))

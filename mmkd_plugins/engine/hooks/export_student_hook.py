@@ -51,11 +51,17 @@ class ExportStudentHook(Hook):
         runner.logger.info(f'student-only checkpoint written to {out_path}')
 
 
+def _is_own_hook(hook: dict) -> bool:
+    return str(hook.get('type', '')).startswith('mmkd_plugins.')
+
+
 def _drop_own_hooks_and_import(config) -> None:
-    """Remove our hooks and ``mmkd_plugins`` from ``custom_imports``: the stock tools need
-    neither; the user's other hooks and imports stay."""
-    hooks = [hook for hook in config.get('custom_hooks', [])
-             if not str(hook.get('type', '')).startswith('mmkd_plugins.')]
+    """Remove our hooks (from ``default_hooks`` and ``custom_hooks``) and ``mmkd_plugins`` from
+    ``custom_imports``: the stock tools need neither; the user's other hooks and imports stay."""
+    if config.get('default_hooks'):
+        config.default_hooks = {name: hook for name, hook in config.default_hooks.items()
+                                if hook is None or not _is_own_hook(hook)}
+    hooks = [hook for hook in config.get('custom_hooks', []) if not _is_own_hook(hook)]
     if hooks:
         config.custom_hooks = hooks
     else:

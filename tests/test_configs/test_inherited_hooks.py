@@ -1,0 +1,83 @@
+"""A distillation config written as the README says keeps every hook of the stock config it
+inherits, and refuses epoch-counted schedules in an iteration-based loop before any step."""
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from ..conftest import KD_CONFIG, data_options, save_random_checkpoint
+
+OUR_HOOKS = ('ExportStudentHook', 'StopOnNonFiniteLossHook', 'RandomStateHook',
+             'EpochScheduleCheckHook')
+
+
+def readme_hooks_block() -> str:
+    """The hooks block of the README's distillation config, as a user copies it."""
+    readme = (Path(__file__).resolve().parents[2] / 'README.md').read_text()
+    start = readme.index('default_hooks = dict(\n    export_student=')
+    end = readme.index('\n```', start)
+    return readme[start:end] + '\n'
+
+
+def test_a_distilled_rtmdet_keeps_its_ema_and_pipeline_switch_hooks(tmp_path):
+    teacher = save_random_checkpoint('mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py',
+                                     str(tmp_path / 'rtmdet_s.pth'))
+    config = tmp_path / 'kd_rtmdet.py'
+    config.write_text(
+        "_base_ = 'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py'\n"
+        "custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)\n"
+        "model = dict(_delete_=True, type='mmkd_plugins.Distiller', student={{_base_.model}},\n"
+        "             teacher=dict(config='mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py',\n"
+        f"                          checkpoint={teacher!r}),\n"
+        "             distill_losses=dict(loss_kd=dict(type='KDLoss', tau=1.0,\n"
+        "                                              activation='sigmoid')))\n"
+        + readme_hooks_block())
+    cfg = Config.fromfile(str(config))
+    cfg.model.student.backbone.init_cfg = None  # no ImageNet download in the test
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = Runner.from_cfg(cfg)
+    hooks = [type(hook).__name__ for hook in runner.hooks]
+    for stock in ('EMAHook', 'PipelineSwitchHook', 'CheckpointHook', 'LoggerHook'):
+        assert stock in hooks, hooks
+    for ours in OUR_HOOKS:
+        assert ours in hooks, hooks
+
+
+def iteration_based(config: str, digits_root: str, tmp_path) -> Config:
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(data_options(digits_root))
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2, val_interval=10)
+    cfg.param_scheduler = []
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
+    cfg.work_dir = str(tmp_path)
+    return cfg
+
+
+@pytest.mark.parametrize('losses,field', [
+    (dict(loss_dkd=dict(type='DKDLoss', warmup_epochs=20)),
+     r'model.distill_losses.loss_dkd \(DKDLoss.warmup_epochs\)'),
+    (dict(loss_kd=dict(type='KDLoss', tau=dict(type='CurriculumTemperature'))),
+     r'model.distill_losses.loss_kd.temperature \(CurriculumTemperature.warmup_epochs\)'),
+])
+def test_epoch_counted_schedules_are_refused_in_an_iteration_based_loop(
+        losses, field, digits_root, teacher_checkpoint, tmp_path):
+    cfg = iteration_based(KD_CONFIG, digits_root, tmp_path)
+    cfg.model.teacher.checkpoint = teacher_checkpoint
+    cfg.model.distill_losses = losses
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=field + '.*IterBasedTrainLoop'):
+        runner.train()
+    assert runner.iter == 0  # refused before the first step
+    assert not list(tmp_path.glob('*.pth'))
+
+
+def test_an_iteration_based_loop_without_epoch_schedules_trains(digits_root,
+                                                               teacher_checkpoint, tmp_path):
+    cfg = iteration_based(KD_CONFIG, digits_root, tmp_path)
+    cfg.model.teacher.checkpoint = teacher_checkpoint
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 2
+
