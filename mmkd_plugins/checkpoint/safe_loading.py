@@ -1,24 +1,30 @@
-"""Checkpoint loading with ``torch.load(weights_only=True)`` and an exact allow-list.
+"""Checkpoint loading with ``torch.load(weights_only=True)`` and an exact allow-list, for every
+scheme mmengine knows.
 
 mmengine 0.10.7 calls ``torch.load`` without ``weights_only``: on torch >= 2.6 (which defaults to
 ``weights_only=True``) its own checkpoints then fail to load (``Unsupported global:
-mmengine.logging.history_buffer.HistoryBuffer``), and its URL loader goes through
-``torch.hub.load_state_dict_from_url``, which unpickles anything. This module registers two
-loaders in mmengine's ``CheckpointLoader`` (local paths and http(s) URLs) that always unpickle
-with ``weights_only=True`` and allow only the plain-data classes that mmengine checkpoints hold.
-A file whose pickle would call anything else is refused with :class:`UnsafeCheckpointError`.
+mmengine.logging.history_buffer.HistoryBuffer``); its http(s), ``torchvision://``,
+``open-mmlab://`` and ``mmcls://`` loaders go through ``torch.hub.load_state_dict_from_url``,
+which unpickles anything; ``pavi://`` and ``s3://``/``petrel://`` call a bare ``torch.load``.
+This module registers, for each of those schemes, a loader in mmengine's ``CheckpointLoader``
+that reads the same file and always unpickles with ``weights_only=True``, allowing only the
+plain-data classes that mmengine checkpoints hold. A file whose pickle would call anything else
+is refused with :class:`UnsafeCheckpointError`.
 """
-import os
+import io
 import os.path as osp
 import pickle
-from typing import Any, Callable, List, Optional
-from urllib.parse import urlparse
+from tempfile import TemporaryDirectory
+from typing import Any, BinaryIO, Callable, List, Optional, Union
 
 import numpy as np
 import torch
-from mmengine.dist import barrier, get_dist_info
+from mmengine.fileio import get_file_backend
 from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from .model_zoo_download import cached_download
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -61,29 +67,33 @@ SAFE_GLOBALS: List[Any] = [
 ]
 
 
-def safe_torch_load(path: str, map_location: Optional[Any] = None) -> Any:
-    """``torch.load(path, weights_only=True)`` allowing exactly :data:`SAFE_GLOBALS`.
+def safe_torch_load(source: Union[str, BinaryIO], map_location: Optional[Any] = None,
+                    name: Optional[str] = None) -> Any:
+    """``torch.load(source, weights_only=True)`` allowing exactly :data:`SAFE_GLOBALS`.
 
     Args:
-        path: Local file.
+        source: Local file, or a binary file object (a checkpoint read from object storage).
         map_location: As in :func:`torch.load`.
+        name: What to call ``source`` in messages. Defaults to its path.
 
     Returns:
         The unpickled object (usually a dict with ``state_dict`` and ``meta``).
 
     Raises:
-        FileNotFoundError: ``path`` is not a file.
+        FileNotFoundError: ``source`` is a path and not a file.
         UnsafeCheckpointError: the pickle references a global outside the allow-list.
     """
-    path = osp.expanduser(path)
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint file not found: {path}')
+    if isinstance(source, str):
+        source = osp.expanduser(source)
+        if not osp.isfile(source):
+            raise FileNotFoundError(f'checkpoint file not found: {source}')
+    name = name or str(source)
     with torch.serialization.safe_globals(SAFE_GLOBALS):
         try:
-            return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(source, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as error:
             raise UnsafeCheckpointError(
-                f'refused to load {path}: its pickle references objects outside the '
+                f'refused to load {name}: its pickle references objects outside the '
                 'allow-list of plain tensor/numpy/mmengine data, so unpickling it could run '
                 f'code. {_unsupported_global(error)}') from error
 
@@ -96,40 +106,83 @@ def _unsupported_global(error: Exception) -> str:
     return str(error).splitlines()[0]
 
 
-def cache_path_of(url: str) -> str:
-    """Where torch hub keeps the download of ``url``: ``$TORCH_HOME/hub/checkpoints/<basename>``."""
-    return osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(urlparse(url).path))
-
-
-def cached_download(url: str) -> str:
-    """Download ``url`` once into torch hub's cache and return the local path.
-
-    The file is ``$TORCH_HOME/hub/checkpoints/<basename of the url>``, the place
-    ``torch.hub.load_state_dict_from_url`` uses, so files already there are reused offline.
-    Under distributed training, rank 0 downloads while the others wait.
-    """
-    local_path = cache_path_of(url)
-    rank, world_size = get_dist_info()
-    if rank == 0 and not osp.isfile(local_path):
-        os.makedirs(osp.dirname(local_path), exist_ok=True)
-        torch.hub.download_url_to_file(url, local_path, progress=False)
-    if world_size > 1:
-        barrier()
-    return local_path
+def _model_url(table: dict, name: str, scheme: str) -> str:
+    """The URL of ``name`` in one of mmengine's model tables, or a clear error."""
+    if name not in table:
+        raise KeyError(f'{scheme}{name}: no such model in mmengine\'s {scheme} table')
+    return table[name]
 
 
 def load_from_local_weights_only(filename: str, map_location: Optional[Any] = None) -> Any:
-    """mmengine checkpoint loader for local paths (replaces mmengine's ``load_from_local``)."""
+    """Local paths (replaces mmengine's ``load_from_local``)."""
     return safe_torch_load(filename, map_location)
 
 
 def load_from_http_weights_only(filename: str, map_location: Optional[Any] = None) -> Any:
-    """mmengine checkpoint loader for http(s) URLs (replaces mmengine's ``load_from_http``)."""
-    return safe_torch_load(cached_download(filename), map_location)
+    """http(s) URLs, downloaded once per node into torch hub's cache and hash-verified
+    (replaces mmengine's ``load_from_http``)."""
+    return safe_torch_load(cached_download(filename), map_location, name=filename)
+
+
+def load_from_torchvision_weights_only(filename: str, map_location: Optional[Any] = None) -> Any:
+    """``torchvision://NAME`` and the deprecated ``modelzoo://NAME`` (torchvision's weights)."""
+    name = filename.split('://', 1)[1]
+    url = _model_url(mmengine_checkpoint.get_torchvision_models(), name, 'torchvision://')
+    return load_from_http_weights_only(url, map_location)
+
+
+def load_from_openmmlab_weights_only(filename: str, map_location: Optional[Any] = None) -> Any:
+    """``open-mmlab://NAME`` / ``openmmlab://NAME``: a URL, or a file under mmengine's home."""
+    name = filename.split('://', 1)[1]
+    name = mmengine_checkpoint.get_deprecated_model_names().get(name, name)
+    url = _model_url(mmengine_checkpoint.get_external_models(), name, 'open-mmlab://')
+    if url.startswith(('http://', 'https://')):
+        return load_from_http_weights_only(url, map_location)
+    return safe_torch_load(osp.join(mmengine_checkpoint._get_mmengine_home(), url), map_location)
+
+
+def load_from_mmcls_weights_only(filename: str, map_location: Optional[Any] = None) -> Any:
+    """``mmcls://NAME``: mmcls model-zoo weights, with mmengine's key conversion."""
+    url = _model_url(mmengine_checkpoint.get_mmcls_models(), filename[len('mmcls://'):],
+                     'mmcls://')
+    checkpoint = load_from_http_weights_only(url, map_location)
+    return mmengine_checkpoint._process_mmcls_checkpoint(checkpoint)
+
+
+def load_from_pavi_weights_only(filename: str, map_location: Optional[Any] = None) -> Any:
+    """``pavi://PATH``: downloaded from pavi's model cloud into a temporary folder."""
+    try:
+        from pavi import modelcloud
+    except ImportError as error:
+        raise ImportError('Please install pavi to load checkpoint from modelcloud.') from error
+    model = modelcloud.get(filename[len('pavi://'):])
+    with TemporaryDirectory() as folder:
+        downloaded = osp.join(folder, model.name)
+        model.download(downloaded)
+        return safe_torch_load(downloaded, map_location, name=filename)
+
+
+def load_from_ceph_weights_only(filename: str, map_location: Optional[Any] = None,
+                                backend: str = 'petrel') -> Any:
+    """``s3://`` and ``petrel://`` paths, read through mmengine's petrel file backend."""
+    file_backend = get_file_backend(filename, backend_args={'backend': backend})
+    with io.BytesIO(file_backend.get(filename)) as buffer:
+        return safe_torch_load(buffer, map_location, name=filename)
+
+
+# Every scheme mmengine 0.10.7 registers, with the prefixes it registers them under.
+WEIGHTS_ONLY_LOADERS = {
+    '': load_from_local_weights_only,
+    ('http://', 'https://'): load_from_http_weights_only,
+    ('modelzoo://', 'torchvision://'): load_from_torchvision_weights_only,
+    ('open-mmlab://', 'openmmlab://'): load_from_openmmlab_weights_only,
+    'mmcls://': load_from_mmcls_weights_only,
+    'pavi://': load_from_pavi_weights_only,
+    (r'(\S+\:)?s3://', r'(\S+\:)?petrel://'): load_from_ceph_weights_only,
+}
 
 
 def register_weights_only_loaders() -> None:
-    """Make mmengine load local and http(s) checkpoints through :func:`safe_torch_load`."""
-    CheckpointLoader.register_scheme('', load_from_local_weights_only, force=True)
-    CheckpointLoader.register_scheme(('http://', 'https://'), load_from_http_weights_only,
-                                     force=True)
+    """Make mmengine load checkpoints of every scheme through :func:`safe_torch_load`."""
+    for prefixes, loader in WEIGHTS_ONLY_LOADERS.items():
+        CheckpointLoader.register_scheme(prefixes, loader, force=True)

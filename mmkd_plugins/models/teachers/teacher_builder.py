@@ -1,5 +1,6 @@
 """Turn "a stock config (or local path) + a checkpoint URL or path" into a frozen teacher."""
 import os.path as osp
+import re
 from typing import Dict, Optional, Union
 
 import torch
@@ -11,7 +12,8 @@ from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
-from mmkd_plugins.checkpoint.safe_loading import cache_path_of
+from mmkd_plugins.checkpoint.model_zoo_download import (CheckpointDownloadError,
+                                                        CheckpointHashError, cache_path_of)
 
 ConfigSource = Union[str, dict, Config]
 
@@ -74,45 +76,65 @@ def _describe_key_mismatch(missing: list, unexpected: list, wrong_shapes: list) 
     return '\n'.join(lines)
 
 
+# torch's message for each mismatched shape, collected during ``load_state_dict``.
+SIZE_MISMATCH = re.compile(r'size mismatch for (\S+): copying a param with shape (.+) from '
+                           r'checkpoint, the shape in current model is (.+)\.')
+
+
 def load_state_dict_strictly(model: nn.Module, state_dict: Dict[str, torch.Tensor],
                              field: str, source: str) -> None:
     """Load ``state_dict`` into ``model``, failing with every mismatched key named.
 
-    Only ``num_batches_tracked`` of BatchNorm may be absent (old checkpoints lack it).
+    Keys and shapes are judged after the model's own load hooks ran (``_load_from_state_dict``
+    overrides and load-state-dict pre-hooks, e.g. mmpretrain's ViTs resizing ``pos_embed`` from
+    a checkpoint trained at another image size, or renaming old keys), as the stock tools load
+    them. Only ``num_batches_tracked`` of BatchNorm may be absent (old checkpoints lack it).
 
     Raises:
         ValueError: keys are missing or unexpected, or shapes differ.
     """
     state_dict = {key[len('module.'):] if key.startswith('module.') else key: value
                   for key, value in state_dict.items()}
-    expected = model.state_dict()
-    missing = [key for key in expected
-               if key not in state_dict and not key.endswith('num_batches_tracked')]
-    unexpected = [key for key in state_dict if key not in expected]
-    wrong_shapes = [f'{key} {tuple(state_dict[key].shape)} vs model {tuple(value.shape)}'
-                    for key, value in expected.items()
-                    if key in state_dict and state_dict[key].shape != value.shape]
+    wrong_shapes = []
+    try:
+        result = model.load_state_dict(state_dict, strict=False)
+        missing, unexpected = result.missing_keys, result.unexpected_keys
+    except RuntimeError as error:  # torch reports shape mismatches even when not strict
+        wrong_shapes = [f'{key} {checkpoint_shape} vs model {model_shape}'
+                        for key, checkpoint_shape, model_shape in
+                        SIZE_MISMATCH.findall(str(error))]
+        if not wrong_shapes:
+            raise
+        missing = unexpected = []
+    missing = [key for key in missing if not key.endswith('num_batches_tracked')]
     if missing or unexpected or wrong_shapes:
         raise ValueError(
             f'{field}: the checkpoint {source} does not match the model built from the config '
             f'(is it a checkpoint of another architecture?)\n'
             + _describe_key_mismatch(missing, unexpected, wrong_shapes))
-    model.load_state_dict(state_dict, strict=False)
 
 
 def load_checkpoint_file(checkpoint: str, field: str) -> dict:
-    """Read a checkpoint (local path or http(s) URL) with weights-only unpickling."""
-    is_url = checkpoint.startswith(('http://', 'https://'))
-    if not is_url and not osp.isfile(osp.expanduser(checkpoint)):
+    """Read a checkpoint (local path, URL or any scheme mmengine knows, such as
+    ``torchvision://``) with weights-only unpickling.
+
+    Raises:
+        FileNotFoundError: a local file that does not exist, or a URL that could not be
+            downloaded (the message says where to put the file for offline use). Other errors
+            (an unsafe or corrupt file, a hash mismatch) keep their own type and message.
+    """
+    is_local = '://' not in checkpoint
+    if is_local and not osp.isfile(osp.expanduser(checkpoint)):
         raise FileNotFoundError(f'{field}: checkpoint file not found: {checkpoint!r}')
     try:
         return CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu', logger='silent')
-    except (OSError, RuntimeError) as error:
-        if is_url:
-            raise FileNotFoundError(
-                f'{field}: cannot download {checkpoint!r} ({error}); to use it offline, put '
-                f'the file at {cache_path_of(checkpoint)}') from error
+    except CheckpointHashError:
         raise
+    except CheckpointDownloadError as error:
+        hint = ''
+        if checkpoint.startswith(('http://', 'https://')):
+            hint = f'; to use it offline, put the file at {cache_path_of(checkpoint)}'
+        raise FileNotFoundError(f'{field}: {error}{hint}') from error
 
 
 def freeze(model: nn.Module) -> nn.Module:

@@ -1,0 +1,140 @@
+"""Every checkpoint scheme mmengine registers loads weights-only with the exact allow-list.
+
+A pickle that would create a file is served through each scheme, from where that scheme reads
+(torch hub's cache for the model-zoo schemes, mmengine's home for a local ``open-mmlab://``
+entry, pavi's model cloud and petrel's object store through stand-in clients of those
+services); it must be refused with ``UnsafeCheckpointError`` without creating the file, while a
+real mmengine checkpoint (with ``HistoryBuffer``) still loads.
+"""
+import json
+import os
+import os.path as osp
+import shutil
+import sys
+from types import ModuleType, SimpleNamespace
+
+import pytest
+import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner import checkpoint as mmengine_checkpoint
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from mmkd_plugins.checkpoint import UnsafeCheckpointError
+from mmkd_plugins.checkpoint.model_zoo_download import cache_path_of
+from .test_safe_loading import RunsCodeWhenUnpickled
+
+
+def mmengine_checkpoint_file(path) -> str:
+    history = HistoryBuffer()
+    history.update(1.5)
+    torch.save({'state_dict': {'backbone.w': torch.ones(2)},
+                'message_hub': {'log_scalars': {'train/loss': history}}}, str(path))
+    return str(path)
+
+
+def evil_checkpoint_file(path, marker) -> str:
+    torch.save({'state_dict': {}, 'payload': RunsCodeWhenUnpickled(str(marker))}, str(path))
+    return str(path)
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    return tmp_path / 'torch_home'
+
+
+def zoo_url(scheme_path: str) -> str:
+    """The URL that mmengine's tables give for a model-zoo scheme path."""
+    scheme, name = scheme_path.split('://', 1)
+    if scheme in ('torchvision', 'modelzoo'):
+        return mmengine_checkpoint.get_torchvision_models()[name]
+    if scheme in ('open-mmlab', 'openmmlab'):
+        return mmengine_checkpoint.get_external_models()[name]
+    return mmengine_checkpoint.get_mmcls_models()[name]
+
+
+MODEL_ZOO_PATHS = ['torchvision://resnet50', 'modelzoo://resnet50',
+                   'open-mmlab://detectron/resnet50_caffe', 'openmmlab://detectron/resnet50_caffe',
+                   'mmcls://vgg11']
+
+
+@pytest.mark.parametrize('scheme_path', MODEL_ZOO_PATHS)
+def test_model_zoo_schemes_refuse_a_pickle_that_runs_code(scheme_path, torch_home, tmp_path):
+    marker = tmp_path / 'pwned'
+    cached = cache_path_of(zoo_url(scheme_path))
+    assert cached.startswith(str(torch_home))
+    os.makedirs(osp.dirname(cached), exist_ok=True)
+    evil_checkpoint_file(cached, marker)
+    with pytest.raises(UnsafeCheckpointError, match='refused to load'):
+        CheckpointLoader.load_checkpoint(scheme_path, map_location='cpu')
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('scheme_path', MODEL_ZOO_PATHS)
+def test_model_zoo_schemes_load_a_real_mmengine_checkpoint(scheme_path, torch_home):
+    cached = cache_path_of(zoo_url(scheme_path))
+    os.makedirs(osp.dirname(cached), exist_ok=True)
+    mmengine_checkpoint_file(cached)
+    loaded = CheckpointLoader.load_checkpoint(scheme_path, map_location='cpu')
+    if scheme_path.startswith('mmcls://'):  # mmengine's mmcls key conversion still applies
+        assert torch.equal(loaded['state_dict']['w'], torch.ones(2))
+    else:
+        assert loaded['message_hub']['log_scalars']['train/loss'].current() == 1.5
+
+
+def test_a_local_open_mmlab_entry_is_read_weights_only(tmp_path, monkeypatch):
+    """``open-mmlab://`` names that mmengine's table maps to a file under its home folder."""
+    home = tmp_path / 'mmengine_home'
+    home.mkdir()
+    monkeypatch.setenv('MMENGINE_HOME', str(home))
+    (home / 'open_mmlab.json').write_text(json.dumps({'mine/good': 'good.pth',
+                                                       'mine/evil': 'evil.pth'}))
+    mmengine_checkpoint_file(home / 'good.pth')
+    evil_checkpoint_file(home / 'evil.pth', tmp_path / 'pwned')
+    loaded = CheckpointLoader.load_checkpoint('open-mmlab://mine/good', map_location='cpu')
+    assert torch.equal(loaded['state_dict']['backbone.w'], torch.ones(2))
+    with pytest.raises(UnsafeCheckpointError):
+        CheckpointLoader.load_checkpoint('open-mmlab://mine/evil', map_location='cpu')
+    assert not (tmp_path / 'pwned').exists()
+
+
+def fake_pavi(monkeypatch, files: dict) -> None:
+    """A stand-in for pavi's model-cloud client serving ``files`` (name -> local file)."""
+    def get(path):
+        return SimpleNamespace(name=osp.basename(path),
+                               download=lambda target: shutil.copy(files[path], target))
+    pavi = ModuleType('pavi')
+    pavi.modelcloud = SimpleNamespace(get=get)
+    monkeypatch.setitem(sys.modules, 'pavi', pavi)
+
+
+def fake_petrel(monkeypatch, files: dict) -> None:
+    """A stand-in for petrel's object-store client serving ``files`` (object name -> local
+    file; mmengine's backend rewrites ``petrel://`` paths before asking the client)."""
+    class Client:
+        def __init__(self, conf_path=None, enable_mc=True):
+            pass
+
+        def Get(self, path):  # noqa: N802 (petrel's name)
+            with open(files[osp.basename(path)], 'rb') as file:
+                return file.read()
+
+    petrel = ModuleType('petrel_client')
+    petrel.client = SimpleNamespace(Client=Client)
+    monkeypatch.setitem(sys.modules, 'petrel_client', petrel)
+
+
+@pytest.mark.parametrize('scheme', ['pavi', 's3', 'petrel'])
+def test_object_store_schemes_load_weights_only(scheme, tmp_path, monkeypatch):
+    good = mmengine_checkpoint_file(tmp_path / 'good.pth')
+    evil = evil_checkpoint_file(tmp_path / 'evil.pth', tmp_path / 'pwned')
+    files = {f'{scheme}://bucket/good.pth': good, f'{scheme}://bucket/evil.pth': evil}
+    if scheme == 'pavi':
+        fake_pavi(monkeypatch, {path[len('pavi://'):]: local for path, local in files.items()})
+    else:
+        fake_petrel(monkeypatch, {osp.basename(path): local for path, local in files.items()})
+    loaded = CheckpointLoader.load_checkpoint(f'{scheme}://bucket/good.pth', map_location='cpu')
+    assert loaded['message_hub']['log_scalars']['train/loss'].current() == 1.5  # HistoryBuffer
+    with pytest.raises(UnsafeCheckpointError, match=f'{scheme}://bucket/evil.pth'):
+        CheckpointLoader.load_checkpoint(f'{scheme}://bucket/evil.pth', map_location='cpu')
+    assert not (tmp_path / 'pwned').exists()
