@@ -8,9 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.hub import get_config
 
 from mmkd_plugins.models import BlockwiseDistiller, Distiller
+from mmkd_plugins.models.teachers import (build_model_from_config, build_teacher,
+                                          load_teacher_weights)
 from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
 from .test_distiller import KD, build_distiller, student_model_cfg
 
@@ -184,3 +187,27 @@ def test_bf16_teacher_is_refused_on_a_gpu_that_only_emulates_bfloat16(monkeypatc
         build_distiller(teacher_checkpoint, bf16=True)
     simulate_gpu(monkeypatch, 'A100', major=8)
     assert build_distiller(teacher_checkpoint, bf16=True).teacher_bf16
+
+
+def tiny_vit(img_size: int, arch: str = 'deit-tiny') -> dict:
+    width = {'deit-tiny': 192, 'deit-small': 384}[arch]
+    return dict(model=dict(
+        type='ImageClassifier',
+        backbone=dict(type='VisionTransformer', arch=arch, img_size=img_size, patch_size=8),
+        neck=None,
+        head=dict(type='VisionTransformerClsHead', num_classes=10, in_channels=width)))
+
+
+def test_a_vit_checkpoint_at_another_image_size_loads_through_the_models_own_hook(tmp_path):
+    """mmpretrain's ViT resizes ``pos_embed`` in a load-state-dict pre-hook: the strict check
+    judges the keys after it, as the stock tools load them."""
+    torch.manual_seed(0)
+    at_64 = build_model_from_config(Config(tiny_vit(64)))
+    path = str(tmp_path / 'vit64.pth')
+    torch.save({'state_dict': at_64.state_dict()}, path)
+    teacher = load_teacher_weights(build_teacher(tiny_vit(32)), path, 'model.teacher')
+    assert teacher.backbone.pos_embed.shape == (1, 1 + 16, 192)  # resized from 1 + 64 tokens
+    assert torch.equal(teacher.backbone.cls_token, at_64.backbone.cls_token)
+    with pytest.raises(ValueError, match=r'(?s)model.teacher.checkpoint: .* keys with another '
+                       r'shape: .*backbone.cls_token \(1, 1, 192\) vs model \(1, 1, 384\)'):
+        load_teacher_weights(build_teacher(tiny_vit(32, 'deit-small')), path, 'model.teacher')

@@ -81,6 +81,15 @@ SIZE_MISMATCH = re.compile(r'size mismatch for (\S+): copying a param with shape
                            r'checkpoint, the shape in current model is (.+)\.')
 
 
+def _as_tuple(shape: str) -> str:
+    """``'torch.Size([1, 2])'`` -> ``'(1, 2)'``, as a shape reads elsewhere in our messages."""
+    dims = re.fullmatch(r'torch\.Size\(\[(.*)\]\)', shape)
+    if dims is None:
+        return shape
+    values = tuple(int(dim) for dim in dims.group(1).split(',') if dim.strip())
+    return str(values)
+
+
 def load_state_dict_strictly(model: nn.Module, state_dict: Dict[str, torch.Tensor],
                              field: str, source: str) -> None:
     """Load ``state_dict`` into ``model``, failing with every mismatched key named.
@@ -100,7 +109,7 @@ def load_state_dict_strictly(model: nn.Module, state_dict: Dict[str, torch.Tenso
         result = model.load_state_dict(state_dict, strict=False)
         missing, unexpected = result.missing_keys, result.unexpected_keys
     except RuntimeError as error:  # torch reports shape mismatches even when not strict
-        wrong_shapes = [f'{key} {checkpoint_shape} vs model {model_shape}'
+        wrong_shapes = [f'{key} {_as_tuple(checkpoint_shape)} vs model {_as_tuple(model_shape)}'
                         for key, checkpoint_shape, model_shape in
                         SIZE_MISMATCH.findall(str(error))]
         if not wrong_shapes:
