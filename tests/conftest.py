@@ -3,6 +3,7 @@ import glob
 import json
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,13 @@ def data_options(digits_root: str) -> Dict[str, str]:
 def cfg_options_args(options: Dict[str, object]) -> List[str]:
     """``--cfg-options`` arguments for the command-line tools."""
     return ['--cfg-options'] + [f'{key}={value}' for key, value in options.items()]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a rendezvous)."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
 
 
 def tool_env() -> Dict[str, str]:

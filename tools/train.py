@@ -11,7 +11,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmkd_plugins  # noqa: F401  (registers types and weights-only checkpoint loading)
-from mmkd_plugins.engine import setup_cpu_distributed, shutdown_distributed
+from mmkd_plugins.engine import seed_of_resumed_run, setup_cpu_distributed, shutdown_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,6 +57,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.load_from = args.resume
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
+    resumed_seed = seed_of_resumed_run(cfg)
+    if resumed_seed is not None:  # randomness.seed=None: continue with the interrupted run's
+        cfg.randomness = dict(cfg.get('randomness') or {}, seed=resumed_seed)
     return cfg
 
 

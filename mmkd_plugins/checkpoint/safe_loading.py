@@ -68,13 +68,15 @@ SAFE_GLOBALS: List[Any] = [
 
 
 def safe_torch_load(source: Union[str, BinaryIO], map_location: Optional[Any] = None,
-                    name: Optional[str] = None) -> Any:
+                    name: Optional[str] = None, mmap: bool = False) -> Any:
     """``torch.load(source, weights_only=True)`` allowing exactly :data:`SAFE_GLOBALS`.
 
     Args:
         source: Local file, or a binary file object (a checkpoint read from object storage).
         map_location: As in :func:`torch.load`.
         name: What to call ``source`` in messages. Defaults to its path.
+        mmap: Map the file's tensors instead of reading them (a local file; for reading its
+            metadata cheaply). Defaults to False.
 
     Returns:
         The unpickled object (usually a dict with ``state_dict`` and ``meta``).
@@ -90,7 +92,7 @@ def safe_torch_load(source: Union[str, BinaryIO], map_location: Optional[Any] = 
     name = name or str(source)
     with torch.serialization.safe_globals(SAFE_GLOBALS):
         try:
-            return torch.load(source, map_location=map_location, weights_only=True)
+            return torch.load(source, map_location=map_location, weights_only=True, mmap=mmap)
         except pickle.UnpicklingError as error:
             raise UnsafeCheckpointError(
                 f'refused to load {name}: its pickle references objects outside the '

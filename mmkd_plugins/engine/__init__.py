@@ -2,8 +2,9 @@
 from .cpu_distributed import setup_cpu_distributed, shutdown_distributed
 from .hooks import (EpochScheduleCheckHook, ExportStudentHook, RandomStateHook,
                     StopOnNonFiniteLossHook, TeacherCacheHook)
+from .resumed_seed import seed_of_resumed_run
 
 __all__ = [
-    'setup_cpu_distributed', 'shutdown_distributed', 'EpochScheduleCheckHook',
-    'ExportStudentHook', 'StopOnNonFiniteLossHook', 'RandomStateHook', 'TeacherCacheHook'
+    'setup_cpu_distributed', 'shutdown_distributed', 'seed_of_resumed_run',
+    'EpochScheduleCheckHook', 'ExportStudentHook', 'StopOnNonFiniteLossHook', 'RandomStateHook', 'TeacherCacheHook'
 ]

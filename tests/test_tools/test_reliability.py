@@ -14,7 +14,8 @@ from mmengine.fileio import get_file_backend
 from mmkd_plugins.checkpoint import safe_torch_load
 from mmkd_plugins.models.teachers import build_model_from_config
 from ..conftest import (BLOCKWISE_CONFIG, KD_CONFIG, REPO_ROOT, STUDENT_CONFIG,
-                        cfg_options_args, epochs_options, run_tool, scalars, tool_env)
+                        cfg_options_args, epochs_options, free_port, run_tool, scalars,
+                        tool_env)
 
 
 def kd_options(digits_root, teacher, epochs, **extra):
@@ -58,24 +59,34 @@ def test_resumed_run_repeats_the_uninterrupted_losses(tmp_path, digits_root, tra
         stock.load_state_dict(exported, strict=True)  # no connector, no teacher
 
 
-def test_ddp_on_two_processes(tmp_path, digits_root, trained_teacher):
-    work_dir = str(tmp_path / 'ddp')
+def probed_kd_config(tmp_path) -> str:
+    """The KD demo config with a hook that records each rank's losses."""
     config = tmp_path / 'kd_with_probe.py'
     config.write_text(
         f'_base_ = {KD_CONFIG!r}\n'
         "custom_imports = dict(imports=['mmkd_plugins', 'tests.test_tools.rank_probe_hook'])\n"
-        "custom_hooks = [dict(type='mmkd_plugins.ExportStudentHook'),\n"
-        "                dict(type='mmkd_plugins.RankProbeHook')]\n")
-    options = kd_options(digits_root, trained_teacher, 2)
-    env = dict(tool_env(), PORT='29517', PYTHON=sys.executable)
-    result = subprocess.run(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
-                             work_dir, *cfg_options_args(options)],
+        "custom_hooks = [dict(type='mmkd_plugins.RankProbeHook')]\n")
+    return str(config)
+
+
+def dist_train(config: str, work_dir: str, options: dict, *args: str) -> list:
+    """tools/dist_train.sh with 2 processes (gloo) on a free port; each rank's probe record."""
+    env = dict(tool_env(), PORT=str(free_port()), PYTHON=sys.executable)
+    result = subprocess.run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir',
+                             work_dir, *args, *cfg_options_args(options)],
                             cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-5000:]
     records = []
     for rank in (0, 1):
         with open(osp.join(work_dir, f'rank{rank}.json')) as file:
             records.append(json.load(file))
+    return records
+
+
+def test_ddp_on_two_processes(tmp_path, digits_root, trained_teacher):
+    work_dir = str(tmp_path / 'ddp')
+    records = dist_train(probed_kd_config(tmp_path), work_dir,
+                         kd_options(digits_root, trained_teacher, 2))
     teacher_tensors = len(safe_torch_load(trained_teacher)['state_dict'])
     for record in records:
         assert record['world_size'] == 2 and record['wrapped']
@@ -90,6 +101,46 @@ def test_ddp_on_two_processes(tmp_path, digits_root, trained_teacher):
     assert sorted(osp.basename(p) for p in glob.glob(osp.join(work_dir, '*.pth'))) == [
         'epoch_1.pth', 'epoch_2.pth', 'student_final.pth']
     assert len(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))) == 1
+
+
+def test_resume_is_exact_with_the_stock_configs_random_seed(tmp_path, digits_root,
+                                                           trained_teacher):
+    """``randomness.seed=None`` (mmpretrain's and mmdet's default): the resumed run repeats
+    the losses of an uninterrupted run with the seed the interrupted run drew."""
+    straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
+    random_seed = {'randomness.seed': None}
+    run_tool('train.py', KD_CONFIG, '--work-dir', resumed,
+             *cfg_options_args(kd_options(digits_root, trained_teacher, 1, **random_seed)))
+    drawn = safe_torch_load(osp.join(resumed, 'epoch_1.pth'))['meta']['seed']
+    run_tool('train.py', KD_CONFIG, '--work-dir', straight, *cfg_options_args(
+        kd_options(digits_root, trained_teacher, 2, **{'randomness.seed': drawn})))
+    run_tool('train.py', KD_CONFIG, '--work-dir', resumed, '--resume',
+             *cfg_options_args(kd_options(digits_root, trained_teacher, 2, **random_seed)))
+    expected = [line for line in train_losses(straight) if line[0] > 5]
+    after_resume = train_losses(resumed)[-5:]
+    assert [line[0] for line in after_resume] == [line[0] for line in expected]
+    for got, want in zip(after_resume, expected):
+        assert got[1:] == pytest.approx(want[1:], rel=1e-5, abs=1e-6)
+
+
+def test_ddp_resume_restores_each_ranks_random_states(tmp_path, digits_root, trained_teacher):
+    """With ``diff_rank_seed`` each process draws its own augmentations; after a resume each
+    must continue its own random streams (not rank 0's), so that both ranks repeat the
+    uninterrupted run's losses."""
+    config = probed_kd_config(tmp_path)
+    per_rank = {'randomness.diff_rank_seed': True}
+    straight = dist_train(config, str(tmp_path / 'straight'),
+                          kd_options(digits_root, trained_teacher, 2, **per_rank))
+    dist_train(config, str(tmp_path / 'resumed'),
+               kd_options(digits_root, trained_teacher, 1, **per_rank))
+    resumed = dist_train(config, str(tmp_path / 'resumed'),
+                         kd_options(digits_root, trained_teacher, 2, **per_rank), '--resume')
+    states = safe_torch_load(str(tmp_path / 'resumed' / 'epoch_1.pth'))['rng_states']
+    assert len(states) == 2 and not torch.equal(states[0]['torch'], states[1]['torch'])
+    for rank in (0, 1):
+        expected = [step['loss'] for step in straight[rank]['losses'][3:]]  # epoch 2
+        got = [step['loss'] for step in resumed[rank]['losses']]
+        assert got == pytest.approx(expected, rel=1e-5, abs=1e-6), rank
 
 
 def test_non_finite_loss_stops_with_iteration_and_keeps_last_checkpoint(
