@@ -48,7 +48,8 @@ def test_each_teacher_has_its_losses_and_weight(two_checkpoints):
 def test_teachers_stay_frozen_and_out_of_checkpoints(two_checkpoints):
     model = build(two_checkpoints)
     model.train()
-    assert all(not module.training for module in model.teachers.modules())
+    assert all(not module.training for teacher in model.teachers.values()
+               for module in teacher.modules())
     before = {name: {k: v.clone() for k, v in teacher.state_dict().items()}
               for name, teacher in model.teachers.items()}
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
@@ -58,9 +59,10 @@ def test_teachers_stay_frozen_and_out_of_checkpoints(two_checkpoints):
     for name, teacher in model.teachers.items():
         assert all(torch.equal(v, before[name][k]) for k, v in teacher.state_dict().items())
         assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
-    ignored = set(model._ddp_params_and_buffers_to_ignore)
-    assert {f'teachers.second.{name}' for name, _ in
-            model.teachers['second'].named_parameters()} <= ignored
+    teacher_tensors = {id(tensor) for teacher in model.teachers.values()
+                       for tensor in (*teacher.parameters(), *teacher.buffers())}
+    assert teacher_tensors and not teacher_tensors & {
+        id(tensor) for tensor in (*model.parameters(), *model.buffers())}  # out of the tree
     state = model.state_dict()
     assert not any(key.startswith('teachers.') for key in state)
     fresh = build(two_checkpoints)

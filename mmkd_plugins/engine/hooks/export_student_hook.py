@@ -1,7 +1,7 @@
 """Write a student-only checkpoint and config when training ends."""
 import os.path as osp
 
-from mmengine.hooks import Hook
+from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import get_state_dict
@@ -16,7 +16,10 @@ class ExportStudentHook(Hook):
 
     The checkpoint holds only the student's weights (plus ``meta``) and loads strictly into the
     stock student config; the config is the run's config with ``model`` replaced by the
-    student's, ready for the stock ``tools/test.py`` of mmpretrain/mmdet. Only rank 0 writes.
+    student's, ready for the stock ``tools/test.py`` of mmpretrain/mmdet. With an ``EMAHook``
+    in the run (MobileOne, ConvNeXt, RTMDet, YOLOX configs), the weights are the EMA student's:
+    those that validation measured and that every checkpoint's ``state_dict`` holds, as
+    ``tools/export_student.py`` exports them. Only rank 0 writes.
 
     Args:
         filename: Name of the checkpoint in the work dir. Defaults to ``'student_final.pth'``.
@@ -35,10 +38,13 @@ class ExportStudentHook(Hook):
                             'not a distiller with a student')
         if runner.rank != 0:
             return
+        ema_hook = next((hook for hook in runner.hooks if isinstance(hook, EMAHook)), None)
+        if ema_hook is not None:
+            model = ema_hook.ema_model.module  # the averaged copy of the distiller
         checkpoint = {
             'meta': dict(epoch=runner.epoch, iter=runner.iter, seed=runner.seed,
                          dataset_meta=getattr(runner.train_dataloader.dataset, 'metainfo', None),
-                         exported_by='mmkd_plugins'),
+                         exported_by='mmkd_plugins', ema=ema_hook is not None),
             'state_dict': extract_student_state_dict(get_state_dict(model)),
         }
         out_path = osp.join(runner.work_dir, self.filename)

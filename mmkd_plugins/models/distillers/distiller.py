@@ -1,5 +1,4 @@
 """The distiller: a student trained by its stock losses plus distillation from a frozen teacher."""
-from itertools import chain
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
@@ -7,13 +6,13 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import DefaultScope
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from mmkd_plugins.registry import MODELS, SCOPE
 from ..module_output_recorder import ModuleOutputRecorder, check_module_names
 from ..task_adapters import ClassifierAdapter, adapter_for
-from ..teachers import (TeacherOutputCache, bf16_autocast, build_renormalizer, build_teacher,
-                        check_bf16_supported, load_teacher_weights, sample_key, to_float32)
+from ..teachers import (HoldsFrozenTeachers, TeacherOutputCache, bf16_autocast,
+                        build_renormalizer, build_teacher, check_bf16_supported,
+                        load_teacher_weights, sample_key, to_float32)
 
 LOGITS = 'logits'
 TEACHER_KEYS = ('config', 'checkpoint', 'cfg_options', 'channels_last', 'bf16')
@@ -57,7 +56,7 @@ def build_distill_loss(field: str, cfg: dict) -> nn.Module:
 
 
 @MODELS.register_module()
-class Distiller(BaseModel):
+class Distiller(HoldsFrozenTeachers, BaseModel):
     """Distills a frozen teacher into the student of a stock config.
 
     Works for mmpretrain classifiers, mmdet one-stage detectors and mmdet two-stage detectors
@@ -70,10 +69,11 @@ class Distiller(BaseModel):
     each distillation loss under ``distill.<name>``. ``mode='predict'`` and ``'tensor'`` are the
     student's, so the stock evaluators work unchanged.
 
-    The teacher is a submodule that is always in eval mode, never receives gradients, is
-    not overwritten by ``init_weights()``, and is absent from ``state_dict()``: checkpoints hold
-    the student (and any trainable distillation module) only; the teacher is rebuilt from its
-    config and checkpoint.
+    The teacher is always in eval mode, never receives gradients, and is held outside the
+    module tree (see :class:`~mmkd_plugins.models.teachers.HoldsFrozenTeachers`): no optimizer
+    param group, EMA average, DDP synchronisation, ``init_weights()`` or ``state_dict()`` sees
+    it. Checkpoints hold the student (and any trainable distillation module) only; the teacher
+    is rebuilt from its config and checkpoint.
 
     Args:
         student: The student model's config (the stock config's ``model``).
@@ -122,8 +122,8 @@ class Distiller(BaseModel):
             raise ValueError(f'{teacher_field}: expected dict(config=..., checkpoint=..., '
                              'cfg_options=None, channels_last=False, bf16=False), got keys '
                              f'{sorted(teacher)}')
-        self.teacher = build_teacher(teacher['config'], teacher.get('cfg_options'),
-                                     teacher_field)
+        self.attach_frozen('teacher', build_teacher(
+            teacher['config'], teacher.get('cfg_options'), teacher_field))
         self.adapter.check_pair(self.student, self.teacher, teacher_field)
         load_teacher_weights(self.teacher, teacher.get('checkpoint'), teacher_field)
         self.teacher_renormalizer = build_renormalizer(
@@ -148,9 +148,9 @@ class Distiller(BaseModel):
         self.teacher_recorder = ModuleOutputRecorder(self.teacher, teacher_modules)
         self.teacher_cache: Optional[TeacherOutputCache] = None
 
-        hide_teachers_from_ddp(self, {'teacher': self.teacher})
-        self.register_state_dict_post_hook(drop_teacher_keys)
-        self.register_load_state_dict_post_hook(ignore_missing_teacher_keys)
+    def frozen_teachers(self) -> List[nn.Module]:
+        """The teacher, held outside the module tree."""
+        return [self.teacher]
 
     def train(self, mode: bool = True) -> 'Distiller':
         """Switch the student (and distillation modules) to ``mode``; the teacher stays in eval."""
@@ -336,18 +336,6 @@ def _build_distill_losses(configs: Dict[str, dict],
     return losses, compared
 
 
-def hide_teachers_from_ddp(model: nn.Module, teachers: Dict[str, nn.Module]) -> None:
-    """DDP neither synchronises nor checks the frozen teachers' parameters and buffers.
-
-    Args:
-        model: The distiller DDP will wrap.
-        teachers: Each teacher by its name in ``model`` (``'teacher'``, ``'teachers.<t>'``).
-    """
-    names = [f'{path}.{name}' for path, teacher in teachers.items()
-             for name, _ in chain(teacher.named_parameters(), teacher.named_buffers())]
-    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, names)
-
-
 def sum_over_levels(loss_module: nn.Module, student_output: Union[torch.Tensor, list],
                     teacher_output: Union[torch.Tensor, list], **kwargs) -> torch.Tensor:
     """The loss of one tensor pair, or the sum over the levels of per-level outputs (FPN);
@@ -368,22 +356,3 @@ def scale_loss(value: Union[torch.Tensor, List[torch.Tensor]],
     if isinstance(value, (list, tuple)):
         return [item * scale for item in value]
     return value * scale
-
-
-TEACHER_PREFIXES = ('teacher.', 'teachers.')
-
-
-def drop_teacher_keys(module: nn.Module, state_dict: dict, prefix: str,
-                      local_metadata: dict) -> None:
-    """State-dict hook: teachers are rebuilt from their own source, never saved with us."""
-    starts = tuple(prefix + start for start in TEACHER_PREFIXES)
-    for key in [key for key in state_dict if key.startswith(starts)]:
-        del state_dict[key]
-
-
-def ignore_missing_teacher_keys(module: nn.Module, incompatible_keys) -> None:
-    """Load hook: the teachers' keys are absent from our checkpoints by design."""
-    missing = incompatible_keys.missing_keys
-    missing[:] = [key for key in missing
-                  if not (key.startswith(TEACHER_PREFIXES) or '.teacher.' in key
-                          or '.teachers.' in key)]

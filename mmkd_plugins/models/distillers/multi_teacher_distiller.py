@@ -1,5 +1,5 @@
 """Distillation from several frozen teachers at once, each with its own losses and weight."""
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Union
 
 import torch
 from mmengine.model import BaseModel
@@ -7,14 +7,14 @@ from torch import nn
 
 from mmkd_plugins.registry import MODELS
 from ..module_output_recorder import ModuleOutputRecorder
-from .distiller import (TEACHER_KEYS, Distiller, build_student, drop_teacher_keys,
-                        hide_teachers_from_ddp, ignore_missing_teacher_keys)
+from ..teachers import HoldsFrozenTeachers
+from .distiller import TEACHER_KEYS, Distiller, build_student
 
 BRANCH_KEYS = TEACHER_KEYS + ('distill_losses', 'weight')
 
 
 @MODELS.register_module()
-class MultiTeacherDistiller(BaseModel):
+class MultiTeacherDistiller(HoldsFrozenTeachers, BaseModel):
     """Distills several teachers into one student.
 
     Each teacher is built, loaded strictly, frozen and kept in eval mode exactly as the single
@@ -52,8 +52,8 @@ class MultiTeacherDistiller(BaseModel):
         self.weights: Dict[str, float] = {}
         for name, cfg in teachers.items():
             self._branches[name] = self._build_branch(name, dict(cfg), student_loss_weight)
-        self.teachers = nn.ModuleDict(
-            {name: branch.teacher for name, branch in self._branches.items()})
+        self.attach_frozen('teachers', {name: branch.teacher
+                                        for name, branch in self._branches.items()})
         self.distill_losses = nn.ModuleDict(
             {name: branch.distill_losses for name, branch in self._branches.items()})
         self.teacher_renormalizers = nn.ModuleDict(
@@ -63,10 +63,10 @@ class MultiTeacherDistiller(BaseModel):
         self.student_recorder = ModuleOutputRecorder(self.student, recorded)
         for branch in self._branches.values():  # the student runs once, under this recorder
             branch.student_recorder = self.student_recorder
-        hide_teachers_from_ddp(self, {f'teachers.{name}': teacher
-                                      for name, teacher in self.teachers.items()})
-        self.register_state_dict_post_hook(drop_teacher_keys)
-        self.register_load_state_dict_post_hook(ignore_missing_teacher_keys)
+
+    def frozen_teachers(self) -> List[nn.Module]:
+        """Every teacher, held outside the module tree."""
+        return list(self.teachers.values())
 
     def _build_branch(self, name: str, cfg: dict, student_loss_weight: float) -> Distiller:
         field = f'model.teachers.{name}'
@@ -85,7 +85,8 @@ class MultiTeacherDistiller(BaseModel):
     def train(self, mode: bool = True) -> 'MultiTeacherDistiller':
         """Switch the student (and loss modules) to ``mode``; the teachers stay in eval."""
         super().train(mode)
-        self.teachers.eval()
+        for teacher in self.teachers.values():
+            teacher.eval()
         return self
 
     # mmengine's model interface, as the single-teacher distiller's: 'loss' distills,
