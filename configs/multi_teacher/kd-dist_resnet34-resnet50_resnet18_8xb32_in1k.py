@@ -29,4 +29,5 @@ default_hooks = dict(
     export_student=dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + config
     stop_on_non_finite_loss=dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),
     random_state=dict(type='mmkd_plugins.RandomStateHook'),  # exact resume
-    epoch_schedule_check=dict(type='mmkd_plugins.EpochScheduleCheckHook'))
+    epoch_schedule_check=dict(type='mmkd_plugins.EpochScheduleCheckHook'),
+    checkpoint=dict(type='mmkd_plugins.AtomicCheckpointHook'))  # keeps the stock settings

@@ -9,7 +9,7 @@ from mmengine.runner import Runner
 from ..conftest import KD_CONFIG, data_options, save_random_checkpoint
 
 OUR_HOOKS = ('ExportStudentHook', 'StopOnNonFiniteLossHook', 'RandomStateHook',
-             'EpochScheduleCheckHook')
+             'EpochScheduleCheckHook', 'AtomicCheckpointHook')
 
 
 def readme_hooks_block() -> str:
@@ -38,10 +38,13 @@ def test_a_distilled_rtmdet_keeps_its_ema_and_pipeline_switch_hooks(tmp_path):
     cfg.work_dir = str(tmp_path / 'work')
     runner = Runner.from_cfg(cfg)
     hooks = [type(hook).__name__ for hook in runner.hooks]
-    for stock in ('EMAHook', 'PipelineSwitchHook', 'CheckpointHook', 'LoggerHook'):
+    for stock in ('EMAHook', 'PipelineSwitchHook', 'LoggerHook', 'ParamSchedulerHook'):
         assert stock in hooks, hooks
     for ours in OUR_HOOKS:
-        assert ours in hooks, hooks
+        assert hooks.count(ours) == 1, hooks
+    checkpoint = next(hook for hook in runner.hooks if type(hook).__name__ ==
+                      'AtomicCheckpointHook')
+    assert (checkpoint.interval, checkpoint.max_keep_ckpts) == (10, 3)  # RTMDet's own settings
 
 
 def iteration_based(config: str, digits_root: str, tmp_path) -> Config:

@@ -31,3 +31,20 @@ class RankProbeHook(Hook):
             losses=self.losses)
         with open(osp.join(runner.work_dir, f'rank{runner.rank}.json'), 'w') as file:
             json.dump(record, file)
+
+
+@HOOKS.register_module()
+class PoisonLossOnRankHook(Hook):
+    """Makes one rank's distillation loss NaN from one iteration on (test only): that rank's
+    gradients, averaged by DDP, then poison every rank's weights."""
+
+    priority = 'HIGHEST'
+
+    def __init__(self, rank: int, iteration: int) -> None:
+        self.rank, self.iteration = rank, iteration
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        if runner.rank == self.rank and runner.iter == self.iteration:
+            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+            for loss in model.distill_losses.values():
+                loss.loss_weight = float('nan')

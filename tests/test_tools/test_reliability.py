@@ -69,12 +69,18 @@ def probed_kd_config(tmp_path) -> str:
     return str(config)
 
 
-def dist_train(config: str, work_dir: str, options: dict, *args: str) -> list:
-    """tools/dist_train.sh with 2 processes (gloo) on a free port; each rank's probe record."""
+def run_dist_train(config: str, work_dir: str, options: dict,
+                   *args: str) -> subprocess.CompletedProcess:
+    """tools/dist_train.sh with 2 processes (gloo) on a free port, at most 5 minutes."""
     env = dict(tool_env(), PORT=str(free_port()), PYTHON=sys.executable)
-    result = subprocess.run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir',
-                             work_dir, *args, *cfg_options_args(options)],
-                            cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    return subprocess.run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir', work_dir,
+                           *args, *cfg_options_args(options)],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def dist_train(config: str, work_dir: str, options: dict, *args: str) -> list:
+    """A successful 2-process run; each rank's probe record."""
+    result = run_dist_train(config, work_dir, options, *args)
     assert result.returncode == 0, result.stderr[-5000:]
     records = []
     for rank in (0, 1):
@@ -180,6 +186,30 @@ def test_non_finite_loss_stops_with_iteration_and_keeps_last_checkpoint(
     good = safe_torch_load(osp.join(work_dir, 'epoch_1.pth'))
     weights = [v for v in good['state_dict'].values() if v.is_floating_point()]
     assert all(torch.isfinite(v).all() for v in weights)
+
+
+def test_a_nan_on_one_ddp_process_stops_every_process_before_the_checkpoint(
+        tmp_path, digits_root, trained_teacher):
+    """Rank 1's loss turns NaN at the last iteration of epoch 2; rank 0's stays finite there,
+    but the averaged gradients poison its weights too: both must stop before epoch_2.pth."""
+    config = tmp_path / 'kd_poisoned.py'
+    config.write_text(
+        f'_base_ = {KD_CONFIG!r}\n'
+        "custom_imports = dict(imports=['mmkd_plugins', 'tests.test_tools.rank_probe_hook'])\n"
+        "custom_hooks = [dict(type='mmkd_plugins.PoisonLossOnRankHook', rank=1, iteration=5)]\n")
+    work_dir = tmp_path / 'poisoned'
+    result = run_dist_train(str(config), str(work_dir),
+                            kd_options(digits_root, trained_teacher, 2))
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    stops = [line for line in output.splitlines() if 'FloatingPointError: iteration 6: ' in line]
+    assert len(stops) == 2, output[-5000:]  # both processes, at the same iteration
+    assert all('process 1: distill.loss_kd is nan' in line for line in stops)
+    assert all('Last good checkpoint: ' in line and 'epoch_1.pth' in line for line in stops)
+    assert not (work_dir / 'epoch_2.pth').exists()
+    good = safe_torch_load(str(work_dir / 'epoch_1.pth'))
+    assert all(torch.isfinite(v).all() for v in good['state_dict'].values()
+               if v.is_floating_point())
 
 
 def test_checkpoint_write_interrupted_before_rename_keeps_the_old_file(tmp_path, monkeypatch):

@@ -57,16 +57,26 @@ class ExportStudentHook(Hook):
         runner.logger.info(f'student-only checkpoint written to {out_path}')
 
 
+# Our hooks that stand in for a stock one: the exported config names the stock one again.
+STOCK_EQUIVALENTS = {'mmkd_plugins.AtomicCheckpointHook': 'CheckpointHook'}
+
+
 def _is_own_hook(hook: dict) -> bool:
     return str(hook.get('type', '')).startswith('mmkd_plugins.')
 
 
 def _drop_own_hooks_and_import(config) -> None:
-    """Remove our hooks (from ``default_hooks`` and ``custom_hooks``) and ``mmkd_plugins`` from
+    """Remove our hooks (from ``default_hooks`` and ``custom_hooks``; those standing in for a
+    stock hook become it again, with their settings) and ``mmkd_plugins`` from
     ``custom_imports``: the stock tools need neither; the user's other hooks and imports stay."""
     if config.get('default_hooks'):
-        config.default_hooks = {name: hook for name, hook in config.default_hooks.items()
-                                if hook is None or not _is_own_hook(hook)}
+        default_hooks = {}
+        for name, hook in config.default_hooks.items():
+            if hook is not None and hook.get('type') in STOCK_EQUIVALENTS:
+                default_hooks[name] = dict(hook, type=STOCK_EQUIVALENTS[hook['type']])
+            elif hook is None or not _is_own_hook(hook):
+                default_hooks[name] = hook
+        config.default_hooks = default_hooks
     hooks = [hook for hook in config.get('custom_hooks', []) if not _is_own_hook(hook)]
     if hooks:
         config.custom_hooks = hooks
