@@ -74,7 +74,7 @@ def test_the_key_holds_identity_and_recorded_augmentation():
     flipped_back = DataSample(metainfo=dict(sample_idx=3, img_shape=(16, 16), flip=False))
     assert sample_key(sample) != sample_key(flipped_back)
     assert sample_key(sample) == sample_key(DataSample(metainfo=dict(sample.metainfo)))
-    with pytest.raises(KeyError, match=r"needs one of \('sample_idx', 'img_id', 'img_path'\)"):
+    with pytest.raises(KeyError, match=r"needs one of \('img_path', 'sample_idx', 'img_id'\)"):
         sample_key(DataSample(metainfo=dict(img_shape=(16, 16))))
 
 
@@ -101,3 +101,54 @@ def test_pipelines_with_unrecorded_random_transforms_are_refused(digits_root):
     with pytest.raises(ValueError, match=r"RandomFlip is keyed by \['flip', 'flip_direction'\]"):
         check_pipeline_is_keyable(digits_dataset(
             digits_root, load, flip, dict(type='PackInputs', meta_keys=('sample_idx', ))))
+
+
+def concatenated_digits(digits_root, meta_keys=None) -> dict:
+    """Two digits folders' splits in one ConcatDataset: both count sample_idx from 0."""
+    pack = dict(type='PackInputs') if meta_keys is None else dict(type='PackInputs',
+                                                                  meta_keys=meta_keys)
+    pipeline = [dict(type='LoadImageFromFile'), pack]
+    return dict(type='ConcatDataset', datasets=[
+        dict(type='CustomDataset', data_root=digits_root, ann_file=f'{split}.txt',
+             pipeline=pipeline) for split in ('student_train', 'teacher_train')])
+
+
+def test_concatenated_datasets_never_share_cache_entries(teacher_checkpoint, digits_root):
+    """Image i of the second part has the first part's sample_idx i: keyed by index it would
+    get the other image's teacher logits."""
+    from mmengine.runner import Runner
+    loader = Runner.build_dataloader(dict(
+        batch_size=8, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=True, seed=0),
+        collate_fn=dict(type='default_collate'), dataset=concatenated_digits(digits_root)))
+    model = build_distiller(teacher_checkpoint)
+    model.eval()
+    cache = model.enable_teacher_cache()
+    for batch in loader:
+        data = model.data_preprocessor(batch, training=False)
+        cached = model.run_teacher(data['inputs'], data['data_samples'])['logits']
+        fresh = model._teacher_logits(data['inputs'])
+        torch.testing.assert_close(cached, fresh, rtol=0, atol=0)
+    assert len(cache) == len(loader.dataset) == 80 and cache.hits == 0
+
+
+def test_concatenated_datasets_without_image_paths_are_refused(digits_root):
+    from mmengine.dataset import ConcatDataset
+    from mmpretrain.registry import DATASETS
+    dataset = DATASETS.build(concatenated_digits(digits_root, meta_keys=('sample_idx', )))
+    assert isinstance(dataset, ConcatDataset)
+    with pytest.raises(ValueError, match='concatenates several datasets.*does not pack '
+                       'img_path'):
+        check_pipeline_is_keyable(dataset)
+
+
+def test_a_wrapper_level_mosaic_is_refused(shapes_root):
+    init_default_scope('mmdet')
+    from mmdet.registry import DATASETS
+    from ..conftest import shapes_dataset
+    inner = shapes_dataset(shapes_root, 'train', [dict(type='LoadImageFromFile'),
+                                                   dict(type='LoadAnnotations', with_bbox=True)])
+    dataset = DATASETS.build(dict(
+        type='MultiImageMixDataset', dataset=inner,
+        pipeline=[dict(type='Mosaic', img_scale=(64, 64)), dict(type='PackDetInputs')]))
+    with pytest.raises(ValueError, match=r"MultiImageMixDataset.pipeline's Mosaic draws random"):
+        check_pipeline_is_keyable(dataset)

@@ -1,18 +1,21 @@
 """A cache of the teacher's logits per training sample, for pipelines whose augmentation is
 deterministic or recorded in each sample's metainfo.
 
-A sample's key is its identity (``sample_idx``, ``img_id`` or ``img_path``) plus every recorded
-augmentation parameter that changes what the teacher sees: the image shape after resizing, the
-flip and its direction, and (detectors) the padded batch shape. The same key means the same
-teacher input, so the cached logits are exactly what the teacher would compute again (it is in
-eval mode: a sample's outputs do not depend on the rest of its batch).
+A sample's key is its image (``img_path``; ``sample_idx`` or ``img_id`` only for datasets without
+files, whose index is unique only inside one dataset) plus every recorded augmentation parameter
+that changes what the teacher sees: the image shape after resizing, the flip and its direction,
+and (detectors) the padded batch shape. The same key means the same teacher input, so the cached
+logits are exactly what the teacher would compute again (it is in eval mode: a sample's outputs
+do not depend on the rest of its batch). The image path, not an index, identifies a sample
+across dataset wrappers: in a ``ConcatDataset`` each part counts its ``sample_idx`` from 0, and
+mmdet's ``img_id`` repeats across annotation files.
 """
 from typing import Dict, Hashable, List, Optional, Sequence, Tuple, Union
 
 import torch
 
 Logits = Union[torch.Tensor, List[torch.Tensor]]
-IDENTITY_KEYS = ('sample_idx', 'img_id', 'img_path')
+IDENTITY_KEYS = ('img_path', 'sample_idx', 'img_id')  # by preference
 AUGMENTATION_KEYS = ('img_shape', 'flip', 'flip_direction', 'batch_input_shape')
 
 
@@ -29,8 +32,8 @@ def sample_key(data_sample) -> Tuple:
     ``DetDataSample``).
 
     Raises:
-        KeyError: the sample's metainfo has no identity (``sample_idx``, ``img_id`` or
-            ``img_path``).
+        KeyError: the sample's metainfo has no identity (``img_path``, ``sample_idx`` or
+            ``img_id``).
     """
     meta = data_sample.metainfo
     identity = next(((name, meta[name]) for name in IDENTITY_KEYS if name in meta), None)
