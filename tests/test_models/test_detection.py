@@ -240,3 +240,43 @@ def test_teacher_class_branch_alone_gives_the_full_heads_scores(config):
     assert scores is not None and len(scores) == len(expected)
     for got, want in zip(scores, expected):
         assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize('module', ['bbox_head.retina_reg', 'bbox_head.reg_convs.0',
+                                    'bbox_head.loss_cls'])
+def test_a_module_the_dense_teacher_skips_is_refused_at_build_time(tmp_path, module):
+    """The teacher computes a RetinaNet head's class branch only: a loss on its box branch
+    would fail at the first step with a bare KeyError."""
+    checkpoint = save_random_checkpoint(RETINANET, str(tmp_path / 'retina.pth'))
+    losses = dict(loss_feat=dict(type='KDLoss', student_output=module, teacher_output=module))
+    with pytest.raises(ValueError, match=rf"model\.distill_losses\.loss_feat\.teacher_output: "
+                       rf"the teacher never runs '{module}'; .* only their class branch"):
+        distiller_for(detector_cfg(RETINANET), RETINANET, checkpoint, losses)
+    class_branch = dict(loss_feat=dict(type='KDLoss', activation='sigmoid',
+                                       student_output='bbox_head.retina_cls',
+                                       teacher_output='bbox_head.retina_cls'))
+    distiller_for(detector_cfg(RETINANET), RETINANET, checkpoint, class_branch)
+
+
+def test_the_two_stage_teachers_rpn_is_refused_at_build_time(tmp_path):
+    base = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+    options = dict(model=FASTER_RCNN_SMALL)
+    checkpoint = save_random_checkpoint(base, str(tmp_path / 'frcnn.pth'), options)
+    losses = dict(loss_rpn=dict(type='KDLoss', student_output='rpn_head.rpn_cls',
+                                teacher_output='rpn_head.rpn_cls'))
+    with pytest.raises(ValueError, match=r"loss_rpn\.teacher_output: the teacher never runs "
+                       r"'rpn_head\.rpn_cls'; .* no RPN"):
+        distiller_for(detector_cfg(base, **FASTER_RCNN_SMALL), base, checkpoint, losses,
+                      cfg_options=options)
+
+
+def test_a_cascade_rcnn_student_is_refused_at_build_time(tmp_path):
+    cascade = 'mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py'
+    student = detector_cfg(cascade, backbone=dict(depth=18, init_cfg=None),
+                           neck=dict(in_channels=[64, 128, 256, 512]))
+    base = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+    with pytest.raises(TypeError, match=r'model\.student: a CascadeRCNN student has 3 RoI '
+                       r'stages; distilling a multi-stage RoI head is not supported'):
+        distiller_for(student, base, str(tmp_path / 'unused.pth'),
+                      dict(loss_dist=dict(type='DISTLoss')),
+                      cfg_options=dict(model=FASTER_RCNN_SMALL))

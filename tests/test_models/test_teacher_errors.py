@@ -66,6 +66,11 @@ def unknown_module(tmp_path, teacher_checkpoint):
     return dict(distill_losses=dict(loss_kd=dict(type='KDLoss', student_output='head.fcc')))
 
 
+def module_the_teacher_never_runs(tmp_path, teacher_checkpoint):
+    return dict(distill_losses=dict(loss_kd=dict(type='KDLoss', student_output='head.fc',
+                                                 teacher_output='head.loss_module')))
+
+
 def unknown_teacher_key(tmp_path, teacher_checkpoint):
     return dict(teacher=dict(config=TEACHER_CONFIG, checkpoint=teacher_checkpoint, ckpt='x'))
 
@@ -122,6 +127,9 @@ BAD_INPUTS = [
     (unknown_loss, KeyError, r'model\.distill_losses\.loss_x.*NoSuchLoss'),
     (badly_named_loss, ValueError, r"'kd' must contain 'loss'"),
     (unknown_module, ValueError, r"student_output.*'head\.fcc'.*closest names: head\.fc"),
+    (module_the_teacher_never_runs, ValueError,
+     r"model\.distill_losses\.loss_kd\.teacher_output: the teacher never runs "
+     r"'head\.loss_module'"),
     (unknown_teacher_key, ValueError, r"model\.teacher: expected dict\(config=.*'ckpt'"),
     (unsplittable_backbone, TypeError,
      r'model\.student\.backbone: block-wise distillation cannot split a ShuffleNetV2 into '

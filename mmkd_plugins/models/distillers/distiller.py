@@ -143,6 +143,7 @@ class Distiller(HoldsFrozenTeachers, BaseModel):
         teacher_modules = {o.teacher for o in self.compared_outputs.values()} - {LOGITS}
         check_module_names(self.student, student_modules, f'{losses_field}.student_output')
         check_module_names(self.teacher, teacher_modules, f'{losses_field}.teacher_output')
+        self._check_teacher_runs_compared_modules(losses_field)
         self.student_recorder = ModuleOutputRecorder(
             self.student, student_modules | set(self.adapter.recorded_modules))
         self.teacher_recorder = ModuleOutputRecorder(self.teacher, teacher_modules)
@@ -231,6 +232,17 @@ class Distiller(HoldsFrozenTeachers, BaseModel):
                                  'sample, but the batch augments (Mixup/CutMix) mix labels')
             if self.compared_outputs[name] != (LOGITS, LOGITS):
                 raise ValueError(f'{field}: {type(loss_module).__name__} compares logits')
+
+    def _check_teacher_runs_compared_modules(self, losses_field: str) -> None:
+        """A ``teacher_output`` must name a module that the teacher's forward for distillation
+        runs (it skips, e.g., a dense head's box branch and a two-stage detector's RPN)."""
+        for name, compared in self.compared_outputs.items():
+            if compared.teacher != LOGITS and not self.adapter.teacher_runs(self.teacher,
+                                                                            compared.teacher):
+                raise ValueError(
+                    f'{losses_field}.{name}.teacher_output: the teacher never runs '
+                    f'{compared.teacher!r}; for {self.adapter.task} it computes only '
+                    f'{self.adapter.teacher_computes}')
 
     def run_student(self, inputs: torch.Tensor,
                     data_samples: Optional[list]) -> Tuple[Dict[str, torch.Tensor], dict]:

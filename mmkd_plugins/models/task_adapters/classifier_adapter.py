@@ -24,6 +24,13 @@ class ClassifierAdapter:
         from mmpretrain.models.classifiers import BaseClassifier
         return isinstance(model, BaseClassifier) and getattr(model, 'head', None) is not None
 
+    teacher_computes = "backbone, neck and head forward (mode='tensor'), no loss"
+
+    @staticmethod
+    def teacher_runs(teacher: BaseModel, module_name: str) -> bool:
+        """Whether the teacher's forward for distillation runs the module ``module_name``."""
+        return not any(part.startswith('loss') for part in module_name.split('.'))
+
     @classmethod
     def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str) -> None:
         """Fail at build time when the teacher cannot teach this student.

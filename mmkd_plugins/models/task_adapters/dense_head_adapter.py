@@ -82,6 +82,21 @@ class DenseHeadAdapter:
             return False
         return isinstance(model, SingleStageDetector)
 
+    teacher_computes = ('backbone, neck and bbox_head (for RetinaNet, FCOS, ATSS and GFL '
+                        'heads only their class branch: cls_convs and the final class conv)')
+
+    @staticmethod
+    def teacher_runs(teacher: BaseModel, module_name: str) -> bool:
+        """Whether the teacher's forward for distillation runs the module ``module_name``."""
+        if any(part.startswith('loss') for part in module_name.split('.')):
+            return False
+        if module_name != 'bbox_head' and not module_name.startswith('bbox_head.'):
+            return True
+        final_conv = CLASS_BRANCH_CONVS.get(type(teacher.bbox_head).__name__)
+        if final_conv is None:  # the whole head runs
+            return True
+        return module_name.startswith(('bbox_head.cls_convs', f'bbox_head.{final_conv}'))
+
     @classmethod
     def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str) -> None:
         """Teacher and student must share the head design: classes, anchors per position,

@@ -41,10 +41,31 @@ class RoIHeadAdapter:
         return (isinstance(model, TwoStageDetector) and model.with_roi_head
                 and getattr(model.roi_head, 'with_bbox', False))
 
+    teacher_computes = ("backbone, neck, and the (first stage's) RoI extractor and box head "
+                        "on the student's RoIs; no RPN, mask head or later cascade stage")
+
+    @staticmethod
+    def teacher_runs(teacher: BaseModel, module_name: str) -> bool:
+        """Whether the teacher's forward for distillation runs the module ``module_name``."""
+        if any(part.startswith('loss') for part in module_name.split('.')):
+            return False
+        if module_name.startswith(('backbone', 'neck', 'data_preprocessor')):
+            return True
+        cascade = isinstance(teacher.roi_head.bbox_head, torch.nn.ModuleList)
+        first_stage = ('.0', ) if cascade else ('', )
+        return any(module_name == f'{part}{stage}' or module_name.startswith(f'{part}{stage}.')
+                   for part in (ROI_EXTRACTOR, BOX_HEAD) for stage in first_stage)
+
     @classmethod
     def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str) -> None:
-        """Raises ``TypeError`` for a teacher that is not two-stage, ``ValueError`` for other
-        class counts."""
+        """Raises ``TypeError`` for a student with several RoI stages (Cascade R-CNN) or a
+        teacher that is not two-stage, ``ValueError`` for other class counts."""
+        if isinstance(student.roi_head.bbox_head, torch.nn.ModuleList):
+            raise TypeError(
+                f'model.student: a {type(student).__name__} student has '
+                f'{len(student.roi_head.bbox_head)} RoI stages; distilling a multi-stage RoI '
+                'head is not supported (Faster R-CNN-style students with one box head are; a '
+                'Cascade R-CNN can be the teacher)')
         if not cls.supports(teacher):
             raise TypeError(f'{field}.config: the student is a two-stage detector but the '
                             f'teacher is a {type(teacher).__name__}; scoring the student\'s '
