@@ -194,7 +194,10 @@ def test_bf16_teacher_gives_float32_logits_near_the_float32_ones(teacher_checkpo
     expected = standard.run_teacher(data['inputs'], data['data_samples'])['logits']
     assert_bf16_close(fast.run_teacher(data['inputs'], data['data_samples'])['logits'],
                       expected)
+    teacher_conv = []
+    fast.teacher.backbone.conv1.register_forward_hook(
+        lambda module, args, output: teacher_conv.append(output.dtype))
     optim_wrapper = OptimWrapper(torch.optim.SGD(fast.parameters(), lr=0.1))
     log_vars = fast.train_step(make_batch(), optim_wrapper)
-    assert log_vars['distill.loss_kd'].dtype == torch.float32
+    assert teacher_conv == [torch.bfloat16]  # the training step's teacher ran in bf16
     assert 0 < float(log_vars['distill.loss_kd']) < float('inf')

@@ -3,6 +3,8 @@ into the student, export, strict load into the stock student and a real CocoMetr
 import csv
 import json
 import os.path as osp
+from collections import defaultdict
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -92,7 +94,34 @@ def test_bf16_evaluation_of_a_two_stage_detector(tmp_path, shapes_root):
     config.test_dataloader.dataset = shapes_dataset(shapes_root, 'val', SMALL_PIPELINE)
     config.test_evaluator.ann_file = osp.join(shapes_root, 'annotations', 'val.json')
     checkpoint = save_random_checkpoint(base, str(tmp_path / 'frcnn.pth'), dict(model=small))
-    default = evaluate_model(config, checkpoint, 'float32')
-    bf16 = evaluate_model(config, checkpoint, 'bf16', bf16=True)
+    with dtypes_by_module_type() as seen:
+        default = evaluate_model(config, checkpoint, 'float32')
+    assert seen['Conv2d', 'output'] == {torch.float32}
+    with dtypes_by_module_type() as seen:
+        bf16 = evaluate_model(config, checkpoint, 'bf16', bf16=True)
+    # The network ran in bf16 (the FLOP count's extra forward runs in float32) ...
+    assert torch.bfloat16 in seen['Conv2d', 'output']
+    assert seen['RoIAlign', 'input'] == {torch.float32}  # ... and mmcv's RoIAlign got float32
     assert set(bf16.metrics) == set(default.metrics) and 'bbox_mAP' in bf16.metrics
     assert all(0.0 <= value <= 100.0 for value in bf16.metrics.values())
+    for name, value in default.metrics.items():  # bf16 rounding moves a figure a little only
+        assert bf16.metrics[name] == pytest.approx(value, abs=2.0), name
+
+
+@contextmanager
+def dtypes_by_module_type():
+    """(module class name, 'input' or 'output') -> the dtypes of the first tensor input and of
+    a tensor output of every call, for every module of every model."""
+    seen = defaultdict(set)
+
+    def record(module, args, output):
+        tensors = [arg for arg in args if isinstance(arg, torch.Tensor)]
+        if tensors and tensors[0].is_floating_point():
+            seen[type(module).__name__, 'input'].add(tensors[0].dtype)
+        if isinstance(output, torch.Tensor) and output.is_floating_point():
+            seen[type(module).__name__, 'output'].add(output.dtype)
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        yield seen
+    finally:
+        handle.remove()

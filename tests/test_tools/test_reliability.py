@@ -170,6 +170,31 @@ def test_with_an_ema_hook_the_exported_student_is_the_ema_student(tmp_path, digi
                            final['state_dict']['head.fc.weight'])
 
 
+def test_the_nan_stop_runs_before_an_iteration_checkpoint_is_written(tmp_path, digits_root,
+                                                                   trained_teacher):
+    """Checkpoints every iteration: the NaN at iteration 4 must stop the run before the
+    checkpoint hook of that same iteration writes the weights its NaN gradients updated."""
+    config = tmp_path / 'kd_poisoned.py'
+    config.write_text(
+        f'_base_ = {KD_CONFIG!r}\n'
+        "custom_imports = dict(imports=['mmkd_plugins', 'tests.test_tools.rank_probe_hook'])\n"
+        "custom_hooks = [dict(type='mmkd_plugins.PoisonLossOnRankHook', rank=0, iteration=3)]\n")
+    work_dir = str(tmp_path / 'by_iteration')
+    options = kd_options(digits_root, trained_teacher, 1, **{
+        'default_hooks.checkpoint.by_epoch': False, 'default_hooks.checkpoint.interval': 1,
+        'default_hooks.checkpoint.max_keep_ckpts': 10})
+    result = run_tool('train.py', str(config), '--work-dir', work_dir,
+                      *cfg_options_args(options), check=False)
+    assert result.returncode != 0
+    assert 'iteration 4: distill.loss_kd is nan' in result.stderr
+    assert sorted(osp.basename(p) for p in glob.glob(osp.join(work_dir, 'iter_*.pth'))) == [
+        'iter_1.pth', 'iter_2.pth', 'iter_3.pth']
+    last_good = safe_torch_load(osp.join(work_dir, 'iter_3.pth'))
+    assert last_good['meta']['iter'] == 3  # this run's, written just before the NaN step
+    assert all(torch.isfinite(v).all() for v in last_good['state_dict'].values()
+               if v.is_floating_point())
+
+
 def test_non_finite_loss_stops_with_iteration_and_keeps_last_checkpoint(
         tmp_path, digits_root, trained_teacher):
     work_dir = str(tmp_path / 'nan')
