@@ -5,6 +5,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hub import get_config
+from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
@@ -280,3 +281,34 @@ def test_a_cascade_rcnn_student_is_refused_at_build_time(tmp_path):
         distiller_for(student, base, str(tmp_path / 'unused.pth'),
                       dict(loss_dist=dict(type='DISTLoss')),
                       cfg_options=dict(model=FASTER_RCNN_SMALL))
+
+
+TOOD = 'mmdet::tood/tood_r50_fpn_1x_coco.py'
+TOOD_SMALL = dict(backbone=dict(depth=18, init_cfg=None),
+                  neck=dict(in_channels=[64, 128, 256, 512], out_channels=64),
+                  bbox_head=dict(in_channels=64, feat_channels=64, stacked_convs=2,
+                                 num_classes=3))
+
+
+@pytest.mark.parametrize('config,small', [(RETINANET, {}), (TOOD, TOOD_SMALL)],
+                         ids=['logits (RetinaNet)', 'probabilities (TOOD)'])
+def test_compared_scores_are_those_the_head_predicts_with(tmp_path, shapes_root, config, small):
+    """RetinaNet's maps are logits (its predict applies a sigmoid); TOOD's are probabilities
+    already (its predict uses them as they are). Through the losses' sigmoid, the compared
+    teacher and student scores must be exactly those the heads predict with."""
+    MessageHub.get_current_instance().update_info('epoch', 0)  # TOOD's loss reads it
+    options = dict(model=small)
+    checkpoint = save_random_checkpoint(config, str(tmp_path / 'teacher.pth'), options)
+    model = distiller_for(detector_cfg(config, **small), config, checkpoint,
+                          dict(loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid')),
+                          cfg_options=options)
+    model.eval()
+    data = model.data_preprocessor(batch_of(shapes_root), training=True)
+    _, student_outputs = model.run_student(data['inputs'], data['data_samples'])
+    teacher_logits = model.run_teacher(data['inputs'], data['data_samples'])['logits']
+    for detector, compared in ((model.teacher, teacher_logits),
+                               (model.student, student_outputs['logits'])):
+        maps = flatten_levels(detector.bbox_head(detector.extract_feat(data['inputs']))[0])
+        predicted = maps if config == TOOD else [level.sigmoid() for level in maps]
+        for got, expected in zip(compared, predicted):
+            torch.testing.assert_close(got.sigmoid(), expected, rtol=1e-4, atol=1e-5)

@@ -265,6 +265,6 @@ class HybridNetworks(nn.Module):
                                      for j in self.teacher_split.output_stages)
             head_outputs = self.adapter.head_forward(teacher, backbone_outputs)
             results.append(HybridOutput(
-                stage, self.adapter.head_logits(head_outputs),
+                stage, self.adapter.head_logits(teacher, head_outputs),
                 self.adapter.head_task_losses(teacher, head_outputs, data_samples)))
         return results

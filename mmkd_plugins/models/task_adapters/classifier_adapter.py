@@ -75,8 +75,9 @@ class ClassifierAdapter:
         return model.head(features)
 
     @staticmethod
-    def head_logits(head_outputs: torch.Tensor) -> torch.Tensor:
-        """The comparable logits of :meth:`head_forward`'s result, (B, num_classes)."""
+    def head_logits(model: BaseModel, head_outputs: torch.Tensor) -> torch.Tensor:
+        """The comparable logits of :meth:`head_forward`'s result (of ``model``'s head),
+        (B, num_classes)."""
         return head_outputs
 
     @staticmethod

@@ -19,6 +19,33 @@ def flatten_levels(cls_scores: Sequence[torch.Tensor]) -> List[torch.Tensor]:
     return [score.permute(0, 2, 3, 1).reshape(-1, score.shape[1]) for score in cls_scores]
 
 
+# A probability this close to 0 or 1 is clamped before its logit is taken (float32-safe).
+PROBABILITY_EPS = 1e-6
+
+
+def scores_are_probabilities(head) -> bool:
+    """Whether a dense head's class maps are probabilities already, not logits: its class loss
+    takes them ``activated`` (TOOD's head returns the geometric mean of two sigmoids)."""
+    return bool(getattr(getattr(head, 'loss_cls', None), 'activated', False))
+
+
+def as_logits(head, levels: List[torch.Tensor]) -> List[torch.Tensor]:
+    """A head's flattened class maps as logits, so that the losses' sigmoid gives back the
+    scores the head predicts with: unchanged for logit heads, ``logit(p)`` for heads whose maps
+    are probabilities (see :func:`scores_are_probabilities`).
+
+    Args:
+        head: The dense head that produced ``levels``.
+        levels: Per level, (N·H·W, A·K).
+
+    Returns:
+        Per level, (N·H·W, A·K).
+    """
+    if not scores_are_probabilities(head):
+        return levels
+    return [torch.logit(level.clamp(PROBABILITY_EPS, 1 - PROBABILITY_EPS)) for level in levels]
+
+
 # Heads (exact classes; subclasses may change forward) whose class scores are ``cls_convs``
 # followed by this conv, independent of the box branch.
 CLASS_BRANCH_CONVS = {'RetinaHead': 'retina_cls', 'FCOSHead': 'conv_cls', 'ATSSHead': 'atss_cls',
@@ -65,7 +92,9 @@ class DenseHeadAdapter:
     maps), recorded while its stock ``loss()`` runs; the teacher's come from its backbone, neck
     and the head's class branch only (see :func:`class_branch_scores`; other heads run their
     whole forward), with no box branch, label assignment, loss or box decoding. Both are flattened to one row per spatial position and
-    FPN level (see :func:`flatten_levels`); losses are computed per level and summed.
+    FPN level (see :func:`flatten_levels`); losses are computed per level and summed. Heads
+    whose maps are probabilities (TOOD) are compared through the logits of those probabilities
+    (see :func:`as_logits`), so that the sigmoid losses see what the head predicts with.
     """
 
     task = 'one-stage detection (mmdet dense heads)'
@@ -120,7 +149,8 @@ class DenseHeadAdapter:
     @staticmethod
     def student_logits(student_calls: ModuleOutputRecorder) -> List[torch.Tensor]:
         """Per level, shape (N·H·W, A·K)."""
-        return flatten_levels(student_calls.outputs['bbox_head'][0])
+        return as_logits(student_calls.model.bbox_head,
+                         flatten_levels(student_calls.outputs['bbox_head'][0]))
 
     @staticmethod
     def teacher_logits(teacher: BaseModel, inputs: torch.Tensor,
@@ -128,7 +158,8 @@ class DenseHeadAdapter:
         """Per level, shape (N·H·W, A·K)."""
         features = teacher.extract_feat(inputs)
         scores = class_branch_scores(teacher.bbox_head, features)
-        return flatten_levels(teacher.bbox_head(features)[0] if scores is None else scores)
+        levels = flatten_levels(teacher.bbox_head(features)[0] if scores is None else scores)
+        return as_logits(teacher.bbox_head, levels)
 
     @staticmethod
     def head_forward(model: BaseModel, backbone_outputs: tuple) -> Tuple[list, ...]:
@@ -138,9 +169,10 @@ class DenseHeadAdapter:
         return model.bbox_head(features)
 
     @staticmethod
-    def head_logits(head_outputs: Tuple[list, ...]) -> List[torch.Tensor]:
-        """Class scores of :meth:`head_forward`'s result, per level (N·H·W, A·K)."""
-        return flatten_levels(head_outputs[0])
+    def head_logits(model: BaseModel, head_outputs: Tuple[list, ...]) -> List[torch.Tensor]:
+        """Class scores of :meth:`head_forward`'s result (of ``model``'s head), per level
+        (N·H·W, A·K)."""
+        return as_logits(model.bbox_head, flatten_levels(head_outputs[0]))
 
     @staticmethod
     def head_task_losses(model: BaseModel, head_outputs: Tuple[list, ...],
