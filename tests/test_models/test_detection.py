@@ -312,3 +312,30 @@ def test_compared_scores_are_those_the_head_predicts_with(tmp_path, shapes_root,
         predicted = maps if config == TOOD else [level.sigmoid() for level in maps]
         for got, expected in zip(compared, predicted):
             torch.testing.assert_close(got.sigmoid(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_padded_batch_reaches_the_teacher_as_its_own_preprocessing_gives_it(tmp_path,
+                                                                             shapes_root):
+    """A teacher normalized otherwise than its ImageNet-normalized student, images of 60×60
+    padded to 64×64 after normalizing: the teacher must see its own pad value (0), not the
+    re-normalized student pad ((mean_s − mean_t) / std_t)."""
+    other = dict(data_preprocessor=dict(mean=[100.0, 110.0, 120.0], std=[50.0, 60.0, 70.0],
+                                        bgr_to_rgb=True, pad_size_divisor=32))
+    options = dict(model=other)
+    checkpoint = save_random_checkpoint(RETINANET, str(tmp_path / 'other.pth'), options)
+    model = distiller_for(detector_cfg(RETINANET), RETINANET, checkpoint,
+                          dict(loss_kd=dict(type='KDLoss', activation='sigmoid')),
+                          cfg_options=options)
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
+                dict(type='Resize', scale=(60, 60), keep_ratio=True), dict(type='PackDetInputs')]
+    loader = Runner.build_dataloader(dict(
+        batch_size=2, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
+        collate_fn=dict(type='pseudo_collate'),
+        dataset=shapes_dataset(shapes_root, 'train', pipeline)))
+    batch = next(iter(loader))
+    student = model.data_preprocessor(batch, training=True)
+    assert student['inputs'].shape[-2:] == (64, 64)  # padded after normalizing
+    own = model.teacher.data_preprocessor(batch, training=True)['inputs']
+    got = model.teacher_inputs(student['inputs'], student['data_samples'])
+    torch.testing.assert_close(got, own, rtol=1e-5, atol=1e-3)
+    assert torch.all(got[:, :, 60:, :] == 0) and torch.all(got[:, :, :, 60:] == 0)

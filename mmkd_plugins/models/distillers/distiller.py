@@ -269,22 +269,24 @@ class Distiller(HoldsFrozenTeachers, BaseModel):
         if self.teacher_cache is not None:
             return {LOGITS: self._cached_teacher_logits(inputs, data_samples)}
         with self.teacher_recorder:
-            teacher_outputs = {LOGITS: self._teacher_logits(inputs)}
+            teacher_outputs = {LOGITS: self._teacher_logits(inputs, data_samples)}
         teacher_outputs.update(to_float32(self.teacher_recorder.outputs))
         return teacher_outputs
 
-    def _teacher_logits(self, inputs: torch.Tensor):
+    def _teacher_logits(self, inputs: torch.Tensor, data_samples: Optional[list] = None):
         """The teacher's logits for a student-normalized batch (B, 3, H, W), without
         autograd, in float32 (computed under bf16 autocast when ``teacher.bf16`` is set)."""
         with torch.no_grad(), bf16_autocast(inputs.device.type, self.teacher_bf16):
-            logits = self.adapter.teacher_logits(self.teacher, self.teacher_inputs(inputs),
-                                                 self.student_recorder)
+            logits = self.adapter.teacher_logits(
+                self.teacher, self.teacher_inputs(inputs, data_samples), self.student_recorder)
         return to_float32(logits)
 
-    def teacher_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The batch as the teacher takes it: re-normalized, in channels-last memory format
-        when ``teacher.channels_last`` is set. Shape (B, 3, H, W)."""
-        inputs = self.teacher_renormalizer(inputs)
+    def teacher_inputs(self, inputs: torch.Tensor,
+                       data_samples: Optional[list] = None) -> torch.Tensor:
+        """The batch as the teacher takes it: re-normalized (its padding the teacher's own pad
+        value, told apart by the samples' ``img_shape``), in channels-last memory format when
+        ``teacher.channels_last`` is set. Shape (B, 3, H, W)."""
+        inputs = self.teacher_renormalizer(inputs, data_samples)
         if self.teacher_channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         return inputs
@@ -316,8 +318,8 @@ class Distiller(HoldsFrozenTeachers, BaseModel):
         missing = self.teacher_cache.missing(keys)
         if missing:
             subset = inputs[torch.tensor(missing, device=inputs.device)]
-            self.teacher_cache.store([keys[index] for index in missing],
-                                     self._teacher_logits(subset))
+            self.teacher_cache.store([keys[index] for index in missing], self._teacher_logits(
+                subset, [data_samples[index] for index in missing]))
         return self.teacher_cache.batch(keys, len(missing))
 
     def weighted_student_losses(self, task_losses: dict, prefix: str,

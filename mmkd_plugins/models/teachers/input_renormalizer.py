@@ -1,5 +1,5 @@
 """Re-normalize inputs prepared for the student into what the teacher was trained on."""
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -28,7 +28,10 @@ class InputRenormalizer(nn.Module):
     """Maps a student-normalized batch to the teacher's normalization.
 
     ``x_t = (flip(x_s · std_s + mean_s) - mean_t) / std_t``, where ``flip`` reverses the channels
-    only when exactly one of the two preprocessors converts BGR to RGB.
+    only when exactly one of the two preprocessors converts BGR to RGB. The batch padding
+    (which mmengine's preprocessors add *after* normalizing, with their ``pad_value``: every
+    pixel beyond a sample's ``img_shape``) becomes the teacher's own ``pad_value``, not the map
+    of the student's, so the teacher sees exactly what its own preprocessing would give.
 
     Args:
         student_preprocessor: The student's data preprocessor (it prepared the batch).
@@ -44,21 +47,39 @@ class InputRenormalizer(nn.Module):
         self.register_buffer('teacher_mean', teacher_mean, persistent=False)
         self.register_buffer('teacher_std', teacher_std, persistent=False)
         self.flip_channels = student_swaps != teacher_swaps
+        self.student_pad_value = float(getattr(student_preprocessor, 'pad_value', 0))
+        self.teacher_pad_value = float(getattr(teacher_preprocessor, 'pad_value', 0))
 
     @property
     def is_identity(self) -> bool:
-        """True when both models expect the same normalization."""
+        """True when both models expect the same normalization and padding."""
         return (not self.flip_channels and torch.equal(self.student_mean, self.teacher_mean)
-                and torch.equal(self.student_std, self.teacher_std))
+                and torch.equal(self.student_std, self.teacher_std)
+                and self.student_pad_value == self.teacher_pad_value)
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Args: inputs (N, C, H, W), student-normalized. Returns: (N, C, H, W) for the teacher."""
+    def forward(self, inputs: torch.Tensor,
+                data_samples: Optional[Sequence] = None) -> torch.Tensor:
+        """The batch as the teacher's own preprocessing would give it.
+
+        Args:
+            inputs: Student-normalized batch, (N, C, H, W).
+            data_samples: The batch's data samples; their ``img_shape`` tells the padding
+                apart (without them the padding is re-normalized like the image).
+
+        Returns:
+            (N, C, H, W) for the teacher.
+        """
         if self.is_identity:
             return inputs
         raw = inputs * self.student_std + self.student_mean
         if self.flip_channels:
             raw = raw.flip(1)
-        return (raw - self.teacher_mean) / self.teacher_std
+        teacher_inputs = (raw - self.teacher_mean) / self.teacher_std
+        for index, sample in enumerate(data_samples or ()):
+            height, width = sample.metainfo.get('img_shape', inputs.shape[-2:])[:2]
+            teacher_inputs[index, :, height:, :] = self.teacher_pad_value
+            teacher_inputs[index, :, :height, width:] = self.teacher_pad_value
+        return teacher_inputs
 
 
 def build_renormalizer(student_preprocessor: nn.Module,
