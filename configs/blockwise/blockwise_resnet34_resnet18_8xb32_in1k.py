@@ -4,8 +4,7 @@
 # both sides). As the paper: d = KD, hybrid terms weighted 1/2^(n-i) ('halving'); tau=1 (the
 # usual ImageNet KD setting); the paper gives no alpha, beta, gamma, so all are 1.
 # Everything but the model is the stock mmpretrain config.
-_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
-custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)
+_base_ = ['mmpretrain::resnet/resnet18_8xb32_in1k.py', '../_base_/distillation_runtime.py']
 
 model = dict(
     _delete_=True,
@@ -20,11 +19,4 @@ model = dict(
                  weights='halving'),
     alpha=1.0, beta=1.0, gamma=1.0)
 
-# Our hooks join default_hooks, a dict merged with the inherited one; a custom_hooks list
-# would replace the stock config's own (EMAHook, PipelineSwitchHook, ...).
-default_hooks = dict(
-    export_student=dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + config
-    stop_on_non_finite_loss=dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),
-    random_state=dict(type='mmkd_plugins.RandomStateHook'),  # exact resume
-    epoch_schedule_check=dict(type='mmkd_plugins.EpochScheduleCheckHook'),
-    checkpoint=dict(type='mmkd_plugins.AtomicCheckpointHook'))  # keeps the stock settings
+default_hooks = {{_base_.distillation_hooks}}  # merged with the stock default_hooks

@@ -3,8 +3,7 @@
 # temperature 1 + 20 sigmoid(theta) starting at theta = 1 (tau 15.62), lambda from 0 to 1 over 5
 # epochs (cosine, epochs counted from 1), CE and KD weights 1.
 # ResNet-34 teacher -> ResNet-18 student; everything but the model is the stock mmpretrain config.
-_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
-custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)
+_base_ = ['mmpretrain::resnet/resnet18_8xb32_in1k.py', '../_base_/distillation_runtime.py']
 
 model = dict(
     _delete_=True,
@@ -20,11 +19,4 @@ model = dict(
                  lambda_max=1.0, warmup_epochs=5),
         loss_weight=1.0)))
 
-# Our hooks join default_hooks, a dict merged with the inherited one; a custom_hooks list
-# would replace the stock config's own (EMAHook, PipelineSwitchHook, ...).
-default_hooks = dict(
-    export_student=dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + config
-    stop_on_non_finite_loss=dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),
-    random_state=dict(type='mmkd_plugins.RandomStateHook'),  # exact resume
-    epoch_schedule_check=dict(type='mmkd_plugins.EpochScheduleCheckHook'),
-    checkpoint=dict(type='mmkd_plugins.AtomicCheckpointHook'))  # keeps the stock settings
+default_hooks = {{_base_.distillation_hooks}}  # merged with the stock default_hooks

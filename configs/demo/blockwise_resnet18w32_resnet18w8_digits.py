@@ -2,8 +2,7 @@
 # hybrids. Hybrids N_1..N_4 run the student's first i stages (8/16/32/64 channels), a learned
 # 1x1 conv + BN connector into the teacher's (32/64/128/256), then the teacher's later stages
 # and head. d = KD at the KD demo's tau; alpha = beta = gamma = 1.
-_base_ = './student_resnet18w8_digits.py'
-custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)
+_base_ = ['./student_resnet18w8_digits.py', '../_base_/distillation_runtime.py']
 
 model = dict(
     _delete_=True,
@@ -14,11 +13,4 @@ model = dict(
         checkpoint='work_dirs/digits_demo/teacher.pth'),
     distill_losses=dict(loss_kd=dict(type='KDLoss', tau=4.0, loss_weight=1.0)),
     hybrids=dict(connector=dict(type='mmkd_plugins.ConvBNConnector')))
-# Our hooks join default_hooks, a dict merged with the inherited one; a custom_hooks list
-# would replace the stock config's own (EMAHook, PipelineSwitchHook, ...).
-default_hooks = dict(
-    export_student=dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + config
-    stop_on_non_finite_loss=dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),
-    random_state=dict(type='mmkd_plugins.RandomStateHook'),  # exact resume
-    epoch_schedule_check=dict(type='mmkd_plugins.EpochScheduleCheckHook'),
-    checkpoint=dict(type='mmkd_plugins.AtomicCheckpointHook'))  # keeps the stock settings
+default_hooks = {{_base_.distillation_hooks}}  # merged with the stock default_hooks

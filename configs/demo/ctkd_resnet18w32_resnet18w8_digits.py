@@ -1,8 +1,7 @@
 # Demo CTKD: the KD demo with a learned temperature (global, starting at the KD demo's tau 4,
 # kept in (1, 21), trained adversarially; lambda warmed up over 10 epochs as the authors'
 # CIFAR setting).
-_base_ = './student_resnet18w8_digits.py'
-custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)
+_base_ = ['./student_resnet18w8_digits.py', '../_base_/distillation_runtime.py']
 
 model = dict(
     _delete_=True,
@@ -15,11 +14,4 @@ model = dict(
         type='KDLoss',
         tau=dict(type='CurriculumTemperature', mode='global', init_tau=4.0, warmup_epochs=10),
         loss_weight=1.0)))
-# Our hooks join default_hooks, a dict merged with the inherited one; a custom_hooks list
-# would replace the stock config's own (EMAHook, PipelineSwitchHook, ...).
-default_hooks = dict(
-    export_student=dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + config
-    stop_on_non_finite_loss=dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),
-    random_state=dict(type='mmkd_plugins.RandomStateHook'),  # exact resume
-    epoch_schedule_check=dict(type='mmkd_plugins.EpochScheduleCheckHook'),
-    checkpoint=dict(type='mmkd_plugins.AtomicCheckpointHook'))  # keeps the stock settings
+default_hooks = {{_base_.distillation_hooks}}  # merged with the stock default_hooks

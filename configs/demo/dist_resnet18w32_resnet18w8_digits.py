@@ -1,7 +1,6 @@
 # Demo DIST: the baseline student's config plus a teacher and a loss, with the paper's ImageNet
 # setting (tau=1, beta=gamma=1, loss weight 2); the CIFAR setting tau=4 was unstable here.
-_base_ = './student_resnet18w8_digits.py'
-custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)
+_base_ = ['./student_resnet18w8_digits.py', '../_base_/distillation_runtime.py']
 
 model = dict(
     _delete_=True,
@@ -12,11 +11,4 @@ model = dict(
         checkpoint='work_dirs/digits_demo/teacher.pth'),
     distill_losses=dict(
         loss_dist=dict(type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0, loss_weight=2.0)))
-# Our hooks join default_hooks, a dict merged with the inherited one; a custom_hooks list
-# would replace the stock config's own (EMAHook, PipelineSwitchHook, ...).
-default_hooks = dict(
-    export_student=dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + config
-    stop_on_non_finite_loss=dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),
-    random_state=dict(type='mmkd_plugins.RandomStateHook'),  # exact resume
-    epoch_schedule_check=dict(type='mmkd_plugins.EpochScheduleCheckHook'),
-    checkpoint=dict(type='mmkd_plugins.AtomicCheckpointHook'))  # keeps the stock settings
+default_hooks = {{_base_.distillation_hooks}}  # merged with the stock default_hooks

@@ -2,8 +2,7 @@
 # Each FPN level's class map (N, 9 anchors x 80 classes, H, W) gives one row of 720 sigmoid
 # scores per position; inter-class over the rows, intra-class over the positions of the batch.
 # No box distillation. Everything but the model is the stock mmdet config.
-_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
-custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)
+_base_ = ['mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', '../_base_/distillation_runtime.py']
 
 model = dict(
     _delete_=True,
@@ -16,11 +15,4 @@ model = dict(
     distill_losses=dict(loss_dist=dict(
         type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0, loss_weight=1.0, activation='sigmoid')))
 
-# Our hooks join default_hooks, a dict merged with the inherited one; a custom_hooks list
-# would replace the stock config's own (EMAHook, PipelineSwitchHook, ...).
-default_hooks = dict(
-    export_student=dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + config
-    stop_on_non_finite_loss=dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),
-    random_state=dict(type='mmkd_plugins.RandomStateHook'),  # exact resume
-    epoch_schedule_check=dict(type='mmkd_plugins.EpochScheduleCheckHook'),
-    checkpoint=dict(type='mmkd_plugins.AtomicCheckpointHook'))  # keeps the stock settings
+default_hooks = {{_base_.distillation_hooks}}  # merged with the stock default_hooks

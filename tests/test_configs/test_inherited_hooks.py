@@ -12,27 +12,22 @@ OUR_HOOKS = ('ExportStudentHook', 'StopOnNonFiniteLossHook', 'RandomStateHook',
              'EpochScheduleCheckHook', 'AtomicCheckpointHook')
 
 
-def readme_hooks_block() -> str:
-    """The hooks block of the README's distillation config, as a user copies it."""
-    readme = (Path(__file__).resolve().parents[2] / 'README.md').read_text()
-    start = readme.index('default_hooks = dict(\n    export_student=')
-    end = readme.index('\n```', start)
-    return readme[start:end] + '\n'
+RUNTIME_FRAGMENT = str(Path(__file__).resolve().parents[2] / 'configs' / '_base_' /
+                       'distillation_runtime.py')
 
 
 def test_a_distilled_rtmdet_keeps_its_ema_and_pipeline_switch_hooks(tmp_path):
     teacher = save_random_checkpoint('mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py',
                                      str(tmp_path / 'rtmdet_s.pth'))
     config = tmp_path / 'kd_rtmdet.py'
-    config.write_text(
-        "_base_ = 'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py'\n"
-        "custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)\n"
+    config.write_text(  # as the README tells a user to write it
+        f"_base_ = ['mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py', {RUNTIME_FRAGMENT!r}]\n"
         "model = dict(_delete_=True, type='mmkd_plugins.Distiller', student={{_base_.model}},\n"
         "             teacher=dict(config='mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py',\n"
         f"                          checkpoint={teacher!r}),\n"
         "             distill_losses=dict(loss_kd=dict(type='KDLoss', tau=1.0,\n"
         "                                              activation='sigmoid')))\n"
-        + readme_hooks_block())
+        "default_hooks = {{_base_.distillation_hooks}}\n")
     cfg = Config.fromfile(str(config))
     cfg.model.student.backbone.init_cfg = None  # no ImageNet download in the test
     cfg.work_dir = str(tmp_path / 'work')

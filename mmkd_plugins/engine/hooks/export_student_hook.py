@@ -77,6 +77,7 @@ def _drop_own_hooks_and_import(config) -> None:
             elif hook is None or not _is_own_hook(hook):
                 default_hooks[name] = hook
         config.default_hooks = default_hooks
+    config.pop('distillation_hooks', None)  # the variable of configs/_base_/distillation_runtime
     hooks = [hook for hook in config.get('custom_hooks', []) if not _is_own_hook(hook)]
     if hooks:
         config.custom_hooks = hooks
