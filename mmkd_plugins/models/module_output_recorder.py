@@ -16,6 +16,12 @@ def check_module_names(model: nn.Module, names: Iterable[str], field: str) -> No
                              f"closest names: {', '.join(close) or 'none'}")
 
 
+def names_a_loss(module_name: str) -> bool:
+    """Whether ``module_name`` (as in ``named_modules()``) is, or is inside, a loss module
+    (``head.loss_module``, ``bbox_head.loss_cls``): those run only in a model's ``loss()``."""
+    return any(part.startswith('loss') for part in module_name.split('.'))
+
+
 class ModuleOutputRecorder:
     """Context manager that records the inputs and outputs of named modules while it is active.
 

@@ -2,7 +2,7 @@
 import torch
 from mmengine.model import BaseModel
 
-from ..module_output_recorder import ModuleOutputRecorder
+from ..module_output_recorder import ModuleOutputRecorder, names_a_loss
 
 
 class ClassifierAdapter:
@@ -29,7 +29,7 @@ class ClassifierAdapter:
     @staticmethod
     def teacher_runs(teacher: BaseModel, module_name: str) -> bool:
         """Whether the teacher's forward for distillation runs the module ``module_name``."""
-        return not any(part.startswith('loss') for part in module_name.split('.'))
+        return not names_a_loss(module_name)
 
     @classmethod
     def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str) -> None:

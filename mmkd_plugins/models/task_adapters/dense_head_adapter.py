@@ -4,7 +4,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from mmengine.model import BaseModel
 
-from ..module_output_recorder import ModuleOutputRecorder
+from ..module_output_recorder import ModuleOutputRecorder, names_a_loss
 
 
 def flatten_levels(cls_scores: Sequence[torch.Tensor]) -> List[torch.Tensor]:
@@ -117,7 +117,7 @@ class DenseHeadAdapter:
     @staticmethod
     def teacher_runs(teacher: BaseModel, module_name: str) -> bool:
         """Whether the teacher's forward for distillation runs the module ``module_name``."""
-        if any(part.startswith('loss') for part in module_name.split('.')):
+        if names_a_loss(module_name):
             return False
         if module_name != 'bbox_head' and not module_name.startswith('bbox_head.'):
             return True

@@ -2,7 +2,7 @@
 import torch
 from mmengine.model import BaseModel
 
-from ..module_output_recorder import ModuleOutputRecorder
+from ..module_output_recorder import ModuleOutputRecorder, names_a_loss
 from ..teachers.teacher_precision import to_float32
 
 ROI_EXTRACTOR = 'roi_head.bbox_roi_extractor'
@@ -47,7 +47,7 @@ class RoIHeadAdapter:
     @staticmethod
     def teacher_runs(teacher: BaseModel, module_name: str) -> bool:
         """Whether the teacher's forward for distillation runs the module ``module_name``."""
-        if any(part.startswith('loss') for part in module_name.split('.')):
+        if names_a_loss(module_name):
             return False
         if module_name.startswith(('backbone', 'neck', 'data_preprocessor')):
             return True
