@@ -201,3 +201,33 @@ def test_bf16_teacher_gives_float32_logits_near_the_float32_ones(teacher_checkpo
     log_vars = fast.train_step(make_batch(), optim_wrapper)
     assert teacher_conv == [torch.bfloat16]  # the training step's teacher ran in bf16
     assert 0 < float(log_vars['distill.loss_kd']) < float('inf')
+
+
+def test_a_teacher_built_for_another_input_size_gets_the_batch_at_its_size(tmp_path):
+    """A Swin teacher built for 64×64 (window attention that fails on smaller maps) distils a
+    16×16 student: the batch is resized to the teacher's size, never run at the wrong one."""
+    student = student_model_cfg()
+    swin = dict(type='ImageClassifier',
+                backbone=dict(type='SwinTransformer', arch='tiny', img_size=64,
+                              stage_cfgs=dict(block_cfgs=dict(window_size=2))),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(type='LinearClsHead', num_classes=10, in_channels=768))
+    teacher_config = dict(model=swin, data_preprocessor=student['data_preprocessor'])
+    checkpoint = str(tmp_path / 'swin64.pth')
+    from mmkd_plugins.models.teachers import build_model_from_config
+    torch.save({'state_dict': build_model_from_config(Config(teacher_config)).state_dict()},
+               checkpoint)
+    model = Distiller(student=student, teacher=dict(config=teacher_config, checkpoint=checkpoint),
+                      distill_losses=KD)
+    seen = []
+    model.teacher.backbone.patch_embed.register_forward_hook(
+        lambda module, args, output: seen.append(tuple(args[0].shape[-2:])))
+    data = model.data_preprocessor(make_batch(size=16), training=True)
+    logits = model.run_teacher(data['inputs'], data['data_samples'])['logits']
+    assert seen == [(64, 64)]
+    resized = torch.nn.functional.interpolate(data['inputs'], size=(64, 64), mode='bilinear',
+                                              align_corners=False)
+    torch.testing.assert_close(logits, model.teacher(resized, mode='tensor'))
+    log_vars = model.train_step(make_batch(size=16),
+                                OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+    assert 0 < float(log_vars['distill.loss_kd']) < float('inf')

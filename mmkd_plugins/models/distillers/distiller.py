@@ -12,7 +12,8 @@ from ..module_output_recorder import ModuleOutputRecorder, check_module_names
 from ..task_adapters import ClassifierAdapter, adapter_for
 from ..teachers import (HoldsFrozenTeachers, TeacherOutputCache, bf16_autocast,
                         build_renormalizer, build_teacher, check_bf16_supported,
-                        load_teacher_weights, sample_key, to_float32)
+                        expected_input_size, load_teacher_weights, resized_to, sample_key,
+                        to_float32)
 
 LOGITS = 'logits'
 TEACHER_KEYS = ('config', 'checkpoint', 'cfg_options', 'channels_last', 'bf16')
@@ -128,6 +129,10 @@ class Distiller(HoldsFrozenTeachers, BaseModel):
         load_teacher_weights(self.teacher, teacher.get('checkpoint'), teacher_field)
         self.teacher_renormalizer = build_renormalizer(
             self.student.data_preprocessor, getattr(self.teacher, 'data_preprocessor', None))
+        # A classifier teacher built for one input size (a 384-px Swin for a 224-px student)
+        # gets the batch resized to it; detectors' maps must keep the student's geometry.
+        self.teacher_input_size = (expected_input_size(self.teacher)
+                                   if self.adapter is ClassifierAdapter else None)
         self.teacher_channels_last = bool(teacher.get('channels_last', False))
         if self.teacher_channels_last:
             self.teacher.to(memory_format=torch.channels_last)
@@ -284,9 +289,11 @@ class Distiller(HoldsFrozenTeachers, BaseModel):
     def teacher_inputs(self, inputs: torch.Tensor,
                        data_samples: Optional[list] = None) -> torch.Tensor:
         """The batch as the teacher takes it: re-normalized (its padding the teacher's own pad
-        value, told apart by the samples' ``img_shape``), in channels-last memory format when
-        ``teacher.channels_last`` is set. Shape (B, 3, H, W)."""
-        inputs = self.teacher_renormalizer(inputs, data_samples)
+        value, told apart by the samples' ``img_shape``), resized to the input size a classifier
+        teacher's backbone was built for (bilinear), in channels-last memory format when
+        ``teacher.channels_last`` is set. Shape (B, 3, H, W), or (B, 3, H_t, W_t) resized."""
+        inputs = resized_to(self.teacher_renormalizer(inputs, data_samples),
+                            self.teacher_input_size)
         if self.teacher_channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         return inputs

@@ -1,14 +1,16 @@
 """Teacher loading: config + checkpoint -> frozen model; input re-normalization; a per-sample
 cache of its logits; a bf16 forward."""
 from .frozen_teachers import HoldsFrozenTeachers
-from .input_renormalizer import InputRenormalizer, build_renormalizer, normalization_of
+from .input_renormalizer import (InputRenormalizer, build_renormalizer, expected_input_size,
+                                 normalization_of, resized_to)
 from .teacher_output_cache import TeacherOutputCache, sample_key
 from .teacher_precision import bf16_autocast, check_bf16_supported, to_float32
 from .teacher_builder import (build_model_from_config, build_teacher, freeze,
                               load_model_config, load_state_dict_strictly, load_teacher_weights)
 
 __all__ = [
-    'HoldsFrozenTeachers', 'InputRenormalizer', 'build_renormalizer', 'normalization_of', 'build_teacher',
+    'HoldsFrozenTeachers', 'InputRenormalizer', 'build_renormalizer', 'expected_input_size',
+    'normalization_of', 'resized_to', 'build_teacher',
     'build_model_from_config', 'freeze', 'load_model_config', 'load_state_dict_strictly',
     'load_teacher_weights', 'TeacherOutputCache', 'sample_key', 'bf16_autocast',
     'check_bf16_supported', 'to_float32'

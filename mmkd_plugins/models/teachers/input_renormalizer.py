@@ -82,6 +82,23 @@ class InputRenormalizer(nn.Module):
         return teacher_inputs
 
 
+def expected_input_size(model: nn.Module) -> Optional[Tuple[int, int]]:
+    """The (H, W) a model's backbone was built for, when it declares one: transformer
+    backbones (Swin, ViT, ...) built with an ``img_size`` keep it in their patch embedding;
+    None for backbones that take any size (CNNs)."""
+    patch_embed = getattr(getattr(model, 'backbone', None), 'patch_embed', None)
+    size = getattr(patch_embed, 'init_input_size', None)
+    return tuple(int(side) for side in size) if size is not None else None
+
+
+def resized_to(inputs: torch.Tensor, size: Optional[Tuple[int, int]]) -> torch.Tensor:
+    """``inputs`` (N, C, H, W) resized (bilinear) to ``size``, or unchanged when it has that size
+    already or ``size`` is None."""
+    if size is None or tuple(inputs.shape[-2:]) == tuple(size):
+        return inputs
+    return nn.functional.interpolate(inputs, size=size, mode='bilinear', align_corners=False)
+
+
 def build_renormalizer(student_preprocessor: nn.Module,
                        teacher_preprocessor: Optional[nn.Module]) -> InputRenormalizer:
     """An :class:`InputRenormalizer`; identity when the teacher has no preprocessor of its own."""
