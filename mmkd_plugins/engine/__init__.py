@@ -6,5 +6,6 @@ from .resumed_seed import seed_of_resumed_run
 
 __all__ = [
     'setup_cpu_distributed', 'shutdown_distributed', 'seed_of_resumed_run',
-    'AtomicCheckpointHook', 'EpochScheduleCheckHook', 'ExportStudentHook', 'StopOnNonFiniteLossHook', 'RandomStateHook', 'TeacherCacheHook'
+    'AtomicCheckpointHook', 'EpochScheduleCheckHook', 'ExportStudentHook',
+    'StopOnNonFiniteLossHook', 'RandomStateHook', 'TeacherCacheHook'
 ]

@@ -7,6 +7,6 @@ from .random_state_hook import RandomStateHook
 from .teacher_cache_hook import TeacherCacheHook
 
 __all__ = [
-    'AtomicCheckpointHook', 'EpochScheduleCheckHook', 'ExportStudentHook', 'StopOnNonFiniteLossHook', 'RandomStateHook',
-    'TeacherCacheHook'
+    'AtomicCheckpointHook', 'EpochScheduleCheckHook', 'ExportStudentHook',
+    'StopOnNonFiniteLossHook', 'RandomStateHook', 'TeacherCacheHook'
 ]

@@ -91,8 +91,9 @@ class DenseHeadAdapter:
     The student's scores are the first output of its ``bbox_head`` forward (the per-level class
     maps), recorded while its stock ``loss()`` runs; the teacher's come from its backbone, neck
     and the head's class branch only (see :func:`class_branch_scores`; other heads run their
-    whole forward), with no box branch, label assignment, loss or box decoding. Both are flattened to one row per spatial position and
-    FPN level (see :func:`flatten_levels`); losses are computed per level and summed. Heads
+    whole forward), with no box branch, label assignment, loss or box decoding. Both are
+    flattened to one row per spatial position and FPN level (see :func:`flatten_levels`);
+    losses are computed per level and summed. Heads
     whose maps are probabilities (TOOD) are compared through the logits of those probabilities
     (see :func:`as_logits`), so that the sigmoid losses see what the head predicts with.
     """
