@@ -138,3 +138,28 @@ def test_object_store_schemes_load_weights_only(scheme, tmp_path, monkeypatch):
     with pytest.raises(UnsafeCheckpointError, match=f'{scheme}://bucket/evil.pth'):
         CheckpointLoader.load_checkpoint(f'{scheme}://bucket/evil.pth', map_location='cpu')
     assert not (tmp_path / 'pwned').exists()
+
+
+def test_a_stock_pretrained_init_cfg_loads_through_the_weights_only_loader(torch_home,
+                                                                           tmp_path):
+    """mmdet configs initialise backbones with ``init_cfg=dict(type='Pretrained',
+    checkpoint='torchvision://resnet50')``: through ``init_weights()`` the file is read
+    weights-only, and a pickle that would run code is refused."""
+    import torchvision
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    cached = cache_path_of(zoo_url('torchvision://resnet18'))
+    os.makedirs(osp.dirname(cached), exist_ok=True)
+    weights = torchvision.models.resnet18().state_dict()
+    torch.save(weights, cached)
+    backbone_cfg = dict(type='ResNet', depth=18,
+                        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet18'))
+    backbone = MODELS.build(backbone_cfg)
+    backbone.init_weights()
+    assert torch.equal(backbone.conv1.weight, weights['conv1.weight'])
+    assert torch.equal(backbone.layer4[1].bn2.running_var, weights['layer4.1.bn2.running_var'])
+    evil_checkpoint_file(cached, tmp_path / 'pwned')
+    with pytest.raises(UnsafeCheckpointError):
+        MODELS.build(backbone_cfg).init_weights()
+    assert not (tmp_path / 'pwned').exists()
