@@ -51,6 +51,7 @@ def check_pipeline_is_keyable(dataset) -> None:
     """Raise a ``ValueError`` naming the first transform of the training pipelines whose
     random parameters the teacher cache cannot key, a missing metainfo key, or samples of
     concatenated datasets without an image path to tell them apart."""
+    parts = _datasets_in(dataset)
     for where, transforms in _pipelines_in(dataset):
         packed = set()
         for transform in transforms:
@@ -70,12 +71,11 @@ def check_pipeline_is_keyable(dataset) -> None:
             if absent:
                 raise ValueError(f'TeacherCacheHook: {name} is keyed by {sorted(absent)}, '
                                  'which the pipeline does not pack into meta_keys')
-        if len(_datasets_in(dataset)) > 1 and packed and 'img_path' not in packed:
+        if len(parts) > 1 and packed and 'img_path' not in packed:
             raise ValueError(
                 'TeacherCacheHook: the training set concatenates several datasets, whose '
                 'sample indices repeat, and its pipeline does not pack img_path into meta_keys: '
                 'two images would share a cache entry. Pack img_path, or remove the hook')
-    parts = _datasets_in(dataset)
     if len(parts) > 1 and not all(len(part) == 0 or 'img_path' in part.get_data_info(0)
                                   for part in parts):
         raise ValueError('TeacherCacheHook: the training set concatenates several datasets '

@@ -129,10 +129,10 @@ class Distiller(HoldsFrozenTeachers, BaseModel):
         load_teacher_weights(self.teacher, teacher.get('checkpoint'), teacher_field)
         self.teacher_renormalizer = build_renormalizer(
             self.student.data_preprocessor, getattr(self.teacher, 'data_preprocessor', None))
-        # A classifier teacher built for one input size (a 384-px Swin for a 224-px student)
-        # gets the batch resized to it; detectors' maps must keep the student's geometry.
+        # A teacher built for one input size (a 384-px Swin for a 224-px student) gets the
+        # batch resized to it where the task allows (classifiers).
         self.teacher_input_size = (expected_input_size(self.teacher)
-                                   if self.adapter is ClassifierAdapter else None)
+                                   if self.adapter.teacher_inputs_resizable else None)
         self.teacher_channels_last = bool(teacher.get('channels_last', False))
         if self.teacher_channels_last:
             self.teacher.to(memory_format=torch.channels_last)

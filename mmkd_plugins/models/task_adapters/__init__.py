@@ -6,7 +6,8 @@ with the least work (no loss, no assignment, no post-processing). Adapters with
 ``supports_hybrids`` also run a model's neck and head on given backbone outputs, for the hybrid
 networks of block-wise distillation (``head_forward``, ``head_logits``, ``head_task_losses``).
 Adapters with ``teacher_logits_per_sample`` give teacher logits whose rows belong to one sample
-each, in batch order, so that they can be cached per sample.
+each, in batch order, so that they can be cached per sample; with ``teacher_inputs_resizable``
+the batch may be resized to the input size a teacher was built for.
 """
 from mmengine.model import BaseModel
 

@@ -17,6 +17,7 @@ class ClassifierAdapter:
     recorded_modules = ('head', )
     supports_hybrids = True
     teacher_logits_per_sample = True  # row b depends on sample b only: cacheable
+    teacher_inputs_resizable = True  # a teacher built for another size gets it
 
     @staticmethod
     def supports(model: BaseModel) -> bool:

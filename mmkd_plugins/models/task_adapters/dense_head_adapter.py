@@ -102,6 +102,7 @@ class DenseHeadAdapter:
     recorded_modules = ('bbox_head', )
     supports_hybrids = True
     teacher_logits_per_sample = True  # sample-major rows per level: cacheable
+    teacher_inputs_resizable = False  # the maps must keep the student's geometry
 
     @staticmethod
     def supports(model: BaseModel) -> bool:

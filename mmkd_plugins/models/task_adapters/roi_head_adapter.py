@@ -30,6 +30,7 @@ class RoIHeadAdapter:
     recorded_modules = (ROI_EXTRACTOR, BOX_HEAD)
     supports_hybrids = False  # a hybrid would need its own RPN proposals and RoI sampling
     teacher_logits_per_sample = False  # they score the student's RoIs of this step
+    teacher_inputs_resizable = False  # the RoIs are in the student's coordinates
 
     @staticmethod
     def supports(model: BaseModel) -> bool:
