@@ -1,8 +1,8 @@
 """A deterministic COCO-format detection dataset of simple shapes (squares, circles, triangles).
 
 Each image has a noisy background and one to three filled shapes of random colour and size;
-the annotation file is the standard COCO json (``images``, ``annotations``, ``categories``)
-that mmdet's ``CocoDataset`` and pycocotools' ``COCO`` read.
+the annotation file is the standard COCO json (``images``, ``annotations`` with boxes and
+outline polygons, ``categories``) that mmdet's ``CocoDataset`` and pycocotools' ``COCO`` read.
 """
 import json
 import os
@@ -24,6 +24,21 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: Tuple[int, int, int,
         draw.ellipse([x0, y0, x1 - 1, y1 - 1], fill=colour)
     else:
         draw.polygon([((x0 + x1) / 2, y0), (x1 - 1, y1 - 1), (x0, y1 - 1)], fill=colour)
+
+
+def _outline(shape: str, box: List[int]) -> List[float]:
+    """The shape's outline as one COCO polygon ``[x0, y0, x1, y1, ...]`` (a circle as 16
+    points), so that instance-segmentation pipelines (``with_mask=True``) can read it too."""
+    x0, y0, x1, y1 = box
+    if shape == 'square':
+        points = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    elif shape == 'circle':
+        angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+        points = list(zip((x0 + x1) / 2 + (x1 - x0) / 2 * np.cos(angles),
+                          (y0 + y1) / 2 + (y1 - y0) / 2 * np.sin(angles)))
+    else:
+        points = [((x0 + x1) / 2, y0), (x1, y1), (x0, y1)]
+    return [round(float(value), 2) for point in points for value in point]
 
 
 def _random_image(rng: np.random.Generator, image_size: int, min_size: int,
@@ -78,7 +93,8 @@ def write_shapes_coco(root: str, split_sizes: Dict[str, int], image_size: int = 
             for label, (x0, y0, x1, y1) in objects:
                 annotations.append(dict(
                     id=len(annotations) + 1, image_id=image_id, category_id=label + 1,
-                    bbox=[x0, y0, x1 - x0, y1 - y0], area=(x1 - x0) * (y1 - y0), iscrowd=0))
+                    bbox=[x0, y0, x1 - x0, y1 - y0], area=(x1 - x0) * (y1 - y0), iscrowd=0,
+                    segmentation=[_outline(SHAPE_CLASSES[label], [x0, y0, x1, y1])]))
         ann_files[split] = osp.join(root, 'annotations', f'{split}.json')
         with open(ann_files[split], 'w') as file:
             json.dump(dict(images=images, annotations=annotations, categories=categories), file)

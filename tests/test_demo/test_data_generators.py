@@ -35,6 +35,13 @@ def test_shapes_are_valid_coco_and_deterministic(tmp_path):
         x, y, w, h = ann['bbox']
         assert 12 <= w <= 24 and w == h and 0 <= x and x + w <= 64 and y + h <= 64
         assert ann['area'] == w * h
+        outline = np.array(ann['segmentation'][0]).reshape(-1, 2)  # instance-mask pipelines
+        assert len(outline) == {'square': 4, 'circle': 16, 'triangle': 3}[
+            SHAPE_CLASSES[ann['category_id'] - 1]]
+        assert np.allclose(outline.min(0), [x, y], atol=0.01)
+        assert np.allclose(outline.max(0), [x + w, y + h], atol=0.01)
+        mask_area = coco.annToMask(ann).sum()  # pycocotools reads the polygon
+        assert 0.4 * w * h < mask_area <= 1.05 * w * h
     with open(first['val']) as file:
         image = json.load(file)['images'][0]
     assert Image.open(tmp_path / 'a' / 'val' / image['file_name']).size == (64, 64)
