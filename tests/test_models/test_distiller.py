@@ -231,3 +231,35 @@ def test_a_teacher_built_for_another_input_size_gets_the_batch_at_its_size(tmp_p
     log_vars = model.train_step(make_batch(size=16),
                                 OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
     assert 0 < float(log_vars['distill.loss_kd']) < float('inf')
+
+
+def test_layer_wise_lr_decay_gives_student_parameters_the_stock_scales(tmp_path):
+    """The BEiT/MAE/CAE fine-tuning configs' LearningRateDecayOptimWrapperConstructor asks the
+    model for get_layer_depth(): the distilled ViT's parameters get the learning rates they get
+    without distillation; the distiller's own (a CTKD temperature) the head's, scale 1."""
+    from mmpretrain.engine.optimizers import LearningRateDecayOptimWrapperConstructor
+    from mmkd_plugins.models.teachers import build_model_from_config
+    vit = dict(type='ImageClassifier',
+               backbone=dict(type='VisionTransformer', arch='deit-tiny', img_size=32,
+                             patch_size=16),
+               neck=None, head=dict(type='VisionTransformerClsHead', num_classes=10,
+                                    in_channels=192))
+    config = dict(model=vit, data_preprocessor=student_model_cfg()['data_preprocessor'])
+    checkpoint = str(tmp_path / 'vit.pth')
+    torch.save({'state_dict': build_model_from_config(Config(config)).state_dict()}, checkpoint)
+    model = Distiller(student=dict(vit, data_preprocessor=config['data_preprocessor']),
+                      teacher=dict(config=config, checkpoint=checkpoint),
+                      distill_losses=dict(loss_kd=dict(
+                          type='KDLoss', tau=dict(type='CurriculumTemperature'))))
+    constructor = LearningRateDecayOptimWrapperConstructor(
+        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05)),
+        paramwise_cfg=dict(layer_decay_rate=0.5))
+    groups = constructor(model).optimizer.param_groups
+    stock = {group['param_name']: group['lr'] for group in
+             constructor(build_model_from_config(Config(config))).optimizer.param_groups}
+    lrs = {group['param_name']: group['lr'] for group in groups}
+    own = [name for name in lrs if not name.startswith('student.')]
+    assert own and all(lrs[name] == 1e-3 for name in own), own
+    assert {name[len('student.'):]: lr for name, lr in lrs.items()
+            if name.startswith('student.')} == stock
+    assert stock['backbone.cls_token'] == 1e-3 * 0.5 ** 13  # depth 0 of 14 (12 layers + 2)

@@ -164,6 +164,30 @@ class Distiller(HoldsFrozenTeachers, BaseModel):
         self.teacher.eval()
         return self
 
+    def get_layer_depth(self, param_name: str) -> Tuple[int, int]:
+        """A parameter's layer depth and the number of depths, for mmpretrain's layer-wise
+        learning-rate decay (``LearningRateDecayOptimWrapperConstructor``, used by the BEiT,
+        MAE, CAE, EVA fine-tuning configs): the student's own answer for ``student.*``; the
+        distiller's own parameters (connectors, learned temperatures) are not in the student's
+        backbone and so count as its last depth, as its head does (learning-rate scale 1).
+
+        Args:
+            param_name: The parameter's name in the distiller, e.g.
+                ``'student.backbone.layers.3.attn.qkv.weight'``.
+
+        Raises:
+            NotImplementedError: the student has no ``get_layer_depth`` (not an mmpretrain
+                classifier), naming the field.
+        """
+        if not hasattr(self.student, 'get_layer_depth'):
+            raise NotImplementedError(
+                f'model.student: layer-wise learning-rate decay (optim_wrapper.constructor) '
+                f'needs a student with get_layer_depth(); a {type(self.student).__name__} has '
+                'none')
+        if param_name.startswith('student.'):
+            param_name = param_name[len('student.'):]
+        return self.student.get_layer_depth(param_name)
+
     def forward(self,
                 inputs: torch.Tensor,
                 data_samples: Optional[list] = None,
