@@ -263,3 +263,70 @@ def test_layer_wise_lr_decay_gives_student_parameters_the_stock_scales(tmp_path)
     assert {name[len('student.'):]: lr for name, lr in lrs.items()
             if name.startswith('student.')} == stock
     assert stock['backbone.cls_token'] == 1e-3 * 0.5 ** 13  # depth 0 of 14 (12 layers + 2)
+
+
+def _levit_like_logits(head, features):
+    pre_logits = head.pre_logits(features)
+    distillation = head.head_dist if hasattr(head, 'head_dist') else head.dist_head
+    return head.head(pre_logits), distillation(pre_logits)
+
+
+def _deit_logits(head, features):
+    class_token, distillation_token = head.pre_logits(features)
+    return head.layers.head(class_token), head.layers.head_dist(distillation_token)
+
+
+@pytest.mark.parametrize('config,classifiers,distillation_layer', [
+    ('mmpretrain::levit/levit-128s_8xb256_in1k.py', _levit_like_logits, 'head_dist'),
+    ('mmpretrain::efficientformer/efficientformer-l1_8xb128_in1k.py', _levit_like_logits,
+     'dist_head'),
+    ('mmpretrain::deit/deit-tiny-distilled_4xb256_in1k.py', _deit_logits, 'layers.head_dist'),
+])
+def test_a_head_with_a_distillation_classifier_trains_as_in_its_paper(
+        config, classifiers, distillation_layer, teacher_checkpoint):
+    """DeiT/LeViT/EfficientFormer heads: mmpretrain cannot train them (LeViT's and
+    EfficientFormer's forward raise, DeiT's trains the mean on the labels). As in DeiT: the class
+    classifier learns the labels, the distillation classifier the teacher's argmax
+    (½ CE + ½ hard distillation); the prediction stays the stock mean of both."""
+    stock = get_config(config)
+    student = dict(stock.model, data_preprocessor=dict(stock.data_preprocessor, num_classes=10))
+    student['head'] = dict(student['head'], num_classes=10)
+    student.pop('train_cfg', None)  # no Mixup/CutMix: the labels stay one class per image
+    model = Distiller(student=student,
+                      teacher=dict(config=TEACHER_CONFIG, checkpoint=teacher_checkpoint),
+                      distill_losses=dict(loss_hard=dict(type='HardDistillationLoss',
+                                                         loss_weight=0.5)),
+                      student_loss_weight=0.5)
+    data = model.data_preprocessor(make_batch(batch_size=2, size=224), training=True)
+    inputs, samples = data['inputs'], data['data_samples']
+    model.eval()  # the same logits in every call below (drop path, batch norm)
+    losses = model.loss(inputs, samples)
+    head = model.student.head
+    class_logits, distillation_logits = classifiers(head, model.student.extract_feat(inputs))
+    labels = torch.cat([sample.gt_label for sample in samples])
+    teacher_top = model.run_teacher(inputs, samples)['logits'].argmax(dim=1)
+    # the head's own loss: the stock LeViT and DeiT configs smooth labels by 0.1 ('original':
+    # (1 - 0.1) one-hot + 0.1 / C), EfficientFormer's is the plain cross-entropy
+    smoothing = (stock.model.head.get('loss') or {}).get('label_smooth_val', 0.0)
+    target = (1 - smoothing) * torch.nn.functional.one_hot(labels, 10) + smoothing / 10
+    task = -(target * class_logits.log_softmax(dim=1)).sum(dim=1).mean()
+    torch.testing.assert_close(losses['student.loss'], 0.5 * task)
+    torch.testing.assert_close(losses['distill.loss_hard'], 0.5 * torch.nn.functional.cross_entropy(
+        distillation_logits, teacher_top))
+    torch.testing.assert_close(model(inputs, mode='tensor'),
+                               (class_logits + distillation_logits) / 2)  # stock prediction
+
+    model.train()
+    losses = model.loss(inputs, samples)
+    class_weight = head.get_submodule('layers.head' if 'layers' in distillation_layer
+                                      else 'head')
+    distillation_weight = head.get_submodule(distillation_layer)
+
+    def weight_gradient(loss, layer):
+        weights = [p for name, p in layer.named_parameters() if name.endswith('weight')]
+        return torch.autograd.grad(loss, weights[-1], retain_graph=True, allow_unused=True)[0]
+
+    assert weight_gradient(losses['student.loss'], distillation_weight) is None
+    assert weight_gradient(losses['distill.loss_hard'], class_weight) is None
+    assert weight_gradient(losses['student.loss'], class_weight).abs().sum() > 0
+    assert weight_gradient(losses['distill.loss_hard'], distillation_weight).abs().sum() > 0

@@ -15,6 +15,8 @@ sources:
 - CTKD (Li et al., AAAI 2023; the authors' training script): λ = λ_max (1 - cos(π e / E)) / 2
   for the epoch e counted from 1, capped at e = E; the global temperature is
   ``1 + 20 · sigmoid(θ)``, with θ = 1 at the start in the authors' code.
+- Hard distillation (Touvron et al., ICML 2021, DeiT §5): cross-entropy of the distillation
+  logits against ``y_t = argmax_c Z_t(c)``, averaged over the batch; DeiT's ½ is a weight.
 """
 import math
 
@@ -24,8 +26,8 @@ import pytest
 import torch
 from mmengine.logging import MessageHub
 
-from mmkd_plugins.models.losses import (CurriculumTemperature, DISTLoss, DKDLoss, dist_loss,
-                                        dkd_loss)
+from mmkd_plugins.models.losses import (CurriculumTemperature, DISTLoss, DKDLoss,
+                                        HardDistillationLoss, dist_loss, dkd_loss)
 
 mpmath.mp.dps = 50
 EPS = 1e-8  # the authors' eps, added to the denominator
@@ -251,3 +253,35 @@ def test_ctkd_authors_start_is_theta_one():
     assert AUTHORS_INIT_TAU == pytest.approx(1 + 20 / (1 + math.exp(-1)))
     temperature = CurriculumTemperature(init_tau=AUTHORS_INIT_TAU)
     assert float(temperature.theta) == pytest.approx(1.0, rel=1e-6)
+
+
+# ---------------------------------------------------------------- hard distillation (DeiT)
+
+
+def reference_hard_distillation(z_s, z_t):
+    """Value and gradient in 50-digit arithmetic: mean_i -log softmax(z_s,i)[argmax z_t,i];
+    d/dz_s,i = (softmax(z_s,i) - onehot(argmax z_t,i)) / N."""
+    rows = len(z_s)
+    value, gradient = mpmath.mpf(0), np.zeros_like(z_s)
+    for i in range(rows):
+        log_q = _mp_log_softmax([mpmath.mpf(float(v)) for v in z_s[i]])
+        label = int(np.argmax(z_t[i]))
+        value -= log_q[label] / rows
+        gradient[i] = [float(mpmath.exp(v)) / rows for v in log_q]
+        gradient[i, label] -= 1.0 / rows
+    return float(value), gradient
+
+
+@pytest.mark.parametrize('classes,margin', [(10, 0.0), (1000, 0.0), (10, 200.0)])
+def test_hard_distillation_matches_deit_in_value_and_gradient(classes, margin):
+    rng = np.random.default_rng(classes)
+    z_s = rng.normal(0.0, 3.0, size=(8, classes))
+    z_t = rng.normal(0.0, 3.0, size=(8, classes))
+    if margin:  # a confidently wrong student: its top class is not the teacher's
+        z_s[np.arange(8), (np.argmax(z_t, axis=1) + 1) % classes] += margin
+    loss = HardDistillationLoss(loss_weight=0.5)
+    value, gradient = _loss_and_gradient(
+        lambda student: loss(student, torch.tensor(z_t, requires_grad=True)), z_s)
+    expected_value, expected_gradient = reference_hard_distillation(z_s, z_t)
+    assert math.isfinite(value)
+    assert_close_to_reference(value, gradient, 0.5 * expected_value, 0.5 * expected_gradient)

@@ -9,7 +9,8 @@ from torch import nn
 
 from mmkd_plugins.registry import MODELS, SCOPE
 from ..module_output_recorder import ModuleOutputRecorder, check_module_names
-from ..task_adapters import ClassifierAdapter, adapter_for
+from ..task_adapters import (ClassifierAdapter, adapter_for, two_classifier_layout,
+                             two_classifier_loss)
 from ..teachers import (HoldsFrozenTeachers, TeacherOutputCache, bf16_autocast,
                         build_renormalizer, build_teacher, check_bf16_supported,
                         expected_input_size, load_teacher_weights, resized_to, sample_key,
@@ -116,6 +117,10 @@ class Distiller(HoldsFrozenTeachers, BaseModel):
         super().__init__(data_preprocessor=student.data_preprocessor, init_cfg=init_cfg)
         self.student = student
         self.adapter = adapter_for(student)
+        # a head with a distillation classifier learns from the teacher with that classifier
+        self.student_has_two_classifiers = (
+            self.adapter is ClassifierAdapter
+            and two_classifier_layout(student.head) is not None)
 
         teacher = dict(teacher)
         unknown = set(teacher) - set(TEACHER_KEYS)
@@ -282,9 +287,13 @@ class Distiller(HoldsFrozenTeachers, BaseModel):
             ``'logits'``); every recorded module's output stays in ``student_recorder``.
         """
         with self.student_recorder:
-            student_losses = self.student.loss(inputs, data_samples)
+            if self.student_has_two_classifiers:  # DeiT, LeViT, EfficientFormer heads
+                student_losses, logits = two_classifier_loss(self.student, inputs, data_samples)
+            else:
+                student_losses = self.student.loss(inputs, data_samples)
+                logits = self.adapter.student_logits(self.student_recorder)
         student_outputs = dict(self.student_recorder.outputs)
-        student_outputs[LOGITS] = self.adapter.student_logits(self.student_recorder)
+        student_outputs[LOGITS] = logits
         return student_losses, student_outputs
 
     def run_teacher(self, inputs: torch.Tensor, data_samples: Optional[list]) -> dict:

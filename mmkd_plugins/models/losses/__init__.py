@@ -2,6 +2,7 @@
 from .curriculum_temperature import (CurriculumTemperature, curriculum_lambda,
                                      reverse_gradient)
 from .dkd_loss import DKDLoss, dkd_loss
+from .hard_distillation_loss import HardDistillationLoss, hard_distillation_loss
 from .dist_loss import DISTLoss, dist_loss, pearson_distance, pearson_rows
 from .kd_loss import KDLoss, binary_kd_loss, kd_loss
 from .probabilities import probabilities, row_weights_by_confidence, weighted_mean
@@ -9,5 +10,6 @@ from .probabilities import probabilities, row_weights_by_confidence, weighted_me
 __all__ = [
     'KDLoss', 'kd_loss', 'binary_kd_loss', 'DISTLoss', 'dist_loss', 'pearson_distance',
     'pearson_rows', 'probabilities', 'row_weights_by_confidence', 'weighted_mean', 'DKDLoss',
-    'dkd_loss', 'CurriculumTemperature', 'curriculum_lambda', 'reverse_gradient'
+    'dkd_loss', 'HardDistillationLoss', 'hard_distillation_loss', 'CurriculumTemperature',
+    'curriculum_lambda', 'reverse_gradient'
 ]

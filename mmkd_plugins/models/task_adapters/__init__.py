@@ -14,6 +14,8 @@ from mmengine.model import BaseModel
 from .classifier_adapter import ClassifierAdapter
 from .dense_head_adapter import DenseHeadAdapter, flatten_levels
 from .roi_head_adapter import RoIHeadAdapter
+from .two_classifier_heads import (class_and_distillation_logits, two_classifier_layout,
+                                   two_classifier_loss)
 
 TASK_ADAPTERS = [ClassifierAdapter, DenseHeadAdapter, RoIHeadAdapter]
 
@@ -34,5 +36,6 @@ def adapter_for(student: BaseModel) -> type:
 
 __all__ = [
     'ClassifierAdapter', 'DenseHeadAdapter', 'RoIHeadAdapter', 'TASK_ADAPTERS', 'adapter_for',
-    'flatten_levels'
+    'flatten_levels', 'class_and_distillation_logits', 'two_classifier_layout',
+    'two_classifier_loss'
 ]

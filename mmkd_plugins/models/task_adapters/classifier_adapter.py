@@ -9,8 +9,10 @@ class ClassifierAdapter:
     """Logits of mmpretrain ``ImageClassifier``-style models (backbone, optional neck, head).
 
     The student's logits are the output of its ``head`` module, recorded while its stock
-    ``loss()`` runs; the teacher's are ``teacher(inputs, mode='tensor')``, which runs backbone,
-    neck and the head's forward only: no loss, no post-processing.
+    ``loss()`` runs (for a head with a distillation classifier, that classifier's logits, see
+    :mod:`.two_classifier_heads`); the teacher's are ``teacher(inputs, mode='tensor')``, which
+    runs backbone, neck and the head's forward only (a two-classifier teacher: the mean of its
+    classifiers, its stock prediction): no loss, no post-processing.
     """
 
     task = 'classification (mmpretrain classifiers)'
@@ -40,7 +42,6 @@ class ClassifierAdapter:
             TypeError: the teacher is not a classifier.
             ValueError: the class counts differ.
         """
-        _check_student_head_trains(student.head)
         if not cls.supports(teacher):
             raise TypeError(f'{field}.config: the student is a classifier but the teacher is a '
                             f'{type(teacher).__name__}; a classification teacher (mmpretrain '
@@ -89,23 +90,3 @@ class ClassifierAdapter:
         logits."""
         return model.head._get_loss(head_outputs, data_samples)
 
-
-# Heads whose second, "distillation" classifier mmpretrain cannot train (their forward raises
-# in training mode), by the attribute that switches it on.
-HEADS_WITH_UNTRAINABLE_DISTILLATION = {'LeViTClsHead': 'distillation',
-                                       'EfficientFormerClsHead': 'dist'}
-
-
-def _check_student_head_trains(head: torch.nn.Module) -> None:
-    """Refuse, at build time, a student head that would fail at the first training step.
-
-    Raises:
-        ValueError: a LeViT or EfficientFormer head with its distillation classifier on.
-    """
-    attribute = HEADS_WITH_UNTRAINABLE_DISTILLATION.get(type(head).__name__)
-    if attribute is not None and getattr(head, attribute, False):
-        raise ValueError(
-            f'model.student.head: a {type(head).__name__} with its distillation classifier '
-            '(distillation=True, the stock config) cannot be trained by mmpretrain, whose '
-            'forward raises in training mode; set model.student.head.distillation=False to '
-            'train its class classifier, which the distillation losses then teach')
