@@ -13,7 +13,7 @@ from mmengine.hub import get_config
 
 from mmkd_plugins.models import BlockwiseDistiller, Distiller
 from mmkd_plugins.models.teachers import (build_model_from_config, build_teacher,
-                                          load_teacher_weights)
+                                          load_model_config, load_teacher_weights)
 from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
 from .test_distiller import KD, build_distiller, student_model_cfg
 
@@ -219,3 +219,12 @@ def test_a_vit_checkpoint_at_another_image_size_loads_through_the_models_own_hoo
     with pytest.raises(ValueError, match=r'(?s)model.teacher.checkpoint: .* keys with another '
                        r'shape: .*backbone.cls_token \(1, 1, 192\) vs model \(1, 1, 384\)'):
         load_teacher_weights(build_teacher(tiny_vit(32, 'deit-small')), path, 'model.teacher')
+
+
+def test_a_package_config_without_default_scope_builds_in_its_package_scope():
+    """mmpretrain's DINOv2 configs hold only a model (no default_scope): as a teacher config
+    their types resolve in mmpretrain, the package that named them."""
+    config = 'mmpretrain::dinov2/vit-small-p14_dinov2-pre_headless.py'
+    assert 'default_scope' not in get_config(config)
+    assert load_model_config(config, 'model.teacher.config').default_scope == 'mmpretrain'
+    assert type(build_teacher(config)).__name__ == 'ImageClassifier'

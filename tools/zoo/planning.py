@@ -104,6 +104,8 @@ def describe_config(zoo: str, family: str, path: str) -> dict:
             return dict(config=name, model_type=str(model_cfg.type), kind=None)
         with DefaultScope.overwrite_default_scope(scope):
             model = MODELS.build(model_cfg)
+        if kind == 'classifier' and getattr(model, 'head', None) is None:
+            return dict(config=name, model_type=f'{model_cfg.type} without a head', kind=None)
         return dict(config=name, model_type=str(model_cfg.type), kind=kind,
                     head=_head_signature(model, kind),
                     params=sum(parameter.numel() for parameter in model.parameters()),

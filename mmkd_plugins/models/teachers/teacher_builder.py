@@ -29,7 +29,8 @@ def load_model_config(config: ConfigSource, field: str,
         cfg_options: Overrides merged into the loaded config (as ``--cfg-options``).
 
     Returns:
-        The config.
+        The config; one from a package (``'pkg::...'``) that sets no ``default_scope`` (such as
+        mmpretrain's model-only DINOv2 configs) gets the package's, so its types resolve.
     """
     if isinstance(config, str):
         if '::' in config:
@@ -38,6 +39,8 @@ def load_model_config(config: ConfigSource, field: str,
             except Exception as error:
                 raise FileNotFoundError(
                     f'{field}: cannot load the config {config!r} ({error})') from error
+            if loaded.get('default_scope') is None:  # e.g. mmpretrain's model-only configs
+                loaded.default_scope = config.split('::', 1)[0]
         elif osp.isfile(config):
             loaded = Config.fromfile(config)
         else:
