@@ -1,7 +1,8 @@
 """mmkd_plugins: knowledge distillation for mmpretrain classifiers and mmdet detectors.
 
-Importing the package (``custom_imports = dict(imports=['mmkd_plugins'])``) registers every
-type under the ``mmkd_plugins`` scope, makes mmengine load checkpoints with
+Importing the package (done by mmengine itself when a config names a type with the
+``mmkd_plugins.`` scope prefix, or by ``custom_imports``) registers every type under the
+``mmkd_plugins`` scope, makes mmengine load checkpoints with
 ``weights_only=True`` and an exact allow-list of safe globals, and makes its local file writes
 (checkpoints) atomic.
 """

@@ -2,9 +2,10 @@
 #     _base_ = ['mmpretrain::resnet/resnet18_8xb32_in1k.py', '../_base_/distillation_runtime.py']
 #     default_hooks = {{_base_.distillation_hooks}}
 # The hooks join default_hooks, a dict that merges with the stock config's own; a custom_hooks
-# list in the child config would replace the stock one (EMAHook, PipelineSwitchHook, ...). The
-# stock config must not define custom_imports itself (mmengine refuses a key in two bases).
-custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)
+# list in the child config would replace the stock one (EMAHook, PipelineSwitchHook, ...).
+# No custom_imports: our types carry the scope prefix ('mmkd_plugins.Distiller'), and mmengine
+# imports the package that a prefix names when it builds them (with the package, the
+# weights-only checkpoint loaders); a stock config's own custom_imports stays as it is.
 distillation_hooks = dict(
     export_student=dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + config
     stop_on_non_finite_loss=dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),

@@ -79,3 +79,36 @@ def test_an_iteration_based_loop_without_epoch_schedules_trains(digits_root,
     runner.train()
     assert runner.iter == 2
 
+
+
+def test_a_stock_config_with_its_own_custom_imports_inherits_the_fragment(tmp_path):
+    """mmdet's ConvNeXt configs (and RTMDet-L ConvNeXt, timm examples) set custom_imports
+    themselves; a fragment holding custom_imports too made mmengine refuse the README's config
+    ("Duplicate key is not allowed among bases"). The scope prefix of our types
+    ('mmkd_plugins.Distiller') imports the package when the runner builds them."""
+    config = tmp_path / 'kd_mask_rcnn_convnext.py'
+    stock = 'mmdet::convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py'
+    config.write_text(f"_base_ = [{stock!r}, {RUNTIME_FRAGMENT!r}]\n"
+                      "default_hooks = {{_base_.distillation_hooks}}\n")
+    cfg = Config.fromfile(str(config))
+    assert cfg.custom_imports.imports == ['mmpretrain.models']  # the stock config's own
+    assert cfg.default_hooks.export_student.type == 'mmkd_plugins.ExportStudentHook'
+
+
+def test_our_types_are_found_without_importing_the_package_first():
+    """What a launcher that never imports mmkd_plugins (mmpretrain's or mmdet's own
+    tools/train.py, mim) relies on: mmengine imports the package named by the scope prefix, and
+    with it the weights-only checkpoint loaders."""
+    import subprocess
+    import sys
+    probe = ("import sys\n"
+             "from mmengine.registry import HOOKS, MODELS, init_default_scope\n"
+             "init_default_scope('mmdet')\n"
+             "assert 'mmkd_plugins' not in sys.modules\n"
+             "assert MODELS.get('mmkd_plugins.Distiller').__name__ == 'Distiller'\n"
+             "assert HOOKS.get('mmkd_plugins.ExportStudentHook') is not None\n"
+             "from mmengine.runner.checkpoint import CheckpointLoader\n"
+             "assert 'weights_only' in CheckpointLoader._schemes['https://'].__name__\n")
+    result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
+                            cwd=str(Path(RUNTIME_FRAGMENT).parents[2]))
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -160,8 +160,9 @@ def sweep_config(user_config: str, kind: str, data_root: str, iterations: int = 
         cfg.model.student = halve_scales(cfg.model.student)
         if cfg.get('custom_hooks'):
             cfg.custom_hooks = halve_scales(cfg.custom_hooks)
-    cfg.custom_imports.imports = list(cfg.custom_imports.imports) + [
-        'zoo.stop_after_iterations']
+    imports = list((cfg.get('custom_imports') or {}).get('imports', []))
+    cfg.custom_imports = dict(imports=imports + ['zoo.stop_after_iterations'],
+                              allow_failed_imports=False)
     cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
         dict(type='ZooSweepStopHook', iterations=iterations)]
     for split in ('val', 'test'):
