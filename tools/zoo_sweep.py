@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
@@ -45,6 +46,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='seconds per family case (planning included)')
     parser.add_argument('--max-teacher-params', type=float, default=100e6,
                         help='the biggest teacher the sweep picks, in parameters')
+    parser.add_argument('--jobs', type=int, default=1, help='cases run at the same time')
     parser.add_argument('--threads', type=int, default=2, help='torch threads per training')
     parser.add_argument('--rerun', action='store_true', help='sweep families already swept')
     parser.add_argument('--keep-checkpoints', action='store_true',
@@ -151,12 +153,11 @@ def main() -> None:
     data_roots = generated_data(args.work_dir)
     results_dir = osp.join(args.work_dir, 'results')
     os.makedirs(results_dir, exist_ok=True)
-    progress = tqdm(chosen, unit='family', dynamic_ncols=True)
-    for zoo, family in progress:
-        progress.set_description(f'{zoo}/{family}')
-        result_path = osp.join(results_dir, f'{zoo}__{family}.json')
-        if osp.isfile(result_path) and not args.rerun:
-            continue
+    pending = [(zoo, family) for zoo, family in chosen if args.rerun or not osp.isfile(
+        osp.join(results_dir, f'{zoo}__{family}.json'))]
+    progress = tqdm(total=len(pending), unit='family', dynamic_ncols=True)
+
+    def sweep_family(zoo: str, family: str) -> None:
         case_dir = osp.join(args.work_dir, 'cases', zoo, family)
         shutil.rmtree(case_dir, ignore_errors=True)
         os.makedirs(case_dir)
@@ -166,10 +167,16 @@ def main() -> None:
                 for name in files:
                     if name.endswith('.pth'):
                         os.remove(osp.join(root, name))
-        with open(result_path, 'w') as file:
+        with open(osp.join(results_dir, f'{zoo}__{family}.json'), 'w') as file:
             json.dump(result, file, indent=1)
         verdict = ('not attempted' if 'not_attempted' in result else family_verdict(result))
         progress.write(f'{zoo}/{family}: {verdict} ({result.get("seconds", 0):.0f} s)')
+        progress.update()
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # each case is its own process
+        for done in [pool.submit(sweep_family, zoo, family) for zoo, family in pending]:
+            done.result()
+    progress.close()
     results = []
     for name in sorted(os.listdir(results_dir)):
         with open(osp.join(results_dir, name)) as file:

@@ -89,9 +89,10 @@ def _head_signature(model: torch.nn.Module, kind: str) -> str:
             f"{getattr(box_head, 'num_classes', '?')}")
 
 
-def describe_config(zoo: str, family: str, path: str) -> dict:
+def describe_config(zoo: str, family: str, path: str, described: Dict[str, dict]) -> dict:
     """Kind, head signature and parameter count of one stock config (``error`` if it does not
-    load or build)."""
+    load or build). A model already described (in ``described``, by its model config) is not
+    built again."""
     name = f'{zoo}::{family}/' + osp.relpath(path, osp.join(config_tree(zoo), family))
     try:
         cfg = Config.fromfile(path)
@@ -102,14 +103,18 @@ def describe_config(zoo: str, family: str, path: str) -> dict:
         kind = model_kind(zoo, model_cfg.type, scope)
         if kind is None:
             return dict(config=name, model_type=str(model_cfg.type), kind=None)
+        model_key = json.dumps(cfg.model.to_dict(), sort_keys=True, default=str)
+        if model_key in described:
+            return dict(described[model_key], config=name)
         with DefaultScope.overwrite_default_scope(scope):
             model = MODELS.build(model_cfg)
         if kind == 'classifier' and getattr(model, 'head', None) is None:
             return dict(config=name, model_type=f'{model_cfg.type} without a head', kind=None)
-        return dict(config=name, model_type=str(model_cfg.type), kind=kind,
-                    head=_head_signature(model, kind),
-                    params=sum(parameter.numel() for parameter in model.parameters()),
-                    model_key=json.dumps(cfg.model.to_dict(), sort_keys=True, default=str))
+        described[model_key] = dict(
+            config=name, model_type=str(model_cfg.type), kind=kind,
+            head=_head_signature(model, kind), model_key=model_key,
+            params=sum(parameter.numel() for parameter in model.parameters()))
+        return described[model_key]
     except Exception as error:  # a stock config that does not load or build on this stack
         return dict(config=name, error=f'{type(error).__name__}: {error}'[:300])
 
@@ -135,7 +140,8 @@ def plan_family(zoo: str, family: str, max_teacher_params: float) -> dict:
         configs)`` for a case, or ``dict(zoo, family, not_attempted=reason, configs)``.
     """
     paths = sorted(glob.glob(osp.join(config_tree(zoo), family, '**', '*.py'), recursive=True))
-    described = [describe_config(zoo, family, path) for path in paths]
+    models: Dict[str, dict] = {}
+    described = [describe_config(zoo, family, path, models) for path in paths]
     candidates = [d for d in described if d.get('kind')]
     plan = dict(zoo=zoo, family=family, configs=len(paths))
     if not candidates:
