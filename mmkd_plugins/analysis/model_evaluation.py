@@ -172,7 +172,8 @@ def _evaluate_detector(model, dataloader, config: Config, label: str, parameters
     evaluator.dataset_meta = dataloader.dataset.metainfo
     # A dense head's class scores, for agreement, are recorded on the way through predict().
     dense = DenseHeadAdapter.supports(model)
-    recorder = ModuleOutputRecorder(model, DenseHeadAdapter.recorded_modules if dense else ())
+    recorder = ModuleOutputRecorder(model, DenseHeadAdapter.recorded_modules(model) if dense
+                                    else ())
     rows: List[torch.Tensor] = []
     test_pass = _TestPass(model, dataloader, lambda data: model(**data, mode='predict'),
                           channels_last, bf16)

@@ -271,14 +271,61 @@ def test_the_two_stage_teachers_rpn_is_refused_at_build_time(tmp_path):
                       cfg_options=options)
 
 
-def test_a_cascade_rcnn_student_is_refused_at_build_time(tmp_path):
-    cascade = 'mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py'
-    student = detector_cfg(cascade, backbone=dict(depth=18, init_cfg=None),
+CASCADE = 'mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py'
+CASCADE_SMALL = dict(
+    backbone=dict(depth=18, init_cfg=None),
+    neck=dict(in_channels=[64, 128, 256, 512], out_channels=64),
+    rpn_head=dict(in_channels=64, feat_channels=64),
+    roi_head=dict(bbox_roi_extractor=dict(out_channels=64),
+                  bbox_head=[dict(type='Shared2FCBBoxHead', in_channels=64, fc_out_channels=128,
+                                  num_classes=3, bbox_coder=dict(
+                                      type='DeltaXYWHBBoxCoder', target_means=[0.] * 4,
+                                      target_stds=stds), reg_class_agnostic=True,
+                                  loss_cls=dict(type='CrossEntropyLoss', loss_weight=1.0),
+                                  loss_bbox=dict(type='SmoothL1Loss', beta=1.0,
+                                                 loss_weight=1.0))
+                             for stds in ([.1, .1, .2, .2], [.05, .05, .1, .1],
+                                          [.033, .033, .067, .067])]))
+FASTER = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+
+
+@pytest.mark.parametrize('teacher_config,teacher_small,teacher_stage', [
+    (FASTER, FASTER_RCNN_SMALL, None), (CASCADE, CASCADE_SMALL, 2)],
+    ids=['Faster R-CNN teacher', 'Cascade R-CNN teacher'])
+def test_a_cascade_rcnn_student_is_distilled_at_its_last_stage(
+        tmp_path, shapes_root, teacher_config, teacher_small, teacher_stage):
+    """The last stage (the refined boxes at the highest IoU) is compared: the student's last box
+    head on its last-stage sampled RoIs, against the teacher's stage of the same index (a
+    Cascade teacher's last, a Faster R-CNN's only head) on exactly those RoIs."""
+    options = dict(model=teacher_small)
+    checkpoint = save_random_checkpoint(teacher_config, str(tmp_path / 'teacher.pth'), options)
+    model = distiller_for(detector_cfg(CASCADE, **CASCADE_SMALL), teacher_config, checkpoint,
+                          dict(loss_kd=dict(type='KDLoss', tau=1.0)), cfg_options=options)
+    extractor = model.teacher.roi_head.bbox_roi_extractor
+    box_head = model.teacher.roi_head.bbox_head
+    if teacher_stage is not None:
+        extractor, box_head = extractor[teacher_stage], box_head[teacher_stage]
+    seen_rois, teacher_logits = [], []
+    extractor.register_forward_hook(lambda module, args, output: seen_rois.append(args[1]))
+    box_head.register_forward_hook(lambda module, args, output: teacher_logits.append(output[0]))
+    data = model.data_preprocessor(batch_of(shapes_root), training=True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    student_rois = model.student_recorder.inputs['roi_head.bbox_roi_extractor.2'][1]
+    student_logits = model.student_recorder.outputs['roi_head.bbox_head.2'][0]
+    assert len(seen_rois) == 1 and torch.equal(seen_rois[0], student_rois)  # last-stage RoIs
+    expected = KDLoss(tau=1.0)(student_logits, teacher_logits[0])
+    torch.testing.assert_close(losses['distill.loss_kd'], expected)
+    assert {'student.s0.loss_cls', 'student.s2.loss_cls'} <= set(losses)  # every stage trains
+    assert 0 < float(losses['distill.loss_kd']) < float('inf')
+
+
+def test_a_multi_stage_roi_head_other_than_cascade_is_refused_at_build_time(tmp_path):
+    student = detector_cfg('mmdet::htc/htc_r50_fpn_1x_coco.py',
+                           backbone=dict(depth=18, init_cfg=None),
                            neck=dict(in_channels=[64, 128, 256, 512]))
-    base = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
-    with pytest.raises(TypeError, match=r'model\.student: a CascadeRCNN student has 3 RoI '
-                       r'stages; distilling a multi-stage RoI head is not supported'):
-        distiller_for(student, base, str(tmp_path / 'unused.pth'),
+    with pytest.raises(TypeError, match=r'model\.student: a HybridTaskCascade student '
+                       r'\(HybridTaskCascadeRoIHead, 3 RoI stages\) is not supported'):
+        distiller_for(student, FASTER, str(tmp_path / 'unused.pth'),
                       dict(loss_dist=dict(type='DISTLoss')),
                       cfg_options=dict(model=FASTER_RCNN_SMALL))
 

@@ -155,7 +155,7 @@ class Distiller(HoldsFrozenTeachers, BaseModel):
         check_module_names(self.teacher, teacher_modules, f'{losses_field}.teacher_output')
         self._check_teacher_runs_compared_modules(losses_field)
         self.student_recorder = ModuleOutputRecorder(
-            self.student, student_modules | set(self.adapter.recorded_modules))
+            self.student, student_modules | set(self.adapter.recorded_modules(self.student)))
         self.teacher_recorder = ModuleOutputRecorder(self.teacher, teacher_modules)
         self.teacher_cache: Optional[TeacherOutputCache] = None
 
@@ -271,8 +271,8 @@ class Distiller(HoldsFrozenTeachers, BaseModel):
         """A ``teacher_output`` must name a module that the teacher's forward for distillation
         runs (it skips, e.g., a dense head's box branch and a two-stage detector's RPN)."""
         for name, compared in self.compared_outputs.items():
-            if compared.teacher != LOGITS and not self.adapter.teacher_runs(self.teacher,
-                                                                            compared.teacher):
+            if compared.teacher != LOGITS and not self.adapter.teacher_runs(
+                    self.teacher, self.student, compared.teacher):
                 raise ValueError(
                     f'{losses_field}.{name}.teacher_output: the teacher never runs '
                     f'{compared.teacher!r}; for {self.adapter.task} it computes only '

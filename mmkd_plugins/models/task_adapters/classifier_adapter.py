@@ -1,4 +1,6 @@
 """How a distiller reads comparable outputs from mmpretrain classifiers."""
+from typing import Tuple
+
 import torch
 from mmengine.model import BaseModel
 
@@ -16,7 +18,6 @@ class ClassifierAdapter:
     """
 
     task = 'classification (mmpretrain classifiers)'
-    recorded_modules = ('head', )
     supports_hybrids = True
     teacher_logits_per_sample = True  # row b depends on sample b only: cacheable
     teacher_inputs_resizable = True  # a teacher built for another size gets it
@@ -30,7 +31,12 @@ class ClassifierAdapter:
     teacher_computes = "backbone, neck and head forward (mode='tensor'), no loss"
 
     @staticmethod
-    def teacher_runs(teacher: BaseModel, module_name: str) -> bool:
+    def recorded_modules(student: BaseModel) -> Tuple[str, ...]:
+        """The student modules whose outputs hold its logits."""
+        return ('head', )
+
+    @staticmethod
+    def teacher_runs(teacher: BaseModel, student: BaseModel, module_name: str) -> bool:
         """Whether the teacher's forward for distillation runs the module ``module_name``."""
         return not names_a_loss(module_name)
 

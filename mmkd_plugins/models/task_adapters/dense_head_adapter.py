@@ -99,7 +99,6 @@ class DenseHeadAdapter:
     """
 
     task = 'one-stage detection (mmdet dense heads)'
-    recorded_modules = ('bbox_head', )
     supports_hybrids = True
     teacher_logits_per_sample = True  # sample-major rows per level: cacheable
     teacher_inputs_resizable = False  # the maps must keep the student's geometry
@@ -117,7 +116,12 @@ class DenseHeadAdapter:
                         'heads only their class branch: cls_convs and the final class conv)')
 
     @staticmethod
-    def teacher_runs(teacher: BaseModel, module_name: str) -> bool:
+    def recorded_modules(student: BaseModel) -> Tuple[str, ...]:
+        """The student modules whose outputs hold its logits."""
+        return ('bbox_head', )
+
+    @staticmethod
+    def teacher_runs(teacher: BaseModel, student: BaseModel, module_name: str) -> bool:
         """Whether the teacher's forward for distillation runs the module ``module_name``."""
         if names_a_loss(module_name):
             return False

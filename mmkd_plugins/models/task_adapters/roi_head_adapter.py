@@ -1,4 +1,7 @@
 """How a distiller reads comparable outputs from mmdet's two-stage detectors."""
+import re
+from typing import Tuple
+
 import torch
 from mmengine.model import BaseModel
 
@@ -7,30 +10,63 @@ from ..teachers.teacher_precision import to_float32
 
 ROI_EXTRACTOR = 'roi_head.bbox_roi_extractor'
 BOX_HEAD = 'roi_head.bbox_head'
+# Multi-stage RoI heads whose stage i runs exactly bbox_roi_extractor[i] then bbox_head[i] on
+# that stage's RoIs (HTC and the others add mask or semantic branches between them).
+CASCADE_HEADS = ('CascadeRoIHead', )
+STAGE_SUFFIX = re.compile(r'(?:\.(\d+))?')  # '' (one stage) or '.<stage>'
+
+
+def num_box_stages(detector: BaseModel) -> int:
+    """1 for a standard RoI head, the number of stages for a cascade one."""
+    head = detector.roi_head.bbox_head
+    return len(head) if isinstance(head, torch.nn.ModuleList) else 1
+
+
+def stage_modules(detector: BaseModel, stage: int) -> Tuple[str, str]:
+    """The RoI extractor's and box head's module names of ``stage`` (0-based)."""
+    if not isinstance(detector.roi_head.bbox_head, torch.nn.ModuleList):
+        return ROI_EXTRACTOR, BOX_HEAD
+    return f'{ROI_EXTRACTOR}.{stage}', f'{BOX_HEAD}.{stage}'
+
+
+def compared_stages(student: BaseModel, teacher: BaseModel) -> Tuple[int, int]:
+    """(student stage, teacher stage) whose class logits are compared: the student's last
+    stage, and the teacher's stage of the same index (its last if it has fewer), i.e. the
+    teacher's classifier trained on RoIs of the same kind (stage 1: RPN proposals at IoU 0.5;
+    a cascade's last stage: refined boxes at its highest IoU)."""
+    student_stage = num_box_stages(student) - 1
+    return student_stage, min(student_stage, num_box_stages(teacher) - 1)
 
 
 def _box_head(detector: BaseModel):
-    """The (first stage's) box head of a standard or cascade RoI head."""
+    """The last stage's box head of a standard or cascade RoI head."""
     head = detector.roi_head.bbox_head
-    return head[0] if isinstance(head, torch.nn.ModuleList) else head
+    return head[-1] if isinstance(head, torch.nn.ModuleList) else head
 
 
 class RoIHeadAdapter:
-    """RoI class logits of two-stage detectors (Faster R-CNN; Cascade R-CNN as teacher).
+    """RoI class logits of two-stage detectors (Faster R-CNN; Cascade R-CNN as teacher or
+    student).
 
-    The student's logits are its box head's class scores for its own sampled proposals,
-    recorded while its stock ``loss()`` runs, together with those RoIs. The teacher then scores
-    **the same RoIs**: its backbone and neck run on the batch, and its RoI extractor and (first
-    cascade stage's) box head run on the student's RoIs. The teacher runs no RPN, sampling or
-    loss, and its later cascade stages are unused. Logits are (num_rois, K + 1), background
-    last, to be compared with a softmax.
+    The student's logits are its (last stage's) box head class scores for its own sampled
+    RoIs of that stage, recorded while its stock ``loss()`` runs, together with those RoIs. The
+    teacher then scores **the same RoIs**: its backbone and neck run on the batch, and the RoI
+    extractor and box head of its stage of the same index (:func:`compared_stages`; a Faster
+    R-CNN student meets a cascade teacher's first stage, a Cascade R-CNN student's last stage
+    the teacher's last) run on the student's RoIs. The teacher runs no RPN, sampling, loss or
+    other stage. Logits are (num_rois, K + 1), background last, to be compared with a softmax.
+    A cascade student's earlier stages learn from their task losses only.
     """
 
     task = 'two-stage detection (mmdet RoI heads)'
-    recorded_modules = (ROI_EXTRACTOR, BOX_HEAD)
     supports_hybrids = False  # a hybrid would need its own RPN proposals and RoI sampling
     teacher_logits_per_sample = False  # they score the student's RoIs of this step
     teacher_inputs_resizable = False  # the RoIs are in the student's coordinates
+
+    @staticmethod
+    def recorded_modules(student: BaseModel) -> Tuple[str, ...]:
+        """The student's compared stage: its RoI extractor (for the RoIs) and box head."""
+        return stage_modules(student, num_box_stages(student) - 1)
 
     @staticmethod
     def supports(model: BaseModel) -> bool:
@@ -42,31 +78,33 @@ class RoIHeadAdapter:
         return (isinstance(model, TwoStageDetector) and model.with_roi_head
                 and getattr(model.roi_head, 'with_bbox', False))
 
-    teacher_computes = ("backbone, neck, and the (first stage's) RoI extractor and box head "
-                        "on the student's RoIs; no RPN, mask head or later cascade stage")
+    teacher_computes = ("backbone, neck, and the RoI extractor and box head of the compared "
+                        "stage on the student's RoIs; no RPN, mask head or other stage")
 
     @staticmethod
-    def teacher_runs(teacher: BaseModel, module_name: str) -> bool:
+    def teacher_runs(teacher: BaseModel, student: BaseModel, module_name: str) -> bool:
         """Whether the teacher's forward for distillation runs the module ``module_name``."""
         if names_a_loss(module_name):
             return False
         if module_name.startswith(('backbone', 'neck', 'data_preprocessor')):
             return True
-        cascade = isinstance(teacher.roi_head.bbox_head, torch.nn.ModuleList)
-        first_stage = ('.0', ) if cascade else ('', )
-        return any(module_name == f'{part}{stage}' or module_name.startswith(f'{part}{stage}.')
-                   for part in (ROI_EXTRACTOR, BOX_HEAD) for stage in first_stage)
+        _, teacher_stage = compared_stages(student, teacher)
+        return any(module_name == part or module_name.startswith(f'{part}.')
+                   for part in stage_modules(teacher, teacher_stage))
 
     @classmethod
     def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str) -> None:
-        """Raises ``TypeError`` for a student with several RoI stages (Cascade R-CNN) or a
-        teacher that is not two-stage, ``ValueError`` for other class counts."""
-        if isinstance(student.roi_head.bbox_head, torch.nn.ModuleList):
+        """Raises ``TypeError`` for a multi-stage RoI head other than Cascade R-CNN's (HTC,
+        SCNet, ... as student) or a teacher that is not two-stage, ``ValueError`` for other
+        class counts."""
+        roi_head = type(student.roi_head).__name__
+        if isinstance(student.roi_head.bbox_head, torch.nn.ModuleList) and \
+                roi_head not in CASCADE_HEADS:
             raise TypeError(
-                f'model.student: a {type(student).__name__} student has '
-                f'{len(student.roi_head.bbox_head)} RoI stages; distilling a multi-stage RoI '
-                'head is not supported (Faster R-CNN-style students with one box head are; a '
-                'Cascade R-CNN can be the teacher)')
+                f'model.student: a {type(student).__name__} student ({roi_head}, '
+                f'{num_box_stages(student)} RoI stages) is not supported: its stages run more '
+                'than an RoI extractor and a box head; Faster R-CNN- and Cascade R-CNN-style '
+                'students are (any two-stage detector can be the teacher)')
         if not cls.supports(teacher):
             raise TypeError(f'{field}.config: the student is a two-stage detector but the '
                             f'teacher is a {type(teacher).__name__}; scoring the student\'s '
@@ -78,14 +116,25 @@ class RoIHeadAdapter:
                              f'classes and the student\'s {student_classes}; both must be equal')
 
     @staticmethod
-    def student_rois(student_calls: ModuleOutputRecorder) -> torch.Tensor:
-        """The RoIs the student's box head scored, shape (num_rois, 5): batch index, box."""
-        return student_calls.inputs[ROI_EXTRACTOR][1]
+    def _recorded(student_calls: ModuleOutputRecorder, prefix: str) -> Tuple[str, int]:
+        """The recorded compared-stage module under ``prefix`` and its stage (0-based)."""
+        for name in student_calls.module_names:
+            stage = STAGE_SUFFIX.fullmatch(name[len(prefix):]) if name.startswith(prefix) \
+                else None
+            if stage is not None:
+                return name, int(stage.group(1) or 0)
+        raise KeyError(f'{prefix} is not recorded')
 
-    @staticmethod
-    def student_logits(student_calls: ModuleOutputRecorder) -> torch.Tensor:
+    @classmethod
+    def student_rois(cls, student_calls: ModuleOutputRecorder) -> torch.Tensor:
+        """The RoIs the student's compared box head scored, shape (num_rois, 5): batch index,
+        box."""
+        return student_calls.inputs[cls._recorded(student_calls, ROI_EXTRACTOR)[0]][1]
+
+    @classmethod
+    def student_logits(cls, student_calls: ModuleOutputRecorder) -> torch.Tensor:
         """Shape (num_rois, K + 1)."""
-        return student_calls.outputs[BOX_HEAD][0]
+        return student_calls.outputs[cls._recorded(student_calls, BOX_HEAD)[0]][0]
 
     @classmethod
     def teacher_logits(cls, teacher: BaseModel, inputs: torch.Tensor,
@@ -95,6 +144,8 @@ class RoIHeadAdapter:
         features = to_float32(teacher.extract_feat(inputs))
         rois = cls.student_rois(student_calls).detach()
         roi_head = teacher.roi_head
-        if isinstance(roi_head.bbox_head, torch.nn.ModuleList):  # cascade: first stage
-            return roi_head._bbox_forward(0, features, rois)['cls_score']
+        if isinstance(roi_head.bbox_head, torch.nn.ModuleList):  # cascade
+            _, student_stage = cls._recorded(student_calls, BOX_HEAD)
+            stage = min(student_stage, len(roi_head.bbox_head) - 1)  # as compared_stages
+            return roi_head._bbox_forward(stage, features, rois)['cls_score']
         return roi_head._bbox_forward(features, rois)['cls_score']
