@@ -6,14 +6,16 @@ is resumed, exported, loaded strictly into the stock student, and evaluated.
 """
 import json
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 import torch
 from mmengine.config import Config
 
 from mmkd_plugins.models.teachers import build_model_from_config
-from ..conftest import (KD_CONFIG, STUDENT_CONFIG, cfg_options_args, data_options,
-                        epochs_options, run_tool, scalars)
+from ..conftest import (KD_CONFIG, REPO_ROOT, STUDENT_CONFIG, cfg_options_args, data_options,
+                        epochs_options, run_tool, scalars, tool_env)
 
 
 @pytest.fixture(scope='module')
@@ -78,3 +80,24 @@ def test_export_tool_strips_the_teacher_and_never_overwrites(kd_run, tmp_path):
     again = run_tool('export_student.py', osp.join(work_dir, 'epoch_1.pth'), out, check=False)
     assert again.returncode != 0 and 'exists' in again.stderr
     assert torch.equal(torch.load(out)['state_dict']['head.fc.weight'], final['head.fc.weight'])
+
+
+def test_mmpretrains_own_train_script_runs_a_distillation_config(tmp_path, digits_root,
+                                                                 teacher_checkpoint):
+    """mmpretrain's tools/train.py (the one `mim train mmpretrain` runs) never imports
+    mmkd_plugins: the config's scope-prefixed types make mmengine import it."""
+    import mmpretrain
+    script = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'train.py')
+    work_dir = str(tmp_path / 'stock_script')
+    options = dict(epochs_options(digits_root, 1), **{'model.teacher.checkpoint':
+                                                      teacher_checkpoint})
+    env = dict(tool_env())
+    env.pop('PYTHONPATH')  # only the installed packages, as for a user of mim
+    result = subprocess.run([sys.executable, script, KD_CONFIG, '--work-dir', work_dir,
+                             *cfg_options_args(options)], cwd=str(REPO_ROOT), env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert any('distill.loss_kd' in line for line in scalars(work_dir))
+    stock = build_model_from_config(Config.fromfile(STUDENT_CONFIG))
+    stock.load_state_dict(torch.load(osp.join(work_dir, 'student_final.pth'))['state_dict'],
+                          strict=True)
