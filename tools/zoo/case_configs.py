@@ -111,18 +111,23 @@ def _is_scale(value: Any) -> bool:
         _is_scale(item) for item in value)
 
 
-def generated_dataset(dataset: dict, kind: str, data_root: str) -> dict:
+def generated_dataset(dataset: dict, kind: str, data_root: str, grayscale: bool = False) -> dict:
     """``dataset`` (any wrapper nesting) with its leaf datasets reading the generated data;
-    pipelines and wrappers are kept."""
+    pipelines and wrappers are kept. A pipeline for a dataset that hands over decoded arrays
+    (MNIST, CIFAR: no loading transform) gets ``LoadImageFromFile`` first, in grayscale for a
+    one-channel model."""
     dataset = ConfigDict(dataset)
     if 'datasets' in dataset:  # ConcatDataset
-        dataset.datasets = [generated_dataset(inner, kind, data_root)
+        dataset.datasets = [generated_dataset(inner, kind, data_root, grayscale)
                             for inner in dataset.datasets]
         return dataset
     if 'dataset' in dataset:  # RepeatDataset, ClassBalancedDataset, MultiImageMixDataset
-        dataset.dataset = generated_dataset(dataset.dataset, kind, data_root)
+        dataset.dataset = generated_dataset(dataset.dataset, kind, data_root, grayscale)
         return dataset
-    pipeline = dataset.get('pipeline', [])
+    pipeline = list(dataset.get('pipeline', []))
+    if not pipeline or 'Load' not in str(pipeline[0].get('type', '')):
+        pipeline.insert(0, dict(type='LoadImageFromFile',
+                                color_type='grayscale' if grayscale else 'color'))
     if kind == 'classifier':
         return ConfigDict(type='CustomDataset', data_root=data_root, ann_file='train.txt',
                           pipeline=pipeline)
@@ -154,7 +159,10 @@ def sweep_config(user_config: str, kind: str, data_root: str, iterations: int = 
     loader = cfg.train_dataloader
     loader.update(batch_size=batch_size, num_workers=0, persistent_workers=False)
     loader.pop('prefetch_factor', None)
-    loader.dataset = generated_dataset(loader.dataset, kind, data_root)
+    preprocessor = (cfg.model.student.get('data_preprocessor') or cfg.get('data_preprocessor')
+                    or {})
+    grayscale = len(preprocessor.get('mean') or [0, 0, 0]) == 1
+    loader.dataset = generated_dataset(loader.dataset, kind, data_root, grayscale)
     if kind != 'classifier' and not uses_ssd_anchors(cfg.model.student):
         cfg.train_dataloader = halve_scales(cfg.train_dataloader)
         cfg.model.student = halve_scales(cfg.model.student)
