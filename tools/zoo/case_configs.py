@@ -147,30 +147,35 @@ def sweep_config(user_config: str, kind: str, data_root: str, iterations: int = 
     """The user's config with the sweep's changes (see the module docstring).
 
     Args:
-        user_config: Path of the config written by :func:`user_config_text`.
+        user_config: Path of the config written by :func:`user_config_text`, or of one that
+            only inherits the stock student config (the baseline check).
         kind: The task kind.
         data_root: The generated dataset's folder.
         iterations: Training iterations. Defaults to 2.
         batch_size: Images per batch. Defaults to 2.
     """
     cfg = Config.fromfile(user_config)
-    cfg.model.student = without_pretrained(cfg.model.student)
+    distilled = 'student' in cfg.model  # else the stock config itself (the baseline check)
+    student = without_pretrained(cfg.model.student if distilled else cfg.model)
     cfg.load_from = None
     loader = cfg.train_dataloader
     loader.update(batch_size=batch_size, num_workers=0, persistent_workers=False)
     loader.pop('prefetch_factor', None)
-    preprocessor = (cfg.model.student.get('data_preprocessor') or cfg.get('data_preprocessor')
-                    or {})
+    preprocessor = student.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
     grayscale = len(preprocessor.get('mean') or [0, 0, 0]) == 1
     loader.dataset = generated_dataset(loader.dataset, kind, data_root, grayscale)
-    if kind != 'classifier' and not uses_ssd_anchors(cfg.model.student):
+    if kind != 'classifier' and not uses_ssd_anchors(student):
         cfg.train_dataloader = halve_scales(cfg.train_dataloader)
-        cfg.model.student = halve_scales(cfg.model.student)
+        student = halve_scales(student)
         if cfg.get('custom_hooks'):
             cfg.custom_hooks = halve_scales(cfg.custom_hooks)
     imports = list((cfg.get('custom_imports') or {}).get('imports', []))
     cfg.custom_imports = dict(imports=imports + ['zoo.stop_after_iterations'],
                               allow_failed_imports=False)
+    if distilled:
+        cfg.model.student = student
+    else:
+        cfg.model = student
     cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
         dict(type='ZooSweepStopHook', iterations=iterations)]
     for split in ('val', 'test'):

@@ -7,7 +7,9 @@ Each stage's outcome is one of:
   the last logged one); for the export, the student loaded strictly;
 * ``refused``: stopped before the first iteration by a message of this project that names the
   config field (a build-time refusal);
-* ``failed``: anything else (the exception's last line and where it was raised).
+* ``failed``: anything else (the exception's last line and where it was raised); the stock
+  student config is then trained the same way without distillation (``stock``), to tell a
+  defect of ours from one of the stock config or its package.
 
 The result is written after every stage, so a case stopped by the sweep's time limit keeps the
 stages it finished.
@@ -153,6 +155,23 @@ def blockwise_refusal(student: str) -> Optional[dict]:
     return None
 
 
+def stock_baseline(plan: dict, case_dir: str, data_root: str, threads: int) -> dict:
+    """After a failed distillation run: does the stock student config itself train the same
+    two iterations (no distillation)? ``ok``, or ``failed`` with its exception."""
+    work_dir = osp.join(case_dir, 'stock')
+    os.makedirs(work_dir, exist_ok=True)
+    user_config = osp.join(case_dir, 'stock.py')
+    with open(user_config, 'w') as file:
+        file.write(f"_base_ = [{plan['student']!r}]\n")
+    try:
+        config = osp.join(case_dir, 'stock_sweep.py')
+        sweep_config(user_config, plan['kind'], data_root).dump(config)
+    except Exception as error:
+        return dict(status='failed', message=f'{type(error).__name__}: {error}'[:600])
+    run = train(config, work_dir, threads)
+    return dict(status='ok') if run['returncode'] == 0 else stopped(run)
+
+
 def run_case(plan: dict, case_dir: str, data_root: str, threads: int) -> dict:
     """Run every stage of ``plan``'s case in ``case_dir``; returns (and saves) the result."""
     started = time.time()
@@ -198,6 +217,8 @@ def run_case(plan: dict, case_dir: str, data_root: str, threads: int) -> dict:
             if outcomes['loss_kd']['status'] == 'ok':
                 result['stages']['export'] = check_export(
                     plan['student'], osp.join(work_dir, 'student_final.pth'))
+            elif outcomes['loss_kd']['status'] == 'failed':
+                result['stages']['stock'] = stock_baseline(plan, case_dir, data_root, threads)
         else:
             result['stages']['blockwise'] = outcomes['loss_kd']
         save()
