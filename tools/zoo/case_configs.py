@@ -9,11 +9,15 @@ batches of two, two iterations (``zoo.stop_after_iterations``, the stock schedul
 validation, no Pretrained ``init_cfg``/``load_from`` (no
 network; the loading path itself is tested in ``tests/test_checkpoint``), and for detection
 every image scale in the pipelines, batch augments and pipeline-switch hooks halved (rounded to
-multiples of 32), except for SSD, whose anchors are laid out for its fixed input size.
+multiples of 32), except for SSD, whose anchors are laid out for its fixed input size; and
+without an accelerator, ``AmpOptimWrapper`` (the ``-amp`` configs) becomes ``OptimWrapper``
+(mmengine's AMP refuses a CPU; mixed precision is tested in
+``tests/test_models/test_mixed_precision.py``).
 """
 import copy
 from typing import Any
 
+import torch
 from mmengine.config import Config, ConfigDict
 
 from mmkd_plugins.demo import SHAPE_CLASSES
@@ -180,6 +184,11 @@ def sweep_config(user_config: str, kind: str, data_root: str, iterations: int = 
         dict(type='ZooSweepStopHook', iterations=iterations)]
     for split in ('val', 'test'):
         cfg[f'{split}_cfg'] = cfg[f'{split}_dataloader'] = cfg[f'{split}_evaluator'] = None
+    if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper' and not torch.cuda.is_available():
+        # mmengine's AMP needs an accelerator; the --amp path is tested with bf16 autocast
+        cfg.optim_wrapper.type = 'OptimWrapper'
+        for key in ('loss_scale', 'dtype'):
+            cfg.optim_wrapper.pop(key, None)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.auto_scale_lr = dict(enable=False, base_batch_size=batch_size)
     return cfg
