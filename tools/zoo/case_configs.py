@@ -115,18 +115,21 @@ def _is_scale(value: Any) -> bool:
         _is_scale(item) for item in value)
 
 
-def generated_dataset(dataset: dict, kind: str, data_root: str, grayscale: bool = False) -> dict:
+def generated_dataset(dataset: dict, kind: str, data_root: str, grayscale: bool = False,
+                      num_classes: int = len(SHAPE_CLASSES)) -> dict:
     """``dataset`` (any wrapper nesting) with its leaf datasets reading the generated data;
     pipelines and wrappers are kept. A pipeline for a dataset that hands over decoded arrays
     (MNIST, CIFAR: no loading transform) gets ``LoadImageFromFile`` first, in grayscale for a
-    one-channel model."""
+    one-channel model; a detector of fewer classes than the shapes (a one-class pedestrian or
+    face detector) reads only as many of them."""
     dataset = ConfigDict(dataset)
     if 'datasets' in dataset:  # ConcatDataset
-        dataset.datasets = [generated_dataset(inner, kind, data_root, grayscale)
+        dataset.datasets = [generated_dataset(inner, kind, data_root, grayscale, num_classes)
                             for inner in dataset.datasets]
         return dataset
     if 'dataset' in dataset:  # RepeatDataset, ClassBalancedDataset, MultiImageMixDataset
-        dataset.dataset = generated_dataset(dataset.dataset, kind, data_root, grayscale)
+        dataset.dataset = generated_dataset(dataset.dataset, kind, data_root, grayscale,
+                                            num_classes)
         return dataset
     pipeline = list(dataset.get('pipeline', []))
     if not pipeline or 'Load' not in str(pipeline[0].get('type', '')):
@@ -137,8 +140,17 @@ def generated_dataset(dataset: dict, kind: str, data_root: str, grayscale: bool 
                           pipeline=pipeline)
     return ConfigDict(type='CocoDataset', data_root=data_root,
                       ann_file='annotations/train.json', data_prefix=dict(img='train/'),
-                      metainfo=dict(classes=SHAPE_CLASSES),
+                      metainfo=dict(classes=SHAPE_CLASSES[:num_classes]),
                       filter_cfg=dict(filter_empty_gt=True, min_size=0), pipeline=pipeline)
+
+
+def detector_classes(model: dict) -> int:
+    """The class count of a detector config's box head (a cascade's last stage); a large
+    number for a classifier or an unknown head."""
+    head = model.get('bbox_head') or (model.get('roi_head') or {}).get('bbox_head') or {}
+    if isinstance(head, (list, tuple)):
+        head = head[-1]
+    return int(head.get('num_classes', 10 ** 6))
 
 
 def uses_ssd_anchors(model: dict) -> bool:
@@ -167,7 +179,8 @@ def sweep_config(user_config: str, kind: str, data_root: str, iterations: int = 
     loader.pop('prefetch_factor', None)
     preprocessor = student.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
     grayscale = len(preprocessor.get('mean') or [0, 0, 0]) == 1
-    loader.dataset = generated_dataset(loader.dataset, kind, data_root, grayscale)
+    loader.dataset = generated_dataset(loader.dataset, kind, data_root, grayscale,
+                                       min(len(SHAPE_CLASSES), detector_classes(student)))
     if kind != 'classifier' and not uses_ssd_anchors(student):
         cfg.train_dataloader = halve_scales(cfg.train_dataloader)
         student = halve_scales(student)
