@@ -2,8 +2,9 @@
 
 A family is one folder of an installed package's config tree (``mmpretrain/.mim/configs/<family>``,
 ``mmdet/.mim/configs/<family>``, with its subfolders such as mmpretrain's ``benchmarks/`` of
-fine-tuning configs). Every config of it is loaded and its model built on the CPU
-(random weights, no ``init_weights``) to learn its kind and size. The sweep distills:
+fine-tuning configs). Every config of it is loaded and its model built (on the meta device
+where it can be, else on the CPU; no ``init_weights``) to learn its kind and size. The sweep
+distills:
 
 * classification: models that are (subclasses of) mmpretrain's ``ImageClassifier``, grouped by
   class count (1000 preferred, else the biggest group);
@@ -16,6 +17,7 @@ parameter count is at most ``max_teacher_params`` (the same config where the gro
 size). Any other model kind (self-supervised, multimodal, retrieval, DETR-like, panoptic,
 instance segmentation without boxes heads, tracking) is reported as not attempted, with its type.
 """
+import copy
 import glob
 import json
 import os
@@ -74,6 +76,17 @@ def model_kind(zoo: str, model_type: str, default_scope: str) -> Optional[str]:
     return None
 
 
+def _build_for_counting(model_cfg: dict, scope: str) -> torch.nn.Module:
+    """The model, on the meta device where it builds there (no memory, no time: EVA-G has
+    1 B parameters), else on the CPU."""
+    with DefaultScope.overwrite_default_scope(scope):
+        try:
+            with torch.device('meta'):
+                return MODELS.build(copy.deepcopy(model_cfg))
+        except Exception:  # e.g. .item() on a drop-path schedule
+            return MODELS.build(model_cfg)
+
+
 def _head_signature(model: torch.nn.Module, kind: str) -> str:
     """The head class and class count: student and teacher must agree on them."""
     if kind == 'classifier':
@@ -106,8 +119,7 @@ def describe_config(zoo: str, family: str, path: str, described: Dict[str, dict]
         model_key = json.dumps(cfg.model.to_dict(), sort_keys=True, default=str)
         if model_key in described:
             return dict(described[model_key], config=name)
-        with DefaultScope.overwrite_default_scope(scope):
-            model = MODELS.build(model_cfg)
+        model = _build_for_counting(model_cfg, scope)
         if kind == 'classifier' and getattr(model, 'head', None) is None:
             return dict(config=name, model_type=f'{model_cfg.type} without a head', kind=None)
         described[model_key] = dict(
