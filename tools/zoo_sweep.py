@@ -49,6 +49,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--jobs', type=int, default=1, help='cases run at the same time')
     parser.add_argument('--threads', type=int, default=2, help='torch threads per training')
     parser.add_argument('--rerun', action='store_true', help='sweep families already swept')
+    parser.add_argument('--report-only', action='store_true',
+                        help='write the table from the results already in the work dir')
     parser.add_argument('--keep-checkpoints', action='store_true',
                         help='keep the cases\' .pth files (deleted by default: disk)')
     parser.add_argument('--case', help=argparse.SUPPRESS)  # internal: run one case in-process
@@ -153,8 +155,9 @@ def main() -> None:
     data_roots = generated_data(args.work_dir)
     results_dir = osp.join(args.work_dir, 'results')
     os.makedirs(results_dir, exist_ok=True)
-    pending = [(zoo, family) for zoo, family in chosen if args.rerun or not osp.isfile(
-        osp.join(results_dir, f'{zoo}__{family}.json'))]
+    pending = [] if args.report_only else [
+        (zoo, family) for zoo, family in chosen
+        if args.rerun or not osp.isfile(osp.join(results_dir, f'{zoo}__{family}.json'))]
     progress = tqdm(total=len(pending), unit='family', dynamic_ncols=True)
 
     def sweep_family(zoo: str, family: str) -> None:
@@ -181,8 +184,11 @@ def main() -> None:
     for name in sorted(os.listdir(results_dir)):
         with open(osp.join(results_dir, name)) as file:
             results.append(json.load(file))
-    table = coverage_markdown(results, {zoo: families(zoo) for zoo in ZOO_PACKAGES},
-                              'python tools/zoo_sweep.py', versions())
+    command = ' '.join(['python tools/zoo_sweep.py', f'--jobs {args.jobs}',
+                        f'--threads {args.threads}', f'--time-limit {args.time_limit:.0f}',
+                        f'--max-teacher-params {args.max_teacher_params:.0e}'])
+    table = coverage_markdown(results, {zoo: families(zoo) for zoo in ZOO_PACKAGES}, command,
+                              versions())
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as file:
         file.write(table)

@@ -11,6 +11,10 @@ KNOWN_CAUSES = {
         "teacher) makes the first (the student) return no feature map. Workaround: give the "
         "student's backbone its own list, `out_indices=[9]` for HiViT-T (checked: the student "
         'then returns its map and the teacher keeps `[23]`).'),
+    ('mmdet', 'dcn'): (
+        "the teacher's RoI extractor (`faster-rcnn_r50_fpn_dpool`: deformable RoI pooling) is an "
+        'mmcv op without a CPU implementation; the student (deformable convolutions, which have '
+        'one) trains alone. On a GPU the pair runs.'),
     ('mmpretrain', 'maskfeat'): (
         'the stock fine-tuning config sets both `type` and `by_epoch` in `train_cfg`, which '
         'mmengine refuses for any run.'),
