@@ -206,3 +206,22 @@ def test_connectors_are_checkpointed_and_the_export_is_the_stock_student(teacher
 
     student = build_model_from_config(load_model_config(STUDENT_CONFIG, 'test'))
     student.load_state_dict(extract_student_state_dict(state), strict=True)
+
+
+def test_a_head_with_deformable_convolutions_gets_a_probe_it_accepts(tmp_path):
+    """DDOD's head runs mmcv's deformable convolutions, which refuse maps smaller than their
+    3×3 kernel: the build-time probe must give every FPN level (P7: stride 128) at least
+    3×3 (a 128-px probe failed with 'input image is smaller than kernel')."""
+    init_default_scope('mmdet')
+    config = 'mmdet::ddod/ddod_r50_fpn_1x_coco.py'
+    small = dict(backbone=dict(depth=18, init_cfg=None),
+                 neck=dict(in_channels=[64, 128, 256, 512], out_channels=64),
+                 bbox_head=dict(in_channels=64, feat_channels=64, stacked_convs=1,
+                                num_classes=3))
+    checkpoint = save_random_checkpoint(config, str(tmp_path / 'ddod.pth'),
+                                        dict(model=small))
+    model = BlockwiseDistiller(
+        student=detector_cfg(config, **small),
+        teacher=dict(config=config, checkpoint=checkpoint, cfg_options=dict(model=small)),
+        distill_losses=SIGMOID_KD)
+    assert model.hybrids.stages == (1, 2, 3, 4)

@@ -185,7 +185,9 @@ class HybridNetworks(nn.Module):
         connector: Connector config without shapes. Defaults to
             ``dict(type='ConvBNConnector')``.
         weights: Per-hybrid weights w_i, see :func:`hybrid_weights`. Defaults to 'uniform'.
-        probe_size: Side of the probe image. Defaults to 128.
+        probe_size: Side of the probe image. Defaults to 384: every FPN level of a detector
+            (stride 128 for P7) is then at least 3×3, as DDOD's and other heads' deformable
+            convolutions need (mmcv refuses maps smaller than the kernel).
         field: Config field for errors. Defaults to ``'model.hybrids'``.
     """
 
@@ -196,7 +198,7 @@ class HybridNetworks(nn.Module):
                  stages: Optional[Sequence[int]] = None,
                  connector: Optional[dict] = None,
                  weights: Union[str, Sequence[float]] = 'uniform',
-                 probe_size: int = 128,
+                 probe_size: int = 384,
                  field: str = 'model.hybrids') -> None:
         super().__init__()
         self.adapter = adapter
