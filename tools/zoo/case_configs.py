@@ -21,6 +21,7 @@ import torch
 from mmengine.config import Config, ConfigDict
 
 from mmkd_plugins.demo import SHAPE_CLASSES
+from mmkd_plugins.models.teachers import load_model_config
 
 # Losses per task kind: softmax for classifiers and RoI heads, sigmoid for dense heads.
 KD_AND_DIST = {
@@ -209,8 +210,6 @@ def sweep_config(user_config: str, kind: str, data_root: str, iterations: int = 
 
 def stock_student_config(student: str) -> Config:
     """The stock student config, as the exported student is loaded into it (no Pretrained)."""
-    from mmengine.hub import get_config
-    cfg = get_config(student)
+    cfg = load_model_config(student, 'model.student')
     cfg.model = without_pretrained(copy.deepcopy(cfg.model))
     return cfg
-
