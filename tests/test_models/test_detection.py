@@ -386,3 +386,38 @@ def test_a_padded_batch_reaches_the_teacher_as_its_own_preprocessing_gives_it(tm
     got = model.teacher_inputs(student['inputs'], student['data_samples'])
     torch.testing.assert_close(got, own, rtol=1e-5, atol=1e-3)
     assert torch.all(got[:, :, 60:, :] == 0) and torch.all(got[:, :, :, 60:] == 0)
+
+
+NAS_FPN = 'mmdet::nas_fpn/retinanet_r50_nasfpn_crop640-50e_coco.py'
+NAS_FPN_SMALL = dict(
+    backbone=dict(depth=18, init_cfg=None),
+    neck=dict(in_channels=[64, 128, 256, 512], out_channels=64, stack_times=1),
+    bbox_head=dict(num_classes=3, in_channels=64, feat_channels=64, stacked_convs=2))
+
+
+def test_a_teacher_that_needs_coarser_padding_than_the_student_is_refused(tmp_path,
+                                                                         shapes_root):
+    """NAS-FPN's config pads batches to a multiple of 128 because its cells merge levels of
+    exactly halved sizes; on a 160-px batch (a multiple of the student's 32) its stride-64 and
+    -128 maps are 2×2 and 1×1 where the student's FPN gives 3×3 and 2×2. The pair must be
+    refused at build time with the field to change; with that change it trains."""
+    options = dict(model=NAS_FPN_SMALL)
+    checkpoint = save_random_checkpoint(NAS_FPN, str(tmp_path / 'nas.pth'), options)
+    losses = dict(loss_kd=dict(type='KDLoss', activation='sigmoid'))
+    with pytest.raises(ValueError, match=r'model.student.data_preprocessor.pad_size_divisor: '
+                       r'the teacher pads batches to a multiple of 128, the student to 32'):
+        distiller_for(detector_cfg(RETINANET), NAS_FPN, checkpoint, losses,
+                      cfg_options=options)
+    student = detector_cfg(RETINANET, data_preprocessor=dict(pad_size_divisor=128))
+    model = distiller_for(student, NAS_FPN, checkpoint, losses, cfg_options=options)
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
+                dict(type='Resize', scale=(160, 160), keep_ratio=True),
+                dict(type='PackDetInputs')]
+    batch = next(iter(Runner.build_dataloader(dict(
+        batch_size=2, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
+        collate_fn=dict(type='pseudo_collate'),
+        dataset=shapes_dataset(shapes_root, 'train', pipeline)))))
+    data = model.data_preprocessor(batch, training=True)
+    assert data['inputs'].shape[-2:] == (256, 256)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert torch.isfinite(losses['distill.loss_kd']) and losses['distill.loss_kd'] > 0

@@ -5,6 +5,7 @@ import torch
 from mmengine.model import BaseModel
 
 from ..module_output_recorder import ModuleOutputRecorder, names_a_loss
+from .batch_padding import check_teacher_takes_student_padding
 
 
 def flatten_levels(cls_scores: Sequence[torch.Tensor]) -> List[torch.Tensor]:
@@ -134,12 +135,14 @@ class DenseHeadAdapter:
 
     @classmethod
     def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str) -> None:
-        """Teacher and student must share the head design: classes, anchors per position,
-        class channels and FPN strides.
+        """Teacher and student must share the head design (classes, anchors per position,
+        class channels and FPN strides), and the teacher must take the student's batch padding
+        (see :func:`~.batch_padding.check_teacher_takes_student_padding`).
 
         Raises:
             TypeError: the teacher is not a one-stage detector.
-            ValueError: the head designs differ (the message names what differs).
+            ValueError: the head designs differ (the message names what differs) or the
+                padding does not suit the teacher.
         """
         if not cls.supports(teacher):
             raise TypeError(f'{field}.config: the student is a one-stage detector but the '
@@ -151,6 +154,7 @@ class DenseHeadAdapter:
         if differences:
             raise ValueError(f'{field}: teacher and student heads differ ('
                              + '; '.join(differences) + '); their class maps cannot be compared')
+        check_teacher_takes_student_padding(student, teacher, field)
 
     @staticmethod
     def student_logits(student_calls: ModuleOutputRecorder) -> List[torch.Tensor]:

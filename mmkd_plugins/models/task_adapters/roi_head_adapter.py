@@ -7,6 +7,7 @@ from mmengine.model import BaseModel
 
 from ..module_output_recorder import ModuleOutputRecorder, names_a_loss
 from ..teachers.teacher_precision import to_float32
+from .batch_padding import check_teacher_takes_student_padding
 
 ROI_EXTRACTOR = 'roi_head.bbox_roi_extractor'
 BOX_HEAD = 'roi_head.bbox_head'
@@ -96,7 +97,8 @@ class RoIHeadAdapter:
     def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str) -> None:
         """Raises ``TypeError`` for a multi-stage RoI head other than Cascade R-CNN's (HTC,
         SCNet, ... as student) or a teacher that is not two-stage, ``ValueError`` for other
-        class counts."""
+        class counts or a padding that does not suit the teacher (see
+        :func:`~.batch_padding.check_teacher_takes_student_padding`)."""
         roi_head = type(student.roi_head).__name__
         if isinstance(student.roi_head.bbox_head, torch.nn.ModuleList) and \
                 roi_head not in CASCADE_HEADS:
@@ -114,6 +116,7 @@ class RoIHeadAdapter:
         if student_classes != teacher_classes:
             raise ValueError(f'{field}: the teacher\'s RoI head predicts {teacher_classes} '
                              f'classes and the student\'s {student_classes}; both must be equal')
+        check_teacher_takes_student_padding(student, teacher, field)
 
     @staticmethod
     def _recorded(student_calls: ModuleOutputRecorder, prefix: str) -> Tuple[str, int]:
