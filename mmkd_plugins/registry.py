@@ -10,6 +10,7 @@ Inside a distiller, the losses named in ``distill_losses`` are looked up here fi
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import Registry
 
 SCOPE = 'mmkd_plugins'
@@ -18,3 +19,6 @@ MODELS = Registry(
     'model', parent=MMENGINE_MODELS, scope=SCOPE, locations=['mmkd_plugins.models'])
 HOOKS = Registry(
     'hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['mmkd_plugins.engine'])
+OPTIM_WRAPPER_CONSTRUCTORS = Registry(
+    'optimizer wrapper constructor', parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE,
+    locations=['mmkd_plugins.engine'])

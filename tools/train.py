@@ -11,7 +11,8 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmkd_plugins  # noqa: F401  (registers types and weights-only checkpoint loading)
-from mmkd_plugins.engine import seed_of_resumed_run, setup_cpu_distributed, shutdown_distributed
+from mmkd_plugins.engine import (run_optim_constructor_on_student, seed_of_resumed_run,
+                                 setup_cpu_distributed, shutdown_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -60,6 +61,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     resumed_seed = seed_of_resumed_run(cfg)
     if resumed_seed is not None:  # randomness.seed=None: continue with the interrupted run's
         cfg.randomness = dict(cfg.get('randomness') or {}, seed=resumed_seed)
+    run_optim_constructor_on_student(cfg)  # a stock constructor (layer decay) sees the student
     return cfg
 
 

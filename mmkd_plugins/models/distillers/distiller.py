@@ -41,6 +41,33 @@ def build_student(student: Union[dict, BaseModel],
     return student
 
 
+# Parts of a student that code written for stock models reads from the model (optimizer
+# constructors, hooks); a distiller answers for them with where the student's part is.
+STUDENT_PARTS = ('backbone', 'neck', 'head', 'bbox_head', 'rpn_head', 'roi_head')
+
+
+class HoldsStudent:
+    """Mixin for distillers (``nn.Module`` subclasses with a ``student``): asking the distiller
+    for a part of the student (``model.backbone``) raises an ``AttributeError`` that says where
+    the part is and how to run a stock optimizer constructor on the student, instead of
+    ``nn.Module``'s bare "has no attribute"."""
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            student = self.__dict__.get('_modules', {}).get('student')
+            if name not in STUDENT_PARTS or not hasattr(student, name):
+                raise
+            raise AttributeError(
+                f"model.{name}: a {type(self).__name__} holds the student's at "
+                f'model.student.{name}; code that reads model.{name} must run on the student. '
+                'An optimizer constructor of the stock config (optim_wrapper.constructor) runs '
+                "on it with optim_wrapper.constructor='mmkd_plugins.StudentOptimWrapperConstructor'"
+                " and student_constructor='<the stock constructor>' (tools/train.py sets this "
+                'by itself)') from None
+
+
 def build_distill_loss(field: str, cfg: dict) -> nn.Module:
     """Build one entry of ``distill_losses``, looking its type up in mmkd_plugins first.
 
@@ -58,7 +85,7 @@ def build_distill_loss(field: str, cfg: dict) -> nn.Module:
 
 
 @MODELS.register_module()
-class Distiller(HoldsFrozenTeachers, BaseModel):
+class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
     """Distills a frozen teacher into the student of a stock config.
 
     Works for mmpretrain classifiers, mmdet one-stage detectors and mmdet two-stage detectors

@@ -8,13 +8,13 @@ from torch import nn
 from mmkd_plugins.registry import MODELS
 from ..module_output_recorder import ModuleOutputRecorder
 from ..teachers import HoldsFrozenTeachers
-from .distiller import TEACHER_KEYS, Distiller, build_student
+from .distiller import TEACHER_KEYS, Distiller, HoldsStudent, build_student
 
 BRANCH_KEYS = TEACHER_KEYS + ('distill_losses', 'weight')
 
 
 @MODELS.register_module()
-class MultiTeacherDistiller(HoldsFrozenTeachers, BaseModel):
+class MultiTeacherDistiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
     """Distills several teachers into one student.
 
     Each teacher is built, loaded strictly, frozen and kept in eval mode exactly as the single
