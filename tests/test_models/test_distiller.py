@@ -203,17 +203,24 @@ def test_bf16_teacher_gives_float32_logits_near_the_float32_ones(teacher_checkpo
     assert 0 < float(log_vars['distill.loss_kd']) < float('inf')
 
 
-def test_a_teacher_built_for_another_input_size_gets_the_batch_at_its_size(tmp_path):
-    """A Swin teacher built for 64×64 (window attention that fails on smaller maps) distils a
-    16×16 student: the batch is resized to the teacher's size, never run at the wrong one."""
+@pytest.mark.parametrize('backbone,channels', [
+    (dict(type='SwinTransformer', arch='tiny', img_size=64,
+          stage_cfgs=dict(block_cfgs=dict(window_size=2))), 768),
+    (dict(type='TinyViT', arch='5m', img_size=(64, 64), window_size=[2, 2, 2, 2],
+          out_indices=(3, ), gap_before_final_norm=True), 320),  # pooled, as its stock configs
+], ids=['Swin (patch embedding size)', 'TinyViT (backbone img_size)'])
+def test_a_teacher_built_for_another_input_size_gets_the_batch_at_its_size(tmp_path, backbone,
+                                                                           channels):
+    """A Swin or TinyViT teacher built for 64×64 (window attention that fails on other maps)
+    distils a 16×16 student: the batch is resized to the teacher's size, never run at the
+    wrong one."""
     student = student_model_cfg()
-    swin = dict(type='ImageClassifier',
-                backbone=dict(type='SwinTransformer', arch='tiny', img_size=64,
-                              stage_cfgs=dict(block_cfgs=dict(window_size=2))),
-                neck=dict(type='GlobalAveragePooling'),
-                head=dict(type='LinearClsHead', num_classes=10, in_channels=768))
-    teacher_config = dict(model=swin, data_preprocessor=student['data_preprocessor'])
-    checkpoint = str(tmp_path / 'swin64.pth')
+    teacher = dict(type='ImageClassifier', backbone=backbone,
+                   head=dict(type='LinearClsHead', num_classes=10, in_channels=channels))
+    if backbone['type'] == 'SwinTransformer':
+        teacher['neck'] = dict(type='GlobalAveragePooling')
+    teacher_config = dict(model=teacher, data_preprocessor=student['data_preprocessor'])
+    checkpoint = str(tmp_path / 'teacher64.pth')
     from mmkd_plugins.models.teachers import build_model_from_config
     torch.save({'state_dict': build_model_from_config(Config(teacher_config)).state_dict()},
                checkpoint)

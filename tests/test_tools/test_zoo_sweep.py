@@ -15,6 +15,7 @@ from ..conftest import REPO_ROOT, run_tool
 sys.path.insert(0, str(REPO_ROOT / 'tools'))
 from zoo.case_configs import (generated_dataset, halve_scales,  # noqa: E402
                               without_pretrained)
+from zoo.case_runner import stock_outcome  # noqa: E402
 from zoo.planning import families  # noqa: E402
 
 SUBSET = ('mmpretrain/resnet', 'mmpretrain/levit', 'mmpretrain/swin_transformer', 'mmdet/yolox',
@@ -64,6 +65,23 @@ def test_wrapped_datasets_read_the_generated_data_and_keep_their_pipelines():
         assert (leaf['type'], leaf['data_root'], leaf['ann_file']) == (
             'CocoDataset', '/generated', 'annotations/train.json')
         assert leaf['pipeline'] == [dict(type='LoadImageFromFile')]
+
+
+def test_a_stock_run_with_non_finite_losses_is_a_stock_failure():
+    """A stock config without our NaN-stopping hook runs to its end through NaN losses (HRNet
+    from scratch: 7e7 at iteration 1, NaN at 2): exiting with 0 is not training."""
+    finite = dict(returncode=0, exception=None, scalars=[
+        dict(loss=2.5, loss_cls=1.5, lr=0.1, iter=1), dict(loss=2.0, loss_cls=1.0, iter=2)])
+    assert stock_outcome(finite) == dict(status='ok')
+    exploded = dict(returncode=0, exception=None, scalars=[
+        dict(loss=7e7, loss_cls=3.8e7, iter=1),
+        dict(loss=float('nan'), loss_cls=float('nan'), acc=25.0, iter=2)])
+    assert stock_outcome(exploded) == dict(
+        status='failed', where='the stock config, no distillation',
+        message='non-finite losses at iteration 2: loss, loss_cls')
+    crashed = dict(returncode=1, scalars=[], exception=dict(message='KeyError: x',
+                                                            where='mmdet/a.py:1 (f)'))
+    assert stock_outcome(crashed)['status'] == 'failed'
 
 
 @pytest.fixture(scope='module')

@@ -168,8 +168,22 @@ def stock_baseline(plan: dict, case_dir: str, data_root: str, threads: int) -> d
         sweep_config(user_config, plan['kind'], data_root).dump(config)
     except Exception as error:
         return dict(status='failed', message=f'{type(error).__name__}: {error}'[:600])
-    run = train(config, work_dir, threads)
-    return dict(status='ok') if run['returncode'] == 0 else stopped(run)
+    return stock_outcome(train(config, work_dir, threads))
+
+
+def stock_outcome(run: dict) -> dict:
+    """``ok`` for a stock run that ended with finite losses at every step; a stock config has
+    no hook that stops at a NaN, so one that ran through NaN losses ``failed`` too."""
+    if run['returncode'] != 0:
+        return stopped(run)
+    for line in run['scalars']:
+        bad = [key for key, value in line.items()
+               if 'loss' in key and not math.isfinite(float(value))]
+        if bad:
+            return dict(status='failed', where='the stock config, no distillation',
+                        message=f'non-finite losses at iteration {line.get("iter")}: '
+                        + ', '.join(bad))
+    return dict(status='ok')
 
 
 def run_case(plan: dict, case_dir: str, data_root: str, threads: int) -> dict:

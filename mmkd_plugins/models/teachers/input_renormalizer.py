@@ -83,12 +83,19 @@ class InputRenormalizer(nn.Module):
 
 
 def expected_input_size(model: nn.Module) -> Optional[Tuple[int, int]]:
-    """The (H, W) a model's backbone was built for, when it declares one: transformer
-    backbones (Swin, ViT, ...) built with an ``img_size`` keep it in their patch embedding;
-    None for backbones that take any size (CNNs)."""
-    patch_embed = getattr(getattr(model, 'backbone', None), 'patch_embed', None)
-    size = getattr(patch_embed, 'init_input_size', None)
-    return tuple(int(side) for side in size) if size is not None else None
+    """The (H, W) a model's backbone was built for, when it declares one: transformer and MLP
+    backbones built with an ``img_size`` keep it in their patch embedding (Swin, ViT, ...) or
+    as their own ``img_size`` (TinyViT, MLP-Mixer, RepMLP, ...); None for backbones that take
+    any size (CNNs)."""
+    backbone = getattr(model, 'backbone', None)
+    size = getattr(getattr(backbone, 'patch_embed', None), 'init_input_size', None)
+    if size is None:
+        size = getattr(backbone, 'img_size', None)
+    if size is None:
+        return None
+    if isinstance(size, int):
+        return size, size
+    return tuple(int(side) for side in size)
 
 
 def resized_to(inputs: torch.Tensor, size: Optional[Tuple[int, int]]) -> torch.Tensor:
