@@ -1,4 +1,5 @@
 """Block-wise distillation: stage splits, connectors, hybrids and the loss, on real models."""
+import pytest
 import torch
 from mmengine.hub import get_config
 from mmengine.optim import OptimWrapper
@@ -225,3 +226,48 @@ def test_a_head_with_deformable_convolutions_gets_a_probe_it_accepts(tmp_path):
         teacher=dict(config=config, checkpoint=checkpoint, cfg_options=dict(model=small)),
         distill_losses=SIGMOID_KD)
     assert model.hybrids.stages == (1, 2, 3, 4)
+
+
+def test_hybrids_in_turn_run_k_per_step_with_weights_that_keep_the_full_forms_average(
+        teacher_checkpoint):
+    """per_step=1 of 4 hybrids: training steps t = 0..3 run hybrid t+1 alone, weighted 4·w_i,
+    so the hybrids' distillation terms summed over the 4 steps equal one step of the full
+    form (same batch and weights, BatchNorm in eval mode so that the steps compare); the
+    ensemble is the step's hybrid itself. Every connector gets a gradient each step (zero for
+    those not run), as DDP needs; the turn is a saved buffer."""
+    full = build_blockwise(teacher_checkpoint, hybrids=dict(weights='halving'))
+    turns = build_blockwise(teacher_checkpoint, hybrids=dict(weights='halving', per_step=1))
+    turns.load_state_dict(dict(full.state_dict(), **{'hybrids.step': torch.tensor(0)}))
+    for model in (full, turns):
+        model.train()
+        model.student.eval()  # deterministic BatchNorm: the steps compare
+        for connector in model.hybrids.connectors.values():
+            connector.eval()
+    data = full.data_preprocessor(make_batch(), training=False)
+    full_terms = full.loss(**data)
+    summed = {}
+    for step in range(4):
+        assert int(turns.hybrids.step) == step
+        losses = turns.loss(**data)
+        assert {key.split('.')[0] for key in losses if key.startswith('hybrid')} == {
+            f'hybrid{step + 1}'}
+        assert losses[f'hybrid{step + 1}.cross.loss_kd'] == 0  # Y^ens is this hybrid
+        total = sum(value for key, value in losses.items() if 'loss' in key)
+        connectors = list(turns.hybrids.connectors.parameters())
+        grads = torch.autograd.grad(total, connectors, allow_unused=True)
+        assert all(grad is not None for grad in grads)
+        for key, value in losses.items():
+            if key.startswith('hybrid') and '.cross.' not in key:
+                summed[key] = value
+    assert int(turns.hybrids.step) == 4 and 'hybrids.step' in turns.state_dict()
+    assert set(summed) == {key for key in full_terms
+                           if key.startswith('hybrid') and '.cross.' not in key}
+    for key, value in summed.items():  # 4·w_i·d_i in its turn: w_i·d_i on average over 4 steps
+        torch.testing.assert_close(value, 4 * full_terms[key], rtol=1e-5, atol=1e-6)
+
+
+def test_hybrids_per_step_out_of_range_is_refused(teacher_checkpoint):
+    for per_step in (0, 5, 1.5):
+        with pytest.raises(ValueError, match=r'model\.hybrids\.per_step: expected a number of '
+                           r'hybrids per step in 1\.\.4'):
+            build_blockwise(teacher_checkpoint, hybrids=dict(per_step=per_step))

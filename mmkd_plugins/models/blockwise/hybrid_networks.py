@@ -188,6 +188,12 @@ class HybridNetworks(nn.Module):
         probe_size: Side of the probe image. Defaults to 384: every FPN level of a detector
             (stride 128 for P7) is then at least 3×3, as DDOD's and other heads' deformable
             convolutions need (mmcv refuses maps smaller than the kernel).
+        per_step: How many of the hybrids run in each training step, k. None (default, the
+            paper's form) runs all n. With k < n, step t runs the hybrids at positions
+            (t·k + j) mod n, j < k, of ``stages`` (in turn, so every hybrid runs k times in n
+            steps), their weights times n / k: averaged over n steps, each hybrid's terms have
+            their full-form weight, at about k / n of the hybrids' cost. The step counter is
+            the buffer ``step``, saved in checkpoints, so that a resumed run continues the turn.
         field: Config field for errors. Defaults to ``'model.hybrids'``.
     """
 
@@ -199,6 +205,7 @@ class HybridNetworks(nn.Module):
                  connector: Optional[dict] = None,
                  weights: Union[str, Sequence[float]] = 'uniform',
                  probe_size: int = 384,
+                 per_step: Optional[int] = None,
                  field: str = 'model.hybrids') -> None:
         super().__init__()
         self.adapter = adapter
@@ -211,6 +218,13 @@ class HybridNetworks(nn.Module):
                              'distillation pairs student stage i with teacher stage i')
         self.stages = _check_stages(stages, num_stages, field)
         self.weights = hybrid_weights(weights, self.stages, num_stages, field)
+        if per_step is not None and not (isinstance(per_step, int)
+                                         and 1 <= per_step <= len(self.stages)):
+            raise ValueError(f'{field}.per_step: expected a number of hybrids per step in '
+                             f'1..{len(self.stages)} (or None: all), got {per_step!r}')
+        self.per_step = None if per_step == len(self.stages) else per_step
+        if self.per_step is not None:
+            self.register_buffer('step', torch.zeros((), dtype=torch.long))
 
         probe = torch.randn(1, 3, probe_size, probe_size,
                             generator=torch.Generator().manual_seed(0))
@@ -224,9 +238,10 @@ class HybridNetworks(nn.Module):
             check_stage_split(teacher.backbone, self.teacher_split, teacher_features,
                               teacher_outputs, 'model.teacher.config backbone')
             read = outputs_read_by_head(adapter, teacher, teacher_outputs)
-        read_stages = {self.teacher_split.output_stages[position] + 1 for position in read}
+        # the stages whose outputs the teacher's neck and head read (1-based)
+        self.read_stages = {self.teacher_split.output_stages[position] + 1 for position in read}
         self.connected_stages = tuple(sorted(
-            set(self.stages) | {stage for stage in read_stages if stage <= self.stages[-1]}))
+            set(self.stages) | {stage for stage in self.read_stages if stage <= self.stages[-1]}))
         connector = dict(connector or dict(type='ConvBNConnector'))
         self.connectors = nn.ModuleDict({
             f'stage{stage}': build_connector(connector, student_features[stage - 1],
@@ -242,23 +257,45 @@ class HybridNetworks(nn.Module):
         return {stage: f'backbone.{self.student_split.output_module(stage - 1)}'
                 for stage in self.connected_stages}
 
+    def scheduled(self) -> List[Tuple[int, float]]:
+        """The hybrids of this step, as (stage, weight): all with their weights ``w_i``, or,
+        with ``per_step``, this step's turn with ``w_i·n/k``; advances the turn in training."""
+        if self.per_step is None:
+            return list(zip(self.stages, self.weights))
+        count, start = len(self.stages), int(self.step) * self.per_step
+        positions = sorted((start + offset) % count for offset in range(self.per_step))
+        if self.training:
+            self.step += 1
+        scale = count / self.per_step
+        return [(self.stages[position], self.weights[position] * scale)
+                for position in positions]
+
     def forward(self, student_features: Dict[int, torch.Tensor], teacher: BaseModel,
-                data_samples: list) -> List[HybridOutput]:
-        """Run every hybrid.
+                data_samples: list,
+                stages: Optional[Sequence[int]] = None) -> List[HybridOutput]:
+        """Run the hybrids.
 
         Args:
             student_features: Stage (1-based) -> the student's output of that stage in this
                 step, (B, C_s, H, W), for every stage in :attr:`student_modules`.
             teacher: The frozen teacher (eval mode).
             data_samples: The batch's data samples, for the hybrids' task losses.
+            stages: Which hybrids to run (see :meth:`scheduled`). Defaults to all of
+                ``stages``.
 
         Returns:
-            One :class:`HybridOutput` per stage in ``stages``.
+            One :class:`HybridOutput` per stage run, in stage order. Connectors that none of
+            them uses still join the first one's logits, times zero, so that every trainable
+            parameter gets a gradient in every step (DDP requires it, unless told to look for
+            unused parameters).
         """
+        stages = self.stages if stages is None else tuple(stages)
+        # hybrid N_i reads C_i, and C_j of the earlier stages j that the teacher's neck reads
+        used = set(stages) | {j for j in self.read_stages if j <= max(stages)}
         connected = {stage: self.connectors[f'stage{stage}'](student_features[stage])
                      for stage in self.connected_stages}
         results = []
-        for stage in self.stages:
+        for stage in stages:
             features = {j: connected[j] for j in self.connected_stages if j <= stage}
             tail = self.teacher_split.run(teacher.backbone, connected[stage], first=stage)
             features.update({stage + 1 + k: output for k, output in enumerate(tail)})
@@ -269,4 +306,11 @@ class HybridNetworks(nn.Module):
             results.append(HybridOutput(
                 stage, self.adapter.head_logits(teacher, head_outputs),
                 self.adapter.head_task_losses(teacher, head_outputs, data_samples)))
+        unused = [connected[j] for j in self.connected_stages if j not in used]
+        if unused:
+            zero = sum(output.sum() for output in unused) * 0.0
+            first = results[0]
+            logits = ([first.logits[0] + zero] + list(first.logits[1:])
+                      if isinstance(first.logits, (list, tuple)) else first.logits + zero)
+            results[0] = first._replace(logits=logits)
         return results

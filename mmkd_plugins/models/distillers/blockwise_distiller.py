@@ -43,6 +43,10 @@ class BlockwiseDistiller(Distiller):
         Y^ens     = mean_i Y^{N_i}                             # detached by default
         L_cross   = d(Y^S, Y^ens) + Σ_i w_i·d(Y^{N_i}, Y^ens)
 
+    With ``hybrids=dict(per_step=k)``, each step runs k of the hybrids in turn, weighted
+    ``w_i·n/k`` (the sums then have the full form's value on average over n steps), and Y^ens
+    is the mean of that step's hybrids.
+
     Every term is logged under its own key: ``student.*``, ``distill.<name>``,
     ``cross.<name>`` for the student, and ``hybrid<i>.<task loss>``, ``hybrid<i>.distill.<name>``,
     ``hybrid<i>.cross.<name>`` for hybrid N_i. The connectors are trained with the student and
@@ -56,7 +60,7 @@ class BlockwiseDistiller(Distiller):
         distill_losses: Name -> loss config; each loss d compares logits (no
             ``student_output`` / ``teacher_output``).
         hybrids: ``dict(stages=None, connector=dict(type='ConvBNConnector'),
-            weights='uniform', probe_size=384)``, see
+            weights='uniform', probe_size=384, per_step=None)``, see
             :class:`~mmkd_plugins.models.blockwise.HybridNetworks`. Defaults to all stages.
         alpha: α, weight of the task losses. Defaults to 1.0.
         beta: β, weight of the distillation terms. Defaults to 1.0.
@@ -109,15 +113,17 @@ class BlockwiseDistiller(Distiller):
         teacher_logits = self.run_teacher(inputs, data_samples)[LOGITS]
         student_features = {stage: self.student_recorder.outputs[name]
                             for stage, name in self.hybrids.student_modules.items()}
-        hybrid_outputs = self.hybrids(student_features, self.teacher, data_samples)
+        scheduled = dict(self.hybrids.scheduled())
+        hybrid_outputs = self.hybrids(student_features, self.teacher, data_samples,
+                                      stages=list(scheduled))
         ensemble = mean_logits([hybrid.logits for hybrid in hybrid_outputs])
         if self.detach_ensemble:
             ensemble = detach_logits(ensemble)
 
         losses = self.weighted_student_losses(student_losses, prefix='student.')
         losses.update(self._logit_terms('', student_outputs[LOGITS], teacher_logits, ensemble))
-        for hybrid, weight in zip(hybrid_outputs, self.hybrids.weights):
-            prefix = f'hybrid{hybrid.stage}.'
+        for hybrid in hybrid_outputs:
+            prefix, weight = f'hybrid{hybrid.stage}.', scheduled[hybrid.stage]
             losses.update(self.weighted_student_losses(hybrid.task_losses, prefix, weight))
             losses.update(self._logit_terms(prefix, hybrid.logits, teacher_logits, ensemble,
                                             weight))
