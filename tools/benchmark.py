@@ -20,6 +20,9 @@ depend on them), it times per iteration, after warm-up, interleaving A B C D A B
 * ``kd`` / ``dist``: the distiller's training step with KDLoss / DISTLoss;
 * ``blockwise``: block-wise distillation's training step (all four hybrids, the pair's shipped
   block-wise config);
+* ``blockwise_k2`` / ``blockwise_k1``: the same with ``hybrids=dict(per_step=2)`` / ``1`` (two /
+  one of the four hybrids per step, in turn); one call is a whole turn (2 / 4 steps) and its
+  time is divided by its steps, so that the figure is the mean step over the turn;
 * ``kd_cached``: the KD step with the teacher-logits cache warm (a second epoch of a
   deterministic pipeline: no teacher forward at all);
 * ``kd_bf16``: the KD step with a bf16 teacher.
@@ -30,6 +33,14 @@ uses ``t_teacher_logits`` instead, the floor of what the distiller asks of its t
 Block-wise also gets ``vs_dist = t_blockwise / t_dist`` (its hybrids run teacher stages *with*
 autograd, so it cannot meet the single-forward floor), the cached and bf16 KD steps
 ``speedup = t_kd / t_variant``.
+
+Robustness: warm-up runs at least ``--warmup`` rounds and goes on (up to ``--max-warmup``)
+until every variant's time changed by less than 5 % from the previous round; then ``--rounds``
+measurements of ``--iters`` interleaved rounds each. Every figure is the median over the
+rounds of each round's median (ratios computed within each round), with its range over the
+rounds (``spread``: min and max). Thread settings are printed and saved. ``--profile`` adds an
+operator-level account of where a KD step's time goes beyond its two parts (the student step
+and ``teacher_logits``), from ``torch.profiler``.
 
 Peak memory: on CUDA, each variant's ``max_memory_allocated`` in the timing process; on CPU,
 each variant runs in a fresh child process that measures its resident-set peak above the level
@@ -42,7 +53,8 @@ figures vary by several percent from run to run). ``memory_ratio = peak_distill 
 (peak_student + peak_teacher)``. Results go to a JSON file. Runs unchanged on CPU and GPU.
 
 Example:
-    python tools/benchmark.py --iters 10 --out work_dirs/benchmark.json
+    python tools/benchmark.py --out work_dirs/benchmark.json
+    python tools/benchmark.py --pairs classification --rounds 1 --iters 2 --profile
 """
 import argparse
 import ctypes
@@ -57,7 +69,7 @@ import sys
 import tempfile
 import time
 import warnings
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 from mmengine.config import Config
@@ -89,11 +101,15 @@ PAIRS = {
 
 TEACHER_VARIANTS = ('teacher', 'teacher_logits', 'teacher_channels_last', 'teacher_bf16',
                     'teacher_inference_mode')
-DISTILLED = ('kd', 'dist', 'blockwise', 'kd_cached', 'kd_bf16')
+DISTILLED = ('kd', 'dist', 'blockwise', 'blockwise_k2', 'blockwise_k1', 'kd_cached', 'kd_bf16')
+BLOCKWISE = ('blockwise', 'blockwise_k2', 'blockwise_k1')
 VARIANTS = ('student', ) + TEACHER_VARIANTS + DISTILLED
 # variant -> options of the distiller's teacher (none for the others)
 TEACHER_OPTIONS = dict(teacher_channels_last=dict(channels_last=True),
                        teacher_bf16=dict(bf16=True), kd_bf16=dict(bf16=True))
+# variant -> hybrids per step (block-wise in turn)
+HYBRIDS_PER_STEP = dict(blockwise_k2=2, blockwise_k1=1)
+SETTLED = 0.05  # warm-up ends when no variant's time moved by more than this between rounds
 # glibc settings of a CPU memory probe: allocations of 64 KiB and more get their own mapping
 # (a fixed threshold, not glibc's adaptive one) and the heap top is returned at once, so that
 # the resident set follows the live tensors.
@@ -103,8 +119,16 @@ LIVE_MEMORY_MALLOC = dict(MALLOC_MMAP_THRESHOLD_=str(64 * 1024), MALLOC_TRIM_THR
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Benchmark the cost of distillation')
     parser.add_argument('--pairs', nargs='+', choices=list(PAIRS), default=list(PAIRS))
-    parser.add_argument('--iters', type=int, default=10, help='timed rounds per variant')
-    parser.add_argument('--warmup', type=int, default=2, help='untimed rounds first')
+    parser.add_argument('--iters', type=int, default=6,
+                        help='timed interleaved calls per variant in each round')
+    parser.add_argument('--rounds', type=int, default=3,
+                        help='measurements, each of --iters calls; figures are their median')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed rounds first (at least)')
+    parser.add_argument('--max-warmup', type=int, default=8,
+                        help='untimed rounds at most, while times still move by > 5 %%')
+    parser.add_argument('--profile', action='store_true',
+                        help='also profile the KD step against the student step and the '
+                        'teacher (operator self times)')
     parser.add_argument('--batch-size', type=int, default=32, help='classification batch')
     parser.add_argument('--det-batch-size', type=int, default=2)
     parser.add_argument('--det-image-size', type=int, default=320)
@@ -146,11 +170,13 @@ def detection_batch(batch_size: int, image_size: int, folder: str) -> dict:
 
 
 def build_distiller(config_path: str, teacher_checkpoint: str, device: str,
-                    teacher_options: dict) -> Distiller:
+                    teacher_options: dict, hybrids_per_step: Optional[int] = None) -> Distiller:
     cfg = Config.fromfile(osp.join(REPO_ROOT, config_path))
     model_cfg = cfg.model
     model_cfg.teacher.checkpoint = teacher_checkpoint
     model_cfg.teacher.update(teacher_options)
+    if hybrids_per_step is not None:
+        model_cfg.setdefault('hybrids', {})['per_step'] = hybrids_per_step
     model_cfg.student.pop('init_cfg', None)
     if 'backbone' in model_cfg.student:
         model_cfg.student.backbone.init_cfg = None
@@ -167,14 +193,26 @@ def random_teacher_checkpoint(config_path: str, folder: str) -> str:
     return path
 
 
-def step_of(model, batch: dict) -> Callable[[], None]:
+class Timed(NamedTuple):
+    """A variant's call and how many training steps (or forwards) one call makes."""
+    run: Callable[[], None]
+    steps: int = 1
+
+
+def step_of(model, batch: dict, steps: int = 1) -> Timed:
+    """``steps`` training steps of ``model`` on ``batch`` per call."""
     optim_wrapper = OptimWrapper(torch.optim.SGD(
         [p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9))
-    return lambda: model.train_step(batch, optim_wrapper)
+
+    def run() -> None:
+        for _ in range(steps):
+            model.train_step(batch, optim_wrapper)
+
+    return Timed(run, steps)
 
 
 def teacher_forward_of(distiller: Distiller, batch: dict, whole: bool = False,
-                       inference_mode: bool = False) -> Callable[[], None]:
+                       inference_mode: bool = False) -> Timed:
     """The teacher's whole forward (``whole``), or what the distiller asks of it: its own
     ``run_teacher``, with the teacher options it was built with; under
     ``torch.inference_mode()`` when asked, then copying the logits, as the losses would need."""
@@ -191,12 +229,12 @@ def teacher_forward_of(distiller: Distiller, batch: dict, whole: bool = False,
             for level in logits if isinstance(logits, list) else [logits]:
                 level.clone()
 
-    return forward
+    return Timed(forward)
 
 
 def build_variants(name: str, variants: List[str], args: argparse.Namespace,
-                   device: str) -> Dict[str, Callable[[], None]]:
-    """One callable per variant, each with its own model and optimizer."""
+                   device: str) -> Dict[str, Timed]:
+    """One call per variant, each with its own model and optimizer."""
     pair = PAIRS[name]
     init_default_scope(pair['scope'])
     runs = {}
@@ -206,8 +244,9 @@ def build_variants(name: str, variants: List[str], args: argparse.Namespace,
                  detection_batch(args.det_batch_size, args.det_image_size, folder))
         for variant in variants:
             method = variant.split('_')[0] if variant in DISTILLED else 'kd'
+            per_step = HYBRIDS_PER_STEP.get(variant)
             model = build_distiller(pair[method], checkpoint, device,
-                                    TEACHER_OPTIONS.get(variant, {}))
+                                    TEACHER_OPTIONS.get(variant, {}), per_step)
             if variant == 'student':  # the stock student model, trained on its own
                 runs[variant] = step_of(model.student, batch)
             elif variant in TEACHER_VARIANTS:
@@ -219,27 +258,49 @@ def build_variants(name: str, variants: List[str], args: argparse.Namespace,
                     model.enable_teacher_cache()
                     data = model.data_preprocessor(batch, training=True)
                     model.run_teacher(data['inputs'], data['data_samples'])
-                runs[variant] = step_of(model, batch)
+                turn = 1 if per_step is None else len(model.hybrids.stages) // per_step
+                runs[variant] = step_of(model, batch, steps=turn)
     return runs
 
 
-def measure(variants: Dict[str, Callable[[], None]], iters: int,
-            warmup: int) -> Dict[str, dict]:
-    """Interleave the variants; median seconds per call and (CUDA) peak memory in MiB."""
+def timed_call(call: Timed) -> Tuple[float, float]:
+    """Seconds per step of one call, and (CUDA) its peak memory in MiB."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    synchronize()
+    start = time.perf_counter()
+    call.run()
+    synchronize()
+    seconds = (time.perf_counter() - start) / call.steps
+    peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0
+    return seconds, peak
+
+
+def warm_up(variants: Dict[str, Timed], least: int, most: int) -> int:
+    """Untimed interleaved rounds: at least ``least``, then until no variant's time moved by
+    more than :data:`SETTLED` from the previous round (at most ``most``). Returns the rounds."""
+    previous: Dict[str, float] = {}
+    rounds = 0
+    while True:
+        current = {name: timed_call(call)[0] for name, call in variants.items()}
+        rounds += 1
+        settled = previous and all(abs(current[name] / previous[name] - 1) <= SETTLED
+                                   for name in variants)
+        if rounds >= most or (rounds >= least and settled):
+            return rounds
+        previous = current
+
+
+def measure(variants: Dict[str, Timed], iters: int) -> Dict[str, dict]:
+    """One round: ``iters`` interleaved calls of every variant; median seconds per step and
+    (CUDA) peak memory in MiB."""
     times: Dict[str, List[float]] = {name: [] for name in variants}
     peaks: Dict[str, float] = {name: 0.0 for name in variants}
-    for round_index in range(warmup + iters):
-        for name, run in variants.items():
-            if torch.cuda.is_available():
-                torch.cuda.reset_peak_memory_stats()
-            synchronize()
-            start = time.perf_counter()
-            run()
-            synchronize()
-            if round_index >= warmup:
-                times[name].append(time.perf_counter() - start)
-                if torch.cuda.is_available():
-                    peaks[name] = max(peaks[name], torch.cuda.max_memory_allocated() / 2**20)
+    for _ in range(iters):
+        for name, call in variants.items():
+            seconds, peak = timed_call(call)
+            times[name].append(seconds)
+            peaks[name] = max(peaks[name], peak)
     return {name: dict(median_s=statistics.median(values), all_s=values,
                        peak_mib=peaks[name] if torch.cuda.is_available() else None)
             for name, values in times.items()}
@@ -253,7 +314,7 @@ def _status_kib(field: str) -> int:
 def probe_cpu_memory(name: str, variant: str, args: argparse.Namespace) -> float:
     """In this (fresh) process: MiB of resident memory that ``args.memory_iters`` steps of
     ``variant`` add above the level after building. Linux with glibc."""
-    run = build_variants(name, [variant], args, 'cpu')[variant]
+    run = build_variants(name, [variant], args, 'cpu')[variant].run
     gc.collect()
     # Return the memory freed while building (e.g. loaded checkpoints) to the system, so that
     # the steps cannot hide their allocations in it.
@@ -280,40 +341,102 @@ def cpu_peak_memory(name: str, args: argparse.Namespace) -> Dict[str, float]:
     return peaks
 
 
+def ratios(results: Dict[str, dict]) -> Dict[str, Dict[str, float]]:
+    """Per distillation variant, its ratios to the floors and to other variants (see the module
+    docstring), from one round's medians (and the memory peaks, when measured)."""
+    median = {variant: result['median_s'] for variant, result in results.items()}
+    floor = median['student'] + median['teacher']
+    own_floor = median['student'] + median['teacher_logits']
+    peaks = {variant: result.get('peak_mib') for variant, result in results.items()}
+    memory_floor = (peaks['student'] + peaks['teacher']
+                    if peaks['student'] is not None else None)
+    figures: Dict[str, Dict[str, float]] = {}
+    for variant in DISTILLED:
+        figures[variant] = dict(overhead=median[variant] / floor,
+                                overhead_own_teacher=median[variant] / own_floor)
+        if memory_floor:
+            figures[variant]['memory_ratio'] = peaks[variant] / memory_floor
+    for variant in BLOCKWISE:
+        figures[variant]['vs_dist'] = median[variant] / median['dist']
+    for variant in ('kd_cached', 'kd_bf16'):
+        figures[variant]['speedup'] = median['kd'] / median[variant]
+    return figures
+
+
+def median_and_spread(values: List[float]) -> dict:
+    """The median of per-round values and their range."""
+    return dict(median=statistics.median(values), min=min(values), max=max(values),
+                rounds=values)
+
+
+def profile_kd_step(variants: Dict[str, Timed], calls: int = 3) -> List[dict]:
+    """Operator self-CPU time per step in the KD step against the student step plus the
+    distiller's teacher forward, biggest surplus first: where the time above the two parts
+    goes (allocation, copies, the losses, hooks)."""
+    from torch.profiler import ProfilerActivity, profile
+    per_op: Dict[str, Dict[str, float]] = {}
+    for variant in ('student', 'teacher_logits', 'kd'):
+        call = variants[variant]
+        with profile(activities=[ProfilerActivity.CPU]) as profiler:
+            for _ in range(calls):
+                call.run()
+        for event in profiler.key_averages():
+            per_op.setdefault(event.key, {})[variant] = (
+                event.self_cpu_time_total / 1000 / (calls * call.steps))
+    rows = [dict(op=op, kd_ms=ms.get('kd', 0.0), parts_ms=ms.get('student', 0.0)
+                 + ms.get('teacher_logits', 0.0)) for op, ms in per_op.items()]
+    for row in rows:
+        row['surplus_ms'] = row['kd_ms'] - row['parts_ms']
+    return sorted(rows, key=lambda row: -abs(row['surplus_ms']))
+
+
 def benchmark_pair(name: str, args: argparse.Namespace, device: str) -> dict:
-    results = measure(build_variants(name, list(VARIANTS), args, device), args.iters,
-                      args.warmup)
+    variants = build_variants(name, list(VARIANTS), args, device)
+    warmup_rounds = warm_up(variants, args.warmup, args.max_warmup)
+    rounds = [measure(variants, args.iters) for _ in range(args.rounds)]
     if device == 'cpu':
         for variant, peak in cpu_peak_memory(name, args).items():
-            results[variant]['peak_mib'] = peak
-    floor = results['student']['median_s'] + results['teacher']['median_s']
-    own_floor = results['student']['median_s'] + results['teacher_logits']['median_s']
-    memory_floor = results['student']['peak_mib'] + results['teacher']['peak_mib']
-    for variant in DISTILLED:
-        results[variant]['overhead'] = results[variant]['median_s'] / floor
-        results[variant]['overhead_own_teacher'] = results[variant]['median_s'] / own_floor
-        results[variant]['memory_ratio'] = results[variant]['peak_mib'] / memory_floor
-    results['blockwise']['vs_dist'] = (results['blockwise']['median_s']
-                                       / results['dist']['median_s'])
-    for variant in ('kd_cached', 'kd_bf16'):
-        results[variant]['speedup'] = results['kd']['median_s'] / results[variant]['median_s']
-    return results
+            for result in rounds:
+                result[variant]['peak_mib'] = peak
+    per_round = [ratios(result) for result in rounds]
+    results = {}
+    for variant in VARIANTS:
+        results[variant] = dict(
+            median_s=statistics.median(result[variant]['median_s'] for result in rounds),
+            round_medians_s=[result[variant]['median_s'] for result in rounds],
+            peak_mib=max((result[variant]['peak_mib'] or 0.0) for result in rounds))
+        for figure in per_round[0].get(variant, {}):
+            results[variant][figure] = median_and_spread(
+                [figures[variant][figure] for figures in per_round])
+    summary = dict(warmup_rounds=warmup_rounds, variants=results)
+    if args.profile:
+        summary['kd_profile'] = profile_kd_step(variants)
+    return summary
 
 
-def print_pair(results: dict) -> None:
-    for variant, result in results.items():
+def print_pair(summary: dict) -> None:
+    print(f"  (warm-up: {summary['warmup_rounds']} rounds)")
+    for variant, result in summary['variants'].items():
         line = f'  {variant:22s} median {1000 * result["median_s"]:8.1f} ms'
-        if 'overhead' in result:
-            line += (f"  overhead {result['overhead']:.3f}"
-                     f" ({result['overhead_own_teacher']:.3f} own teacher)")
-        if 'vs_dist' in result:
-            line += f"  vs DIST {result['vs_dist']:.2f}"
-        if 'speedup' in result:
-            line += f"  speed-up vs KD {result['speedup']:.2f}"
+        for figure, label in (('overhead', 'overhead'), ('vs_dist', 'vs DIST'),
+                              ('speedup', 'speed-up vs KD'), ('memory_ratio', 'memory ratio')):
+            if figure in result:
+                value = result[figure]
+                line += f"  {label} {value['median']:.3f} [{value['min']:.3f}, {value['max']:.3f}]"
         line += f"  peak {result['peak_mib']:.0f} MiB"
-        if 'memory_ratio' in result:
-            line += f" (ratio {result['memory_ratio']:.3f})"
         print(line)
+    for row in summary.get('kd_profile', [])[:12]:
+        print(f"    {row['op'][:40]:40s} KD {row['kd_ms']:8.1f} ms  student+teacher "
+              f"{row['parts_ms']:8.1f} ms  surplus {row['surplus_ms']:+8.1f} ms")
+
+
+def thread_settings() -> dict:
+    """What decides this process's CPU parallelism."""
+    return dict(torch_threads=torch.get_num_threads(),
+                interop_threads=torch.get_num_interop_threads(),
+                cpu_count=os.cpu_count(),
+                environment={key: os.environ.get(key) for key in (
+                    'OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OMP_PROC_BIND', 'KMP_AFFINITY')})
 
 
 def main() -> None:
@@ -323,8 +446,10 @@ def main() -> None:
         print(json.dumps(dict(peak_mib=peak)))
         return
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    threads = thread_settings()
+    print(f'[benchmark] threads: {threads}', flush=True)
     report = dict(device=torch.cuda.get_device_name() if device == 'cuda' else 'cpu',
-                  threads=torch.get_num_threads(), iters=args.iters, pairs={})
+                  threads=threads, iters=args.iters, rounds=args.rounds, pairs={})
     for name in args.pairs:
         print(f'[benchmark] {name} ...', flush=True)
         report['pairs'][name] = results = benchmark_pair(name, args, device)
