@@ -10,6 +10,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmkd_plugins.models import BlockwiseDistiller, Distiller, MultiTeacherDistiller
+from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from ..conftest import REPO_ROOT, save_random_checkpoint, shapes_dataset
 
 CLASSIFICATION_CONFIGS = sorted(str(p) for p in (REPO_ROOT / 'configs').glob('*/*_in1k.py'))
@@ -22,20 +23,30 @@ SMALL_DETECTION_PIPELINE = [
 ]
 
 
-def model_zoo_teachers(cfg: Config) -> list:
-    """The (config, checkpoint URL) of each teacher of a distillation config."""
-    teachers = cfg.model.teachers.values() if 'teachers' in cfg.model else [cfg.model.teacher]
-    return [(teacher.config, teacher.checkpoint) for teacher in teachers]
-
-
 def cache_model_zoo_teacher(cfg: Config, torch_home: Path) -> None:
-    """Place a checkpoint of each teacher's architecture where its URL would be downloaded to."""
-    for config, url in model_zoo_teachers(cfg):
-        assert url.startswith('https://download.openmmlab.com/')
-        path = torch_home / 'hub' / 'checkpoints' / osp.basename(url)
+    """Place a checkpoint of each teacher's architecture where its URL would be downloaded to;
+    a teacher read from a local file (a timm teacher's file from the HuggingFace hub) gets
+    random weights of its architecture in a file of the test's, in the same format."""
+    teachers = cfg.model.teachers.values() if 'teachers' in cfg.model else [cfg.model.teacher]
+    for teacher in teachers:
+        if '://' not in teacher.checkpoint:  # a local file the user fetches
+            path = torch_home / 'local_teachers' / osp.basename(teacher.checkpoint)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.suffix == '.safetensors':
+                from safetensors.torch import save_file
+                torch.manual_seed(0)
+                model = build_model_from_config(load_model_config(teacher.config, 'test'))
+                save_file({key: value.contiguous() for key, value in model.state_dict().items()},
+                          str(path))
+            else:
+                save_random_checkpoint(teacher.config, str(path))
+            teacher.checkpoint = str(path)
+            continue
+        assert teacher.checkpoint.startswith('https://download.openmmlab.com/')
+        path = torch_home / 'hub' / 'checkpoints' / osp.basename(teacher.checkpoint)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_random_checkpoint(config, str(path))
+            save_random_checkpoint(teacher.config, str(path))
 
 
 def train_one_step(cfg: Config, work_dir: str) -> dict:

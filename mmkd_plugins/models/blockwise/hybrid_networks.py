@@ -209,6 +209,10 @@ class HybridNetworks(nn.Module):
                  field: str = 'model.hybrids') -> None:
         super().__init__()
         self.adapter = adapter
+        if not isinstance(getattr(teacher, 'backbone', None), nn.Module):
+            raise TypeError("model.teacher.config: block-wise distillation splits the teacher's "
+                            f'backbone into stages; a {type(teacher).__name__} teacher has none '
+                            '(mmpretrain ImageClassifier and mmdet detector teachers do)')
         self.student_split = split_backbone(student.backbone, 'model.student.backbone')
         self.teacher_split = split_backbone(teacher.backbone, 'model.teacher.config backbone')
         num_stages = self.student_split.num_stages

@@ -5,6 +5,7 @@ import torch
 from mmengine.model import BaseModel
 
 from ..module_output_recorder import ModuleOutputRecorder, names_a_loss
+from ..teachers.timm_teachers import timm_num_classes
 
 
 class ClassifierAdapter:
@@ -48,16 +49,23 @@ class ClassifierAdapter:
             TypeError: the teacher is not a classifier.
             ValueError: the class counts differ.
         """
-        if not cls.supports(teacher):
+        from mmpretrain.models.classifiers import BaseClassifier
+        if not isinstance(teacher, BaseClassifier):
             raise TypeError(f'{field}.config: the student is a classifier but the teacher is a '
-                            f'{type(teacher).__name__}; a classification teacher (mmpretrain '
-                            'ImageClassifier with a head) is required')
+                            f'{type(teacher).__name__}; a classification teacher (an mmpretrain '
+                            'classifier: ImageClassifier, TimmClassifier, ...) is required')
         student_classes = getattr(student.head, 'num_classes', None)
-        teacher_classes = getattr(teacher.head, 'num_classes', None)
+        teacher_classes = getattr(getattr(teacher, 'head', None), 'num_classes', None)
+        where = 'model.head.num_classes'
+        if teacher_classes is None:
+            teacher_classes, where = timm_num_classes(teacher), 'model.num_classes, timm\'s'
         if None not in (student_classes, teacher_classes) and student_classes != teacher_classes:
             raise ValueError(
                 f'{field}: the teacher predicts {teacher_classes} classes and the student '
-                f'{student_classes} (model.head.num_classes); both must be equal')
+                f'{student_classes} (the teacher\'s {where}, the student\'s '
+                'model.head.num_classes); both must be equal: a '
+                'teacher of another label space (ImageNet-21k for a 1k student) cannot be '
+                'distilled class by class')
 
     @staticmethod
     def student_logits(student_calls: ModuleOutputRecorder) -> torch.Tensor:

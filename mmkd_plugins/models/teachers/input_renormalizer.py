@@ -4,6 +4,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from .timm_teachers import timm_input_size
+
 
 def normalization_of(data_preprocessor: nn.Module,
                      channels: int = 3) -> Tuple[torch.Tensor, torch.Tensor, bool]:
@@ -85,8 +87,12 @@ class InputRenormalizer(nn.Module):
 def expected_input_size(model: nn.Module) -> Optional[Tuple[int, int]]:
     """The (H, W) a model's backbone was built for, when it declares one: transformer and MLP
     backbones built with an ``img_size`` keep it in their patch embedding (Swin, ViT, ...) or
-    as their own ``img_size`` (TinyViT, MLP-Mixer, RepMLP, ...); None for backbones that take
-    any size (CNNs)."""
+    as their own ``img_size`` (TinyViT, MLP-Mixer, RepMLP, ...), and timm networks of a fixed
+    size (see :func:`~.timm_teachers.timm_input_size`); None for models that take any size
+    (CNNs)."""
+    timm_size = timm_input_size(model)
+    if timm_size is not None:
+        return timm_size
     backbone = getattr(model, 'backbone', None)
     size = getattr(getattr(backbone, 'patch_embed', None), 'init_input_size', None)
     if size is None:

@@ -14,6 +14,7 @@ from torch import nn
 
 from mmkd_plugins.checkpoint.model_zoo_download import (CheckpointDownloadError,
                                                         CheckpointHashError, cache_path_of)
+from .timm_teachers import fill_timm_preprocessing
 
 ConfigSource = Union[str, dict, Config]
 
@@ -128,7 +129,8 @@ def load_state_dict_strictly(model: nn.Module, state_dict: Dict[str, torch.Tenso
 
 def load_checkpoint_file(checkpoint: str, field: str) -> dict:
     """Read a checkpoint (local path, URL or any scheme mmengine knows, such as
-    ``torchvision://``) with weights-only unpickling.
+    ``torchvision://``) with weights-only unpickling; a local ``.safetensors`` file (timm's and
+    the HuggingFace hub's format, tensors only by design) with safetensors.
 
     Raises:
         FileNotFoundError: a local file that does not exist, or a URL that could not be
@@ -138,6 +140,9 @@ def load_checkpoint_file(checkpoint: str, field: str) -> dict:
     is_local = '://' not in checkpoint
     if is_local and not osp.isfile(osp.expanduser(checkpoint)):
         raise FileNotFoundError(f'{field}: checkpoint file not found: {checkpoint!r}')
+    if is_local and checkpoint.endswith('.safetensors'):  # timm's and the HF hub's format
+        from safetensors.torch import load_file
+        return load_file(osp.expanduser(checkpoint), device='cpu')
     try:
         return CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu', logger='silent')
     except CheckpointHashError:
@@ -171,6 +176,7 @@ def build_teacher(config: ConfigSource, cfg_options: Optional[dict] = None,
         field: The config field describing this teacher, for error messages.
     """
     teacher_config = load_model_config(config, f'{field}.config', cfg_options)
+    fill_timm_preprocessing(teacher_config, field)
     try:
         return build_model_from_config(teacher_config)
     except KeyError as error:
