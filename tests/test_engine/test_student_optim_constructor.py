@@ -38,6 +38,16 @@ def convnext_config() -> Config:
     return cfg
 
 
+def convnext_distiller(convnext_config: Config, tmp_path) -> Distiller:
+    """The small ConvNeXt student with a learned-temperature KD from a random teacher."""
+    checkpoint = save_random_checkpoint(CONVNEXT, str(tmp_path / 'teacher.pth'),
+                                        dict(model=convnext_small()))
+    return Distiller(student=convnext_config.model,
+                     teacher=dict(config=CONVNEXT, checkpoint=checkpoint,
+                                  cfg_options=dict(model=convnext_small())),
+                     distill_losses=LEARNED_TAU_KD)
+
+
 def settings_by_parameter(optim_wrapper) -> dict:
     """{parameter id: (lr, weight_decay)} over the optimizer's groups."""
     return {id(param): (group['lr'], group['weight_decay'])
@@ -49,12 +59,7 @@ def test_the_stock_constructor_gives_the_students_parameters_their_stock_setting
     stock_student = MODELS.build(convnext_config.model)
     stock = settings_by_parameter(build_optim_wrapper(stock_student,
                                                       convnext_config.optim_wrapper.copy()))
-    checkpoint = save_random_checkpoint(CONVNEXT, str(tmp_path / 'teacher.pth'),
-                                        dict(model=convnext_small()))
-    distiller = Distiller(student=convnext_config.model,
-                          teacher=dict(config=CONVNEXT, checkpoint=checkpoint,
-                                       cfg_options=dict(model=convnext_small())),
-                          distill_losses=LEARNED_TAU_KD)
+    distiller = convnext_distiller(convnext_config, tmp_path)
     distiller.student.load_state_dict(stock_student.state_dict())
     cfg = Config(dict(model=dict(type='mmkd_plugins.Distiller'),
                       optim_wrapper=convnext_config.optim_wrapper))
@@ -79,12 +84,7 @@ def test_the_stock_constructor_gives_the_students_parameters_their_stock_setting
 
 
 def test_the_stock_constructor_on_the_distiller_says_what_to_set(tmp_path, convnext_config):
-    checkpoint = save_random_checkpoint(CONVNEXT, str(tmp_path / 'teacher.pth'),
-                                        dict(model=convnext_small()))
-    distiller = Distiller(student=convnext_config.model,
-                          teacher=dict(config=CONVNEXT, checkpoint=checkpoint,
-                                       cfg_options=dict(model=convnext_small())),
-                          distill_losses=LEARNED_TAU_KD)
+    distiller = convnext_distiller(convnext_config, tmp_path)
     with pytest.raises(AttributeError, match=r"model\.backbone: a Distiller holds the "
                        r"student's at model\.student\.backbone; .*optim_wrapper\.constructor="
                        r"'mmkd_plugins\.StudentOptimWrapperConstructor'"):
