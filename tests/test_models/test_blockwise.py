@@ -9,7 +9,8 @@ from mmkd_plugins.checkpoint import extract_student_state_dict
 from mmkd_plugins.models import BlockwiseDistiller, ConvBNConnector, kd_loss, split_backbone
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
-from .test_detection import RETINANET, batch_of, detector_cfg
+from .test_detection import (CASCADE, CASCADE_SMALL, FASTER, FASTER_RCNN_SMALL, RETINANET,
+                             batch_of, detector_cfg)
 from .test_distiller import KD, make_batch, student_model_cfg
 
 IDENTITY = dict(connector=dict(type='IdentityConnector'))
@@ -271,3 +272,79 @@ def test_hybrids_per_step_out_of_range_is_refused(teacher_checkpoint):
         with pytest.raises(ValueError, match=r'model\.hybrids\.per_step: expected a number of '
                            r'hybrids per step in 1\.\.4'):
             build_blockwise(teacher_checkpoint, hybrids=dict(per_step=per_step))
+
+
+def faster_rcnn_blockwise(checkpoint, same_weights: bool, **kwargs) -> BlockwiseDistiller:
+    """A small Faster R-CNN student and teacher (ResNet-18, 64-channel FPN, 3 classes); the
+    student starts from the teacher's weights when ``same_weights``."""
+    student = detector_cfg(FASTER, **FASTER_RCNN_SMALL)
+    if same_weights:
+        student['init_cfg'] = dict(type='Pretrained', checkpoint=checkpoint)
+    model = BlockwiseDistiller(
+        student=student, distill_losses=dict(loss_kd=dict(type='KDLoss', tau=1.0)),
+        teacher=dict(config=FASTER, checkpoint=checkpoint,
+                     cfg_options=dict(model=FASTER_RCNN_SMALL)), **kwargs)
+    model.init_weights()
+    return model
+
+
+def test_faster_rcnn_hybrids_score_the_students_rois_with_the_teachers_box_head(
+        tmp_path, shapes_root):
+    """Student = teacher weights and identity connectors: every hybrid is the teacher, so on
+    the student's sampled RoIs its class logits are the teacher's, and its box-head loss with
+    the student's targets for those RoIs is the student's own RoI loss (no second RPN, no
+    second sampling: the same proposals, the same targets)."""
+    init_default_scope('mmdet')
+    checkpoint = save_random_checkpoint(FASTER, str(tmp_path / 'frcnn.pth'),
+                                        dict(model=FASTER_RCNN_SMALL), seed=3)
+    model = faster_rcnn_blockwise(checkpoint, same_weights=True, hybrids=IDENTITY).eval()
+    data = model.data_preprocessor(batch_of(shapes_root), training=True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert {f'hybrid{stage}.loss_cls' for stage in range(1, 5)} <= set(losses)
+    with model.adapter.record_student_step(model.student) as records:
+        student_losses, outputs = model.run_student(data['inputs'], data['data_samples'])
+    assert records['rois'].shape[1] == 5 and len(records['sampling_results']) == 4
+    features = {stage: model.student_recorder.outputs[name]
+                for stage, name in model.hybrids.student_modules.items()}
+    hybrids = model.hybrids(features, model.teacher, data['data_samples'], records=records)
+    teacher_logits = model.run_teacher(data['inputs'], data['data_samples'])['logits']
+    torch.testing.assert_close(outputs['logits'], teacher_logits, rtol=1e-4, atol=1e-5)
+    assert [hybrid.stage for hybrid in hybrids] == [1, 2, 3, 4]
+    for hybrid in hybrids:
+        torch.testing.assert_close(hybrid.logits, teacher_logits, rtol=1e-4, atol=1e-5)
+        for key in ('loss_cls', 'loss_bbox'):
+            torch.testing.assert_close(hybrid.task_losses[key], student_losses[key],
+                                       rtol=1e-4, atol=1e-6)
+
+
+def test_faster_rcnn_hybrids_train_the_connectors_and_the_students_stages(
+        tmp_path, shapes_root):
+    init_default_scope('mmdet')
+    checkpoint = save_random_checkpoint(FASTER, str(tmp_path / 'frcnn.pth'),
+                                        dict(model=FASTER_RCNN_SMALL))
+    model = faster_rcnn_blockwise(checkpoint, same_weights=False, hybrids=dict(per_step=1))
+    model.train()
+    model.hybrids.step.fill_(1)  # the turn of hybrid N_2 (the stock config freezes stage 1)
+    data = model.data_preprocessor(batch_of(shapes_root), training=True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert {key.split('.')[0] for key in losses if key.startswith('hybrid')} == {'hybrid2'}
+    hybrid_terms = sum(value for key, value in losses.items()
+                       if key.startswith('hybrid2.') and 'loss' in key)
+    # (mmdet's ResNet zero-initialises each block's last BN, so the block convolutions get no
+    # gradient yet; the shortcut's does)
+    stage_2 = model.student.backbone.layer2[0].downsample[0].weight
+    connector = model.hybrids.connectors['stage2'].conv.weight
+    grads = torch.autograd.grad(hybrid_terms, [stage_2, connector])
+    assert all(grad.abs().sum() > 0 for grad in grads)
+
+
+def test_a_cascade_rcnn_pair_is_refused_for_block_wise(tmp_path):
+    init_default_scope('mmdet')
+    options = dict(model=CASCADE_SMALL)
+    checkpoint = save_random_checkpoint(CASCADE, str(tmp_path / 'cascade.pth'), options)
+    with pytest.raises(TypeError, match=r'model\.teacher\.config: block-wise distillation of '
+                       r'two-stage detectors needs one RoI stage .* CascadeRoIHead has 3'):
+        BlockwiseDistiller(student=detector_cfg(FASTER, **FASTER_RCNN_SMALL),
+                           teacher=dict(config=CASCADE, checkpoint=checkpoint,
+                                        cfg_options=options),
+                           distill_losses=dict(loss_kd=dict(type='KDLoss')))

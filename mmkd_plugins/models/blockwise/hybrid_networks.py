@@ -213,6 +213,9 @@ class HybridNetworks(nn.Module):
             raise TypeError("model.teacher.config: block-wise distillation splits the teacher's "
                             f'backbone into stages; a {type(teacher).__name__} teacher has none '
                             '(mmpretrain ImageClassifier and mmdet detector teachers do)')
+        check_hybrid_pair = getattr(adapter, 'check_hybrid_pair', None)
+        if check_hybrid_pair is not None:
+            check_hybrid_pair(student, teacher, 'model.teacher')
         self.student_split = split_backbone(student.backbone, 'model.student.backbone')
         self.teacher_split = split_backbone(teacher.backbone, 'model.teacher.config backbone')
         num_stages = self.student_split.num_stages
@@ -275,8 +278,8 @@ class HybridNetworks(nn.Module):
                 for position in positions]
 
     def forward(self, student_features: Dict[int, torch.Tensor], teacher: BaseModel,
-                data_samples: list,
-                stages: Optional[Sequence[int]] = None) -> List[HybridOutput]:
+                data_samples: list, stages: Optional[Sequence[int]] = None,
+                records: Optional[dict] = None) -> List[HybridOutput]:
         """Run the hybrids.
 
         Args:
@@ -286,6 +289,8 @@ class HybridNetworks(nn.Module):
             data_samples: The batch's data samples, for the hybrids' task losses.
             stages: Which hybrids to run (see :meth:`scheduled`). Defaults to all of
                 ``stages``.
+            records: What the task adapter kept from the student's step
+                (``record_student_step``: a two-stage student's sampled RoIs and targets).
 
         Returns:
             One :class:`HybridOutput` per stage run, in stage order. Connectors that none of
@@ -306,10 +311,10 @@ class HybridNetworks(nn.Module):
             unread = connected[stage].new_zeros(0)  # an output the neck never reads
             backbone_outputs = tuple(features.get(j + 1, unread)
                                      for j in self.teacher_split.output_stages)
-            head_outputs = self.adapter.head_forward(teacher, backbone_outputs)
+            head_outputs = self.adapter.head_forward(teacher, backbone_outputs, records)
             results.append(HybridOutput(
                 stage, self.adapter.head_logits(teacher, head_outputs),
-                self.adapter.head_task_losses(teacher, head_outputs, data_samples)))
+                self.adapter.head_task_losses(teacher, head_outputs, data_samples, records)))
         unused = [connected[j] for j in self.connected_stages if j not in used]
         if unused:
             zero = sum(output.sum() for output in unused) * 0.0

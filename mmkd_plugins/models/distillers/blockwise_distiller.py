@@ -96,7 +96,8 @@ class BlockwiseDistiller(Distiller):
         if not getattr(self.adapter, 'supports_hybrids', False):
             raise TypeError('model.student: block-wise distillation of a '
                             f'{type(self.student).__name__} is not supported; it supports '
-                            'mmpretrain classifiers and mmdet one-stage detectors')
+                            'mmpretrain classifiers and mmdet one-stage and Faster R-CNN-style '
+                            'two-stage detectors')
         self.hybrids = HybridNetworks(self.student, self.teacher, self.adapter,
                                       **dict(hybrids or {}))
         self.beta, self.gamma = beta, gamma
@@ -109,13 +110,14 @@ class BlockwiseDistiller(Distiller):
 
     def loss(self, inputs: torch.Tensor, data_samples: Optional[list]) -> Dict[str, torch.Tensor]:
         """Every term of α·L_task + β·L_distill + γ·L_cross under its own key."""
-        student_losses, student_outputs = self.run_student(inputs, data_samples)
+        with self.adapter.record_student_step(self.student) as records:
+            student_losses, student_outputs = self.run_student(inputs, data_samples)
         teacher_logits = self.run_teacher(inputs, data_samples)[LOGITS]
         student_features = {stage: self.student_recorder.outputs[name]
                             for stage, name in self.hybrids.student_modules.items()}
         scheduled = dict(self.hybrids.scheduled())
         hybrid_outputs = self.hybrids(student_features, self.teacher, data_samples,
-                                      stages=list(scheduled))
+                                      stages=list(scheduled), records=records)
         ensemble = mean_logits([hybrid.logits for hybrid in hybrid_outputs])
         if self.detach_ensemble:
             ensemble = detach_logits(ensemble)

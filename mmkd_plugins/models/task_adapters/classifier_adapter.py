@@ -1,5 +1,6 @@
 """How a distiller reads comparable outputs from mmpretrain classifiers."""
-from typing import Tuple
+from contextlib import nullcontext
+from typing import ContextManager, Optional, Tuple
 
 import torch
 from mmengine.model import BaseModel
@@ -79,11 +80,18 @@ class ClassifierAdapter:
         return teacher(inputs, mode='tensor')
 
     @staticmethod
-    def head_forward(model: BaseModel, backbone_outputs: tuple) -> torch.Tensor:
+    def record_student_step(student: BaseModel) -> ContextManager[dict]:
+        """What a hybrid needs from the student's step besides its outputs: nothing."""
+        return nullcontext({})
+
+    @staticmethod
+    def head_forward(model: BaseModel, backbone_outputs: tuple,
+                     records: Optional[dict] = None) -> torch.Tensor:
         """``model``'s neck and head forward on given backbone outputs (a block-wise hybrid).
 
         Args:
             backbone_outputs: What ``model.backbone`` would return, e.g. ((B, C, H, W), ).
+            records: Unused (see :meth:`record_student_step`).
 
         Returns:
             Logits, shape (B, num_classes).
@@ -98,8 +106,8 @@ class ClassifierAdapter:
         return head_outputs
 
     @staticmethod
-    def head_task_losses(model: BaseModel, head_outputs: torch.Tensor,
-                         data_samples: list) -> dict:
+    def head_task_losses(model: BaseModel, head_outputs: torch.Tensor, data_samples: list,
+                         records: Optional[dict] = None) -> dict:
         """``model``'s head loss (as configured in its config) on :meth:`head_forward`'s
         logits."""
         return model.head._get_loss(head_outputs, data_samples)

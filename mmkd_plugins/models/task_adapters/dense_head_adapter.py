@@ -1,5 +1,6 @@
 """How a distiller reads comparable outputs from mmdet's one-stage dense detectors."""
-from typing import List, Optional, Sequence, Tuple
+from contextlib import nullcontext
+from typing import ContextManager, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModel
@@ -172,9 +173,17 @@ class DenseHeadAdapter:
         return as_logits(teacher.bbox_head, levels)
 
     @staticmethod
-    def head_forward(model: BaseModel, backbone_outputs: tuple) -> Tuple[list, ...]:
+    def record_student_step(student: BaseModel) -> ContextManager[dict]:
+        """What a hybrid needs from the student's step besides its outputs: nothing (the
+        hybrids' heads assign their own targets)."""
+        return nullcontext({})
+
+    @staticmethod
+    def head_forward(model: BaseModel, backbone_outputs: tuple,
+                     records: Optional[dict] = None) -> Tuple[list, ...]:
         """``model``'s neck and ``bbox_head`` forward on given backbone outputs (a block-wise
-        hybrid): per-level class maps, box maps (and any other per-level outputs)."""
+        hybrid): per-level class maps, box maps (and any other per-level outputs); ``records``
+        is unused (see :meth:`record_student_step`)."""
         features = model.neck(backbone_outputs) if model.with_neck else backbone_outputs
         return model.bbox_head(features)
 
@@ -185,8 +194,8 @@ class DenseHeadAdapter:
         return as_logits(model.bbox_head, flatten_levels(head_outputs[0]))
 
     @staticmethod
-    def head_task_losses(model: BaseModel, head_outputs: Tuple[list, ...],
-                         data_samples: list) -> dict:
+    def head_task_losses(model: BaseModel, head_outputs: Tuple[list, ...], data_samples: list,
+                         records: Optional[dict] = None) -> dict:
         """``model``'s ``bbox_head`` losses (its own assigner and losses) on
         :meth:`head_forward`'s outputs, as its ``loss()`` computes them."""
         from mmdet.models.utils import unpack_gt_instances

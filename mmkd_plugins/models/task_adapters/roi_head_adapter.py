@@ -1,6 +1,7 @@
 """How a distiller reads comparable outputs from mmdet's two-stage detectors."""
 import re
-from typing import Tuple
+from contextlib import contextmanager
+from typing import Iterator, Optional, Tuple
 
 import torch
 from mmengine.model import BaseModel
@@ -57,10 +58,15 @@ class RoIHeadAdapter:
     the teacher's last) run on the student's RoIs. The teacher runs no RPN, sampling, loss or
     other stage. Logits are (num_rois, K + 1), background last, to be compared with a softmax.
     A cascade student's earlier stages learn from their task losses only.
+
+    Block-wise hybrids (Faster R-CNN-style student and teacher, one RoI stage each) run the
+    teacher's neck on the hybrid's backbone outputs, then its RoI extractor and box head on the
+    student's sampled RoIs of this step; their task loss is the teacher box head's loss with the
+    student's targets for those RoIs (:meth:`record_student_step` keeps the student's sampling).
     """
 
     task = 'two-stage detection (mmdet RoI heads)'
-    supports_hybrids = False  # a hybrid would need its own RPN proposals and RoI sampling
+    supports_hybrids = True  # on the student's sampled RoIs: no second RPN, no second sampling
     teacher_logits_per_sample = False  # they score the student's RoIs of this step
     teacher_inputs_resizable = False  # the RoIs are in the student's coordinates
 
@@ -152,3 +158,74 @@ class RoIHeadAdapter:
             stage = min(student_stage, len(roi_head.bbox_head) - 1)  # as compared_stages
             return roi_head._bbox_forward(stage, features, rois)['cls_score']
         return roi_head._bbox_forward(features, rois)['cls_score']
+
+    @staticmethod
+    def check_hybrid_pair(student: BaseModel, teacher: BaseModel, field: str) -> None:
+        """Block-wise hybrids need one RoI stage in both (Faster R-CNN-style): a hybrid scores
+        the student's RoIs with the teacher's single box head.
+
+        Raises:
+            TypeError: the student or the teacher has a multi-stage RoI head (Cascade R-CNN).
+        """
+        for name, model in (('model.student', student), (f'{field}.config', teacher)):
+            if num_box_stages(model) != 1:
+                raise TypeError(
+                    f'{name}: block-wise distillation of two-stage detectors needs one RoI '
+                    f'stage in student and teacher (Faster R-CNN-style); this '
+                    f'{type(model.roi_head).__name__} has {num_box_stages(model)}')
+
+    @staticmethod
+    @contextmanager
+    def record_student_step(student: BaseModel) -> Iterator[dict]:
+        """While the student's ``loss()`` runs inside, keep what its box head was trained on:
+        ``sampling_results`` (its sampled RoIs and their targets), ``rois`` (num_rois, 5) and
+        its ``rcnn_train_cfg``, in the dict this yields."""
+        from mmdet.structures.bbox import bbox2roi
+        records: dict = {}
+        roi_head = student.roi_head
+        stock_bbox_loss = roi_head.bbox_loss
+
+        def recording_bbox_loss(features, sampling_results):
+            records.update(sampling_results=sampling_results,
+                           rois=bbox2roi([result.priors for result in sampling_results]),
+                           rcnn_train_cfg=roi_head.train_cfg)
+            return stock_bbox_loss(features, sampling_results)
+
+        roi_head.bbox_loss = recording_bbox_loss  # this instance only, for this step
+        try:
+            yield records
+        finally:
+            del roi_head.bbox_loss
+
+    @staticmethod
+    def head_forward(model: BaseModel, backbone_outputs: tuple,
+                     records: Optional[dict] = None) -> tuple:
+        """``model``'s neck on given backbone outputs (a block-wise hybrid), then its RoI
+        extractor and box head on the student's RoIs of ``records``.
+
+        Returns:
+            (cls_score (num_rois, K + 1), bbox_pred (num_rois, 4·K)); the neck's outputs alone
+            without ``records`` (a build-time probe: any RoI may read any level).
+        """
+        features = model.neck(backbone_outputs) if model.with_neck else backbone_outputs
+        if not records:
+            return tuple(features)
+        results = model.roi_head._bbox_forward(features, records['rois'])
+        return results['cls_score'], results['bbox_pred']
+
+    @staticmethod
+    def head_logits(model: BaseModel, head_outputs: tuple) -> torch.Tensor:
+        """The class logits of :meth:`head_forward`'s result, (num_rois, K + 1)."""
+        return head_outputs[0]
+
+    @staticmethod
+    def head_task_losses(model: BaseModel, head_outputs: tuple, data_samples: list,
+                         records: Optional[dict] = None) -> dict:
+        """``model``'s box head loss (``loss_cls``, ``acc``, ``loss_bbox``) on
+        :meth:`head_forward`'s outputs, with the targets the student's sampling gave its RoIs
+        (``records``)."""
+        cls_score, bbox_pred = head_outputs
+        return model.roi_head.bbox_head.loss_and_target(
+            cls_score=cls_score, bbox_pred=bbox_pred, rois=records['rois'],
+            sampling_results=records['sampling_results'],
+            rcnn_train_cfg=records['rcnn_train_cfg'])['loss_bbox']
