@@ -19,6 +19,7 @@ from torch import nn
 
 from mmkd_plugins.registry import MODELS, SCOPE
 from ..module_output_recorder import ModuleOutputRecorder
+from ..task_adapters.protocol import HybridTaskAdapter
 from .backbone_stages import BackboneStages, split_backbone
 
 INFERRED_CONNECTOR_ARGS = ('in_channels', 'out_channels', 'scale_factor')
@@ -129,7 +130,8 @@ def _tensors_in(nested) -> List[torch.Tensor]:
     return []
 
 
-def outputs_read_by_head(adapter: type, model: BaseModel, backbone_outputs: tuple) -> Set[int]:
+def outputs_read_by_head(adapter: HybridTaskAdapter, model: BaseModel,
+                         backbone_outputs: tuple) -> Set[int]:
     """Which of the backbone's outputs ``model``'s neck and head actually use (an FPN may
     skip the first), found by a backward pass through them.
 
@@ -200,7 +202,7 @@ class HybridNetworks(nn.Module):
     def __init__(self,
                  student: BaseModel,
                  teacher: BaseModel,
-                 adapter: type,
+                 adapter: HybridTaskAdapter,
                  stages: Optional[Sequence[int]] = None,
                  connector: Optional[dict] = None,
                  weights: Union[str, Sequence[float]] = 'uniform',
@@ -213,9 +215,7 @@ class HybridNetworks(nn.Module):
             raise TypeError("model.teacher.config: block-wise distillation splits the teacher's "
                             f'backbone into stages; a {type(teacher).__name__} teacher has none '
                             '(mmpretrain ImageClassifier and mmdet detector teachers do)')
-        check_hybrid_pair = getattr(adapter, 'check_hybrid_pair', None)
-        if check_hybrid_pair is not None:
-            check_hybrid_pair(student, teacher, 'model.teacher')
+        adapter.check_hybrid_pair(student, teacher, 'model.teacher')
         self.student_split = split_backbone(student.backbone, 'model.student.backbone')
         self.teacher_split = split_backbone(teacher.backbone, 'model.teacher.config backbone')
         num_stages = self.student_split.num_stages

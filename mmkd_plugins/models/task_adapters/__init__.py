@@ -1,5 +1,8 @@
 """Task adapters: where each task's models keep the outputs that distillation compares.
 
+Every adapter is a class of static methods with the interface of :class:`TaskAdapter` (and of
+:class:`HybridTaskAdapter` where ``supports_hybrids``), see :mod:`.protocol`.
+
 An adapter says which student modules to record during the student's stock ``loss()``, how to
 read the student's logits from that record, and how to compute the matching teacher logits
 with the least work (no loss, no assignment, no post-processing). Adapters with
@@ -11,18 +14,21 @@ Adapters with ``teacher_logits_per_sample`` give teacher logits whose rows belon
 each, in batch order, so that they can be cached per sample; with ``teacher_inputs_resizable``
 the batch may be resized to the input size a teacher was built for.
 """
+from typing import List
+
 from mmengine.model import BaseModel
 
 from .classifier_adapter import ClassifierAdapter
 from .dense_head_adapter import DenseHeadAdapter, flatten_levels
+from .protocol import HybridTaskAdapter, TaskAdapter
 from .roi_head_adapter import RoIHeadAdapter
 from .two_classifier_heads import (class_and_distillation_logits, two_classifier_layout,
                                    two_classifier_loss)
 
-TASK_ADAPTERS = [ClassifierAdapter, DenseHeadAdapter, RoIHeadAdapter]
+TASK_ADAPTERS: List[TaskAdapter] = [ClassifierAdapter, DenseHeadAdapter, RoIHeadAdapter]
 
 
-def adapter_for(student: BaseModel) -> type:
+def adapter_for(student: BaseModel) -> TaskAdapter:
     """The adapter class for ``student``'s task.
 
     Raises:
@@ -38,6 +44,7 @@ def adapter_for(student: BaseModel) -> type:
 
 __all__ = [
     'ClassifierAdapter', 'DenseHeadAdapter', 'RoIHeadAdapter', 'TASK_ADAPTERS', 'adapter_for',
+    'TaskAdapter', 'HybridTaskAdapter',
     'flatten_levels', 'class_and_distillation_logits', 'two_classifier_layout',
     'two_classifier_loss'
 ]

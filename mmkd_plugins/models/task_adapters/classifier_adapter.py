@@ -80,6 +80,10 @@ class ClassifierAdapter:
         return teacher(inputs, mode='tensor')
 
     @staticmethod
+    def check_hybrid_pair(student: BaseModel, teacher: BaseModel, field: str) -> None:
+        """Block-wise hybrids take any pair that :meth:`check_pair` accepts."""
+
+    @staticmethod
     def record_student_step(student: BaseModel) -> ContextManager[dict]:
         """What a hybrid needs from the student's step besides its outputs: nothing."""
         return nullcontext({})

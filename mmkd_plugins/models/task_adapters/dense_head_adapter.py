@@ -173,6 +173,10 @@ class DenseHeadAdapter:
         return as_logits(teacher.bbox_head, levels)
 
     @staticmethod
+    def check_hybrid_pair(student: BaseModel, teacher: BaseModel, field: str) -> None:
+        """Block-wise hybrids take any pair that :meth:`check_pair` accepts."""
+
+    @staticmethod
     def record_student_step(student: BaseModel) -> ContextManager[dict]:
         """What a hybrid needs from the student's step besides its outputs: nothing (the
         hybrids' heads assign their own targets)."""

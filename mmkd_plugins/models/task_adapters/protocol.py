@@ -1,0 +1,80 @@
+"""The interface every task adapter offers the distillers (a class of static methods)."""
+from typing import ContextManager, Optional, Protocol, Tuple
+
+import torch
+from mmengine.model import BaseModel
+
+from ..module_output_recorder import ModuleOutputRecorder
+
+
+class TaskAdapter(Protocol):
+    """What :class:`~mmkd_plugins.models.Distiller` asks of a task's adapter.
+
+    Attributes:
+        task: The task in words, for messages.
+        teacher_computes: What the teacher's forward for distillation runs, for messages.
+        supports_hybrids: Whether it also offers :class:`HybridTaskAdapter`'s methods.
+        teacher_logits_per_sample: Whether each row of the teacher logits belongs to one
+            sample, in batch order (so that they can be cached per sample).
+        teacher_inputs_resizable: Whether the batch may be resized to a teacher's input size.
+    """
+
+    task: str
+    teacher_computes: str
+    supports_hybrids: bool
+    teacher_logits_per_sample: bool
+    teacher_inputs_resizable: bool
+
+    @staticmethod
+    def supports(model: BaseModel) -> bool:
+        """Whether ``model`` is a model of this task."""
+
+    @staticmethod
+    def recorded_modules(student: BaseModel) -> Tuple[str, ...]:
+        """The student modules whose outputs (or inputs) hold its compared logits."""
+
+    @staticmethod
+    def teacher_runs(teacher: BaseModel, student: BaseModel, module_name: str) -> bool:
+        """Whether the teacher's forward for distillation runs ``module_name``."""
+
+    @staticmethod
+    def check_pair(student: BaseModel, teacher: BaseModel, field: str) -> None:
+        """Raise a ``TypeError``/``ValueError`` naming ``field`` if the teacher cannot teach
+        this student."""
+
+    @staticmethod
+    def student_logits(student_calls: ModuleOutputRecorder):
+        """The student's compared logits, read from its recorded step."""
+
+    @staticmethod
+    def teacher_logits(teacher: BaseModel, inputs: torch.Tensor,
+                       student_calls: ModuleOutputRecorder):
+        """The teacher's logits for the teacher-prepared batch ``inputs`` (B, 3, H, W)."""
+
+
+class HybridTaskAdapter(TaskAdapter, Protocol):
+    """What :class:`~mmkd_plugins.models.blockwise.HybridNetworks` also asks of an adapter with
+    ``supports_hybrids``."""
+
+    @staticmethod
+    def check_hybrid_pair(student: BaseModel, teacher: BaseModel, field: str) -> None:
+        """Raise a ``TypeError`` naming the model whose design hybrids cannot take."""
+
+    @staticmethod
+    def record_student_step(student: BaseModel) -> ContextManager[dict]:
+        """A context around the student's ``loss()`` that yields what the hybrids need from
+        that step besides its outputs (a two-stage student's sampled RoIs and targets)."""
+
+    @staticmethod
+    def head_forward(model: BaseModel, backbone_outputs: tuple,
+                     records: Optional[dict] = None):
+        """``model``'s neck and head on given backbone outputs."""
+
+    @staticmethod
+    def head_logits(model: BaseModel, head_outputs):
+        """The comparable logits of :meth:`head_forward`'s result."""
+
+    @staticmethod
+    def head_task_losses(model: BaseModel, head_outputs, data_samples: list,
+                         records: Optional[dict] = None) -> dict:
+        """``model``'s own head losses on :meth:`head_forward`'s result."""
