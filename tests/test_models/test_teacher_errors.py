@@ -221,6 +221,34 @@ def test_a_vit_checkpoint_at_another_image_size_loads_through_the_models_own_hoo
         load_teacher_weights(build_teacher(tiny_vit(32, 'deit-small')), path, 'model.teacher')
 
 
+def tiny_swin_v2() -> dict:
+    return dict(model=dict(
+        type='ImageClassifier',
+        backbone=dict(type='SwinTransformerV2', arch='tiny', img_size=32, window_size=[2, 2, 2, 1]),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=10, in_channels=768)))
+
+
+def test_buffers_that_the_models_own_load_hook_drops_are_not_missing_keys(tmp_path):
+    """mmpretrain's Swin-V2 deletes ``relative_position_index`` and ``relative_coords_table``
+    from every state dict it loads (it recomputes them from the window size), so they are
+    missing from what reaches the model even when its own state dict is loaded: the strict
+    check must not count them (the model-zoo Swin-V2 checkpoints hold them), and must still
+    count a key the checkpoint really lacks."""
+    torch.manual_seed(0)
+    swin = build_model_from_config(Config(tiny_swin_v2()))
+    state = swin.state_dict()
+    assert any(key.endswith('relative_coords_table') for key in state)
+    path = str(tmp_path / 'swinv2.pth')
+    torch.save({'state_dict': state}, path)
+    teacher = load_teacher_weights(build_teacher(tiny_swin_v2()), path, 'model.teacher')
+    assert torch.equal(teacher.head.fc.weight, swin.head.fc.weight)
+    del state['head.fc.bias']
+    torch.save({'state_dict': state}, path)
+    with pytest.raises(ValueError, match=r'(?s)1 keys missing in the checkpoint: head\.fc\.bias$'):
+        load_teacher_weights(build_teacher(tiny_swin_v2()), path, 'model.teacher')
+
+
 def test_a_package_config_without_default_scope_builds_in_its_package_scope():
     """mmpretrain's DINOv2 configs hold only a model (no default_scope): as a teacher config
     their types resolve in mmpretrain, the package that named them."""

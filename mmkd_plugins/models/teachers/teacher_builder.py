@@ -1,7 +1,7 @@
 """Turn "a stock config (or local path) + a checkpoint URL or path" into a frozen teacher."""
 import os.path as osp
 import re
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Set, Union
 
 import torch
 from mmengine.config import Config
@@ -94,6 +94,13 @@ def _as_tuple(shape: str) -> str:
     return str(values)
 
 
+def keys_dropped_on_load(model: nn.Module) -> Set[str]:
+    """The keys that ``model``'s load hooks remove from any state dict, found by loading its
+    own state dict into it (which changes no value): they are missing even then."""
+    own = model.load_state_dict(model.state_dict(), strict=False)
+    return set(own.missing_keys)
+
+
 def load_state_dict_strictly(model: nn.Module, state_dict: Dict[str, torch.Tensor],
                              field: str, source: str) -> None:
     """Load ``state_dict`` into ``model``, failing with every mismatched key named.
@@ -101,13 +108,17 @@ def load_state_dict_strictly(model: nn.Module, state_dict: Dict[str, torch.Tenso
     Keys and shapes are judged after the model's own load hooks ran (``_load_from_state_dict``
     overrides and load-state-dict pre-hooks, e.g. mmpretrain's ViTs resizing ``pos_embed`` from
     a checkpoint trained at another image size, or renaming old keys), as the stock tools load
-    them. Only ``num_batches_tracked`` of BatchNorm may be absent (old checkpoints lack it).
+    them. Only ``num_batches_tracked`` of BatchNorm may be absent (old checkpoints lack it), and
+    the keys that the model's own hooks drop from every state dict it loads, its own included
+    (Swin-V2 deletes its ``relative_position_index``/``relative_coords_table`` buffers and
+    recomputes them from the window size): see :func:`keys_dropped_on_load`.
 
     Raises:
         ValueError: keys are missing or unexpected, or shapes differ.
     """
     state_dict = {key[len('module.'):] if key.startswith('module.') else key: value
                   for key, value in state_dict.items()}
+    dropped = keys_dropped_on_load(model)
     wrong_shapes = []
     try:
         result = model.load_state_dict(state_dict, strict=False)
@@ -119,7 +130,8 @@ def load_state_dict_strictly(model: nn.Module, state_dict: Dict[str, torch.Tenso
         if not wrong_shapes:
             raise
         missing = unexpected = []
-    missing = [key for key in missing if not key.endswith('num_batches_tracked')]
+    missing = [key for key in missing
+               if not key.endswith('num_batches_tracked') and key not in dropped]
     if missing or unexpected or wrong_shapes:
         raise ValueError(
             f'{field}: the checkpoint {source} does not match the model built from the config '
