@@ -157,6 +157,13 @@ def test_faster_rcnn_teacher_scores_the_students_sampled_proposals(tmp_path, sha
     assert torch.equal(teacher_rois[0], student_rois)
     assert 0 < float(log_vars['distill.loss_dist']) < float('inf')
     assert 'student.loss_rpn_cls' in log_vars and 'student.loss_cls' in log_vars
+    # RoIs of images the teacher's features do not hold (what a multi-branch student made)
+    # get a clear error, not a read past the features inside mmcv's RoIAlign
+    student_rois[:, 0] = 3 * len(batch_of(shapes_root)['inputs'])
+    data = model.data_preprocessor(batch_of(shapes_root), training=True)
+    with pytest.raises(ValueError, match=r"model\.student: its RoIs index 13 images but the "
+                       r"teacher's features hold 4"):
+        model.run_teacher(data['inputs'], data['data_samples'])
 
 
 def test_bf16_teachers_give_float32_scores_near_the_float32_ones(tmp_path, shapes_root):
@@ -268,6 +275,21 @@ def test_the_two_stage_teachers_rpn_is_refused_at_build_time(tmp_path):
     with pytest.raises(ValueError, match=r"loss_rpn\.teacher_output: the teacher never runs "
                        r"'rpn_head\.rpn_cls'; .* no RPN"):
         distiller_for(detector_cfg(base, **FASTER_RCNN_SMALL), base, checkpoint, losses,
+                      cfg_options=options)
+
+
+def test_a_tridentnet_student_is_refused_at_build_time(tmp_path):
+    """TridentNet trains 3 branches per image (3 RoI sets per image, batch indices up to 3B)
+    while the teacher, in eval mode, has features for B images: mmcv's RoIAlign read past
+    them and the process died (exit -11) in the zoo sweep."""
+    options = dict(model=FASTER_RCNN_SMALL)
+    base = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+    checkpoint = save_random_checkpoint(base, str(tmp_path / 'frcnn.pth'), options)
+    student = detector_cfg('mmdet::tridentnet/tridentnet_r50-caffe_1x_coco.py',
+                           backbone=dict(init_cfg=None))
+    with pytest.raises(TypeError, match=r'model\.student: a TridentFasterRCNN student '
+                       r'\(TridentRoIHead\) trains its 3 branches on every image'):
+        distiller_for(student, base, checkpoint, dict(loss_kd=dict(type='KDLoss')),
                       cfg_options=options)
 
 

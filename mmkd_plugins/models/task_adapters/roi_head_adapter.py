@@ -102,10 +102,18 @@ class RoIHeadAdapter:
     @classmethod
     def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str) -> None:
         """Raises ``TypeError`` for a multi-stage RoI head other than Cascade R-CNN's (HTC,
-        SCNet, ... as student) or a teacher that is not two-stage, ``ValueError`` for other
+        SCNet, ... as student), a multi-branch student (TridentNet), or a teacher that is not
+        two-stage, ``ValueError`` for other
         class counts or a padding that does not suit the teacher (see
         :func:`~.batch_padding.check_teacher_takes_student_padding`)."""
         roi_head = type(student.roi_head).__name__
+        branches = getattr(student.roi_head, 'num_branch', 1)
+        if branches > 1:
+            raise TypeError(
+                f'model.student: a {type(student).__name__} student ({roi_head}) trains its '
+                f'{branches} branches on every image ({branches} RoI sets per image) while a '
+                'teacher in eval mode runs one branch; it is not supported as a student (it can '
+                'be the teacher)')
         if isinstance(student.roi_head.bbox_head, torch.nn.ModuleList) and \
                 roi_head not in CASCADE_HEADS:
             raise TypeError(
@@ -152,6 +160,12 @@ class RoIHeadAdapter:
         # float32, as mmcv's RoIAlign needs (a bf16 teacher's features are bfloat16)
         features = to_float32(teacher.extract_feat(inputs))
         rois = cls.student_rois(student_calls).detach()
+        images = features[0].shape[0]
+        if rois.numel() and int(rois[:, 0].max()) >= images:  # RoIAlign would read past them
+            raise ValueError(
+                f'model.student: its RoIs index {int(rois[:, 0].max()) + 1} images but the '
+                f"teacher's features hold {images}; the student's RoI head must score the "
+                "batch's own images, one RoI set each")
         roi_head = teacher.roi_head
         if isinstance(roi_head.bbox_head, torch.nn.ModuleList):  # cascade
             _, student_stage = cls._recorded(student_calls, BOX_HEAD)
