@@ -348,3 +348,27 @@ def test_a_cascade_rcnn_pair_is_refused_for_block_wise(tmp_path):
                            teacher=dict(config=CASCADE, checkpoint=checkpoint,
                                         cfg_options=options),
                            distill_losses=dict(loss_kd=dict(type='KDLoss')))
+
+
+def test_the_students_step_is_recorded_whatever_else_its_bbox_loss_takes(tmp_path):
+    """Grid R-CNN's ``bbox_loss`` also takes the image metas, PISA's sample weights: the
+    recording wraps the stock method with its own arguments, passed on unchanged."""
+    init_default_scope('mmdet')
+    checkpoint = save_random_checkpoint(FASTER, str(tmp_path / 'frcnn.pth'),
+                                        dict(model=FASTER_RCNN_SMALL))
+    model = faster_rcnn_blockwise(checkpoint, same_weights=False)
+    received = []
+
+    def stand_in(features, sampling_results, metas, neg_label_weights=None):
+        received.append((metas, neg_label_weights))
+        return {}
+
+    model.student.roi_head.bbox_loss = stand_in  # extra arguments, as those heads have
+    from mmengine.structures import InstanceData
+    sampling = [InstanceData(priors=torch.tensor([[0., 0., 4., 4.]]))]
+    with model.adapter.record_student_step(model.student) as records:
+        model.student.roi_head.bbox_loss('x', sampling, ['meta'], neg_label_weights='w')
+    assert received == [(['meta'], 'w')]
+    assert records['sampling_results'] is sampling
+    assert records['rois'].tolist() == [[0., 0., 0., 4., 4.]]
+    assert model.student.roi_head.bbox_loss is stand_in  # restored after the step

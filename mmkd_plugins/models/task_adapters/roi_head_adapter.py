@@ -199,17 +199,22 @@ class RoIHeadAdapter:
         roi_head = student.roi_head
         stock_bbox_loss = roi_head.bbox_loss
 
-        def recording_bbox_loss(features, sampling_results):
+        def recording_bbox_loss(features, sampling_results, *args, **kwargs):
+            # (Grid R-CNN's also takes the image metas, PISA's its sample weights)
             records.update(sampling_results=sampling_results,
                            rois=bbox2roi([result.priors for result in sampling_results]),
                            rcnn_train_cfg=roi_head.train_cfg)
-            return stock_bbox_loss(features, sampling_results)
+            return stock_bbox_loss(features, sampling_results, *args, **kwargs)
 
+        own = roi_head.__dict__.get('bbox_loss')  # an instance's own override, kept
         roi_head.bbox_loss = recording_bbox_loss  # this instance only, for this step
         try:
             yield records
         finally:
-            del roi_head.bbox_loss
+            if own is None:
+                del roi_head.bbox_loss
+            else:
+                roi_head.bbox_loss = own
 
     @staticmethod
     def head_forward(model: BaseModel, backbone_outputs: tuple,
