@@ -29,6 +29,6 @@ _warn_about_untested_versions()
 register_weights_only_loaders()
 register_atomic_local_backend()
 
-from . import engine, models  # noqa: E402,F401  (importing registers the types)
+from . import engine, models, soft_labels  # noqa: E402,F401  (importing registers the types)
 
 __all__ = ['__version__']

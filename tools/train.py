@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 import mmkd_plugins  # noqa: F401  (registers types and weights-only checkpoint loading)
 from mmkd_plugins.engine import (run_optim_constructor_on_student, seed_of_resumed_run,
                                  setup_cpu_distributed, shutdown_distributed)
+from mmkd_plugins.soft_labels import use_soft_label_store
 
 
 def parse_args() -> argparse.Namespace:
@@ -62,6 +63,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if resumed_seed is not None:  # randomness.seed=None: continue with the interrupted run's
         cfg.randomness = dict(cfg.get('randomness') or {}, seed=resumed_seed)
     run_optim_constructor_on_student(cfg)  # a stock constructor (layer decay) sees the student
+    use_soft_label_store(cfg)  # model.soft_labels: the pipeline replays the store's views
     return cfg
 
 

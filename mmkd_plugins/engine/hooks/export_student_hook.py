@@ -8,6 +8,7 @@ from mmengine.runner.checkpoint import get_state_dict
 
 from mmkd_plugins.checkpoint import atomic_torch_save, extract_student_state_dict
 from mmkd_plugins.registry import HOOKS
+from mmkd_plugins.soft_labels.pipeline_rewrite import undo_soft_label_store
 
 
 @HOOKS.register_module()
@@ -53,6 +54,7 @@ class ExportStudentHook(Hook):
         student_config.model = runner.cfg.model.student
         student_config.update(resume=False, load_from=None)
         _drop_own_hooks_and_import(student_config)
+        undo_soft_label_store(student_config)  # the stock pipeline again
         student_config.dump(osp.join(runner.work_dir, 'student_config.py'))
         runner.logger.info(f'student-only checkpoint written to {out_path}')
 

@@ -11,6 +11,7 @@ from mmkd_plugins.registry import MODELS, SCOPE
 from ..module_output_recorder import ModuleOutputRecorder, check_module_names
 from ..task_adapters import (ClassifierAdapter, adapter_for, two_classifier_layout,
                              two_classifier_loss)
+from mmkd_plugins.soft_labels import StoredTeacher
 from ..teachers import (HoldsFrozenTeachers, TeacherOutputCache, bf16_autocast,
                         build_renormalizer, build_teacher, check_bf16_supported,
                         expected_input_size, load_teacher_weights, resized_to, sample_key,
@@ -129,6 +130,11 @@ class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
             ``'model.teacher'`` (:class:`MultiTeacherDistiller` names each of its teachers).
         losses_field: Where ``distill_losses`` sits in the config, for error messages.
             Defaults to ``'model.distill_losses'``.
+        soft_labels: ``dict(store=<folder>)``: read the teacher's outputs of each sample's
+            view from a soft-label store made by ``tools/make_soft_labels.py`` (classifiers;
+            ``tools/train.py`` makes the training pipeline replay the store's views, see
+            :mod:`mmkd_plugins.soft_labels`). The teacher is then never built: ``teacher`` is
+            only compared with the store's. Defaults to None (the live teacher).
     """
 
     def __init__(self,
@@ -139,7 +145,8 @@ class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None,
                  teacher_field: str = 'model.teacher',
-                 losses_field: str = 'model.distill_losses') -> None:
+                 losses_field: str = 'model.distill_losses',
+                 soft_labels: Optional[dict] = None) -> None:
         student = build_student(student, data_preprocessor)
         super().__init__(data_preprocessor=student.data_preprocessor, init_cfg=init_cfg)
         self.student = student
@@ -155,6 +162,34 @@ class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
             raise ValueError(f'{teacher_field}: expected dict(config=..., checkpoint=..., '
                              'cfg_options=None, channels_last=False, bf16=False), got keys '
                              f'{sorted(teacher)}')
+        self.stored_teacher: Optional[StoredTeacher] = None
+        if soft_labels is None:
+            self._set_up_teacher(teacher, teacher_field)
+        else:
+            self._set_up_stored_teacher(soft_labels, teacher)
+
+        self.student_loss_weight = student_loss_weight
+        self.distill_losses, self.compared_outputs = _build_distill_losses(distill_losses,
+                                                                           losses_field)
+        self._check_label_losses(losses_field)
+        student_modules = {o.student for o in self.compared_outputs.values()} - {LOGITS}
+        teacher_modules = {o.teacher for o in self.compared_outputs.values()} - {LOGITS}
+        check_module_names(self.student, student_modules, f'{losses_field}.student_output')
+        if self.stored_teacher is not None:
+            self.stored_teacher.check_losses(self.distill_losses, {
+                name: compared == (LOGITS, LOGITS)
+                for name, compared in self.compared_outputs.items()
+            }, losses_field)
+        else:
+            check_module_names(self.teacher, teacher_modules, f'{losses_field}.teacher_output')
+            self._check_teacher_runs_compared_modules(losses_field)
+            self.teacher_recorder = ModuleOutputRecorder(self.teacher, teacher_modules)
+        self.student_recorder = ModuleOutputRecorder(
+            self.student, student_modules | set(self.adapter.recorded_modules(self.student)))
+        self.teacher_cache: Optional[TeacherOutputCache] = None
+
+    def _set_up_teacher(self, teacher: dict, teacher_field: str) -> None:
+        """Build the frozen teacher, load its weights, and set up its inputs and precision."""
         self.attach_frozen('teacher', build_teacher(
             teacher['config'], teacher.get('cfg_options'), teacher_field))
         self.adapter.check_pair(self.student, self.teacher, teacher_field)
@@ -172,28 +207,36 @@ class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
         if self.teacher_bf16:
             check_bf16_supported(f'{teacher_field}.bf16')
 
-        self.student_loss_weight = student_loss_weight
-        self.distill_losses, self.compared_outputs = _build_distill_losses(distill_losses,
-                                                                           losses_field)
-        self._check_label_losses(losses_field)
-        student_modules = {o.student for o in self.compared_outputs.values()} - {LOGITS}
-        teacher_modules = {o.teacher for o in self.compared_outputs.values()} - {LOGITS}
-        check_module_names(self.student, student_modules, f'{losses_field}.student_output')
-        check_module_names(self.teacher, teacher_modules, f'{losses_field}.teacher_output')
-        self._check_teacher_runs_compared_modules(losses_field)
-        self.student_recorder = ModuleOutputRecorder(
-            self.student, student_modules | set(self.adapter.recorded_modules(self.student)))
-        self.teacher_recorder = ModuleOutputRecorder(self.teacher, teacher_modules)
-        self.teacher_cache: Optional[TeacherOutputCache] = None
+    def _set_up_stored_teacher(self, soft_labels: dict, teacher: dict) -> None:
+        """Read the teacher's outputs from a soft-label store: no teacher network is built.
+
+        Raises:
+            ValueError: a student that is not a classifier, batch augments (Mixup/CutMix),
+                or a store made for another teacher or class count.
+        """
+        if self.adapter is not ClassifierAdapter:
+            raise ValueError(f'model.soft_labels: a soft-label store serves classifiers; for a '
+                             f'{self.adapter.task} student, distill from the live teacher '
+                             '(TeacherCacheHook caches deterministic pipelines)')
+        if getattr(self.student.data_preprocessor, 'batch_augments', None) is not None:
+            raise ValueError(
+                'model.soft_labels: the data preprocessor\'s batch_augments (Mixup/CutMix) mix '
+                'images, and the teacher\'s output on a mixed image is not the mix of its '
+                'stored outputs; remove the batch augments or distill from the live teacher')
+        self.stored_teacher = StoredTeacher(soft_labels, teacher)
+        self.stored_teacher.check_student_classes(
+            getattr(getattr(self.student, 'head', None), 'num_classes', None))
+        self.attach_frozen('teacher', None)
 
     def frozen_teachers(self) -> List[nn.Module]:
-        """The teacher, held outside the module tree."""
-        return [self.teacher]
+        """The teacher, held outside the module tree (none with a soft-label store)."""
+        return [] if self.teacher is None else [self.teacher]
 
     def train(self, mode: bool = True) -> 'Distiller':
         """Switch the student (and distillation modules) to ``mode``; the teacher stays in eval."""
         super().train(mode)
-        self.teacher.eval()
+        if self.teacher is not None:
+            self.teacher.eval()
         return self
 
     def get_layer_depth(self, param_name: str) -> Tuple[int, int]:
@@ -331,6 +374,8 @@ class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
             inputs: The student-normalized batch, (B, 3, H, W).
             data_samples: The batch's data samples (their metainfo keys the cache).
         """
+        if self.stored_teacher is not None:
+            return {LOGITS: self.stored_teacher.logits(data_samples, inputs.device)}
         if self.teacher_cache is not None:
             return {LOGITS: self._cached_teacher_logits(inputs, data_samples)}
         with self.teacher_recorder:
@@ -366,6 +411,9 @@ class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
             ValueError: the teacher's logits are not per sample (two-stage detectors score the
                 student's RoIs of each step) or a loss compares named module outputs.
         """
+        if self.stored_teacher is not None:
+            raise ValueError('the teacher cache and a soft-label store (model.soft_labels) '
+                             'exclude each other: the store already removes the teacher')
         if not self.adapter.teacher_logits_per_sample:
             raise ValueError('the teacher cache needs teacher logits that depend on each sample '
                              f'alone; a {self.adapter.task} teacher scores the student\'s RoIs of '

@@ -1,0 +1,316 @@
+"""The soft-label store (FKD): logits rebuilt from stored top-k probabilities, views replayed
+exactly, KD from the store equal to KD from the live teacher on the same view, the refusals of a
+store made for something else, resumable and 2-process generation, training and exact resume.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import DATASETS
+
+from mmkd_plugins.models.losses import kd_loss
+from mmkd_plugins.registry import MODELS
+from mmkd_plugins.soft_labels import (VIEW_KEY, SoftLabelStore, build_transforms,
+                                      logits_from_soft_labels, top_k_soft_labels,
+                                      use_soft_label_store)
+from mmkd_plugins.soft_labels.view_replay import first_unreplayable_transform
+from ..conftest import (REPO_ROOT, cfg_options_args, data_options, epochs_options,
+                        free_port, run_tool, scalars, tool_env)
+
+STORED_CONFIG = str(REPO_ROOT / 'configs' / 'demo' / 'kd-stored_resnet18w32_resnet18w8_digits.py')
+VIEWS = 4
+
+
+def test_logits_from_all_classes_give_back_the_stored_distribution_at_any_temperature():
+    """k = C: the rebuilt logits are tau_s · log p, the teacher's own up to a constant per row,
+    so a loss at another temperature (a learned CTKD one) sees the teacher's distribution."""
+    teacher = torch.tensor([[2.0, -1.0, 0.5, 0.0], [0.0, 3.0, -2.0, 1.0]])
+    probabilities, classes = top_k_soft_labels(teacher, tau=4.0, top_k=4)
+    assert probabilities.dtype == torch.float16
+    assert torch.all(probabilities[:, :-1] >= probabilities[:, 1:])  # decreasing
+    logits = logits_from_soft_labels(probabilities, classes, num_classes=4, tau=4.0)
+    for tau in (4.0, 1.0, 15.6):
+        assert torch.allclose(torch.softmax(logits / tau, dim=1),
+                              torch.softmax(teacher / tau, dim=1), atol=2e-3)
+
+
+def test_missing_classes_share_the_rest_of_the_mass_equally():
+    """k < C, by hand: stored 0.5 (class 2) and 0.3 (class 0) leave 0.2 for classes 1 and 3."""
+    probabilities = torch.tensor([[0.5, 0.3]])
+    classes = torch.tensor([[2, 0]])
+    logits = logits_from_soft_labels(probabilities, classes, num_classes=4, tau=2.0)
+    assert torch.allclose(torch.softmax(logits / 2.0, dim=1),
+                          torch.tensor([[0.3, 0.1, 0.5, 0.1]]), atol=1e-6)
+    # a stored mass above 1 (float16 rounding) leaves 0 for the others, not a negative number
+    logits = logits_from_soft_labels(torch.tensor([[0.7, 0.31]]), classes, 4, tau=1.0)
+    assert torch.all(torch.isfinite(logits))
+    assert torch.softmax(logits, dim=1)[0, [1, 3]].max() < 1e-30
+
+
+def test_a_transform_with_its_own_generator_is_found_unreplayable():
+    class OwnGenerator:  # draws from an unseeded generator of its own
+
+        def __init__(self):
+            self.rng = np.random.default_rng()
+
+        def __call__(self, results):
+            return dict(results, img=results['img'] + self.rng.integers(0, 9, (2, 2)))
+
+    class GlobalGenerator:
+
+        def __call__(self, results):
+            return dict(results, img=results['img'] + np.random.randint(0, 9, (2, 2)))
+
+    results = dict(img=np.zeros((2, 2), dtype=np.int64))
+    assert first_unreplayable_transform([GlobalGenerator()], results, 0, 3) is None
+    assert first_unreplayable_transform([GlobalGenerator(), OwnGenerator()], results, 0,
+                                        3) == 'OwnGenerator'
+    assert first_unreplayable_transform([OwnGenerator()], results, 0, 3,
+                                        approximated=['OwnGenerator']) is None
+
+
+def stored_options(digits_root, teacher, store):
+    return dict(data_options(digits_root), **{'model.teacher.checkpoint': teacher,
+                                               'model.soft_labels.store': store})
+
+
+def make_store(store, digits_root, teacher, *args, check=True):
+    return run_tool('make_soft_labels.py', STORED_CONFIG, '--views', str(VIEWS), '--top-k',
+                    '10', *args, *cfg_options_args(stored_options(digits_root, teacher, store)),
+                    check=check)
+
+
+@pytest.fixture(scope='module')
+def sharp_teacher(tmp_path_factory, trained_teacher):
+    """The one-epoch demo teacher with its classifier scaled by 300: its logits differ clearly
+    between views (the one-epoch teacher's are all near 0)."""
+    checkpoint = torch.load(trained_teacher, weights_only=False)
+    state_dict = {key: value * 300 if key.startswith('head.fc.') else value
+                  for key, value in checkpoint['state_dict'].items()}
+    path = str(tmp_path_factory.mktemp('sharp_teacher') / 'teacher.pth')
+    torch.save(dict(state_dict=state_dict, meta={}), path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def digits_store(tmp_path_factory, digits_root, sharp_teacher):
+    """A store of the tiny digits' 40 training images, 4 views each, all 10 classes."""
+    store = str(tmp_path_factory.mktemp('store') / 'soft_labels')
+    result = make_store(store, digits_root, sharp_teacher)
+    assert '40 samples x 4 views, top-10 of 10 classes at tau=4.0' in result.stdout
+    assert '169 bytes per sample' in result.stdout  # 4 · 10 · (2 + 2) + 9
+    return store
+
+
+def stored_config(digits_root, teacher, store, **options) -> Config:
+    cfg = Config.fromfile(STORED_CONFIG)
+    cfg.merge_from_dict(dict(stored_options(digits_root, teacher, store), **options))
+    return cfg
+
+
+def packed_batch(cfg: Config, indices):
+    """Samples of the training set through its (store-replaying) pipeline."""
+    use_soft_label_store(cfg)
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    return pseudo_collate([dataset[index] for index in indices])
+
+
+def test_kd_from_the_store_equals_kd_from_the_live_teacher_on_the_replayed_view(
+        digits_store, digits_root, sharp_teacher):
+    """The training pipeline replays a stored view exactly: the live teacher on the image it
+    produced gives the logits the store holds for that view (k = C: to float16 rounding)."""
+    cfg = stored_config(digits_root, sharp_teacher, digits_store)
+    stored_model = MODELS.build(cfg.model)
+    live_cfg = stored_config(digits_root, sharp_teacher, digits_store)
+    live_cfg.model.pop('soft_labels')
+    live_model = MODELS.build(live_cfg.model)
+    batch = stored_model.data_preprocessor(packed_batch(cfg, range(12)), training=True)
+    views = [sample.metainfo[VIEW_KEY] for sample in batch['data_samples']]
+    assert all(0 <= view < VIEWS for view in views) and len(set(views)) > 1
+    stored = stored_model.run_teacher(batch['inputs'], batch['data_samples'])['logits']
+    live = live_model.run_teacher(batch['inputs'], batch['data_samples'])['logits']
+    assert torch.allclose(torch.softmax(stored / 4, dim=1), torch.softmax(live / 4, dim=1),
+                          atol=1e-3)
+    student = torch.randn(12, 10, requires_grad=True)
+    assert kd_loss(student, stored, 4.0).item() == pytest.approx(
+        kd_loss(student, live, 4.0).item(), rel=5e-3)
+    # a view other than the replayed one has other probabilities: the check can fail
+    for sample in batch['data_samples']:
+        sample.set_metainfo({VIEW_KEY: (sample.metainfo[VIEW_KEY] + 1) % VIEWS})
+    shifted = stored_model.run_teacher(batch['inputs'], batch['data_samples'])['logits']
+    assert not torch.allclose(torch.softmax(shifted / 4, 1), torch.softmax(live / 4, 1),
+                              atol=1e-2)
+    losses = stored_model.loss(batch['inputs'], batch['data_samples'])
+    assert losses['distill.loss_kd'] > 0 and torch.isfinite(losses['distill.loss_kd'])
+
+
+def test_the_teacher_is_never_built_or_loaded(digits_store, digits_root, tmp_path):
+    """With a store, the teacher's checkpoint need not even exist here."""
+    copy = str(tmp_path / 'store')
+    shutil.copytree(digits_store, copy)
+    with open(os.path.join(copy, 'header.json')) as file:
+        header = json.load(file)
+    header['teacher']['checkpoint'] = 'elsewhere/teacher.pth'
+    with open(os.path.join(copy, 'header.json'), 'w') as file:
+        json.dump(header, file)
+    cfg = stored_config(digits_root, 'elsewhere/teacher.pth', copy)
+    model = MODELS.build(cfg.model)
+    assert model.teacher is None and model.frozen_teachers() == []
+    batch = model.data_preprocessor(packed_batch(cfg, range(4)), training=True)
+    losses = model.loss(batch['inputs'], batch['data_samples'])
+    losses['distill.loss_kd'].backward()
+    assert model.student.head.fc.weight.grad.abs().sum() > 0
+
+
+def test_a_learned_global_temperature_reads_the_store(digits_store, digits_root,
+                                                     sharp_teacher):
+    """CTKD: a learned temperature re-softens the rebuilt logits; it gets a gradient."""
+    cfg = stored_config(digits_root, sharp_teacher, digits_store, **{
+        'model.distill_losses.loss_kd.tau': dict(_delete_=True, type='CurriculumTemperature',
+                                                 mode='global', init_tau=8.0,
+                                                 warmup_epochs=0)})
+    model = MODELS.build(cfg.model)
+    batch = model.data_preprocessor(packed_batch(cfg, range(8)), training=True)
+    model.loss(batch['inputs'], batch['data_samples'])['distill.loss_kd'].backward()
+    assert model.distill_losses.loss_kd.temperature.theta.grad != 0
+
+
+@pytest.mark.parametrize('options, match', [
+    ({'model.teacher.checkpoint': 'RANDOM_TEACHER'}, r'another teacher.*checkpoint: SHA-256'),
+    ({'model.distill_losses.loss_kd.tau': 2.0},
+     r'model\.distill_losses\.loss_kd\.tau: the store .* tau=4\.0'),
+    ({'model.distill_losses.loss_kd.tau': dict(_delete_=True, type='CurriculumTemperature',
+                                               mode='instance', num_classes=10)},
+     r'instance-wise'),
+    ({'model.student.data_preprocessor.batch_augments': dict(
+        augments=[dict(type='Mixup', alpha=0.2)])}, r'batch_augments'),
+], ids=['teacher', 'temperature', 'instance-ctkd', 'mixup'])
+def test_a_store_for_another_setting_is_refused_at_build_time(
+        digits_store, digits_root, sharp_teacher, teacher_checkpoint, options, match):
+    if options.get('model.teacher.checkpoint') == 'RANDOM_TEACHER':
+        options = {'model.teacher.checkpoint': teacher_checkpoint}
+    cfg = stored_config(digits_root, sharp_teacher, digits_store, **options)
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(cfg.model)
+
+
+def test_a_store_for_other_transforms_or_another_dataset_is_refused(
+        digits_store, digits_root, sharp_teacher):
+    cfg = stored_config(digits_root, sharp_teacher, digits_store)
+    cfg.train_dataloader.dataset.pipeline[1]['crop_ratio_range'] = (0.3, 1.0)
+    with pytest.raises(ValueError, match=r"pipeline: the store .* transform 0 is .*0\.3"):
+        use_soft_label_store(cfg)
+    cfg = stored_config(digits_root, sharp_teacher, digits_store,
+                        **{'train_dataloader.dataset.ann_file': 'teacher_train.txt'})
+    with pytest.raises(ValueError, match='the store was made for another dataset'):
+        packed_batch(cfg, [0])
+
+
+def test_an_incomplete_store_is_refused(digits_store, digits_root, sharp_teacher, tmp_path):
+    copy = str(tmp_path / 'store')
+    shutil.copytree(digits_store, copy)
+    done = np.load(os.path.join(copy, 'done.npy'), mmap_mode='r+')
+    done[5:] = 0
+    done.flush()
+    with open(os.path.join(copy, 'header.json')) as file:
+        header = dict(json.load(file), complete=False)
+    with open(os.path.join(copy, 'header.json'), 'w') as file:
+        json.dump(header, file)
+    with pytest.raises(ValueError, match=r'incomplete \(35 of 40 samples'):
+        MODELS.build(stored_config(digits_root, sharp_teacher, copy).model)
+
+
+def test_a_stopped_generation_goes_on_and_ends_with_the_same_store(
+        digits_store, digits_root, sharp_teacher, tmp_path):
+    """The rows of unfinished samples are made again, equal to an uninterrupted run's; a
+    folder holding a store of another setting is refused."""
+    copy = str(tmp_path / 'store')
+    shutil.copytree(digits_store, copy)
+    arrays = {name: np.load(os.path.join(copy, f'{name}.npy'), mmap_mode='r+')
+              for name in ('probabilities', 'classes', 'done')}
+    for array in arrays.values():
+        array[17:] = 0
+        array.flush()
+    with open(os.path.join(copy, 'header.json')) as file:
+        header = dict(json.load(file), complete=False)
+    with open(os.path.join(copy, 'header.json'), 'w') as file:
+        json.dump(header, file)
+    result = make_store(copy, digits_root, sharp_teacher)
+    assert '23 samples made here' in result.stdout and 'complete' in result.stdout
+    for name in ('probabilities', 'classes', 'sample_ids', 'done'):
+        assert np.array_equal(np.load(os.path.join(copy, f'{name}.npy')),
+                              np.load(os.path.join(digits_store, f'{name}.npy')))
+    other = run_tool('make_soft_labels.py', STORED_CONFIG, '--views', '3', *cfg_options_args(
+        stored_options(digits_root, sharp_teacher, copy)), check=False)
+    assert other.returncode != 0 and 'another setting (views: the store has 4' in other.stderr
+
+
+def test_two_processes_make_the_store_and_train_from_it(digits_store, digits_root,
+                                                        sharp_teacher, tmp_path):
+    """Each rank makes its share of one store (the same labels as one process, up to the
+    teacher's float round-off in other batch sizes); two ranks then train from it."""
+    store = str(tmp_path / 'store')
+    env = dict(tool_env(), MASTER_PORT=str(free_port()))
+    result = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+         '--master_port', env['MASTER_PORT'], 'tools/make_soft_labels.py', STORED_CONFIG,
+         '--views', str(VIEWS), '--top-k', '10', '--launcher', 'pytorch',
+         *cfg_options_args(stored_options(digits_root, sharp_teacher, store))],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert '20 samples made here' in result.stdout  # rank 0's share
+    one, two = SoftLabelStore.open(digits_store, 'one'), SoftLabelStore.open(store, 'two')
+    assert two.header['complete'] and np.array_equal(two.arrays['sample_ids'],
+                                                     one.arrays['sample_ids'])
+    assert np.array_equal(two.arrays['classes'][..., 0], one.arrays['classes'][..., 0])
+    assert np.allclose(two.arrays['probabilities'], one.arrays['probabilities'], atol=2e-3)
+
+    work_dir = str(tmp_path / 'ddp')
+    options = dict(epochs_options(digits_root, 1), **{
+        'model.teacher.checkpoint': sharp_teacher, 'model.soft_labels.store': store,
+        'train_dataloader.batch_size': 8})
+    env = dict(tool_env(), PORT=str(free_port()), PYTHON=sys.executable)
+    result = subprocess.run(['bash', 'tools/dist_train.sh', STORED_CONFIG, '2', '--work-dir',
+                             work_dir, *cfg_options_args(options)], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    kd = [line['distill.loss_kd'] for line in scalars(work_dir) if 'distill.loss_kd' in line]
+    assert kd and all(0 < loss < float('inf') for loss in kd)
+
+
+def test_training_from_the_store_resumes_exactly_and_exports_the_stock_student(
+        digits_store, digits_root, sharp_teacher, tmp_path):
+    def options(epochs):
+        return dict(epochs_options(digits_root, epochs), **{
+            'model.teacher.checkpoint': sharp_teacher, 'model.soft_labels.store': digits_store,
+            'train_dataloader.batch_size': 8, 'default_hooks.logger.interval': 1,
+            'randomness.seed': 0})
+
+    def losses(work_dir):
+        return [(line['step'], line['loss']) for line in scalars(work_dir)
+                if 'distill.loss_kd' in line]
+
+    straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
+    run_tool('train.py', STORED_CONFIG, '--work-dir', straight, *cfg_options_args(options(2)))
+    run_tool('train.py', STORED_CONFIG, '--work-dir', resumed, *cfg_options_args(options(1)))
+    run_tool('train.py', STORED_CONFIG, '--work-dir', resumed, '--resume',
+             *cfg_options_args(options(2)))
+    expected = [line for line in losses(straight) if line[0] > 5]
+    assert len(expected) == 5
+    after_resume = losses(resumed)[-5:]
+    assert [step for step, _ in after_resume] == [step for step, _ in expected]
+    assert [loss for _, loss in after_resume] == pytest.approx(
+        [loss for _, loss in expected], rel=1e-5)
+    exported = Config.fromfile(os.path.join(straight, 'student_config.py'))
+    pipeline = exported.train_dataloader.dataset.pipeline
+    assert [transform['type'] for transform in pipeline] == [
+        'LoadImageFromFile', 'RandomResizedCrop', 'Rotate', 'PackInputs']
+    assert VIEW_KEY not in str(pipeline) and 'soft_labels' not in exported.model
