@@ -51,6 +51,24 @@ def test_cached_classifier_logits_give_the_same_loss_without_teacher_forwards(
     assert len(cache) == 6 and cache.hits == 6 and cache.misses == 6
 
 
+def test_the_cache_is_kept_in_cpu_memory_within_its_bound(teacher_checkpoint):
+    """Entries live on the CPU; once the next one would pass max_bytes none is stored, and the
+    samples beyond the bound are computed again, with the same losses."""
+    cached, plain = build_distiller(teacher_checkpoint), build_distiller(teacher_checkpoint)
+    plain.load_state_dict(cached.state_dict())
+    cached.eval(), plain.eval()
+    cache = cached.enable_teacher_cache(max_bytes=3 * 10 * 4)  # three rows of 10 float32 logits
+    calls = TeacherCalls(cached.teacher)
+    batch = indexed_batch([0, 1, 2, 3, 4])
+    for _ in range(2):
+        torch.testing.assert_close(distill_loss(cached, batch), distill_loss(plain, batch),
+                                   rtol=0, atol=0)
+    assert len(cache) == 3 and cache.nbytes == 120 and cache.full
+    assert all(entry.device.type == 'cpu' for entry in cache._store.values())
+    assert calls.batch_sizes == [5, 2]  # samples 3 and 4 again: not cached
+    assert cache.hits == 3 and cache.misses == 7
+
+
 def test_cached_dense_class_maps_give_the_same_loss(tmp_path, shapes_root):
     init_default_scope('mmdet')
     checkpoint = save_random_checkpoint(RETINANET, str(tmp_path / 'retina.pth'))

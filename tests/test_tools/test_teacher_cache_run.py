@@ -2,7 +2,7 @@
 import pytest
 
 from ..conftest import KD_CONFIG, cfg_options_args, run_tool, scalars
-from .test_reliability import kd_options, train_losses
+from .test_reliability import kd_options, run_dist_train, train_losses
 
 DETERMINISTIC_KD = (
     f'_base_ = {KD_CONFIG!r}\n'
@@ -41,3 +41,28 @@ def test_a_random_crop_pipeline_is_refused_before_training(tmp_path, digits_root
     assert result.returncode != 0
     assert 'RandomResizedCrop draws random parameters' in result.stderr
     assert not list((tmp_path / 'run').glob('epoch_*.pth'))
+
+
+@pytest.mark.parametrize('shared', [True, False], ids=['shared', 'per-rank'])
+def test_under_ddp_every_rank_finds_every_sample_from_the_second_epoch(
+        tmp_path, digits_root, trained_teacher, shared):
+    """2 gloo processes, 40 images, a sampler that reshuffles every epoch: with the logits
+    shared across ranks rank 0 serves all 20 samples of epoch 2 from the cache (hit rate 0.5 at
+    its end); caching only its own, it finds about half of them (the defect it fixes)."""
+    config = tmp_path / 'cached.py'
+    config.write_text(DETERMINISTIC_KD + "default_hooks = dict(teacher_cache=dict(\n"
+                      f"    type='mmkd_plugins.TeacherCacheHook', share_across_ranks={shared}))\n")
+    work_dir = str(tmp_path / 'run')
+    result = run_dist_train(str(config), work_dir, kd_options(digits_root, trained_teacher, 2))
+    assert result.returncode == 0, result.stderr[-4000:]
+    rates = [line['teacher_cache_hit_rate'] for line in scalars(work_dir)
+             if 'teacher_cache_hit_rate' in line]
+    assert len(rates) == 6  # 20 images per rank, batch 8: 3 iterations x 2 epochs
+    if shared:
+        assert rates[2] == 0.0 and rates[-1] == pytest.approx(0.5)
+    else:
+        assert 0.1 < rates[-1] < 0.45
+    # shared: all 40 images; per rank: its 20 of epoch 1 and the epoch-2 ones it missed
+    entries = 40 if shared else 20 + 20 - round(rates[-1] * 40)
+    mib = [line['teacher_cache_mib'] for line in scalars(work_dir) if 'teacher_cache_mib' in line]
+    assert mib[-1] == pytest.approx(entries * 10 * 4 / 2**20)

@@ -7,8 +7,9 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -58,8 +59,11 @@ def train_teacher(config: str, work_dir: str, metric: str, *options: str) -> Tup
 
 
 def train_students(runs: Dict[str, str], seeds: List[int], work_dir: str, metric: str,
-                   teacher_checkpoint: str, jobs: int, *options: str) -> Dict[str, List[float]]:
+                   teacher_checkpoint: str, jobs: int, *options: str,
+                   run_options: Optional[Dict[str, List[str]]] = None) -> Dict[str, List[float]]:
     """Train every (run, seed) pair, ``jobs`` at a time; distillation runs get the teacher.
+    Each run's wall-clock seconds go to ``<run dir>/train_seconds.txt`` (see
+    :func:`mean_train_seconds`).
 
     Args:
         runs: Name -> config; the run named ``'baseline'`` gets no teacher.
@@ -69,6 +73,7 @@ def train_students(runs: Dict[str, str], seeds: List[int], work_dir: str, metric
         teacher_checkpoint: Passed as ``model.teacher.checkpoint`` to distillation runs.
         jobs: Trainings at once.
         options: Further config overrides for every run.
+        run_options: Name -> config overrides of that run only.
 
     Returns:
         Name -> the final ``metric`` of each seed, in the order of ``seeds``.
@@ -77,15 +82,33 @@ def train_students(runs: Dict[str, str], seeds: List[int], work_dir: str, metric
 
     def train_one(pair: Tuple[str, int]) -> float:
         name, seed = pair
-        run_dir = osp.join(work_dir, name.lower(), f'seed{seed}')
+        run_dir = run_dir_of(work_dir, name, seed)
         teacher = [] if name == 'baseline' else [f'model.teacher.checkpoint={teacher_checkpoint}']
-        result = train(runs[name], run_dir, seed, metric, *teacher, *options)
+        start = time.perf_counter()
+        result = train(runs[name], run_dir, seed, metric, *teacher, *options,
+                       *(run_options or {}).get(name, []))
+        with open(osp.join(run_dir, 'train_seconds.txt'), 'w') as file:
+            file.write(f'{time.perf_counter() - start:.1f}\n')
         print(f'[demo]   {name:10s} seed {seed}: {metric} {result:.4f}', flush=True)
         return result
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(train_one, pairs))
     return {name: [r for (n, _), r in zip(pairs, results) if n == name] for name in runs}
+
+
+def run_dir_of(work_dir: str, name: str, seed: int) -> str:
+    """Where a demo run of ``name`` with ``seed`` lives."""
+    return osp.join(work_dir, name.lower(), f'seed{seed}')
+
+
+def mean_train_seconds(work_dir: str, name: str, seeds: List[int]) -> float:
+    """The mean wall-clock training time of a run's seeds (written by :func:`train_students`)."""
+    seconds = []
+    for seed in seeds:
+        with open(osp.join(run_dir_of(work_dir, name, seed), 'train_seconds.txt')) as file:
+            seconds.append(float(file.read()))
+    return statistics.mean(seconds)
 
 
 def retest_exported_student(run_dir: str, metric: str, *options: str) -> float:
@@ -115,7 +138,7 @@ def write_report(work_dir: str, runs: Dict[str, str], seed: int, teacher_config:
         The report folder.
     """
     report_dir = osp.join(work_dir, 'report')
-    run_dirs = {name: osp.join(work_dir, name.lower(), f'seed{seed}') for name in runs}
+    run_dirs = {name: run_dir_of(work_dir, name, seed) for name in runs}
     models = [(teacher_config, teacher_checkpoint, 'teacher')]
     for name, run_dir in run_dirs.items():
         if name == 'baseline':

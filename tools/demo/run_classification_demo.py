@@ -5,8 +5,12 @@ Trains, through ``tools/train.py`` and the configs in ``configs/demo/``:
   * a student baseline (CIFAR ResNet-18, 1/8 width) on only 50 digits, with labels alone;
   * the same student distilled from that teacher with KD, DIST, block-wise (hybrids with
     learned stage connectors, KD as the distance), CTKD (KD with a learned temperature) and DKD,
+  * and with KD from a soft-label store (``KD-stored``: the teacher's top-10 probabilities of
+    100 views per image, made once by ``tools/make_soft_labels.py``; the teacher never runs
+    in training),
 each student over several seeds, then prints teacher / baseline / distilled top-1 accuracy on
-500 held-out digits (mean ± std over the seeds) and writes it to ``<work-dir>/results.md``.
+500 held-out digits (mean ± std over the seeds) and each run's training time, and writes it to
+``<work-dir>/results.md``.
 The first distilled student is also exported and re-evaluated with ``tools/test.py`` on the
 stock student config, to show that the exported checkpoint is a plain student. Last, the
 teacher and the first seed's students are compared by ``tools/analysis/compare.py`` and
@@ -20,8 +24,9 @@ import time
 import warnings
 from typing import Dict, List
 
-from demo_runs import (REPO_ROOT, mean_and_std, retest_exported_student, train_students,
-                       read_text, train_teacher, write_report)
+from demo_runs import (REPO_ROOT, mean_and_std, mean_train_seconds, read_text,
+                       retest_exported_student, run_tool, train_students, train_teacher,
+                       write_report)
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 CONFIGS = osp.join('configs', 'demo')
@@ -33,7 +38,9 @@ STUDENT_RUNS = {
     'block-wise': osp.join(CONFIGS, 'blockwise_resnet18w32_resnet18w8_digits.py'),
     'CTKD': osp.join(CONFIGS, 'ctkd_resnet18w32_resnet18w8_digits.py'),
     'DKD': osp.join(CONFIGS, 'dkd_resnet18w32_resnet18w8_digits.py'),
+    'KD-stored': osp.join(CONFIGS, 'kd-stored_resnet18w32_resnet18w8_digits.py'),
 }
+STORE_VIEWS, STORE_TOP_K = 100, 10
 TOP1 = 'accuracy/top1'
 CURVE_KEYS = ['loss', 'student.loss', 'distill.*', 'cross.*', TOP1]
 SPLITS = {'test': 500, 'student_train': 50, 'extra_train': None}
@@ -73,17 +80,29 @@ def count_parameters(config: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def format_table(teacher: float, students: Dict[str, List[float]], seeds: List[int]) -> str:
+def make_soft_label_store(store: str, teacher_checkpoint: str, data_root: str) -> float:
+    """Make the KD-stored run's store; return the seconds it took."""
+    start = time.perf_counter()
+    run_tool('make_soft_labels.py', STUDENT_RUNS['KD-stored'], '--out', store, '--views',
+             str(STORE_VIEWS), '--top-k', str(STORE_TOP_K), '--cfg-options',
+             f'model.teacher.checkpoint={teacher_checkpoint}', *data_options(data_root))
+    return time.perf_counter() - start
+
+
+def format_table(teacher: float, students: Dict[str, List[float]], seeds: List[int],
+                 work_dir: str) -> str:
     teacher_params = count_parameters(TEACHER_CONFIG)
     student_params = count_parameters(STUDENT_RUNS['baseline'])
-    rows = ['| Model | Params | Train images | Top-1 (%) on 500 test digits | Per seed |',
-            '|---|---|---|---|---|',
+    rows = ['| Model | Params | Train images | Top-1 (%) on 500 test digits | Per seed | '
+            'Training time per run (s) |',
+            '|---|---|---|---|---|---|',
             f'| Teacher ResNet-18 (w32) | {teacher_params / 1e6:.2f} M | 1297 | {teacher:.2f} '
-            '| seed 0 |']
+            '| seed 0 | |']
     for name, accuracies in students.items():
         per_seed = ', '.join(f'{a:.2f}' for a in accuracies)
+        seconds = mean_train_seconds(work_dir, name, seeds)
         rows.append(f'| Student ResNet-18 (w8), {name} | {student_params / 1e6:.3f} M | 50 | '
-                    f'{mean_and_std(accuracies)} | {per_seed} (seeds {seeds}) |')
+                    f'{mean_and_std(accuracies)} | {per_seed} (seeds {seeds}) | {seconds:.0f} |')
     return '\n'.join(rows)
 
 
@@ -99,8 +118,13 @@ def main() -> None:
     print(f'[demo] teacher top-1: {teacher_accuracy:.2f} %', flush=True)
     print(f'[demo] training the students on 50 digits ({", ".join(STUDENT_RUNS)} x seeds '
           f'{args.seeds}) ...', flush=True)
+    store = osp.join(args.work_dir, 'soft_labels')
+    store_seconds = make_soft_label_store(store, teacher_checkpoint, args.data_root)
+    print(f'[demo] soft-label store of {STORE_VIEWS} views x top-{STORE_TOP_K} per image made '
+          f'in {store_seconds:.1f} s', flush=True)
     students = train_students(STUDENT_RUNS, args.seeds, args.work_dir, TOP1, teacher_checkpoint,
-                              args.jobs, *data_options(args.data_root))
+                              args.jobs, *data_options(args.data_root),
+                              run_options={'KD-stored': [f'model.soft_labels.store={store}']})
     exported_accuracy = retest_exported_student(
         osp.join(args.work_dir, 'kd', f'seed{args.seeds[0]}'), TOP1,
         *data_options(args.data_root))
@@ -108,8 +132,11 @@ def main() -> None:
     report_dir = write_report(args.work_dir, STUDENT_RUNS, args.seeds[0], TEACHER_CONFIG,
                               teacher_checkpoint, CURVE_KEYS, *data_options(args.data_root))
 
-    table = format_table(teacher_accuracy, students, args.seeds)
-    summary = (f'{table}\n\nExported KD student (seed {args.seeds[0]}) re-tested with '
+    table = format_table(teacher_accuracy, students, args.seeds, args.work_dir)
+    summary = (f'{table}\n\nTraining times: {args.jobs} runs at once, one thread each. '
+               f'KD-stored read a store of {STORE_VIEWS} views x top-{STORE_TOP_K} per image, '
+               f'made once in {store_seconds:.1f} s (tools/make_soft_labels.py).\n'
+               f'\nExported KD student (seed {args.seeds[0]}) re-tested with '
                f'tools/test.py on the stock student config: {exported_accuracy:.2f} %.\n'
                f'\nComparison of the seed-{args.seeds[0]} models (tools/analysis/compare.py; '
                f'figures in {report_dir}):\n\n{read_text(report_dir, "comparison.md")}\n'
@@ -118,7 +145,9 @@ def main() -> None:
         file.write(summary)
     with open(osp.join(args.work_dir, 'results.json'), 'w') as file:
         json.dump(dict(teacher=teacher_accuracy, students=students, seeds=args.seeds,
-                       exported_kd_student=exported_accuracy), file, indent=2)
+                       exported_kd_student=exported_accuracy, store_seconds=store_seconds,
+                       train_seconds={name: mean_train_seconds(args.work_dir, name, args.seeds)
+                                      for name in students}), file, indent=2)
     print('\n' + summary)
 
 

@@ -1,5 +1,5 @@
 """Compute the teacher's logits once per training sample and reuse them in later epochs."""
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from mmengine.dataset import BaseDataset
 from mmengine.hooks import Hook
@@ -94,12 +94,31 @@ class TeacherCacheHook(Hook):
     (the cache key that tells their images apart), there are no batch augmentations (Mixup,
     CutMix), the losses compare logits,
     and the task's teacher logits are per sample (classifiers and dense detectors; not two-stage
-    detectors). The cache lives in each process's memory (on the device of the logits) and is
-    rebuilt after a resume. The share of samples served from it is logged as
-    ``teacher_cache_hit_rate``.
+    detectors). The cache lives in each process's CPU memory, at most ``max_gib``, and is rebuilt
+    after a resume. Logged: ``teacher_cache_hit_rate`` (the share of samples served from it
+    since training started) and ``teacher_cache_mib``; a warning says when it is full.
+
+    Under DDP the sampler gives each rank another share of the samples every epoch, so a rank
+    that cached only its own samples would find about 1/world_size of them in the next epoch.
+    With ``share_across_ranks`` (the default) each rank also stores what the others computed
+    (gathered every step, on the CPU): every rank then holds every sample's logits (memory
+    × world size), and from the second epoch on the teacher does not run on any rank.
+
+    Args:
+        max_gib: The bound of each process's cache in GiB; samples beyond it are computed
+            again each time they are seen. A dense detection head's logits take tens of MB per
+            COCO image. Defaults to 4.0.
+        share_across_ranks: Gather each step's new logits to every rank. Defaults to True.
     """
 
     priority = 'NORMAL'
+
+    def __init__(self, max_gib: Optional[float] = 4.0, share_across_ranks: bool = True) -> None:
+        if max_gib is not None and max_gib <= 0:
+            raise ValueError(f'TeacherCacheHook.max_gib: must be > 0 or None, got {max_gib}')
+        self.max_gib = max_gib
+        self.share_across_ranks = share_across_ranks
+        self.warned_full = False
 
     def before_train(self, runner: Runner) -> None:
         """Check the pipeline and switch the distiller's cache on."""
@@ -112,9 +131,16 @@ class TeacherCacheHook(Hook):
                              'samples at random (Mixup/CutMix); their teacher logits cannot be '
                              'cached')
         check_pipeline_is_keyable(runner.train_dataloader.dataset)
-        self.cache = model.enable_teacher_cache()
+        max_bytes = None if self.max_gib is None else int(self.max_gib * 2**30)
+        self.cache = model.enable_teacher_cache(max_bytes, self.share_across_ranks)
 
     def after_train_iter(self, runner: Runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
-        """Log the hit rate."""
+        """Log the hit rate and size; warn once when the cache is full."""
         runner.message_hub.update_scalar('train/teacher_cache_hit_rate', self.cache.hit_rate)
+        runner.message_hub.update_scalar('train/teacher_cache_mib', self.cache.nbytes / 2**20)
+        if self.cache.full and not self.warned_full:
+            self.warned_full = True
+            runner.logger.warning(
+                f'TeacherCacheHook: the cache reached max_gib={self.max_gib} with '
+                f'{len(self.cache)} samples; the others are computed by the teacher each time')

@@ -2,6 +2,7 @@
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
+from mmengine.dist import all_gather_object, get_world_size
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import DefaultScope
@@ -16,6 +17,7 @@ from ..teachers import (HoldsFrozenTeachers, TeacherOutputCache, bf16_autocast,
                         build_renormalizer, build_teacher, check_bf16_supported,
                         expected_input_size, load_teacher_weights, resized_to, sample_key,
                         to_float32)
+from ..teachers.teacher_output_cache import split_per_sample, to_device
 
 LOGITS = 'logits'
 TEACHER_KEYS = ('config', 'checkpoint', 'cfg_options', 'channels_last', 'bf16')
@@ -403,13 +405,21 @@ class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         return inputs
 
-    def enable_teacher_cache(self) -> TeacherOutputCache:
+    def enable_teacher_cache(self, max_bytes: Optional[int] = None,
+                             share_across_ranks: bool = True) -> TeacherOutputCache:
         """Serve teacher logits from a per-sample cache from now on (see
         :class:`~mmkd_plugins.engine.TeacherCacheHook`, which also checks the pipeline).
 
+        Args:
+            max_bytes: The cache's bound in bytes (None: no bound).
+            share_across_ranks: Under DDP, every rank also stores the logits the other ranks
+                computed (gathered each step), so that a sample the sampler gives to another
+                rank in a later epoch is cached there too.
+
         Raises:
             ValueError: the teacher's logits are not per sample (two-stage detectors score the
-                student's RoIs of each step) or a loss compares named module outputs.
+                student's RoIs of each step), a loss compares named module outputs, or a
+                soft-label store is in use.
         """
         if self.stored_teacher is not None:
             raise ValueError('the teacher cache and a soft-label store (model.soft_labels) '
@@ -423,19 +433,29 @@ class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
         if named:
             raise ValueError(f'the teacher cache holds logits only; model.distill_losses.'
                              f'{named[0]} compares named module outputs')
-        self.teacher_cache = TeacherOutputCache()
+        self.teacher_cache = TeacherOutputCache(max_bytes)
+        self.teacher_cache_shared = share_across_ranks
         return self.teacher_cache
 
     def _cached_teacher_logits(self, inputs: torch.Tensor, data_samples: list):
-        """Teacher logits of the batch: computed for the samples the cache lacks, stored, and
-        joined with the cached ones in batch order."""
+        """Teacher logits of the batch: computed for the samples the cache lacks, stored (with
+        the other ranks' new ones when shared), and joined with the cached ones in batch
+        order."""
         keys = [sample_key(sample) for sample in data_samples]
         missing = self.teacher_cache.missing(keys)
+        computed = {}
         if missing:
             subset = inputs[torch.tensor(missing, device=inputs.device)]
-            self.teacher_cache.store([keys[index] for index in missing], self._teacher_logits(
-                subset, [data_samples[index] for index in missing]))
-        return self.teacher_cache.batch(keys, len(missing))
+            computed = dict(zip(missing, split_per_sample(self._teacher_logits(
+                subset, [data_samples[index] for index in missing]), len(missing))))
+        new_entries = [(keys[index], computed[index]) for index in missing]
+        if self.teacher_cache_shared and get_world_size() > 1:  # a collective: every rank
+            new_entries = [entry for rank_entries in all_gather_object(
+                [(key, to_device(sample, 'cpu')) for key, sample in new_entries])
+                           for entry in rank_entries]
+        for key, sample in new_entries:
+            self.teacher_cache.store_sample(key, sample)
+        return self.teacher_cache.batch(keys, computed, inputs.device)
 
     def weighted_student_losses(self, task_losses: dict, prefix: str,
                                 weight: float = 1.0) -> Dict[str, torch.Tensor]:

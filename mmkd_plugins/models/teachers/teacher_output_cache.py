@@ -59,14 +59,40 @@ def join_samples(samples: Sequence[Logits]) -> Logits:
     return torch.cat(list(samples))
 
 
-class TeacherOutputCache:
-    """Teacher logits stored per sample key, on the device they were computed on.
+def entry_bytes(sample: Logits) -> int:
+    """The bytes one cached sample takes."""
+    levels = sample if isinstance(sample, (list, tuple)) else [sample]
+    return sum(level.numel() * level.element_size() for level in levels)
 
-    Memory: one entry per distinct key, e.g. 4 bytes x classes per image for a classifier.
+
+def to_device(sample: Logits, device: torch.device) -> Logits:
+    """One cached sample's logits on ``device``."""
+    if isinstance(sample, (list, tuple)):
+        return [level.to(device) for level in sample]
+    return sample.to(device)
+
+
+class TeacherOutputCache:
+    """Teacher logits stored per sample key, in CPU memory (by default), at most ``max_bytes``.
+
+    Memory: one entry per distinct key, e.g. 4 bytes x classes per image for a classifier, and
+    4 bytes x positions x anchors x classes for a dense detection head (tens of MB per COCO image
+    for RetinaNet: set ``max_bytes`` accordingly). Once an entry would pass ``max_bytes`` no more
+    entries are stored: their samples are computed again each time (``full`` tells).
+
+    Args:
+        max_bytes: The bound of the stored entries. Defaults to None (no bound).
+        storage_device: Where entries are kept; they are moved to the logits' device when
+            served. Defaults to ``'cpu'`` (device memory is left to training).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: Optional[int] = None,
+                 storage_device: Union[str, torch.device] = 'cpu') -> None:
         self._store: Dict[Tuple, Logits] = {}
+        self.max_bytes = max_bytes
+        self.storage_device = torch.device(storage_device)
+        self.nbytes = 0
+        self.full = False
         self.hits = 0
         self.misses = 0
 
@@ -78,17 +104,31 @@ class TeacherOutputCache:
         return [index for index, key in enumerate(keys) if key not in self._store]
 
     def store(self, keys: Sequence[Tuple], logits: Logits) -> None:
-        """Cache a batch's logits (sample-major rows) under ``keys``."""
+        """Cache a batch's logits (sample-major rows) under ``keys``, within ``max_bytes``."""
         for key, sample in zip(keys, split_per_sample(logits, len(keys))):
-            self._store[key] = sample
+            self.store_sample(key, sample)
 
-    def batch(self, keys: Sequence[Tuple], num_computed: Optional[int] = None) -> Logits:
-        """The cached logits of ``keys`` joined into one batch; counts hits and misses
-        (``num_computed`` of them were just computed)."""
-        computed = num_computed or 0
-        self.misses += computed
-        self.hits += len(keys) - computed
-        return join_samples([self._store[key] for key in keys])
+    def store_sample(self, key: Tuple, sample: Logits) -> None:
+        """Cache one sample's logits under ``key``, unless that would pass ``max_bytes``."""
+        if key in self._store:
+            return
+        size = entry_bytes(sample)
+        if self.max_bytes is not None and self.nbytes + size > self.max_bytes:
+            self.full = True
+            return
+        self._store[key] = to_device(sample, self.storage_device)
+        self.nbytes += size
+
+    def batch(self, keys: Sequence[Tuple], computed: Dict[int, Logits],
+              device: torch.device) -> Logits:
+        """The logits of ``keys`` joined into one batch on ``device``: those of positions in
+        ``computed`` (just computed), the others from the cache; counts hits and misses."""
+        self.misses += len(computed)
+        self.hits += len(keys) - len(computed)
+        return join_samples([
+            computed[index] if index in computed else to_device(self._store[key], device)
+            for index, key in enumerate(keys)
+        ])
 
     @property
     def hit_rate(self) -> float:
