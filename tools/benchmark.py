@@ -25,7 +25,10 @@ depend on them), it times per iteration, after warm-up, interleaving A B C D A B
   time is divided by its steps, so that the figure is the mean step over the turn;
 * ``kd_cached``: the KD step with the teacher-logits cache warm (a second epoch of a
   deterministic pipeline: no teacher forward at all);
-* ``kd_bf16``: the KD step with a bf16 teacher.
+* ``kd_bf16``: the KD step with a bf16 teacher;
+* ``kd_stored`` (classification): the KD step reading the teacher's top-10 probabilities from a
+  soft-label store (``model.soft_labels``: the teacher is never built, so the figure holds for a
+  teacher of any size); ``vs_student = t_kd_stored / t_student``.
 
 and prints medians and ``overhead = t_distill / (t_student + t_teacher)``: 1.0 means
 distillation costs exactly one student step plus one teacher forward; ``overhead_own_teacher``
@@ -82,6 +85,8 @@ from mmkd_plugins.demo import SHAPE_CLASSES, write_shapes_coco
 from mmkd_plugins.models import Distiller
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from mmkd_plugins.registry import MODELS
+from mmkd_plugins.soft_labels import VIEW_KEY, SoftLabelStore, teacher_identity
+from mmkd_plugins.soft_labels.store import FORMAT_VERSION
 
 warnings.filterwarnings('ignore')
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -101,7 +106,10 @@ PAIRS = {
 
 TEACHER_VARIANTS = ('teacher', 'teacher_logits', 'teacher_channels_last', 'teacher_bf16',
                     'teacher_inference_mode')
-DISTILLED = ('kd', 'dist', 'blockwise', 'blockwise_k2', 'blockwise_k1', 'kd_cached', 'kd_bf16')
+DISTILLED = ('kd', 'dist', 'blockwise', 'blockwise_k2', 'blockwise_k1', 'kd_cached', 'kd_bf16',
+             'kd_stored')
+FLOORS = ('student', 'teacher', 'teacher_logits')  # measured whatever --variants asks
+CLASSIFICATION_ONLY = ('kd_stored', )  # a soft-label store serves classifiers
 BLOCKWISE = ('blockwise', 'blockwise_k2', 'blockwise_k1')
 VARIANTS = ('student', ) + TEACHER_VARIANTS + DISTILLED
 # variant -> options of the distiller's teacher (none for the others)
@@ -134,6 +142,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--det-image-size', type=int, default=320)
     parser.add_argument('--memory-iters', type=int, default=2,
                         help='steps of each CPU memory probe')
+    parser.add_argument('--variants', nargs='+', choices=VARIANTS,
+                        help='measure these variants only (plus the floors: '
+                        f'{", ".join(FLOORS)}); default: all')
     parser.add_argument('--out', default='work_dirs/benchmark.json')
     parser.add_argument('--probe-memory', choices=VARIANTS,
                         help=argparse.SUPPRESS)  # internal: one CPU memory probe (child)
@@ -151,7 +162,7 @@ def classification_batch(batch_size: int) -> dict:
     return dict(
         inputs=[torch.randint(0, 256, (3, 224, 224), generator=generator, dtype=torch.uint8)
                 for _ in range(batch_size)],
-        data_samples=[DataSample(metainfo=dict(sample_idx=i)).set_gt_label(i % 1000)
+        data_samples=[DataSample(metainfo={'sample_idx': i, VIEW_KEY: 0}).set_gt_label(i % 1000)
                       for i in range(batch_size)])
 
 
@@ -170,11 +181,14 @@ def detection_batch(batch_size: int, image_size: int, folder: str) -> dict:
 
 
 def build_distiller(config_path: str, teacher_checkpoint: str, device: str,
-                    teacher_options: dict, hybrids_per_step: Optional[int] = None) -> Distiller:
+                    teacher_options: dict, hybrids_per_step: Optional[int] = None,
+                    soft_labels: Optional[str] = None) -> Distiller:
     cfg = Config.fromfile(osp.join(REPO_ROOT, config_path))
     model_cfg = cfg.model
     model_cfg.teacher.checkpoint = teacher_checkpoint
     model_cfg.teacher.update(teacher_options)
+    if soft_labels is not None:
+        model_cfg.soft_labels = dict(store=soft_labels)
     if hybrids_per_step is not None:
         model_cfg.setdefault('hybrids', {})['per_step'] = hybrids_per_step
     model_cfg.student.pop('init_cfg', None)
@@ -190,6 +204,27 @@ def random_teacher_checkpoint(config_path: str, folder: str) -> str:
     teacher = build_model_from_config(load_model_config(cfg.model.teacher.config, 'teacher'))
     path = osp.join(folder, 'teacher.pth')
     torch.save({'state_dict': teacher.state_dict()}, path)
+    return path
+
+
+def random_soft_label_store(config_path: str, teacher_checkpoint: str, folder: str,
+                            samples: int, top_k: int = 10) -> str:
+    """A store of random top-k probabilities (one view per sample) for the config's teacher."""
+    cfg = Config.fromfile(osp.join(REPO_ROOT, config_path))
+    teacher = dict(cfg.model.teacher, checkpoint=teacher_checkpoint)
+    num_classes = cfg.model.student.head.num_classes
+    path = osp.join(folder, 'soft_labels')
+    store = SoftLabelStore.create_or_continue(path, dict(
+        format_version=FORMAT_VERSION, teacher=teacher_identity(teacher),
+        tau=float(next(iter(cfg.model.distill_losses.values())).tau), num_samples=samples,
+        views=1, top_k=top_k, num_classes=num_classes, replayed_transforms=[], approximated=[],
+        seed=0))
+    generator = torch.Generator().manual_seed(0)
+    for index in range(samples):
+        probabilities = torch.softmax(torch.randn(num_classes, generator=generator), 0)
+        values, classes = probabilities.topk(top_k)
+        store.write_sample(index, 0, values.half().numpy()[None], classes.numpy()[None])
+    store.mark_complete()
     return path
 
 
@@ -245,8 +280,10 @@ def build_variants(name: str, variants: List[str], args: argparse.Namespace,
         for variant in variants:
             method = variant.split('_')[0] if variant in DISTILLED else 'kd'
             per_step = HYBRIDS_PER_STEP.get(variant)
+            store = (random_soft_label_store(pair['kd'], checkpoint, folder, args.batch_size)
+                     if variant == 'kd_stored' else None)
             model = build_distiller(pair[method], checkpoint, device,
-                                    TEACHER_OPTIONS.get(variant, {}), per_step)
+                                    TEACHER_OPTIONS.get(variant, {}), per_step, store)
             if variant == 'student':  # the stock student model, trained on its own
                 runs[variant] = step_of(model.student, batch)
             elif variant in TEACHER_VARIANTS:
@@ -327,10 +364,11 @@ def probe_cpu_memory(name: str, variant: str, args: argparse.Namespace) -> float
     return (_status_kib('VmHWM') - baseline) / 1024
 
 
-def cpu_peak_memory(name: str, args: argparse.Namespace) -> Dict[str, float]:
+def cpu_peak_memory(name: str, variants: List[str],
+                    args: argparse.Namespace) -> Dict[str, float]:
     """Each variant's CPU memory probe, each in a child process of this script."""
     peaks = {}
-    for variant in VARIANTS:
+    for variant in variants:
         command = [sys.executable, osp.abspath(__file__), '--pairs', name, '--probe-memory',
                    variant, '--batch-size', str(args.batch_size), '--det-batch-size',
                    str(args.det_batch_size), '--det-image-size', str(args.det_image_size),
@@ -351,15 +389,17 @@ def ratios(results: Dict[str, dict]) -> Dict[str, Dict[str, float]]:
     memory_floor = (peaks['student'] + peaks['teacher']
                     if peaks['student'] is not None else None)
     figures: Dict[str, Dict[str, float]] = {}
-    for variant in DISTILLED:
+    for variant in (variant for variant in DISTILLED if variant in median):
         figures[variant] = dict(overhead=median[variant] / floor,
                                 overhead_own_teacher=median[variant] / own_floor)
         if memory_floor:
             figures[variant]['memory_ratio'] = peaks[variant] / memory_floor
-    for variant in BLOCKWISE:
-        figures[variant]['vs_dist'] = median[variant] / median['dist']
-    for variant in ('kd_cached', 'kd_bf16'):
-        figures[variant]['speedup'] = median['kd'] / median[variant]
+        if variant in BLOCKWISE and 'dist' in median:
+            figures[variant]['vs_dist'] = median[variant] / median['dist']
+        if variant in ('kd_cached', 'kd_bf16', 'kd_stored') and 'kd' in median:
+            figures[variant]['speedup'] = median['kd'] / median[variant]
+    if 'kd_stored' in median:
+        figures['kd_stored']['vs_student'] = median['kd_stored'] / median['student']
     return figures
 
 
@@ -390,17 +430,26 @@ def profile_kd_step(variants: Dict[str, Timed], calls: int = 3) -> List[dict]:
     return sorted(rows, key=lambda row: -abs(row['surplus_ms']))
 
 
+def variants_of(name: str, requested: Optional[List[str]]) -> List[str]:
+    """The variants measured for a pair: ``requested`` (all by default) plus the floors, in
+    :data:`VARIANTS` order, without the classification-only ones for detection."""
+    wanted = set(VARIANTS if requested is None else list(requested) + list(FLOORS))
+    return [variant for variant in VARIANTS if variant in wanted
+            and (name == 'classification' or variant not in CLASSIFICATION_ONLY)]
+
+
 def benchmark_pair(name: str, args: argparse.Namespace, device: str) -> dict:
-    variants = build_variants(name, list(VARIANTS), args, device)
+    names = variants_of(name, args.variants)
+    variants = build_variants(name, names, args, device)
     warmup_rounds = warm_up(variants, args.warmup, args.max_warmup)
     rounds = [measure(variants, args.iters) for _ in range(args.rounds)]
     if device == 'cpu':
-        for variant, peak in cpu_peak_memory(name, args).items():
+        for variant, peak in cpu_peak_memory(name, names, args).items():
             for result in rounds:
                 result[variant]['peak_mib'] = peak
     per_round = [ratios(result) for result in rounds]
     results = {}
-    for variant in VARIANTS:
+    for variant in names:
         results[variant] = dict(
             median_s=statistics.median(result[variant]['median_s'] for result in rounds),
             round_medians_s=[result[variant]['median_s'] for result in rounds],
@@ -419,6 +468,7 @@ def print_pair(summary: dict) -> None:
     for variant, result in summary['variants'].items():
         line = f'  {variant:22s} median {1000 * result["median_s"]:8.1f} ms'
         for figure, label in (('overhead', 'overhead'), ('vs_dist', 'vs DIST'),
+                              ('vs_student', 'vs student'),
                               ('speedup', 'speed-up vs KD'), ('memory_ratio', 'memory ratio')):
             if figure in result:
                 value = result[figure]
