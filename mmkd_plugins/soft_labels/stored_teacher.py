@@ -26,19 +26,24 @@ def checkpoint_file(checkpoint: Optional[str]) -> Optional[str]:
 
 
 def teacher_identity(teacher: dict) -> Dict[str, Optional[str]]:
-    """What identifies a teacher in a store's header: its config, cfg_options, checkpoint and
-    the checkpoint file's SHA-256 (None when the file is not on this machine)."""
+    """What identifies a teacher in a store's header: its config, cfg_options, class index
+    map, checkpoint and the checkpoint file's SHA-256 (None when the file is not on this
+    machine)."""
     local = checkpoint_file(teacher.get('checkpoint'))
-    return dict(config=str(teacher.get('config')), cfg_options=as_plain(
-        teacher.get('cfg_options')), checkpoint=teacher.get('checkpoint'),
+    return dict(config=str(teacher.get('config')),
+                cfg_options=as_plain(teacher.get('cfg_options')),
+                class_index_map=as_plain(teacher.get('class_index_map')),
+                checkpoint=teacher.get('checkpoint'),
                 checkpoint_sha256=sha256_of(local) if local else None)
 
 
 def teacher_differences(stored: dict, here: dict) -> List[str]:
-    """How two teacher identities differ: config and cfg_options must be equal; the
+    """How two teacher identities differ: config, cfg_options and the class index map must be
+    equal; the
     checkpoints must have the same SHA-256 where both files are known, else the same name."""
     differences = [f'{key}: {stored.get(key)!r} in the store, {here.get(key)!r} here'
-                   for key in ('config', 'cfg_options') if stored.get(key) != here.get(key)]
+                   for key in ('config', 'cfg_options', 'class_index_map')
+                   if stored.get(key) != here.get(key)]
     if stored.get('checkpoint_sha256') and here.get('checkpoint_sha256'):
         if stored['checkpoint_sha256'] != here['checkpoint_sha256']:
             differences.append(f'checkpoint: SHA-256 {stored["checkpoint_sha256"][:12]}... in '

@@ -49,6 +49,32 @@ def other_class_count(tmp_path, teacher_checkpoint):
     return dict(teacher=dict(config=TEACHER_CONFIG, checkpoint=checkpoint, cfg_options=options))
 
 
+def twenty_class_teacher(tmp_path, class_index_map=None):
+    options = dict(model=dict(head=dict(num_classes=20)))
+    checkpoint = save_random_checkpoint(TEACHER_CONFIG, str(tmp_path / 't20.pth'), options)
+    teacher = dict(config=TEACHER_CONFIG, checkpoint=checkpoint, cfg_options=options)
+    if class_index_map is not None:
+        teacher['class_index_map'] = class_index_map
+    return teacher
+
+
+def class_map_too_short(tmp_path, teacher_checkpoint):
+    return dict(teacher=twenty_class_teacher(tmp_path, list(range(9))))
+
+
+def class_map_out_of_range(tmp_path, teacher_checkpoint):
+    return dict(teacher=twenty_class_teacher(tmp_path, list(range(15, 25))))
+
+
+def class_map_repeated(tmp_path, teacher_checkpoint):
+    return dict(teacher=twenty_class_teacher(tmp_path, [0, 1, 2, 3, 4, 5, 6, 7, 8, 8]))
+
+
+def class_map_for_blockwise(tmp_path, teacher_checkpoint):
+    return dict(distiller=BlockwiseDistiller,
+                teacher=twenty_class_teacher(tmp_path, list(range(0, 20, 2))))
+
+
 def other_task(tmp_path, teacher_checkpoint):
     return dict(teacher=dict(config='mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
                              checkpoint=teacher_checkpoint))
@@ -121,7 +147,15 @@ BAD_INPUTS = [
     (other_architecture, ValueError,
      r'(?s)model\.teacher\.checkpoint.*does not match.*with another shape.*backbone\.conv1'),
     (missing_key, ValueError, r'1 keys missing in the checkpoint: head\.fc\.weight'),
-    (other_class_count, ValueError, r'teacher predicts 7 classes and the student 10'),
+    (other_class_count, ValueError,
+     r'teacher predicts 7 classes and the student 10.*needs model\.teacher\.class_index_map'),
+    (class_map_too_short, ValueError,
+     r'model\.teacher\.class_index_map: 9 entries for a student of 10 classes'),
+    (class_map_out_of_range, ValueError,
+     r"class_index_map: teacher classes \[20, 21, 22, 23, 24\] are outside the teacher's 20"),
+    (class_map_repeated, ValueError, r'class_index_map: teacher classes \[8\] are given to'),
+    (class_map_for_blockwise, ValueError,
+     r"model\.teacher\.class_index_map: block-wise hybrids end in the teacher's own head"),
     (other_task, TypeError,
      r'model\.teacher\.config: the student is a classifier but the teacher is a RetinaNet'),
     (unknown_loss, KeyError, r'model\.distill_losses\.loss_x.*NoSuchLoss'),
@@ -256,3 +290,18 @@ def test_a_package_config_without_default_scope_builds_in_its_package_scope():
     assert 'default_scope' not in get_config(config)
     assert load_model_config(config, 'model.teacher.config').default_scope == 'mmpretrain'
     assert type(build_teacher(config)).__name__ == 'ImageClassifier'
+
+
+def test_a_teacher_of_another_label_space_teaches_through_its_class_index_map(tmp_path):
+    """A 20-class teacher for the 10-class student: the distilled teacher logits are the
+    teacher's own logits of the mapped classes, in the student's order."""
+    class_index_map = [19, 0, 2, 4, 6, 8, 10, 12, 14, 16]
+    teacher = twenty_class_teacher(tmp_path, class_index_map)
+    distiller = Distiller(student=student_model_cfg(), teacher=teacher, distill_losses=KD)
+    inputs = torch.randn(3, 3, 16, 16)
+    logits = distiller._teacher_logits(inputs)
+    with torch.no_grad():
+        full = distiller.teacher(distiller.teacher_inputs(inputs), mode='tensor')
+    assert logits.shape == (3, 10)
+    torch.testing.assert_close(logits, full[:, class_index_map], rtol=0, atol=0)
+    assert 'teacher_class_index_map' not in distiller.state_dict()

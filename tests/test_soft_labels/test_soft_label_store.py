@@ -11,16 +11,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DATASETS
 
 from mmkd_plugins.models.losses import kd_loss
 from mmkd_plugins.registry import MODELS
-from mmkd_plugins.soft_labels import (VIEW_KEY, SoftLabelStore, build_transforms,
-                                      logits_from_soft_labels, top_k_soft_labels,
-                                      use_soft_label_store)
+from mmkd_plugins.soft_labels import (VIEW_KEY, SoftLabelStore, logits_from_soft_labels,
+                                      top_k_soft_labels, use_soft_label_store)
 from mmkd_plugins.soft_labels.view_replay import first_unreplayable_transform
 from ..conftest import (REPO_ROOT, cfg_options_args, data_options, epochs_options,
                         free_port, run_tool, scalars, tool_env)

@@ -83,6 +83,9 @@ class BlockwiseDistiller(Distiller):
                  detach_ensemble: bool = True,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
+        if teacher.get('class_index_map') is not None:
+            raise ValueError('model.teacher.class_index_map: block-wise hybrids end in the '
+                             "teacher's own head, so its classes must be the student's")
         super().__init__(student, teacher, distill_losses, student_loss_weight=alpha,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         for name, compared in self.compared_outputs.items():

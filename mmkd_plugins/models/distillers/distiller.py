@@ -20,7 +20,8 @@ from ..teachers import (HoldsFrozenTeachers, TeacherOutputCache, bf16_autocast,
 from ..teachers.teacher_output_cache import split_per_sample, to_device
 
 LOGITS = 'logits'
-TEACHER_KEYS = ('config', 'checkpoint', 'cfg_options', 'channels_last', 'bf16')
+TEACHER_KEYS = ('config', 'checkpoint', 'cfg_options', 'channels_last', 'bf16',
+                'class_index_map')
 
 
 class ComparedOutputs(NamedTuple):
@@ -110,14 +111,17 @@ class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
     Args:
         student: The student model's config (the stock config's ``model``).
         teacher: ``dict(config=..., checkpoint=..., cfg_options=None, channels_last=False,
-            bf16=False)``: the teacher's config (``'mmpretrain::...'`` or a local path) and
-            weights (local path or URL); ``channels_last=True`` runs the teacher in
-            channels-last memory format, faster for convolutional teachers on CPUs with oneDNN
-            and on GPUs with tensor cores, with the same logits up to float rounding;
-            ``bf16=True`` runs its forward under bfloat16 autocast (the losses get float32
-            logits), faster on GPUs from Ampere on and CPUs with AVX512-BF16 or AMX, slower
-            elsewhere; check the teacher's accuracy with it first
-            (``tools/analysis/check_teacher_options.py``). See ``tools/benchmark.py``.
+            bf16=False, class_index_map=None)``: the teacher's config (``'mmpretrain::...'`` or a
+            local path) and weights (local path or URL); ``channels_last=True`` runs the teacher in
+            channels-last memory format, faster for convolutional teachers on CPUs with oneDNN and
+            on GPUs with tensor cores, with the same logits up to float rounding; ``bf16=True`` runs
+            its forward under bfloat16 autocast (the losses get float32 logits), faster on GPUs from
+            Ampere on and CPUs with AVX512-BF16 or AMX, slower elsewhere; check the teacher's
+            accuracy with it first (``tools/analysis/check_teacher_options.py``). See
+            ``tools/benchmark.py``. ``class_index_map`` (classifiers): for a teacher of another
+            label space (e.g. ImageNet-21k for a 1k student), the teacher class of each student
+            class, in the student's order; the teacher's logits of those classes are distilled (its
+            softmax renormalised over them).
         distill_losses: Name -> loss config. By default a loss compares the student's and the
             teacher's logits (for detectors: class scores, see the task adapters);
             ``student_output`` / ``teacher_output`` keys in an entry name a
@@ -162,7 +166,8 @@ class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
         unknown = set(teacher) - set(TEACHER_KEYS)
         if unknown or 'config' not in teacher:
             raise ValueError(f'{teacher_field}: expected dict(config=..., checkpoint=..., '
-                             'cfg_options=None, channels_last=False, bf16=False), got keys '
+                             'cfg_options=None, channels_last=False, bf16=False, '
+                             'class_index_map=None), got keys '
                              f'{sorted(teacher)}')
         self.stored_teacher: Optional[StoredTeacher] = None
         if soft_labels is None:
@@ -194,7 +199,17 @@ class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
         """Build the frozen teacher, load its weights, and set up its inputs and precision."""
         self.attach_frozen('teacher', build_teacher(
             teacher['config'], teacher.get('cfg_options'), teacher_field))
-        self.adapter.check_pair(self.student, self.teacher, teacher_field)
+        class_index_map = teacher.get('class_index_map')
+        if class_index_map is None:
+            self.adapter.check_pair(self.student, self.teacher, teacher_field)
+        elif self.adapter is not ClassifierAdapter:
+            raise ValueError(f'{teacher_field}.class_index_map: maps the classes of a '
+                             f'classification teacher; the student is a {self.adapter.task}')
+        else:
+            class_index_map = list(class_index_map)
+            self.adapter.check_pair(self.student, self.teacher, teacher_field, class_index_map)
+            self.register_buffer('teacher_class_index_map', torch.tensor(class_index_map),
+                                 persistent=False)
         load_teacher_weights(self.teacher, teacher.get('checkpoint'), teacher_field)
         self.teacher_renormalizer = build_renormalizer(
             self.student.data_preprocessor, getattr(self.teacher, 'data_preprocessor', None))
@@ -391,6 +406,8 @@ class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
         with torch.no_grad(), bf16_autocast(inputs.device.type, self.teacher_bf16):
             logits = self.adapter.teacher_logits(
                 self.teacher, self.teacher_inputs(inputs, data_samples), self.student_recorder)
+        if getattr(self, 'teacher_class_index_map', None) is not None:
+            logits = logits[:, self.teacher_class_index_map]  # the student's classes, in order
         return to_float32(logits)
 
     def teacher_inputs(self, inputs: torch.Tensor,

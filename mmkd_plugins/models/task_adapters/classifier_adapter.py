@@ -1,12 +1,38 @@
 """How a distiller reads comparable outputs from mmpretrain classifiers."""
 from contextlib import nullcontext
-from typing import ContextManager, Optional, Tuple
+from typing import ContextManager, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModel
 
 from ..module_output_recorder import ModuleOutputRecorder, names_a_loss
 from ..teachers.timm_teachers import timm_num_classes
+
+
+def check_class_index_map(class_index_map: Sequence[int], student_classes: Optional[int],
+                          teacher_classes: Optional[int], field: str) -> None:
+    """A map of one teacher class per student class: as many entries as the student has
+    classes, distinct teacher classes in range.
+
+    Raises:
+        ValueError: naming ``field`` and what is wrong.
+    """
+    if not all(isinstance(index, int) and not isinstance(index, bool)
+               for index in class_index_map):
+        raise ValueError(f'{field}: expected a list of teacher class indices (ints)')
+    if student_classes is not None and len(class_index_map) != student_classes:
+        raise ValueError(f'{field}: {len(class_index_map)} entries for a student of '
+                         f'{student_classes} classes; one teacher class per student class')
+    if teacher_classes is not None:
+        outside = [index for index in class_index_map if not 0 <= index < teacher_classes]
+        if outside:
+            raise ValueError(f'{field}: teacher classes {outside[:5]} are outside the '
+                             f"teacher's {teacher_classes} classes")
+    if len(set(class_index_map)) != len(class_index_map):
+        repeated = sorted({index for index in class_index_map
+                           if list(class_index_map).count(index) > 1})
+        raise ValueError(f'{field}: teacher classes {repeated[:5]} are given to several '
+                         'student classes; each student class needs its own')
 
 
 class ClassifierAdapter:
@@ -42,31 +68,51 @@ class ClassifierAdapter:
         """Whether the teacher's forward for distillation runs the module ``module_name``."""
         return not names_a_loss(module_name)
 
+    @staticmethod
+    def class_counts(student: BaseModel, teacher: BaseModel) -> Tuple[Optional[int],
+                                                                      Optional[int], str]:
+        """The student's and the teacher's class counts (None where unknown), and where the
+        teacher's is set in its config."""
+        student_classes = getattr(student.head, 'num_classes', None)
+        teacher_classes = getattr(getattr(teacher, 'head', None), 'num_classes', None)
+        where = 'model.head.num_classes'
+        if teacher_classes is None:
+            teacher_classes, where = timm_num_classes(teacher), 'model.num_classes, timm\'s'
+        return student_classes, teacher_classes, where
+
     @classmethod
-    def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str) -> None:
+    def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str,
+                   class_index_map: Optional[Sequence[int]] = None) -> None:
         """Fail at build time when the teacher cannot teach this student.
+
+        Args:
+            student: The student classifier.
+            teacher: The teacher.
+            field: Where the teacher sits in the config.
+            class_index_map: For each student class, the teacher class it is (a teacher of
+                another label space), or None (the same classes).
 
         Raises:
             TypeError: the teacher is not a classifier.
-            ValueError: the class counts differ.
+            ValueError: the class counts differ without a map, or the map does not fit them.
         """
         from mmpretrain.models.classifiers import BaseClassifier
         if not isinstance(teacher, BaseClassifier):
             raise TypeError(f'{field}.config: the student is a classifier but the teacher is a '
                             f'{type(teacher).__name__}; a classification teacher (an mmpretrain '
                             'classifier: ImageClassifier, TimmClassifier, ...) is required')
-        student_classes = getattr(student.head, 'num_classes', None)
-        teacher_classes = getattr(getattr(teacher, 'head', None), 'num_classes', None)
-        where = 'model.head.num_classes'
-        if teacher_classes is None:
-            teacher_classes, where = timm_num_classes(teacher), 'model.num_classes, timm\'s'
+        student_classes, teacher_classes, where = cls.class_counts(student, teacher)
+        if class_index_map is not None:
+            check_class_index_map(class_index_map, student_classes, teacher_classes,
+                                  f'{field}.class_index_map')
+            return
         if None not in (student_classes, teacher_classes) and student_classes != teacher_classes:
             raise ValueError(
                 f'{field}: the teacher predicts {teacher_classes} classes and the student '
                 f'{student_classes} (the teacher\'s {where}, the student\'s '
-                'model.head.num_classes); both must be equal: a '
-                'teacher of another label space (ImageNet-21k for a 1k student) cannot be '
-                'distilled class by class')
+                'model.head.num_classes); both must be equal, or a teacher of another label '
+                'space (ImageNet-21k for a 1k student) needs '
+                f'{field}.class_index_map: for each student class, its teacher class')
 
     @staticmethod
     def student_logits(student_calls: ModuleOutputRecorder) -> torch.Tensor:
