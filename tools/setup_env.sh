@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create (or refresh) the project's virtual environment in ./.venv with the pinned stack:
 # torch 2.14.1 + torchvision 0.29.1, mmengine 0.10.7, mmcv 2.1.0 (built from source with its
-# CPU ops), mmpretrain 1.2.0, mmdet 3.3.0, timm 1.0.31 (teachers from timm), and this package
-# in editable mode.
+# CPU ops), mmpretrain 1.2.0, mmdet 3.3.0, timm 1.0.31 and transformers 4.50.3 (teachers from
+# timm and HuggingFace; transformers >= 4.53 breaks `import mmpretrain.models`, whose BLIP code
+# imports names those versions removed), and this package in editable mode.
 #
 # Idempotent: a second run checks the imports and returns in seconds.
 # Usage: bash tools/setup_env.sh            (VENV=path to use another location)
@@ -16,11 +17,13 @@ STAMP="$VENV/.mmkd_stack_ok"
 stack_works() {
   "$PY" - <<'PY' 2>/dev/null
 import mmcv.ops, mmdet, mmengine, mmpretrain, torch, torchvision, sklearn, pycocotools, pytest
-import safetensors, timm
+import safetensors, timm, transformers
+import mmpretrain.models  # imports transformers' internals (BLIP): the pinned version has them
 import mmkd_plugins  # noqa: F401
 assert torch.__version__.startswith('2.14.1'), torch.__version__
 assert mmcv.__version__ == '2.1.0', mmcv.__version__
 assert timm.__version__ == '1.0.31', timm.__version__
+assert transformers.__version__ == '4.50.3', transformers.__version__
 PY
 }
 
@@ -64,7 +67,7 @@ fi
 
 echo "[setup] installing mmpretrain, mmdet and the package"
 "${PIP[@]}" 'mmpretrain==1.2.0' 'mmdet==3.3.0' 'pycocotools' 'scikit-learn' 'matplotlib' 'pytest' \
-  'timm==1.0.31'
+  'timm==1.0.31' 'transformers==4.50.3'
 "${PIP[@]}" --no-build-isolation --no-deps -e "$ROOT"
 
 stack_works || { echo "[setup] ERROR: the installed stack does not import" >&2; exit 1; }

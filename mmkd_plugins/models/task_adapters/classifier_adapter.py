@@ -6,6 +6,7 @@ import torch
 from mmengine.model import BaseModel
 
 from ..module_output_recorder import ModuleOutputRecorder, names_a_loss
+from ..teachers.huggingface_teachers import huggingface_num_classes
 from ..teachers.timm_teachers import timm_num_classes
 
 
@@ -76,8 +77,11 @@ class ClassifierAdapter:
         student_classes = getattr(student.head, 'num_classes', None)
         teacher_classes = getattr(getattr(teacher, 'head', None), 'num_classes', None)
         where = 'model.head.num_classes'
-        if teacher_classes is None:
+        if teacher_classes is None and timm_num_classes(teacher) is not None:
             teacher_classes, where = timm_num_classes(teacher), 'model.num_classes, timm\'s'
+        if teacher_classes is None and huggingface_num_classes(teacher) is not None:
+            teacher_classes = huggingface_num_classes(teacher)
+            where = "model config's num_labels, HuggingFace's"
         return student_classes, teacher_classes, where
 
     @classmethod

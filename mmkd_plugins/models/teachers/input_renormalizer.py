@@ -4,6 +4,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from .huggingface_teachers import huggingface_input_size
 from .timm_teachers import timm_input_size
 
 
@@ -87,12 +88,13 @@ class InputRenormalizer(nn.Module):
 def expected_input_size(model: nn.Module) -> Optional[Tuple[int, int]]:
     """The (H, W) a model's backbone was built for, when it declares one: transformer and MLP
     backbones built with an ``img_size`` keep it in their patch embedding (Swin, ViT, ...) or
-    as their own ``img_size`` (TinyViT, MLP-Mixer, RepMLP, ...), and timm networks of a fixed
-    size (see :func:`~.timm_teachers.timm_input_size`); None for models that take any size
-    (CNNs)."""
-    timm_size = timm_input_size(model)
-    if timm_size is not None:
-        return timm_size
+    as their own ``img_size`` (TinyViT, MLP-Mixer, RepMLP, ...), timm networks of a fixed
+    size (see :func:`~.timm_teachers.timm_input_size`) and HuggingFace networks whose config
+    has an ``image_size`` (see :func:`~.huggingface_teachers.huggingface_input_size`); None for
+    models that take any size (CNNs)."""
+    hub_size = timm_input_size(model) or huggingface_input_size(model)
+    if hub_size is not None:
+        return hub_size
     backbone = getattr(model, 'backbone', None)
     size = getattr(getattr(backbone, 'patch_embed', None), 'init_input_size', None)
     if size is None:

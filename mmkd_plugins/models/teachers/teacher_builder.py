@@ -14,6 +14,7 @@ from torch import nn
 
 from mmkd_plugins.checkpoint.model_zoo_download import (CheckpointDownloadError,
                                                         CheckpointHashError, cache_path_of)
+from .huggingface_teachers import fill_huggingface_preprocessing
 from .timm_teachers import fill_timm_preprocessing
 
 ConfigSource = Union[str, dict, Config]
@@ -189,6 +190,7 @@ def build_teacher(config: ConfigSource, cfg_options: Optional[dict] = None,
     """
     teacher_config = load_model_config(config, f'{field}.config', cfg_options)
     fill_timm_preprocessing(teacher_config, field)
+    fill_huggingface_preprocessing(teacher_config, field)
     try:
         return build_model_from_config(teacher_config)
     except KeyError as error:
