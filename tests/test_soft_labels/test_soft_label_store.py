@@ -179,15 +179,29 @@ def test_kd_from_the_store_equals_kd_from_the_live_teacher_on_the_replayed_view(
     assert losses['distill.loss_kd'] > 0 and torch.isfinite(losses['distill.loss_kd'])
 
 
-def test_the_teacher_is_never_built_or_loaded(digits_store, digits_root, tmp_path):
-    """With a store, the teacher's checkpoint need not even exist here."""
+def copy_of_store(store: str, tmp_path, unwritten_from=None, **header_changes) -> str:
+    """A copy of ``store`` whose samples from ``unwritten_from`` on are unwritten (zeroed and
+    not done, the store incomplete), with ``header_changes`` in its header."""
     copy = str(tmp_path / 'store')
-    shutil.copytree(digits_store, copy)
+    shutil.copytree(store, copy)
+    if unwritten_from is not None:
+        for name in ('probabilities', 'classes', 'done'):
+            array = np.load(os.path.join(copy, f'{name}.npy'), mmap_mode='r+')
+            array[unwritten_from:] = 0
+            array.flush()
+        header_changes.setdefault('complete', False)
     with open(os.path.join(copy, 'header.json')) as file:
-        header = json.load(file)
-    header['teacher']['checkpoint'] = 'elsewhere/teacher.pth'
+        header = dict(json.load(file), **header_changes)
     with open(os.path.join(copy, 'header.json'), 'w') as file:
         json.dump(header, file)
+    return copy
+
+
+def test_the_teacher_is_never_built_or_loaded(digits_store, digits_root, tmp_path):
+    """With a store, the teacher's checkpoint need not even exist here."""
+    stored_teacher = SoftLabelStore.open(digits_store, 'store').header['teacher']
+    copy = copy_of_store(digits_store, tmp_path, teacher=dict(
+        stored_teacher, checkpoint='elsewhere/teacher.pth'))
     cfg = stored_config(digits_root, 'elsewhere/teacher.pth', copy)
     model = MODELS.build(cfg.model)
     assert model.teacher is None and model.frozen_teachers() == []
@@ -242,15 +256,7 @@ def test_a_store_for_other_transforms_or_another_dataset_is_refused(
 
 
 def test_an_incomplete_store_is_refused(digits_store, digits_root, sharp_teacher, tmp_path):
-    copy = str(tmp_path / 'store')
-    shutil.copytree(digits_store, copy)
-    done = np.load(os.path.join(copy, 'done.npy'), mmap_mode='r+')
-    done[5:] = 0
-    done.flush()
-    with open(os.path.join(copy, 'header.json')) as file:
-        header = dict(json.load(file), complete=False)
-    with open(os.path.join(copy, 'header.json'), 'w') as file:
-        json.dump(header, file)
+    copy = copy_of_store(digits_store, tmp_path, unwritten_from=5)
     with pytest.raises(ValueError, match=r'incomplete \(35 of 40 samples'):
         MODELS.build(stored_config(digits_root, sharp_teacher, copy).model)
 
@@ -259,17 +265,7 @@ def test_a_stopped_generation_goes_on_and_ends_with_the_same_store(
         digits_store, digits_root, sharp_teacher, tmp_path):
     """The rows of unfinished samples are made again, equal to an uninterrupted run's; a
     folder holding a store of another setting is refused."""
-    copy = str(tmp_path / 'store')
-    shutil.copytree(digits_store, copy)
-    arrays = {name: np.load(os.path.join(copy, f'{name}.npy'), mmap_mode='r+')
-              for name in ('probabilities', 'classes', 'done')}
-    for array in arrays.values():
-        array[17:] = 0
-        array.flush()
-    with open(os.path.join(copy, 'header.json')) as file:
-        header = dict(json.load(file), complete=False)
-    with open(os.path.join(copy, 'header.json'), 'w') as file:
-        json.dump(header, file)
+    copy = copy_of_store(digits_store, tmp_path, unwritten_from=17)
     result = make_store(copy, digits_root, sharp_teacher)
     assert '23 samples made here' in result.stdout and 'complete' in result.stdout
     for name in ('probabilities', 'classes', 'sample_ids', 'done'):

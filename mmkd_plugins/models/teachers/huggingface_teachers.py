@@ -7,6 +7,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from torch import nn
 
+from .hub_preprocessing import configured_preprocessing, set_hub_normalization
+
 HUGGINGFACE_CLASSIFIERS = ('HuggingFaceClassifier', 'mmpretrain.HuggingFaceClassifier')
 
 
@@ -40,8 +42,7 @@ def fill_huggingface_preprocessing(config: Config, field: str) -> None:
     model_cfg = config.model
     if not is_huggingface_config(model_cfg):
         return
-    given = dict(config.get('data_preprocessor') or {}, **(model_cfg.get('data_preprocessor')
-                                                              or {}))
+    given = configured_preprocessing(config)
     if given.get('mean') is not None:
         return
     from transformers import AutoImageProcessor
@@ -55,8 +56,7 @@ def fill_huggingface_preprocessing(config: Config, field: str) -> None:
             'cache or a folder, or give model.data_preprocessor=dict(mean=..., std=..., '
             'to_rgb=...) in the teacher config') from error
     mean, std = pixel_normalization(processor)
-    model_cfg.data_preprocessor = dict(given, type=given.get('type', 'ClsDataPreprocessor'),
-                                       mean=mean, std=std, to_rgb=True)
+    set_hub_normalization(config, given, mean, std)
     print_log(f'{field}: HuggingFace model {name!r} takes RGB inputs normalized with mean '
               f'{mean} and std {std} (its image processor)', logger='current')
 

@@ -6,6 +6,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from torch import nn
 
+from .hub_preprocessing import configured_preprocessing, set_hub_normalization
+
 TIMM_CLASSIFIERS = ('TimmClassifier', 'mmpretrain.TimmClassifier')
 
 
@@ -27,8 +29,7 @@ def fill_timm_preprocessing(config: Config, field: str) -> None:
     model_cfg = config.model
     if not is_timm_config(model_cfg):
         return
-    given = dict(config.get('data_preprocessor') or {}, **(model_cfg.get('data_preprocessor')
-                                                              or {}))
+    given = configured_preprocessing(config)
     if given.get('mean') is not None:
         return
     from timm.models import get_pretrained_cfg
@@ -40,8 +41,7 @@ def fill_timm_preprocessing(config: Config, field: str) -> None:
                          'mean=..., std=..., to_rgb=...) in the teacher config')
     mean = [round(value * 255, 4) for value in pretrained.mean]
     std = [round(value * 255, 4) for value in pretrained.std]
-    model_cfg.data_preprocessor = dict(given, type=given.get('type', 'ClsDataPreprocessor'),
-                                       mean=mean, std=std, to_rgb=True)
+    set_hub_normalization(config, given, mean, std)
     print_log(f'{field}: timm model {name!r} takes RGB inputs normalized with mean {mean} and '
               f'std {std} (its pretrained_cfg)', logger='current')
 
