@@ -1,8 +1,10 @@
 """Measure what distillation costs: one process, variants interleaved, medians and ratios.
 
 For a classification pair (ResNet-34 -> ResNet-18, 224x224) and a detection pair (RetinaNet
-R101 -> R50), built from the model-zoo distillation configs with random weights (speed does not
-depend on them), it times per iteration, after warm-up, interleaving A B C D A B C D ...:
+R101 -> R50) (and, with ``--pairs classification_resnet101_teacher``, the classification student
+with a ResNet-101 teacher: the KD step live and from a soft-label store), built from the
+model-zoo distillation configs with random weights (speed does not depend on them), it times
+per iteration, after warm-up, interleaving A B C D A B C D ...:
 
 * ``student``: the stock student's training step (forward, loss, backward, SGD step);
 * ``teacher``: the teacher's whole forward under ``torch.no_grad()`` (``mode='tensor'``), the
@@ -95,12 +97,18 @@ PAIRS = {
         kd='configs/kd/kd_resnet34_resnet18_8xb32_in1k.py',
         dist='configs/dist/dist_resnet34_resnet18_8xb32_in1k.py',
         blockwise='configs/blockwise/blockwise_resnet34_resnet18_8xb32_in1k.py',
-        scope='mmpretrain'),
+        scope='mmpretrain', task='classification'),
+    # the classification pair's student with a ResNet-101 teacher (7.8 GFLOPs, 4.3 x the
+    # student's 1.8), for the store: the KD step without the teacher's cost
+    'classification_resnet101_teacher': dict(
+        kd='configs/kd/kd_resnet34_resnet18_8xb32_in1k.py',
+        teacher_config='mmpretrain::resnet/resnet101_8xb32_in1k.py',
+        variants=('kd', 'kd_stored'), scope='mmpretrain', task='classification'),
     'detection': dict(
         kd='configs/kd/kd_retinanet_r101_retinanet_r50_fpn_1x_coco.py',
         dist='configs/dist/dist_retinanet_r101_retinanet_r50_fpn_1x_coco.py',
         blockwise='configs/blockwise/blockwise_retinanet_r101_retinanet_r50_fpn_1x_coco.py',
-        scope='mmdet'),
+        scope='mmdet', task='detection'),
 }
 
 
@@ -126,7 +134,8 @@ LIVE_MEMORY_MALLOC = dict(MALLOC_MMAP_THRESHOLD_=str(64 * 1024), MALLOC_TRIM_THR
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Benchmark the cost of distillation')
-    parser.add_argument('--pairs', nargs='+', choices=list(PAIRS), default=list(PAIRS))
+    parser.add_argument('--pairs', nargs='+', choices=list(PAIRS),
+                        default=['classification', 'detection'])
     parser.add_argument('--iters', type=int, default=6,
                         help='timed interleaved calls per variant in each round')
     parser.add_argument('--rounds', type=int, default=3,
@@ -180,10 +189,17 @@ def detection_batch(batch_size: int, image_size: int, folder: str) -> dict:
     return next(iter(loader))
 
 
-def build_distiller(config_path: str, teacher_checkpoint: str, device: str,
+def pair_config(config_path: str, teacher_config: Optional[str] = None) -> Config:
+    """A pair's distillation config, with its teacher's config replaced when given."""
+    cfg = Config.fromfile(osp.join(REPO_ROOT, config_path))
+    if teacher_config is not None:
+        cfg.model.teacher.config = teacher_config
+    return cfg
+
+
+def build_distiller(cfg: Config, teacher_checkpoint: str, device: str,
                     teacher_options: dict, hybrids_per_step: Optional[int] = None,
                     soft_labels: Optional[str] = None) -> Distiller:
-    cfg = Config.fromfile(osp.join(REPO_ROOT, config_path))
     model_cfg = cfg.model
     model_cfg.teacher.checkpoint = teacher_checkpoint
     model_cfg.teacher.update(teacher_options)
@@ -199,18 +215,16 @@ def build_distiller(config_path: str, teacher_checkpoint: str, device: str,
     return MODELS.build(model_cfg).to(device)
 
 
-def random_teacher_checkpoint(config_path: str, folder: str) -> str:
-    cfg = Config.fromfile(osp.join(REPO_ROOT, config_path))
+def random_teacher_checkpoint(cfg: Config, folder: str) -> str:
     teacher = build_model_from_config(load_model_config(cfg.model.teacher.config, 'teacher'))
     path = osp.join(folder, 'teacher.pth')
     torch.save({'state_dict': teacher.state_dict()}, path)
     return path
 
 
-def random_soft_label_store(config_path: str, teacher_checkpoint: str, folder: str,
+def random_soft_label_store(cfg: Config, teacher_checkpoint: str, folder: str,
                             samples: int, top_k: int = 10) -> str:
     """A store of random top-k probabilities (one view per sample) for the config's teacher."""
-    cfg = Config.fromfile(osp.join(REPO_ROOT, config_path))
     teacher = dict(cfg.model.teacher, checkpoint=teacher_checkpoint)
     num_classes = cfg.model.student.head.num_classes
     path = osp.join(folder, 'soft_labels')
@@ -274,15 +288,17 @@ def build_variants(name: str, variants: List[str], args: argparse.Namespace,
     init_default_scope(pair['scope'])
     runs = {}
     with tempfile.TemporaryDirectory() as folder:
-        checkpoint = random_teacher_checkpoint(pair['kd'], folder)
-        batch = (classification_batch(args.batch_size) if name == 'classification' else
+        kd_cfg = pair_config(pair['kd'], pair.get('teacher_config'))
+        checkpoint = random_teacher_checkpoint(kd_cfg, folder)
+        batch = (classification_batch(args.batch_size) if pair['task'] == 'classification' else
                  detection_batch(args.det_batch_size, args.det_image_size, folder))
         for variant in variants:
             method = variant.split('_')[0] if variant in DISTILLED else 'kd'
             per_step = HYBRIDS_PER_STEP.get(variant)
-            store = (random_soft_label_store(pair['kd'], checkpoint, folder, args.batch_size)
+            store = (random_soft_label_store(kd_cfg, checkpoint, folder, args.batch_size)
                      if variant == 'kd_stored' else None)
-            model = build_distiller(pair[method], checkpoint, device,
+            model = build_distiller(pair_config(pair[method], pair.get('teacher_config')),
+                                    checkpoint, device,
                                     TEACHER_OPTIONS.get(variant, {}), per_step, store)
             if variant == 'student':  # the stock student model, trained on its own
                 runs[variant] = step_of(model.student, batch)
@@ -431,11 +447,15 @@ def profile_kd_step(variants: Dict[str, Timed], calls: int = 3) -> List[dict]:
 
 
 def variants_of(name: str, requested: Optional[List[str]]) -> List[str]:
-    """The variants measured for a pair: ``requested`` (all by default) plus the floors, in
-    :data:`VARIANTS` order, without the classification-only ones for detection."""
-    wanted = set(VARIANTS if requested is None else list(requested) + list(FLOORS))
+    """The variants measured for a pair: ``requested`` (by default the pair's own list, else
+    all) plus the floors, in :data:`VARIANTS` order, without the classification-only ones for
+    detection."""
+    pair = PAIRS[name]
+    if requested is None:
+        requested = pair.get('variants', VARIANTS)
+    wanted = set(requested) | set(FLOORS)
     return [variant for variant in VARIANTS if variant in wanted
-            and (name == 'classification' or variant not in CLASSIFICATION_ONLY)]
+            and (pair['task'] == 'classification' or variant not in CLASSIFICATION_ONLY)]
 
 
 def benchmark_pair(name: str, args: argparse.Namespace, device: str) -> dict:
