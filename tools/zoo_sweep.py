@@ -141,8 +141,10 @@ def case_main(spec_path: str) -> None:
 
 
 def versions() -> str:
-    from importlib.metadata import version
-    return ', '.join(f'{name} {version(name)}' for name in
+    """The installed stack's versions, read from the modules (the OneDL forks install the
+    same modules under other distribution names)."""
+    import importlib
+    return ', '.join(f'{name} {importlib.import_module(name).__version__}' for name in
                      ('torch', 'mmengine', 'mmcv', 'mmpretrain', 'mmdet'))
 
 

@@ -139,6 +139,12 @@ def test_the_committed_table_covers_every_family_of_the_installed_trees():
     """docs/zoo_coverage.md (the full sweep, run by hand) names each family of the installed
     config trees: in its table, as not attempted, or as not swept yet."""
     table = (REPO_ROOT / 'docs' / 'zoo_coverage.md').read_text()
+    import mmdet
+    import mmpretrain
+    swept_with = f'mmpretrain {mmpretrain.__version__}, mmdet {mmdet.__version__})'
+    if swept_with not in table.splitlines()[2]:
+        pytest.skip(f'the committed sweep is of other config trees than the installed ones '
+                    f'({swept_with[:-1]}): its header says which')
     for zoo, section in zip(('mmpretrain', 'mmdet'), table.split('## ')[1:]):
         assert section.startswith(zoo)
         for family in families(zoo):
