@@ -9,10 +9,10 @@ from mmengine.registry import DefaultScope
 from torch import nn
 
 from mmkd_plugins.registry import MODELS, SCOPE
+from mmkd_plugins.soft_labels import StoredTeacher
 from ..module_output_recorder import ModuleOutputRecorder, check_module_names
 from ..task_adapters import (ClassifierAdapter, adapter_for, two_classifier_layout,
                              two_classifier_loss)
-from mmkd_plugins.soft_labels import StoredTeacher
 from ..teachers import (HoldsFrozenTeachers, TeacherOutputCache, bf16_autocast,
                         build_renormalizer, build_teacher, check_bf16_supported,
                         expected_input_size, load_teacher_weights, resized_to, sample_key,
