@@ -88,7 +88,7 @@ from mmkd_plugins.models import Distiller
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from mmkd_plugins.registry import MODELS
 from mmkd_plugins.soft_labels import VIEW_KEY, SoftLabelStore, teacher_identity
-from mmkd_plugins.soft_labels.store import FORMAT_VERSION
+from mmkd_plugins.soft_labels.store import store_header
 
 warnings.filterwarnings('ignore')
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -228,11 +228,10 @@ def random_soft_label_store(cfg: Config, teacher_checkpoint: str, folder: str,
     teacher = dict(cfg.model.teacher, checkpoint=teacher_checkpoint)
     num_classes = cfg.model.student.head.num_classes
     path = osp.join(folder, 'soft_labels')
-    store = SoftLabelStore.create_or_continue(path, dict(
-        format_version=FORMAT_VERSION, teacher=teacher_identity(teacher),
-        tau=float(next(iter(cfg.model.distill_losses.values())).tau), num_samples=samples,
-        views=1, top_k=top_k, num_classes=num_classes, replayed_transforms=[], approximated=[],
-        seed=0))
+    store = SoftLabelStore.create_or_continue(path, store_header(
+        teacher_identity(teacher), float(next(iter(cfg.model.distill_losses.values())).tau),
+        samples, views=1, top_k=top_k, num_classes=num_classes, replayed_transforms=[],
+        approximated=[], seed=0))
     generator = torch.Generator().manual_seed(0)
     for index in range(samples):
         probabilities = torch.softmax(torch.randn(num_classes, generator=generator), 0)

@@ -32,7 +32,7 @@ from mmkd_plugins.soft_labels import (SoftLabelStore, apply_view, build_transfor
                                       teacher_identity, top_k_soft_labels,
                                       training_dataset_with_pipeline)
 from mmkd_plugins.soft_labels.pipeline_rewrite import as_plain
-from mmkd_plugins.soft_labels.store import FORMAT_VERSION
+from mmkd_plugins.soft_labels.store import store_header
 from mmkd_plugins.soft_labels.view_replay import first_unreplayable_transform
 
 
@@ -117,11 +117,9 @@ def main() -> None:
     loading, replayed_transforms, packing_transforms = (
         build_transforms(loading), build_transforms(replayed), build_transforms(packing))
 
-    header = dict(format_version=FORMAT_VERSION, teacher=teacher_identity(cfg.model.teacher),
-                  tau=tau, num_samples=len(dataset), views=args.views, top_k=args.top_k,
-                  num_classes=num_classes, replayed_transforms=as_plain(replayed),
-                  approximated=sorted(args.approximate), seed=args.seed,
-                  dataset=as_plain(dict(dataset_cfg, pipeline=None)))
+    header = store_header(teacher_identity(cfg.model.teacher), tau, len(dataset), args.views,
+                          args.top_k, num_classes, as_plain(replayed), sorted(args.approximate),
+                          args.seed, dataset=as_plain(dict(dataset_cfg, pipeline=None)))
     if rank == 0:
         store = SoftLabelStore.create_or_continue(out, header)
     if world_size > 1:

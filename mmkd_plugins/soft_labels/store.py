@@ -55,6 +55,17 @@ def bytes_per_sample(views: int, top_k: int, num_classes: int) -> int:
     return views * top_k * (2 + class_dtype(num_classes).itemsize) + 8 + 1
 
 
+def store_header(teacher: Dict[str, Any], tau: float, num_samples: int, views: int,
+                 top_k: int, num_classes: int, replayed_transforms: List[dict],
+                 approximated: List[str], seed: int, **details: Any) -> Dict[str, Any]:
+    """A store's header: the identity fields (see :data:`IDENTITY_FIELDS`) and any
+    informational ``details`` (e.g. the dataset's config)."""
+    return dict(format_version=FORMAT_VERSION, teacher=teacher, tau=tau,
+                num_samples=num_samples, views=views, top_k=top_k, num_classes=num_classes,
+                replayed_transforms=replayed_transforms, approximated=approximated, seed=seed,
+                **details)
+
+
 def header_differences(stored: Dict[str, Any], expected: Dict[str, Any]) -> List[str]:
     """The identity fields in which two headers differ, as ``'field: stored X, here Y'``."""
     return [f'{field}: the store has {stored.get(field)!r}, this run {expected.get(field)!r}'

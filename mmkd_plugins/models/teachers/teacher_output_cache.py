@@ -103,11 +103,6 @@ class TeacherOutputCache:
         """Positions of ``keys`` that are not cached yet."""
         return [index for index, key in enumerate(keys) if key not in self._store]
 
-    def store(self, keys: Sequence[Tuple], logits: Logits) -> None:
-        """Cache a batch's logits (sample-major rows) under ``keys``, within ``max_bytes``."""
-        for key, sample in zip(keys, split_per_sample(logits, len(keys))):
-            self.store_sample(key, sample)
-
     def store_sample(self, key: Tuple, sample: Logits) -> None:
         """Cache one sample's logits under ``key``, unless that would pass ``max_bytes``."""
         if key in self._store:
