@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .model_evaluation import ModelEvaluation  # noqa: E402
-from .training_logs import EpochCurves  # noqa: E402
+from .training_logs import EpochCurves, curve_bands  # noqa: E402
 
 
 def plot_per_class(evaluations: Sequence[ModelEvaluation], path: str) -> None:
@@ -58,28 +58,46 @@ def plot_confusion_matrices(evaluations: Sequence[ModelEvaluation], path: str) -
     plt.close(figure)
 
 
-def plot_curves(runs: Dict[str, EpochCurves], path: str) -> None:
+def plot_curves(runs: Dict[str, Sequence[EpochCurves]], path: str) -> None:
     """Overlay the runs: one panel per loss term (each distillation term separately) and per
-    validation metric, epochs on the x axis."""
-    panels = sorted({key for curves in runs.values() for key in curves.losses})
-    panels += sorted({key for curves in runs.values() for key in curves.metrics})
+    validation metric, epochs on the x axis.
+
+    Args:
+        runs: Label -> the curves of that setting's runs (its seeds). One run is drawn as a
+            line; several as their mean, with the band between the lowest and the highest run
+            shaded, so that a gap between settings can be told from the seed-to-seed spread.
+        path: The PNG file to write.
+    """
+    bands = {label: curve_bands(curves) for label, curves in runs.items()}
+    metrics = {key for curves in runs.values() for run in curves for key in run.metrics}
+    panels = sorted({key for band in bands.values() for key in band} - metrics)
+    panels += sorted(metrics)
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows),
                                 squeeze=False)
-    colors = {label: f'C{index}' for index, label in enumerate(runs)}  # one colour per run
+    colors = {label: f'C{index}' for index, label in enumerate(runs)}  # one colour per setting
     for axis, key in zip(axes.flat, panels):
-        for label, curves in runs.items():
-            series = curves.losses.get(key) or curves.metrics.get(key)
-            if series:
-                marker = 'o' if len(series) < 30 else None
-                axis.plot(list(series), list(series.values()), label=label, marker=marker,
-                          markersize=3, color=colors[label])
+        for label, band in bands.items():
+            if key not in band:
+                continue
+            curve = band[key]
+            seeds = len(runs[label])
+            name = label if seeds == 1 else f'{label} ({seeds} seeds)'
+            marker = 'o' if len(curve.epochs) < 30 else None
+            axis.plot(curve.epochs, curve.mean, label=name, marker=marker, markersize=3,
+                      color=colors[label])
+            if seeds > 1:
+                axis.fill_between(curve.epochs, curve.low, curve.high, color=colors[label],
+                                  alpha=0.2, linewidth=0)
         axis.set_title(key, fontsize=9)
         axis.set_xlabel('epoch')
         axis.legend(fontsize='x-small')
     for axis in list(axes.flat)[len(panels):]:
         axis.set_visible(False)
+    if any(len(curves) > 1 for curves in runs.values()):
+        figure.suptitle('lines: mean over seeds; shaded: lowest to highest seed', fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+

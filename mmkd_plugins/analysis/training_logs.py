@@ -7,6 +7,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, List, Sequence
 
+import numpy as np
+
 NOT_LOSSES = ('lr', 'time', 'data_time', 'epoch', 'iter', 'step', 'memory')
 
 
@@ -73,3 +75,58 @@ def select_keys(curves: EpochCurves, patterns: Sequence[str]) -> EpochCurves:
 
     return EpochCurves(losses={k: v for k, v in curves.losses.items() if keep(k)},
                        metrics={k: v for k, v in curves.metrics.items() if keep(k)})
+
+
+def as_student_terms(curves: EpochCurves) -> EpochCurves:
+    """An undistilled run's loss terms under the names a distiller logs them with.
+
+    A distiller logs the student's own terms as ``student.<term>``; a baseline trained without a
+    teacher logs the same terms as ``<term>``. Renaming puts the baseline into the same panels
+    (``loss_cls`` -> ``student.loss_cls``; the total ``loss`` keeps its name). A run that already
+    logs ``student.*`` or ``distill.*`` terms is returned unchanged.
+    """
+    if any(key.startswith(('student.', 'distill.')) for key in curves.losses):
+        return curves
+    return EpochCurves(
+        losses={key if key == 'loss' else f'student.{key}': series
+                for key, series in curves.losses.items()},
+        metrics=dict(curves.metrics))
+
+
+@dataclass
+class CurveBand:
+    """One curve over several runs of a setting (its seeds).
+
+    Attributes:
+        epochs: The epochs every run logged, ascending.
+        mean: Per epoch, the mean over the runs.
+        low: Per epoch, the smallest run's value.
+        high: Per epoch, the largest run's value.
+    """
+    epochs: List[int]
+    mean: List[float]
+    low: List[float]
+    high: List[float]
+
+
+def curve_bands(runs: Sequence[EpochCurves]) -> Dict[str, CurveBand]:
+    """Per loss term and metric, the band of several runs over the epochs they all logged.
+
+    Args:
+        runs: The curves of one setting's runs (e.g. its seeds); keys missing from any run and
+            epochs missing from any run are left out.
+
+    Returns:
+        Key -> its :class:`CurveBand`.
+    """
+    bands = {}
+    for kind in ('losses', 'metrics'):
+        series = [getattr(run, kind) for run in runs]
+        for key in set.intersection(*(set(s) for s in series)):
+            epochs = sorted(set.intersection(*(set(s[key]) for s in series)))
+            if not epochs:
+                continue
+            values = np.array([[s[key][epoch] for epoch in epochs] for s in series])
+            bands[key] = CurveBand(epochs, values.mean(0).tolist(), values.min(0).tolist(),
+                                   values.max(0).tolist())
+    return bands

@@ -9,8 +9,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmkd_plugins.analysis import (evaluate_model, read_epoch_curves, sigmoid_agreement,
-                                   softmax_agreement)
+from mmkd_plugins.analysis import (EpochCurves, as_student_terms, curve_bands, evaluate_model,
+                                   read_epoch_curves, sigmoid_agreement, softmax_agreement)
 from ..conftest import (STUDENT_CONFIG, TEACHER_CONFIG, cfg_options_args, data_options,
                         run_tool, save_random_checkpoint)
 from ..test_models.test_distiller import assert_bf16_close
@@ -58,6 +58,30 @@ def test_epoch_curves_are_the_means_of_each_epochs_logged_values(tmp_path):
     assert curves.metrics == {'accuracy/top1': {1: 50.0, 2: 75.0}}
 
 
+def test_curve_bands_are_mean_min_and_max_over_the_epochs_every_seed_logged():
+    seeds = [EpochCurves(losses={'loss': {1: 3.0, 2: 1.0, 3: 0.5}},
+                         metrics={'coco/bbox_mAP': {8: 0.2, 16: 0.5}}),
+             EpochCurves(losses={'loss': {1: 5.0, 2: 2.0}, 'distill.loss_kd': {1: 1.0}},
+                         metrics={'coco/bbox_mAP': {8: 0.4, 16: 0.6}})]
+    bands = curve_bands(seeds)
+    assert set(bands) == {'loss', 'coco/bbox_mAP'}  # a term one seed lacks is left out
+    assert bands['loss'].epochs == [1, 2]  # epoch 3: one seed only
+    assert bands['loss'].mean == [4.0, 1.5]
+    assert bands['loss'].low == [3.0, 1.0] and bands['loss'].high == [5.0, 2.0]
+    assert bands['coco/bbox_mAP'].mean == pytest.approx([0.3, 0.55])
+
+
+def test_a_baselines_terms_join_the_students_panels():
+    baseline = EpochCurves(losses={'loss': {1: 2.0}, 'loss_cls': {1: 1.5}},
+                           metrics={'coco/bbox_mAP': {1: 0.1}})
+    renamed = as_student_terms(baseline)
+    assert renamed.losses == {'loss': {1: 2.0}, 'student.loss_cls': {1: 1.5}}
+    assert renamed.metrics == baseline.metrics
+    distilled = EpochCurves(losses={'loss': {1: 3.0}, 'student.loss_cls': {1: 1.0},
+                                    'distill.loss_kd': {1: 2.0}})
+    assert as_student_terms(distilled) is distilled
+
+
 def test_compare_writes_tables_and_figures_that_match_the_test_tool(tmp_path, digits_root,
                                                                     trained_teacher):
     student = save_random_checkpoint(STUDENT_CONFIG, str(tmp_path / 'student.pth'))
@@ -97,6 +121,10 @@ def test_plot_curves_draws_the_runs_of_the_tools(tmp_path, trained_teacher):
     result = run_tool(osp.join('analysis', 'plot_curves.py'), f'{run_dir}:one',
                       f'{run_dir}:two', '--out', out, '--keys', 'loss', 'accuracy/*')
     assert osp.getsize(out) > 10_000 and 'wrote' in result.stdout
+    seeds_out = str(tmp_path / 'seeds.png')  # one label twice: one band of two seeds
+    run_tool(osp.join('analysis', 'plot_curves.py'), f'{run_dir}:one', f'{run_dir}:one',
+             '--out', seeds_out, '--keys', 'loss', 'accuracy/*')
+    assert osp.getsize(seeds_out) > 10_000
     curves = read_epoch_curves(run_dir)
     assert set(curves.losses) == {'loss'} and 1 in curves.losses['loss']
     assert set(curves.metrics) == {'accuracy/top1'}

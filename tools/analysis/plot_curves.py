@@ -3,18 +3,22 @@
 Reads each run's mmengine scalar log (``<work_dir>/<timestamp>/vis_data/scalars.json``) and
 draws one panel per loss term (the total, the student's and each distillation term
 separately; the mean of the logged values of each epoch) and per validation metric, with all
-runs overlaid.
+runs overlaid. Runs given the same label are one setting's seeds: drawn as their mean with the
+band from the lowest to the highest seed shaded. A baseline's own terms (``loss_cls``) share
+the panels of the distilled students' ``student.loss_cls``.
 
 Example:
     python tools/analysis/plot_curves.py \\
         work_dirs/digits_demo/baseline/seed0:baseline work_dirs/digits_demo/kd/seed0:KD \\
         --out work_dirs/digits_demo/report/curves.png
+    # several seeds per setting
+    python tools/analysis/plot_curves.py work_dirs/digits_demo/kd/seed{0,1,2}:KD ...
 """
 import argparse
 import os
 import os.path as osp
 
-from mmkd_plugins.analysis import plot_curves, read_epoch_curves, select_keys
+from mmkd_plugins.analysis import as_student_terms, plot_curves, read_epoch_curves, select_keys
 
 
 def parse_args() -> argparse.Namespace:
@@ -23,7 +27,8 @@ def parse_args() -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='\n\n'.join(__doc__.split('\n\n')[1:]))
     parser.add_argument('runs', nargs='+', metavar='WORK_DIR[:LABEL]',
-                        help='a run\'s work dir (or scalars.json), optionally labelled')
+                        help='a run\'s work dir (or scalars.json), optionally labelled; runs '
+                        'with the same label are drawn as one band (their seeds)')
     parser.add_argument('--out', required=True, help='the PNG file to write')
     parser.add_argument('--keys', nargs='+', default=['*'], metavar='PATTERN',
                         help='only the losses and metrics matching these patterns '
@@ -36,8 +41,9 @@ def main() -> None:
     runs = {}
     for run in args.runs:
         path, _, label = run.partition(':')
-        runs[label or osp.basename(osp.normpath(path))] = select_keys(read_epoch_curves(path),
-                                                                      args.keys)
+        curves = as_student_terms(read_epoch_curves(path))
+        runs.setdefault(label or osp.basename(osp.normpath(path)), []).append(
+            select_keys(curves, args.keys))
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     plot_curves(runs, args.out)
     print(f'[plot_curves] wrote {args.out}')

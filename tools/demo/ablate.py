@@ -4,7 +4,13 @@ Studies (``STUDY``):
 
 * ``dist``: why DIST trails KD. The demo's DIST student
   (``configs/demo/dist_resnet18w32_resnet18w8_digits.py``) with the inter-class term alone, the
-  intra-class term alone, both (the demo's setting), and both at tau 4.
+  intra-class term alone, both (the demo's setting), both at tau 4, at loss weights 1 and 8
+  (the demo: 2), and at batch sizes 16 and 50 (the demo: 32).
+* ``labels``: the baseline, KD and DIST students on 200 labelled digits (20 a class) instead
+  of the demo's 50, for 150 epochs (7 steps an epoch: 1,050 steps, the demo's 800), to see
+  whether DIST's gap to KD comes from having few labelled images. The 200 are the demo's 50
+  and the first 15 of each class in ``extra_train.txt`` (written as
+  ``student_train_200.txt`` in the data folder).
 * ``blockwise``: block-wise distillation at lower cost. The demo's block-wise student
   (``configs/demo/blockwise_resnet18w32_resnet18w8_digits.py``) with all four hybrids in every
   step (the paper's form, the demo's setting), two per step in turn, one per step in turn.
@@ -20,29 +26,62 @@ Example:
 import argparse
 import os.path as osp
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Tuple
 
 from demo_runs import mean_and_std, train
 
 METRIC = 'accuracy/top1'
+CONFIGS = 'configs/demo'
+BASELINE = f'{CONFIGS}/student_resnet18w8_digits.py'
+KD = f'{CONFIGS}/kd_resnet18w32_resnet18w8_digits.py'
+DIST = f'{CONFIGS}/dist_resnet18w32_resnet18w8_digits.py'
+BLOCKWISE = f'{CONFIGS}/blockwise_resnet18w32_resnet18w8_digits.py'
 DIST_LOSS = 'model.distill_losses.loss_dist'
-# Study -> (its config, its table's first column, setting -> (its row, config overrides)).
-STUDIES: Dict[str, Tuple[str, str, Dict[str, Tuple[str, List[str]]]]] = {
-    'dist': ('configs/demo/dist_resnet18w32_resnet18w8_digits.py', 'DIST setting', {
-        # overrides of the demo's DISTLoss(beta=1, gamma=1, tau=1, loss_weight=2)
-        'inter_only': ('inter only (gamma 0), tau 1', [f'{DIST_LOSS}.gamma=0.0']),
-        'intra_only': ('intra only (beta 0), tau 1', [f'{DIST_LOSS}.beta=0.0']),
-        'both': ('both, tau 1 (the demo)', []),
-        'both_tau4': ('both, tau 4', [f'{DIST_LOSS}.tau=4.0']),
+LABELLED_200 = 'student_train_200.txt'
+ON_200_LABELS = [f'train_dataloader.dataset.ann_file={LABELLED_200}', 'train_cfg.max_epochs=150',
+                 'param_scheduler.T_max=150', 'default_hooks.checkpoint.interval=150']
+# Study -> (its table's first column, setting -> (its row, its config, config overrides)).
+STUDIES: Dict[str, Tuple[str, Dict[str, Tuple[str, str, List[str]]]]] = {
+    'dist': ('DIST setting', {
+        # overrides of the demo's DISTLoss(beta=1, gamma=1, tau=1, loss_weight=2), batch 32
+        'inter_only': ('inter only (gamma 0), tau 1', DIST, [f'{DIST_LOSS}.gamma=0.0']),
+        'intra_only': ('intra only (beta 0), tau 1', DIST, [f'{DIST_LOSS}.beta=0.0']),
+        'both': ('both, tau 1 (the demo)', DIST, []),
+        'both_tau4': ('both, tau 4', DIST, [f'{DIST_LOSS}.tau=4.0']),
+        'weight1': ('both, loss weight 1', DIST, [f'{DIST_LOSS}.loss_weight=1.0']),
+        'weight8': ('both, loss weight 8', DIST, [f'{DIST_LOSS}.loss_weight=8.0']),
+        'batch16': ('both, batch 16 (4 steps an epoch)', DIST,
+                    ['train_dataloader.batch_size=16']),
+        'batch50': ('both, batch 50 (all images, 1 step an epoch)', DIST,
+                    ['train_dataloader.batch_size=50']),
     }),
-    'blockwise': ('configs/demo/blockwise_resnet18w32_resnet18w8_digits.py',
-                  'block-wise hybrids', {
-                      'all': ('all 4 per step (the paper, the demo)', []),
-                      'per_step2': ('2 per step, in turn', ['model.hybrids.per_step=2']),
-                      'per_step1': ('1 per step, in turn', ['model.hybrids.per_step=1']),
-                  }),
+    'labels': ('student on 200 labelled digits', {
+        'baseline': ('baseline', BASELINE, ON_200_LABELS),
+        'kd': ('KD', KD, ON_200_LABELS),
+        'dist': ('DIST (the demo\'s setting)', DIST, ON_200_LABELS),
+    }),
+    'blockwise': ('block-wise hybrids', {
+        'all': ('all 4 per step (the paper, the demo)', BLOCKWISE, []),
+        'per_step2': ('2 per step, in turn', BLOCKWISE, ['model.hybrids.per_step=2']),
+        'per_step1': ('1 per step, in turn', BLOCKWISE, ['model.hybrids.per_step=1']),
+    }),
 }
+
+
+def write_200_labelled(data_root: str, per_class: int = 15) -> None:
+    """``student_train_200.txt``: the demo's 50 labelled digits and the first ``per_class`` of
+    each class in ``extra_train.txt`` (a random, class-stratified part of the teacher's data)."""
+    by_class: Dict[str, List[str]] = defaultdict(list)
+    with open(osp.join(data_root, 'extra_train.txt')) as file:
+        for line in file:
+            by_class[line.split()[1]].append(line)
+    with open(osp.join(data_root, 'student_train.txt')) as file:
+        lines = file.readlines()
+    lines += [line for label in sorted(by_class) for line in by_class[label][:per_class]]
+    with open(osp.join(data_root, LABELLED_200), 'w') as file:
+        file.writelines(lines)
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,12 +93,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', help='default: work_dirs/<study>_ablation')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--jobs', type=int, default=2, help='trainings run at once')
+    parser.add_argument('--settings', nargs='+', metavar='SETTING',
+                        help='only these settings of the study (default: all)')
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    config, column, settings = STUDIES[args.study]
+    column, settings = STUDIES[args.study]
+    unknown = set(args.settings or []) - set(settings)
+    if unknown:
+        raise SystemExit(f'--settings: {sorted(unknown)} not in study {args.study!r}; '
+                         f'its settings: {list(settings)}')
+    settings = {name: settings[name] for name in args.settings or settings}
+    if args.study == 'labels':
+        write_200_labelled(args.data_root)
     work_root = args.work_dir or osp.join('work_dirs', f'{args.study}_ablation')
     data = [f'{split}_dataloader.dataset.data_root={args.data_root}'
             for split in ('train', 'val', 'test')]
@@ -69,8 +117,9 @@ def main() -> None:
         setting, seed = run
         work_dir = osp.join(work_root, setting, f'seed{seed}')
         started = time.time()
-        accuracy = train(config, work_dir, seed, METRIC,
-                         f'model.teacher.checkpoint={args.teacher}', *data, *settings[setting][1])
+        _, config, overrides = settings[setting]
+        teacher = [] if config == BASELINE else [f'model.teacher.checkpoint={args.teacher}']
+        accuracy = train(config, work_dir, seed, METRIC, *teacher, *data, *overrides)
         return accuracy, time.time() - started
 
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -78,7 +127,7 @@ def main() -> None:
     print(f'| {column} | top-1 (%) on 500 test digits | per seed (seeds {args.seeds}) '
           f'| mean training time (s, {args.jobs} at once) |')
     print('|---|---|---|---|')
-    for setting, (label, _) in settings.items():
+    for setting, (label, _, _) in settings.items():
         values = [value for (name, _), (value, _) in zip(runs, results) if name == setting]
         seconds = [spent for (name, _), (_, spent) in zip(runs, results) if name == setting]
         print(f'| {label} | {mean_and_std(values)} | '

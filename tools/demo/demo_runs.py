@@ -127,18 +127,21 @@ def latest_checkpoint(run_dir: str) -> str:
                key=lambda path: int(path.rsplit('_', 1)[1].split('.')[0]))
 
 
-def write_report(work_dir: str, runs: Dict[str, str], seed: int, teacher_config: str,
-                 teacher_checkpoint: str, curve_keys: List[str], *options: str) -> str:
-    """The demo's report in ``<work_dir>/report``: the teacher and every run of ``seed``
-    compared by ``tools/analysis/compare.py`` (each distilled student as exported, the baseline
-    from its last checkpoint), and their training curves overlaid by
-    ``tools/analysis/plot_curves.py``.
+def write_report(work_dir: str, runs: Dict[str, str], seeds: List[int], teacher_config: str,
+                 teacher_checkpoint: str, curve_keys: List[str], metric: str,
+                 *options: str) -> str:
+    """The demo's report in ``<work_dir>/report``: the teacher and every run of the first seed
+    compared by ``tools/analysis/compare.py`` (each distilled student as exported, a baseline
+    from its last checkpoint), and the training curves of every run over all ``seeds`` (mean
+    and lowest-to-highest band per run) drawn by ``tools/analysis/plot_curves.py``: every
+    ``curve_keys`` panel in ``curves.png``, the validation ``metric`` alone in
+    ``metric_curves.png``.
 
     Returns:
         The report folder.
     """
     report_dir = osp.join(work_dir, 'report')
-    run_dirs = {name: run_dir_of(work_dir, name, seed) for name in runs}
+    run_dirs = {name: run_dir_of(work_dir, name, seeds[0]) for name in runs}
     models = [(teacher_config, teacher_checkpoint, 'teacher')]
     for name, run_dir in run_dirs.items():
         if name == 'baseline':
@@ -149,9 +152,10 @@ def write_report(work_dir: str, runs: Dict[str, str], seed: int, teacher_config:
     run_tool(osp.join('analysis', 'compare.py'),
              *[arg for model in models for arg in ('--model', *model)], '--out', report_dir,
              *(['--cfg-options', *options] if options else []))
-    run_tool(osp.join('analysis', 'plot_curves.py'),
-             *[f'{run_dir}:{name}' for name, run_dir in run_dirs.items()],
-             '--out', osp.join(report_dir, 'curves.png'), '--keys', *curve_keys)
+    every_seed = [f'{run_dir_of(work_dir, name, seed)}:{name}' for name in runs for seed in seeds]
+    for figure, keys in (('curves.png', curve_keys), ('metric_curves.png', [metric])):
+        run_tool(osp.join('analysis', 'plot_curves.py'), *every_seed,
+                 '--out', osp.join(report_dir, figure), '--keys', *keys)
     return report_dir
 
 

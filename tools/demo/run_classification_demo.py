@@ -13,8 +13,9 @@ each student over several seeds, then prints teacher / baseline / distilled top-
 ``<work-dir>/results.md``.
 The first distilled student is also exported and re-evaluated with ``tools/test.py`` on the
 stock student config, to show that the exported checkpoint is a plain student. Last, the
-teacher and the first seed's students are compared by ``tools/analysis/compare.py`` and
-``tools/analysis/plot_curves.py`` into ``<work-dir>/report``.
+teacher and the first seed's students are compared by ``tools/analysis/compare.py``, and the
+training curves of every run over all seeds drawn by ``tools/analysis/plot_curves.py``, into
+``<work-dir>/report``.
 """
 import argparse
 import json
@@ -129,8 +130,8 @@ def main() -> None:
         osp.join(args.work_dir, 'kd', f'seed{args.seeds[0]}'), TOP1,
         *data_options(args.data_root))
     print('[demo] comparing the teacher and the seed-0 students ...', flush=True)
-    report_dir = write_report(args.work_dir, STUDENT_RUNS, args.seeds[0], TEACHER_CONFIG,
-                              teacher_checkpoint, CURVE_KEYS, *data_options(args.data_root))
+    report_dir = write_report(args.work_dir, STUDENT_RUNS, args.seeds, TEACHER_CONFIG,
+                              teacher_checkpoint, CURVE_KEYS, TOP1, *data_options(args.data_root))
 
     table = format_table(teacher_accuracy, students, args.seeds, args.work_dir)
     summary = (f'{table}\n\nTraining times: {args.jobs} runs at once, one thread each. '

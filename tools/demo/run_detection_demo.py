@@ -11,8 +11,8 @@ each student over several seeds, then prints teacher / baseline / distilled bbox
 mmdet's ``CocoMetric`` (pycocotools) on 150 held-out images and writes
 ``<work-dir>/results.md``. The first distilled student's exported checkpoint is re-evaluated
 with ``tools/test.py`` on the stock student config. Last, the teacher and the first seed's
-students are compared by ``tools/analysis/compare.py`` and ``tools/analysis/plot_curves.py``
-into ``<work-dir>/report``.
+students are compared by ``tools/analysis/compare.py``, and the training curves of every run
+over all seeds drawn by ``tools/analysis/plot_curves.py``, into ``<work-dir>/report``.
 """
 import argparse
 import os
@@ -76,8 +76,8 @@ def main() -> None:
     exported_map = retest_exported_student(osp.join(args.work_dir, 'kd', f'seed{args.seeds[0]}'),
                                            MAP)
     print('[demo] comparing the teacher and the seed-0 students ...', flush=True)
-    report_dir = write_report(args.work_dir, STUDENT_RUNS, args.seeds[0], TEACHER_CONFIG,
-                              teacher_checkpoint, CURVE_KEYS)
+    report_dir = write_report(args.work_dir, STUDENT_RUNS, args.seeds, TEACHER_CONFIG,
+                              teacher_checkpoint, CURVE_KEYS, MAP)
 
     summary = (f'{format_table(teacher_map, students, args.seeds)}\n\nExported KD student '
                f'(seed {args.seeds[0]}) re-tested with tools/test.py on the stock student '
