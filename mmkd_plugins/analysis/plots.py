@@ -100,4 +100,3 @@ def plot_curves(runs: Dict[str, Sequence[EpochCurves]], path: str) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
-
