@@ -5,7 +5,8 @@ Studies (``STUDY``):
 * ``dist``: why DIST trails KD. The demo's DIST student
   (``configs/demo/dist_resnet18w32_resnet18w8_digits.py``) with the inter-class term alone, the
   intra-class term alone, both (the demo's setting), both at tau 4, at loss weights 1 and 8
-  (the demo: 2), and at batch sizes 16 and 50 (the demo: 32).
+  (the demo: 2), and at batch sizes 16 and 50 (the demo: 32); the demo's KD and baseline
+  students as references trained against the same teacher.
 * ``labels``: the baseline, KD and DIST students on 200 labelled digits (20 a class) instead
   of the demo's 50, for 150 epochs (7 steps an epoch: 1,050 steps, the demo's 800), to see
   whether DIST's gap to KD comes from having few labelled images. The 200 are the demo's 50
@@ -31,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Tuple
 
 from demo_runs import mean_and_std, train
+from run_classification_demo import data_options
 
 METRIC = 'accuracy/top1'
 CONFIGS = 'configs/demo'
@@ -56,6 +58,9 @@ STUDIES: Dict[str, Tuple[str, Dict[str, Tuple[str, str, List[str]]]]] = {
                     ['train_dataloader.batch_size=16']),
         'batch50': ('both, batch 50 (all images, 1 step an epoch)', DIST,
                     ['train_dataloader.batch_size=50']),
+        # references of the same run and teacher
+        'kd': ('KD, tau 4 (the demo\'s KD, for reference)', KD, []),
+        'baseline': ('no teacher (the demo\'s baseline, for reference)', BASELINE, []),
     }),
     'labels': ('student on 200 labelled digits', {
         'baseline': ('baseline', BASELINE, ON_200_LABELS),
@@ -109,8 +114,7 @@ def main() -> None:
     if args.study == 'labels':
         write_200_labelled(args.data_root)
     work_root = args.work_dir or osp.join('work_dirs', f'{args.study}_ablation')
-    data = [f'{split}_dataloader.dataset.data_root={args.data_root}'
-            for split in ('train', 'val', 'test')]
+    data = data_options(args.data_root)
     runs = [(name, seed) for name in settings for seed in args.seeds]
 
     def train_one(run: Tuple[str, int]) -> Tuple[float, float]:

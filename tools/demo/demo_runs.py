@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -58,6 +58,26 @@ def train_teacher(config: str, work_dir: str, metric: str, *options: str) -> Tup
     return result, checkpoint
 
 
+def needs_teacher(name: str) -> bool:
+    """Whether the demo run ``name`` distils: every run but those named ``baseline...``."""
+    return not name.startswith('baseline')
+
+
+def _train_student(runs: Dict[str, str], work_dir: str, metric: str, teacher_checkpoint: str,
+                   options: Sequence[str], run_options: Optional[Dict[str, List[str]]],
+                   name: str, seed: int) -> float:
+    """Train one (run, seed) pair (see :func:`train_students`); return its final ``metric``."""
+    run_dir = run_dir_of(work_dir, name, seed)
+    teacher = [f'model.teacher.checkpoint={teacher_checkpoint}'] if needs_teacher(name) else []
+    start = time.perf_counter()
+    result = train(runs[name], run_dir, seed, metric, *teacher, *options,
+                   *(run_options or {}).get(name, []))
+    with open(osp.join(run_dir, 'train_seconds.txt'), 'w') as file:
+        file.write(f'{time.perf_counter() - start:.1f}\n')
+    print(f'[demo]   {name:12s} seed {seed}: {metric} {result:.4f}', flush=True)
+    return result
+
+
 def train_students(runs: Dict[str, str], seeds: List[int], work_dir: str, metric: str,
                    teacher_checkpoint: str, jobs: int, *options: str,
                    run_options: Optional[Dict[str, List[str]]] = None) -> Dict[str, List[float]]:
@@ -66,7 +86,7 @@ def train_students(runs: Dict[str, str], seeds: List[int], work_dir: str, metric
     :func:`mean_train_seconds`).
 
     Args:
-        runs: Name -> config; the run named ``'baseline'`` gets no teacher.
+        runs: Name -> config; runs named ``baseline...`` get no teacher (:func:`needs_teacher`).
         seeds: Seeds of each run.
         work_dir: ``<work_dir>/<name>/seed<seed>`` holds each run.
         metric: The logged metric to return.
@@ -79,22 +99,47 @@ def train_students(runs: Dict[str, str], seeds: List[int], work_dir: str, metric
         Name -> the final ``metric`` of each seed, in the order of ``seeds``.
     """
     pairs = [(name, seed) for seed in seeds for name in runs]
-
-    def train_one(pair: Tuple[str, int]) -> float:
-        name, seed = pair
-        run_dir = run_dir_of(work_dir, name, seed)
-        teacher = [] if name == 'baseline' else [f'model.teacher.checkpoint={teacher_checkpoint}']
-        start = time.perf_counter()
-        result = train(runs[name], run_dir, seed, metric, *teacher, *options,
-                       *(run_options or {}).get(name, []))
-        with open(osp.join(run_dir, 'train_seconds.txt'), 'w') as file:
-            file.write(f'{time.perf_counter() - start:.1f}\n')
-        print(f'[demo]   {name:10s} seed {seed}: {metric} {result:.4f}', flush=True)
-        return result
-
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(train_one, pairs))
+        results = list(pool.map(
+            lambda pair: _train_student(runs, work_dir, metric, teacher_checkpoint, options,
+                                        run_options, *pair), pairs))
     return {name: [r for (n, _), r in zip(pairs, results) if n == name] for name in runs}
+
+
+def train_teacher_and_students(teacher_config: str, runs: Dict[str, str], seeds: List[int],
+                               work_dir: str, metric: str, jobs: int, *options: str
+                               ) -> Tuple[float, str, Dict[str, List[float]]]:
+    """:func:`train_teacher` and :func:`train_students` in one pool of ``jobs`` trainings: the
+    baselines, which need no teacher, train while the teacher does, and each distillation run
+    starts once the teacher's checkpoint is there.
+
+    Args:
+        teacher_config: The teacher's config (trained with seed 0).
+        runs: As for :func:`train_students`.
+        seeds: Seeds of each student run.
+        work_dir: Holds ``teacher/``, ``teacher.pth`` and ``<name>/seed<seed>`` of each run.
+        metric: The logged metric to return.
+        jobs: Trainings at once.
+        options: Further config overrides for every run, the teacher's included.
+
+    Returns:
+        The teacher's final ``metric``, its checkpoint, and name -> the final ``metric`` of each
+        seed, in the order of ``seeds``.
+    """
+    pairs = sorted(((name, seed) for seed in seeds for name in runs),
+                   key=lambda pair: needs_teacher(pair[0]))  # baselines first, order kept
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        teacher = pool.submit(train_teacher, teacher_config, work_dir, metric, *options)
+
+        def train_one(name: str, seed: int) -> float:
+            checkpoint = teacher.result()[1] if needs_teacher(name) else ''
+            return _train_student(runs, work_dir, metric, checkpoint, options, None, name, seed)
+
+        futures = [pool.submit(train_one, *pair) for pair in pairs]
+        results = {pair: future.result() for pair, future in zip(pairs, futures)}
+    teacher_result, checkpoint = teacher.result()
+    return teacher_result, checkpoint, {
+        name: [results[name, seed] for seed in seeds] for name in runs}
 
 
 def run_dir_of(work_dir: str, name: str, seed: int) -> str:
@@ -131,11 +176,11 @@ def write_report(work_dir: str, runs: Dict[str, str], seeds: List[int], teacher_
                  teacher_checkpoint: str, curve_keys: List[str], metric: str,
                  *options: str) -> str:
     """The demo's report in ``<work_dir>/report``: the teacher and every run of the first seed
-    compared by ``tools/analysis/compare.py`` (each distilled student as exported, a baseline
-    from its last checkpoint), and the training curves of every run over all ``seeds`` (mean
-    and lowest-to-highest band per run) drawn by ``tools/analysis/plot_curves.py``: every
-    ``curve_keys`` panel in ``curves.png``, the validation ``metric`` alone in
-    ``metric_curves.png``.
+    compared by ``tools/analysis/compare.py`` (each distilled student as exported, each
+    baseline from its last checkpoint), and the training curves of every run over all
+    ``seeds`` (mean and lowest-to-highest band per run) drawn by
+    ``tools/analysis/plot_curves.py``: every ``curve_keys`` panel in ``curves.png``, the
+    validation ``metric`` alone in ``metric_curves.png``.
 
     Returns:
         The report folder.
@@ -144,7 +189,7 @@ def write_report(work_dir: str, runs: Dict[str, str], seeds: List[int], teacher_
     run_dirs = {name: run_dir_of(work_dir, name, seeds[0]) for name in runs}
     models = [(teacher_config, teacher_checkpoint, 'teacher')]
     for name, run_dir in run_dirs.items():
-        if name == 'baseline':
+        if not needs_teacher(name):
             models.append((runs[name], latest_checkpoint(run_dir), name))
         else:
             models.append((osp.join(run_dir, 'student_config.py'),

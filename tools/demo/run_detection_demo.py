@@ -3,32 +3,38 @@
 Trains, through ``tools/train.py`` and the configs in ``configs/demo/det/`` (all inheriting
 mmdet's stock RetinaNet R18 config, trained from scratch):
   * a teacher (R18 backbone, 64-channel FPN and head) on 600 images;
-  * a student baseline (quarter-width R18) on only 100 images, with its labels alone;
+  * a student baseline (quarter-width R18) on only 100 images, with its labels alone, at the
+    students' schedule (108 epochs) and at 1.5 x it (162 epochs), to show that the baseline has
+    converged;
   * the same student distilled with KD (binary KL on the sigmoid scores), with DIST (the
     authors' RetinaNet recipe) and block-wise (hybrids with learned stage connectors, DIST as
-    the distance),
-each student over several seeds, then prints teacher / baseline / distilled bbox mAP from
-mmdet's ``CocoMetric`` (pycocotools) on 150 held-out images and writes
-``<work-dir>/results.md``. The first distilled student's exported checkpoint is re-evaluated
-with ``tools/test.py`` on the stock student config. Last, the teacher and the first seed's
-students are compared by ``tools/analysis/compare.py``, and the training curves of every run
+    the distance), at the students' schedule,
+each student over several seeds (the teacher trains alongside the baselines), then prints
+teacher / baseline / distilled bbox mAP from mmdet's ``CocoMetric`` (pycocotools) on 150
+held-out images, each method's gain over the baseline and whether it exceeds the seed spread,
+and writes ``<work-dir>/results.md`` and ``results.json``. The first distilled student's
+exported checkpoint is re-evaluated with ``tools/test.py`` on the stock student config. Last,
+the teacher and the first seed's students are compared by ``tools/analysis/compare.py``, and the training curves of every run
 over all seeds drawn by ``tools/analysis/plot_curves.py``, into ``<work-dir>/report``.
 """
 import argparse
+import json
 import os
 import os.path as osp
+import statistics
 import time
 import warnings
 from typing import Dict, List
 
-from demo_runs import (REPO_ROOT, mean_and_std, read_text, retest_exported_student,
-                       train_students, train_teacher, write_report)
+from demo_runs import (REPO_ROOT, mean_and_std, mean_train_seconds, read_text,
+                       retest_exported_student, train_teacher_and_students, write_report)
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 CONFIGS = osp.join('configs', 'demo', 'det')
 TEACHER_CONFIG = osp.join(CONFIGS, 'teacher_retinanet_r18_shapes.py')
 STUDENT_RUNS = {
     'baseline': osp.join(CONFIGS, 'student_retinanet_r18w16_shapes.py'),
+    'baseline-1.5x': osp.join(CONFIGS, 'student_retinanet_r18w16_shapes_1.5x.py'),
     'KD': osp.join(CONFIGS, 'kd_retinanet_r18_retinanet_r18w16_shapes.py'),
     'DIST': osp.join(CONFIGS, 'dist_retinanet_r18_retinanet_r18w16_shapes.py'),
     'block-wise': osp.join(CONFIGS, 'blockwise_retinanet_r18_retinanet_r18w16_shapes.py'),
@@ -41,22 +47,65 @@ CURVE_KEYS = ['loss', 'student.*', 'distill.*', 'cross.*', MAP]
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/shapes_demo')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--jobs', type=int, default=2,
                         help='trainings run at once (each with one thread)')
     return parser.parse_args()
 
 
-def format_table(teacher: float, students: Dict[str, List[float]], seeds: List[int]) -> str:
-    rows = ['| Model | Train images | bbox mAP (%) on 150 val images | Per seed |',
-            '|---|---|---|---|',
-            f'| Teacher RetinaNet R18 | 600 | {100 * teacher:.1f} | seed 0 |']
+def epochs_of(config: str) -> int:
+    """The ``train_cfg.max_epochs`` of a config."""
+    from mmengine.config import Config
+    return Config.fromfile(config).train_cfg.max_epochs
+
+
+def spread(values: List[float]) -> float:
+    """The sample standard deviation (0 for one value)."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def verdict(method: List[float], baseline: List[float]) -> str:
+    """Whether the method's mean exceeds the baseline's by more than the larger of the two
+    seed standard deviations (all values in %)."""
+    gain = statistics.mean(method) - statistics.mean(baseline)
+    margin = max(spread(method), spread(baseline))
+    if gain > margin:
+        return f'yes (gain {gain:+.1f} > {margin:.1f})'
+    return f'**no** (gain {gain:+.1f} <= {margin:.1f})'
+
+
+def format_table(teacher: float, students: Dict[str, List[float]], seeds: List[int],
+                 work_dir: str) -> str:
+    """The results table (mAP in %) with each distilled student's gain over the baseline."""
+    baseline = [100 * m for m in students['baseline']]
+    rows = ['| Model | Train images | Epochs | bbox mAP (%) on 150 val images | Per seed | '
+            'Beats the baseline by more than the seed spread? | Training time per run (s) |',
+            '|---|---|---|---|---|---|---|',
+            f'| Teacher RetinaNet R18 | 600 | {epochs_of(TEACHER_CONFIG)} | {100 * teacher:.1f} '
+            '| seed 0 | | |']
     for name, maps in students.items():
         percent = [100 * m for m in maps]
         per_seed = ', '.join(f'{m:.1f}' for m in percent)
-        rows.append(f'| Student RetinaNet R18/4, {name} | 100 | {mean_and_std(percent)} | '
-                    f'{per_seed} (seeds {seeds}) |')
+        beats = '' if name.startswith('baseline') else verdict(percent, baseline)
+        rows.append(f'| Student RetinaNet R18/4, {name} | 100 | '
+                    f'{epochs_of(STUDENT_RUNS[name])} | {mean_and_std(percent)} | '
+                    f'{per_seed} (seeds {seeds}) | {beats} | '
+                    f'{mean_train_seconds(work_dir, name, seeds):.0f} |')
     return '\n'.join(rows)
+
+
+def convergence(students: Dict[str, List[float]]) -> str:
+    """Whether the baseline at 1.5 x the schedule differs from it by less than one seed SD."""
+    baseline = [100 * m for m in students['baseline']]
+    longer = [100 * m for m in students['baseline-1.5x']]
+    difference = statistics.mean(longer) - statistics.mean(baseline)
+    converged = abs(difference) < spread(baseline)
+    epochs = epochs_of(STUDENT_RUNS['baseline'])
+    return (f'Baseline at {epochs_of(STUDENT_RUNS["baseline-1.5x"])} vs {epochs} epochs: '
+            f'{difference:+.2f} points, {"within" if converged else "**more than**"} one seed '
+            f'standard deviation of the baseline ({spread(baseline):.2f}): the baseline '
+            f'{"has converged" if converged else "has not converged"} at {epochs} '
+            'epochs.')
 
 
 def main() -> None:
@@ -66,20 +115,21 @@ def main() -> None:
     from mmkd_plugins.demo import write_shapes_coco
     write_shapes_coco('data/shapes', SPLITS)
 
-    print('[demo] training the teacher RetinaNet on 600 images ...', flush=True)
-    teacher_map, teacher_checkpoint = train_teacher(TEACHER_CONFIG, args.work_dir, MAP)
+    print(f'[demo] training the teacher RetinaNet on 600 images and the students on 100 '
+          f'({", ".join(STUDENT_RUNS)} x seeds {args.seeds}; the distilled ones once the teacher '
+          'is trained) ...', flush=True)
+    teacher_map, teacher_checkpoint, students = train_teacher_and_students(
+        TEACHER_CONFIG, STUDENT_RUNS, args.seeds, args.work_dir, MAP, args.jobs)
     print(f'[demo] teacher bbox mAP: {100 * teacher_map:.1f}', flush=True)
-    print(f'[demo] training the students on 100 images ({", ".join(STUDENT_RUNS)} x seeds '
-          f'{args.seeds}) ...', flush=True)
-    students = train_students(STUDENT_RUNS, args.seeds, args.work_dir, MAP, teacher_checkpoint,
-                              args.jobs)
     exported_map = retest_exported_student(osp.join(args.work_dir, 'kd', f'seed{args.seeds[0]}'),
                                            MAP)
     print('[demo] comparing the teacher and the seed-0 students ...', flush=True)
     report_dir = write_report(args.work_dir, STUDENT_RUNS, args.seeds, TEACHER_CONFIG,
                               teacher_checkpoint, CURVE_KEYS, MAP)
 
-    summary = (f'{format_table(teacher_map, students, args.seeds)}\n\nExported KD student '
+    table = format_table(teacher_map, students, args.seeds, args.work_dir)
+    summary = (f'{table}\n\n{convergence(students)}\n\nTraining times: {args.jobs} runs at '
+               f'once, one thread each.\n\nExported KD student '
                f'(seed {args.seeds[0]}) re-tested with tools/test.py on the stock student '
                f'config: bbox mAP {100 * exported_map:.1f}.\n'
                f'\nComparison of the seed-{args.seeds[0]} models (tools/analysis/compare.py; '
@@ -87,6 +137,12 @@ def main() -> None:
                f'Total time: {(time.time() - start) / 60:.1f} min.\n')
     with open(osp.join(args.work_dir, 'results.md'), 'w') as file:
         file.write(summary)
+    with open(osp.join(args.work_dir, 'results.json'), 'w') as file:
+        json.dump(dict(teacher=teacher_map, students=students, seeds=args.seeds,
+                       exported_kd_student=exported_map,
+                       train_seconds={name: mean_train_seconds(args.work_dir, name, args.seeds)
+                                      for name in students},
+                       total_minutes=(time.time() - start) / 60), file, indent=2)
     print('\n' + summary)
 
 
