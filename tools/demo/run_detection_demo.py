@@ -4,8 +4,8 @@ Trains, through ``tools/train.py`` and the configs in ``configs/demo/det/`` (all
 mmdet's stock RetinaNet R18 config, trained from scratch):
   * a teacher (R18 backbone, 64-channel FPN and head) on 600 images;
   * a student baseline (quarter-width R18) on only 100 images, with its labels alone, at the
-    students' schedule (108 epochs) and at 1.5 x it (162 epochs), to show that the baseline has
-    converged;
+    students' schedule (108 epochs) and at 1.5 x it (162 epochs), to check whether the baseline
+    has converged;
   * the same student distilled with KD (binary KL on the sigmoid scores), with DIST (the
     authors' RetinaNet recipe) and block-wise (hybrids with learned stage connectors, DIST as
     the distance), at the students' schedule,
@@ -14,8 +14,9 @@ teacher / baseline / distilled bbox mAP from mmdet's ``CocoMetric`` (pycocotools
 held-out images, each method's gain over the baseline and whether it exceeds the seed spread,
 and writes ``<work-dir>/results.md`` and ``results.json``. The first distilled student's
 exported checkpoint is re-evaluated with ``tools/test.py`` on the stock student config. Last,
-the teacher and the first seed's students are compared by ``tools/analysis/compare.py``, and the training curves of every run
-over all seeds drawn by ``tools/analysis/plot_curves.py``, into ``<work-dir>/report``.
+the teacher and the first seed's students are compared by ``tools/analysis/compare.py``, and
+the training curves of every run over all seeds drawn by ``tools/analysis/plot_curves.py``,
+into ``<work-dir>/report``.
 """
 import argparse
 import json
@@ -26,7 +27,7 @@ import time
 import warnings
 from typing import Dict, List
 
-from demo_runs import (REPO_ROOT, mean_and_std, mean_train_seconds, read_text,
+from demo_runs import (REPO_ROOT, mean_and_std, mean_train_seconds, needs_teacher, read_text,
                        retest_exported_student, train_teacher_and_students, write_report)
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
@@ -86,7 +87,7 @@ def format_table(teacher: float, students: Dict[str, List[float]], seeds: List[i
     for name, maps in students.items():
         percent = [100 * m for m in maps]
         per_seed = ', '.join(f'{m:.1f}' for m in percent)
-        beats = '' if name.startswith('baseline') else verdict(percent, baseline)
+        beats = verdict(percent, baseline) if needs_teacher(name) else ''
         rows.append(f'| Student RetinaNet R18/4, {name} | 100 | '
                     f'{epochs_of(STUDENT_RUNS[name])} | {mean_and_std(percent)} | '
                     f'{per_seed} (seeds {seeds}) | {beats} | '
