@@ -39,10 +39,14 @@ def train(config: str, work_dir: str, seed: int, metric: str, *options: str) -> 
     return last_logged(work_dir, metric)
 
 
+def spread(values: List[float]) -> float:
+    """The sample standard deviation (0 for one value)."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def mean_and_std(values: List[float]) -> str:
     """``'mean ± sample std'`` with two decimals."""
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f'{statistics.mean(values):.2f} ± {std:.2f}'
+    return f'{statistics.mean(values):.2f} ± {spread(values):.2f}'
 
 
 def train_teacher(config: str, work_dir: str, metric: str, *options: str) -> Tuple[float, str]:

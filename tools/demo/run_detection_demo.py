@@ -28,7 +28,7 @@ import warnings
 from typing import Dict, List
 
 from demo_runs import (REPO_ROOT, mean_and_std, mean_train_seconds, needs_teacher, read_text,
-                       retest_exported_student, train_teacher_and_students, write_report)
+                       retest_exported_student, spread, train_teacher_and_students, write_report)
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 CONFIGS = osp.join('configs', 'demo', 'det')
@@ -58,11 +58,6 @@ def epochs_of(config: str) -> int:
     """The ``train_cfg.max_epochs`` of a config."""
     from mmengine.config import Config
     return Config.fromfile(config).train_cfg.max_epochs
-
-
-def spread(values: List[float]) -> float:
-    """The sample standard deviation (0 for one value)."""
-    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def verdict(method: List[float], baseline: List[float]) -> str:
