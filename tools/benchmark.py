@@ -25,6 +25,9 @@ per iteration, after warm-up, interleaving A B C D A B C D ...:
 * ``blockwise_k2`` / ``blockwise_k1``: the same with ``hybrids=dict(per_step=2)`` / ``1`` (two /
   one of the four hybrids per step, in turn); one call is a whole turn (2 / 4 steps) and its
   time is divided by its steps, so that the figure is the mean step over the turn;
+* ``blockwise_late`` / ``blockwise_last``: the same with ``hybrids=dict(stages=[3, 4])`` /
+  ``[4]``: only the hybrids that run few teacher stages (N_3: the teacher's last stage and
+  head; N_4: its head), every step;
 * ``kd_cached``: the KD step with the teacher-logits cache warm (a second epoch of a
   deterministic pipeline: no teacher forward at all);
 * ``kd_bf16``: the KD step with a bf16 teacher;
@@ -114,17 +117,18 @@ PAIRS = {
 
 TEACHER_VARIANTS = ('teacher', 'teacher_logits', 'teacher_channels_last', 'teacher_bf16',
                     'teacher_inference_mode')
-DISTILLED = ('kd', 'dist', 'blockwise', 'blockwise_k2', 'blockwise_k1', 'kd_cached', 'kd_bf16',
-             'kd_stored')
+DISTILLED = ('kd', 'dist', 'blockwise', 'blockwise_k2', 'blockwise_k1', 'blockwise_late',
+             'blockwise_last', 'kd_cached', 'kd_bf16', 'kd_stored')
 FLOORS = ('student', 'teacher', 'teacher_logits')  # measured whatever --variants asks
 CLASSIFICATION_ONLY = ('kd_stored', )  # a soft-label store serves classifiers
-BLOCKWISE = ('blockwise', 'blockwise_k2', 'blockwise_k1')
+BLOCKWISE = ('blockwise', 'blockwise_k2', 'blockwise_k1', 'blockwise_late', 'blockwise_last')
 VARIANTS = ('student', ) + TEACHER_VARIANTS + DISTILLED
 # variant -> options of the distiller's teacher (none for the others)
 TEACHER_OPTIONS = dict(teacher_channels_last=dict(channels_last=True),
                        teacher_bf16=dict(bf16=True), kd_bf16=dict(bf16=True))
-# variant -> hybrids per step (block-wise in turn)
-HYBRIDS_PER_STEP = dict(blockwise_k2=2, blockwise_k1=1)
+# variant -> options of block-wise hybrids: in turn, or a fixed subset of the cheap ones
+HYBRIDS_OPTIONS = dict(blockwise_k2=dict(per_step=2), blockwise_k1=dict(per_step=1),
+                       blockwise_late=dict(stages=[3, 4]), blockwise_last=dict(stages=[4]))
 SETTLED = 0.05  # warm-up ends when no variant's time moved by more than this between rounds
 # glibc settings of a CPU memory probe: allocations of 64 KiB and more get their own mapping
 # (a fixed threshold, not glibc's adaptive one) and the heap top is returned at once, so that
@@ -198,15 +202,15 @@ def pair_config(config_path: str, teacher_config: Optional[str] = None) -> Confi
 
 
 def build_distiller(cfg: Config, teacher_checkpoint: str, device: str,
-                    teacher_options: dict, hybrids_per_step: Optional[int] = None,
+                    teacher_options: dict, hybrids_options: Optional[dict] = None,
                     soft_labels: Optional[str] = None) -> Distiller:
     model_cfg = cfg.model
     model_cfg.teacher.checkpoint = teacher_checkpoint
     model_cfg.teacher.update(teacher_options)
     if soft_labels is not None:
         model_cfg.soft_labels = dict(store=soft_labels)
-    if hybrids_per_step is not None:
-        model_cfg.setdefault('hybrids', {})['per_step'] = hybrids_per_step
+    if hybrids_options:
+        model_cfg.setdefault('hybrids', {}).update(hybrids_options)
     model_cfg.student.pop('init_cfg', None)
     if 'backbone' in model_cfg.student:
         model_cfg.student.backbone.init_cfg = None
@@ -293,12 +297,12 @@ def build_variants(name: str, variants: List[str], args: argparse.Namespace,
                  detection_batch(args.det_batch_size, args.det_image_size, folder))
         for variant in variants:
             method = variant.split('_')[0] if variant in DISTILLED else 'kd'
-            per_step = HYBRIDS_PER_STEP.get(variant)
+            hybrids_options = HYBRIDS_OPTIONS.get(variant, {})
             store = (random_soft_label_store(kd_cfg, checkpoint, folder, args.batch_size)
                      if variant == 'kd_stored' else None)
             model = build_distiller(pair_config(pair[method], pair.get('teacher_config')),
                                     checkpoint, device,
-                                    TEACHER_OPTIONS.get(variant, {}), per_step, store)
+                                    TEACHER_OPTIONS.get(variant, {}), hybrids_options, store)
             if variant == 'student':  # the stock student model, trained on its own
                 runs[variant] = step_of(model.student, batch)
             elif variant in TEACHER_VARIANTS:
@@ -310,6 +314,7 @@ def build_variants(name: str, variants: List[str], args: argparse.Namespace,
                     model.enable_teacher_cache()
                     data = model.data_preprocessor(batch, training=True)
                     model.run_teacher(data['inputs'], data['data_samples'])
+                per_step = hybrids_options.get('per_step')
                 turn = 1 if per_step is None else len(model.hybrids.stages) // per_step
                 runs[variant] = step_of(model, batch, steps=turn)
     return runs

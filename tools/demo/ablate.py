@@ -14,7 +14,10 @@ Studies (``STUDY``):
   ``student_train_200.txt`` in the data folder).
 * ``blockwise``: block-wise distillation at lower cost. The demo's block-wise student
   (``configs/demo/blockwise_resnet18w32_resnet18w8_digits.py``) with all four hybrids in every
-  step (the paper's form, the demo's setting), two per step in turn, one per step in turn.
+  step (the paper's form, the demo's setting), two per step in turn, one per step in turn; one
+  per step without the n/k weight scaling and without the cross term, to tell which of the two
+  costs that form its accuracy; all four without the cross term; and a fixed subset of the
+  cheap hybrids (N_3 and N_4, or N_4 alone) in every step.
 
 Each setting trains against the teacher of a finished digits demo run; the tool prints a table
 of final top-1 accuracies (mean ± sample standard deviation) and the mean training time.
@@ -71,6 +74,20 @@ STUDIES: Dict[str, Tuple[str, Dict[str, Tuple[str, str, List[str]]]]] = {
         'all': ('all 4 per step (the paper, the demo)', BLOCKWISE, []),
         'per_step2': ('2 per step, in turn', BLOCKWISE, ['model.hybrids.per_step=2']),
         'per_step1': ('1 per step, in turn', BLOCKWISE, ['model.hybrids.per_step=1']),
+        # what costs the in-turn form its accuracy: the n/k-fold weight of its one hybrid, or
+        # the cross term's target (Y^ens is then that hybrid alone)
+        'per_step1_unscaled': ('1 per step, in turn, weights 1/4 (no n/k scaling)', BLOCKWISE,
+                               ['model.hybrids.per_step=1',
+                                'model.hybrids.weights=[0.25,0.25,0.25,0.25]']),
+        'per_step1_no_cross': ('1 per step, in turn, no cross term (gamma 0)', BLOCKWISE,
+                               ['model.hybrids.per_step=1', 'model.gamma=0.0']),
+        'all_no_cross': ('all 4 per step, no cross term (gamma 0)', BLOCKWISE,
+                         ['model.gamma=0.0']),
+        # a fixed subset of the cheap hybrids (few teacher stages to run) in every step
+        'stages34': ('hybrids N_3 and N_4 only, every step', BLOCKWISE,
+                     ['model.hybrids.stages=[3,4]']),
+        'stage4': ('hybrid N_4 only (the teacher head), every step', BLOCKWISE,
+                   ['model.hybrids.stages=[4]']),
     }),
 }
 
