@@ -196,7 +196,9 @@ class HybridNetworks(nn.Module):
             steps), their weights times n / k: averaged over n steps, each hybrid's terms have
             their full-form weight, at about k / n of the hybrids' cost. The step counter is
             the buffer ``step``, saved in checkpoints, so that a resumed run continues the turn.
-            Measured much less accurate than the full form on the digits demo (README).
+            Measured much less accurate than the full form on the digits demo, mostly from
+            the n / k scaling (README); a fixed subset of the cheap hybrids (``stages``) kept
+            the full form's accuracy there.
         field: Config field for errors. Defaults to ``'model.hybrids'``.
     """
 
