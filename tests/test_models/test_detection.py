@@ -16,7 +16,7 @@ from mmkd_plugins.models.task_adapters import flatten_levels
 from mmkd_plugins.models.task_adapters.dense_head_adapter import class_branch_scores
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from ..conftest import DET_DEMO_CONFIGS, save_random_checkpoint, shapes_dataset
-from .test_distiller import assert_bf16_close, identical_inputs_dist_residual
+from .test_distiller import assert_bf16_close, backbone_call_order, identical_inputs_dist_residual
 
 RETINANET = str(DET_DEMO_CONFIGS / '_base_' / 'retinanet_r18_shapes.py')
 SMALL_PIPELINE = [
@@ -134,6 +134,8 @@ def test_retinanet_trains_with_dense_distillation_and_same_weights_give_zero(
     assert {'student.loss_cls', 'student.loss_bbox'} <= set(same)
 
     fresh = distiller_for(detector_cfg(RETINANET), RETINANET, checkpoint, losses)
+    # a dense teacher's scores depend on the batch alone: it runs before the student
+    assert backbone_call_order(fresh, data) == ['teacher', 'student']
     optim_wrapper = OptimWrapper(torch.optim.SGD(fresh.parameters(), lr=0.01))
     teacher_before = {k: v.clone() for k, v in fresh.teacher.state_dict().items()}
     log_vars = fresh.train_step(batch_of(shapes_root), optim_wrapper)
@@ -164,6 +166,8 @@ def test_faster_rcnn_teacher_scores_the_students_sampled_proposals(tmp_path, sha
     with pytest.raises(ValueError, match=r"model\.student: its RoIs index 13 images but the "
                        r"teacher's features hold 4"):
         model.run_teacher(data['inputs'], data['data_samples'])
+    # it scores the student's RoIs of the step, so it runs after the student
+    assert backbone_call_order(model, data) == ['student', 'teacher']
 
 
 def test_bf16_teachers_give_float32_scores_near_the_float32_ones(tmp_path, shapes_root):

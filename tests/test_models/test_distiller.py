@@ -76,6 +76,28 @@ def test_loss_keys_and_gradients_reach_only_the_student(teacher_checkpoint):
     assert not torch.equal(model.student.backbone.conv1.weight, stem_before)
 
 
+def backbone_call_order(model: Distiller, data: dict) -> list:
+    """Which backbones a distillation forward (``mode='loss'``) runs, 'student' or 'teacher',
+    in the order they start."""
+    order = []
+    handles = [getattr(model, name).backbone.register_forward_pre_hook(
+        lambda module, args, name=name: order.append(name)) for name in ('student', 'teacher')]
+    try:
+        model(**data, mode='loss')
+    finally:
+        for handle in handles:
+            handle.remove()
+    return order
+
+
+def test_a_classifier_teacher_runs_before_the_students_forward(teacher_checkpoint):
+    """Its logits depend on the batch alone, so it runs first: its forward then does not run
+    beside the student's activations kept for backward (slower on CPU, README benchmark)."""
+    model = build_distiller(teacher_checkpoint)
+    data = model.data_preprocessor(make_batch(), training=True)
+    assert backbone_call_order(model, data) == ['teacher', 'student']
+
+
 def test_same_network_same_weights_gives_zero_distillation_loss(tmp_path):
     checkpoint = save_random_checkpoint(TEACHER_CONFIG, str(tmp_path / 'same.pth'), seed=3)
     student = dict(student_model_cfg(TEACHER_CONFIG),

@@ -299,8 +299,8 @@ class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
     def loss(self, inputs: torch.Tensor, data_samples: Optional[list]) -> Dict[str, torch.Tensor]:
         """The student's stock losses (``student.*``, times α) and the distillation losses
         (``distill.*``)."""
-        student_losses, student_outputs = self.run_student(inputs, data_samples)
-        teacher_outputs = self.run_teacher(inputs, data_samples)
+        student_losses, student_outputs, teacher_outputs = self.run_student_and_teacher(
+            inputs, data_samples)
         losses = self.weighted_student_losses(student_losses, prefix='student.')
         losses.update(self.distill_terms(student_outputs, teacher_outputs, data_samples,
                                          prefix='distill.'))
@@ -364,6 +364,30 @@ class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
                     f'{losses_field}.{name}.teacher_output: the teacher never runs '
                     f'{compared.teacher!r}; for {self.adapter.task} it computes only '
                     f'{self.adapter.teacher_computes}')
+
+    def run_student_and_teacher(self, inputs: torch.Tensor, data_samples: Optional[list]
+                                ) -> Tuple[Dict[str, torch.Tensor], dict, dict]:
+        """:meth:`run_student` and :meth:`run_teacher` on one batch. The teacher runs first
+        when its outputs depend on the batch alone (classifiers, dense detectors): its forward
+        then does not run beside the student's activations kept for backward, where it was
+        measured slower on CPU (README, benchmark). A two-stage teacher scores the student's
+        sampled RoIs of the step, so it runs after the student.
+
+        Args:
+            inputs: The preprocessed batch, (B, 3, H, W).
+            data_samples: The batch's data samples.
+
+        Returns:
+            The student's own losses, its compared outputs and the teacher's (as
+            :meth:`run_student` and :meth:`run_teacher` give them).
+        """
+        if self.adapter.teacher_logits_per_sample:
+            teacher_outputs = self.run_teacher(inputs, data_samples)
+            student_losses, student_outputs = self.run_student(inputs, data_samples)
+        else:
+            student_losses, student_outputs = self.run_student(inputs, data_samples)
+            teacher_outputs = self.run_teacher(inputs, data_samples)
+        return student_losses, student_outputs, teacher_outputs
 
     def run_student(self, inputs: torch.Tensor,
                     data_samples: Optional[list]) -> Tuple[Dict[str, torch.Tensor], dict]:

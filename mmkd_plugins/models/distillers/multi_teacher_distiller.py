@@ -95,13 +95,19 @@ class MultiTeacherDistiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
 
     def loss(self, inputs: torch.Tensor, data_samples: Optional[list]) -> Dict[str, torch.Tensor]:
         """``student.*`` (times α) and ``distill.<teacher>.<loss>`` (times the teacher's
-        weight)."""
+        weight). As in the single-teacher distiller, teachers whose outputs depend on the batch
+        alone run before the student's forward, the others (two-stage) after it."""
         first = next(iter(self._branches.values()))
+        teacher_outputs = {name: branch.run_teacher(inputs, data_samples)
+                           for name, branch in self._branches.items()
+                           if branch.adapter.teacher_logits_per_sample}
         student_losses, student_outputs = first.run_student(inputs, data_samples)
         losses = first.weighted_student_losses(student_losses, prefix='student.')
         for name, branch in self._branches.items():
+            if name not in teacher_outputs:
+                teacher_outputs[name] = branch.run_teacher(inputs, data_samples)
             losses.update(branch.distill_terms(
-                student_outputs, branch.run_teacher(inputs, data_samples), data_samples,
+                student_outputs, teacher_outputs[name], data_samples,
                 prefix=f'distill.{name}.', weight=self.weights[name]))
             losses.update({f'{key}.{name}': value
                            for key, value in branch.temperature_logs().items()})
