@@ -98,6 +98,25 @@ def test_a_classifier_teacher_runs_before_the_students_forward(teacher_checkpoin
     assert backbone_call_order(model, data) == ['teacher', 'student']
 
 
+def test_running_the_teacher_first_leaves_the_losses_as_the_student_first_order_gives_them(
+        teacher_checkpoint):
+    """The eval-mode teacher draws no random numbers and reads nothing of the student's step,
+    so the order changes no value: the losses equal, bit for bit, those of the student's
+    forward followed by the teacher's."""
+    model = build_distiller(teacher_checkpoint,
+                            losses=dict(KD, loss_dist=dict(type='DISTLoss', tau=4.0)))
+    data = model.data_preprocessor(make_batch(), training=True)
+    losses = model(**data, mode='loss')
+    student_losses, student_outputs = model.run_student(data['inputs'], data['data_samples'])
+    teacher_outputs = model.run_teacher(data['inputs'], data['data_samples'])
+    expected = model.weighted_student_losses(student_losses, prefix='student.')
+    expected.update(model.distill_terms(student_outputs, teacher_outputs, data['data_samples'],
+                                        prefix='distill.'))
+    assert set(expected) <= set(losses)
+    for key, value in expected.items():
+        assert torch.equal(losses[key], value), key
+
+
 def test_same_network_same_weights_gives_zero_distillation_loss(tmp_path):
     checkpoint = save_random_checkpoint(TEACHER_CONFIG, str(tmp_path / 'same.pth'), seed=3)
     student = dict(student_model_cfg(TEACHER_CONFIG),
