@@ -11,7 +11,7 @@ from mmkd_plugins.models.teachers import build_model_from_config, load_model_con
 from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
 from .test_detection import (CASCADE, CASCADE_SMALL, FASTER, FASTER_RCNN_SMALL, RETINANET,
                              batch_of, detector_cfg)
-from .test_distiller import KD, make_batch, student_model_cfg
+from .test_distiller import KD, backbone_call_order, make_batch, student_model_cfg
 
 IDENTITY = dict(connector=dict(type='IdentityConnector'))
 SIGMOID_KD = dict(loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid'))
@@ -114,6 +114,9 @@ def test_b_teacher_stays_bit_identical_and_gradients_reach_student_stage_1(teach
     # Gradient of one hybrid term alone: it flows through the frozen teacher stages 2-4 back
     # into connector C_1 and the student's stage 1.
     data = model.data_preprocessor(make_batch(), training=True)
+    # the whole teacher (its logits depend on the batch alone) runs before the student's
+    # forward; the hybrids' teacher stages then run on the student's features
+    assert backbone_call_order(model, data) == ['teacher', 'student']
     hybrid_term = model.loss(**data)['hybrid1.distill.loss_kd']
     stage_1 = list(model.student.backbone.layer1.parameters())
     gradients = torch.autograd.grad(hybrid_term, stage_1)

@@ -114,8 +114,9 @@ class BlockwiseDistiller(Distiller):
     def loss(self, inputs: torch.Tensor, data_samples: Optional[list]) -> Dict[str, torch.Tensor]:
         """Every term of α·L_task + β·L_distill + γ·L_cross under its own key."""
         with self.adapter.record_student_step(self.student) as records:
-            student_losses, student_outputs = self.run_student(inputs, data_samples)
-        teacher_logits = self.run_teacher(inputs, data_samples)[LOGITS]
+            student_losses, student_outputs, teacher_outputs = self.run_student_and_teacher(
+                inputs, data_samples)
+        teacher_logits = teacher_outputs[LOGITS]
         student_features = {stage: self.student_recorder.outputs[name]
                             for stage, name in self.hybrids.student_modules.items()}
         scheduled = dict(self.hybrids.scheduled())
