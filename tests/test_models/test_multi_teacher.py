@@ -46,6 +46,19 @@ def test_each_teacher_has_its_losses_and_weight(two_checkpoints):
                                0.5 * DISTLoss()(student_logits, second))
 
 
+def test_classifier_teachers_run_before_the_students_forward(two_checkpoints):
+    """As for one teacher (their logits depend on the batch alone)."""
+    model = build(two_checkpoints)
+    data = model.data_preprocessor(make_batch(), training=True)
+    order = []
+    modules = dict(model.teachers, student=model.student)
+    for name, module in modules.items():
+        module.backbone.register_forward_pre_hook(
+            lambda module, args, name=name: order.append(name))
+    model(**data, mode='loss')
+    assert order == ['first', 'second', 'student']
+
+
 def test_teachers_stay_frozen_and_out_of_checkpoints(two_checkpoints):
     model = build(two_checkpoints)
     model.train()
