@@ -1,10 +1,13 @@
 """The Distiller with real mmpretrain models on tiny inputs."""
+from typing import Optional
+
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.optim import OptimWrapper
 from mmpretrain.structures import DataSample
+from torch import nn
 
 from mmkd_plugins.models import Distiller
 from mmkd_plugins.models.losses import dkd_loss
@@ -76,12 +79,14 @@ def test_loss_keys_and_gradients_reach_only_the_student(teacher_checkpoint):
     assert not torch.equal(model.student.backbone.conv1.weight, stem_before)
 
 
-def backbone_call_order(model: Distiller, data: dict) -> list:
-    """Which backbones a distillation forward (``mode='loss'``) runs, 'student' or 'teacher',
-    in the order they start."""
+def backbone_call_order(model: nn.Module, data: dict, models: Optional[dict] = None) -> list:
+    """Which backbones a distillation forward (``mode='loss'``) runs, by name, in the order
+    they start; ``models`` maps names to the models watched (default: the distiller's
+    ``student`` and ``teacher``)."""
     order = []
-    handles = [getattr(model, name).backbone.register_forward_pre_hook(
-        lambda module, args, name=name: order.append(name)) for name in ('student', 'teacher')]
+    models = models or dict(student=model.student, teacher=model.teacher)
+    handles = [watched.backbone.register_forward_pre_hook(
+        lambda module, args, name=name: order.append(name)) for name, watched in models.items()]
     try:
         model(**data, mode='loss')
     finally:

@@ -12,7 +12,7 @@ from mmkd_plugins.models.task_adapters import flatten_levels
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
 from .test_detection import RETINANET, batch_of, detector_cfg
-from .test_distiller import make_batch, student_model_cfg
+from .test_distiller import backbone_call_order, make_batch, student_model_cfg
 
 
 @pytest.fixture(scope='module')
@@ -50,12 +50,7 @@ def test_classifier_teachers_run_before_the_students_forward(two_checkpoints):
     """As for one teacher (their logits depend on the batch alone)."""
     model = build(two_checkpoints)
     data = model.data_preprocessor(make_batch(), training=True)
-    order = []
-    modules = dict(model.teachers, student=model.student)
-    for name, module in modules.items():
-        module.backbone.register_forward_pre_hook(
-            lambda module, args, name=name: order.append(name))
-    model(**data, mode='loss')
+    order = backbone_call_order(model, data, dict(model.teachers, student=model.student))
     assert order == ['first', 'second', 'student']
 
 
