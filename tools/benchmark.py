@@ -28,6 +28,10 @@ per iteration, after warm-up, interleaving A B C D A B C D ...:
 * ``blockwise_late`` / ``blockwise_last``: the same with ``hybrids=dict(stages=[3, 4])`` /
   ``[4]``: only the hybrids that run few teacher stages (N_3: the teacher's last stage and
   head; N_4: its head), every step;
+* ``blockwise_recomputed`` / ``blockwise_late_recomputed`` / ``blockwise_last_recomputed``:
+  ``blockwise`` / ``blockwise_late`` / ``blockwise_last`` with
+  ``hybrids=dict(recompute_teacher_tails=True)`` (the hybrids' teacher parts keep no
+  activations for backward and run their forward again there);
 * ``kd_cached``: the KD step with the teacher-logits cache warm (a second epoch of a
   deterministic pipeline: no teacher forward at all);
 * ``kd_bf16``: the KD step with a bf16 teacher;
@@ -118,17 +122,24 @@ PAIRS = {
 TEACHER_VARIANTS = ('teacher', 'teacher_logits', 'teacher_channels_last', 'teacher_bf16',
                     'teacher_inference_mode')
 DISTILLED = ('kd', 'dist', 'blockwise', 'blockwise_k2', 'blockwise_k1', 'blockwise_late',
-             'blockwise_last', 'kd_cached', 'kd_bf16', 'kd_stored')
+             'blockwise_last', 'blockwise_recomputed', 'blockwise_late_recomputed',
+             'blockwise_last_recomputed', 'kd_cached', 'kd_bf16', 'kd_stored')
 FLOORS = ('student', 'teacher', 'teacher_logits')  # measured whatever --variants asks
 CLASSIFICATION_ONLY = ('kd_stored', )  # a soft-label store serves classifiers
-BLOCKWISE = ('blockwise', 'blockwise_k2', 'blockwise_k1', 'blockwise_late', 'blockwise_last')
+BLOCKWISE = tuple(variant for variant in DISTILLED if variant.startswith('blockwise'))
 VARIANTS = ('student', ) + TEACHER_VARIANTS + DISTILLED
 # variant -> options of the distiller's teacher (none for the others)
 TEACHER_OPTIONS = dict(teacher_channels_last=dict(channels_last=True),
                        teacher_bf16=dict(bf16=True), kd_bf16=dict(bf16=True))
-# variant -> options of block-wise hybrids: in turn, or a fixed subset of the cheap ones
+# variant -> options of block-wise hybrids: in turn, or a fixed subset of the cheap ones,
+# each also with the teacher tails' activations recomputed in backward
 HYBRIDS_OPTIONS = dict(blockwise_k2=dict(per_step=2), blockwise_k1=dict(per_step=1),
-                       blockwise_late=dict(stages=[3, 4]), blockwise_last=dict(stages=[4]))
+                       blockwise_late=dict(stages=[3, 4]), blockwise_last=dict(stages=[4]),
+                       blockwise_recomputed=dict(recompute_teacher_tails=True),
+                       blockwise_late_recomputed=dict(stages=[3, 4],
+                                                      recompute_teacher_tails=True),
+                       blockwise_last_recomputed=dict(stages=[4],
+                                                      recompute_teacher_tails=True))
 SETTLED = 0.05  # warm-up ends when no variant's time moved by more than this between rounds
 # glibc settings of a CPU memory probe: allocations of 64 KiB and more get their own mapping
 # (a fixed threshold, not glibc's adaptive one) and the heap top is returned at once, so that

@@ -277,6 +277,76 @@ def test_hybrids_per_step_out_of_range_is_refused(teacher_checkpoint):
             build_blockwise(teacher_checkpoint, hybrids=dict(per_step=per_step))
 
 
+def saved_bytes_and_gradients(model, data) -> tuple:
+    """Bytes of the tensors autograd keeps for backward in one loss (outside any activation
+    checkpoint, which keeps its own), the loss terms, and the gradient of their sum for each
+    trainable parameter."""
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        losses = model.loss(data['inputs'], data['data_samples'])
+    trainable = [(name, parameter) for name, parameter in model.named_parameters()
+                 if parameter.requires_grad]
+    total, _ = model.parse_losses(losses)  # the sum the optimizer wrapper steps on
+    grads = torch.autograd.grad(total, [parameter for _, parameter in trainable],
+                                allow_unused=True)
+    return sum(saved), losses, {name: grad for (name, _), grad in zip(trainable, grads)}
+
+
+@pytest.mark.parametrize('model_kind', ['resnet', 'retinanet', 'faster_rcnn'])
+def test_recomputed_teacher_tails_keep_losses_and_gradients_and_save_fewer_activations(
+        teacher_checkpoint, tmp_path, shapes_root, model_kind):
+    """hybrids.recompute_teacher_tails: every loss term and every trainable parameter's
+    gradient as without it, while autograd keeps (outside the checkpoints) less than a
+    quarter of what the hybrids' teacher parts kept. (Each loss starts from the same random
+    state: Faster R-CNN samples its RoIs.)"""
+    if model_kind == 'resnet':
+        model, batch = build_blockwise(teacher_checkpoint), make_batch(size=32)
+    else:
+        init_default_scope('mmdet')
+        config = RETINANET if model_kind == 'retinanet' else FASTER
+        checkpoint = save_random_checkpoint(
+            config, str(tmp_path / 'det.pth'),
+            None if config == RETINANET else dict(model=FASTER_RCNN_SMALL), seed=1)
+        model = (BlockwiseDistiller(student=detector_cfg(RETINANET),
+                                    teacher=dict(config=RETINANET, checkpoint=checkpoint),
+                                    distill_losses=SIGMOID_KD)
+                 if config == RETINANET else faster_rcnn_blockwise(checkpoint, False))
+        batch = batch_of(shapes_root)
+    model.init_weights()
+    model.train()
+    data = model.data_preprocessor(batch, training=True)
+    torch.manual_seed(0)
+    student_alone, _, _ = saved_bytes_and_gradients(model.student, data)
+    torch.manual_seed(0)
+    kept, losses, grads = saved_bytes_and_gradients(model, data)
+    model.hybrids.recompute_teacher_tails = True
+    torch.manual_seed(0)
+    kept_recomputing, losses_recomputing, grads_recomputing = saved_bytes_and_gradients(
+        model, data)
+    assert losses_recomputing.keys() == losses.keys()
+    for key, value in losses.items():
+        torch.testing.assert_close(losses_recomputing[key], value, rtol=0, atol=0, msg=key)
+    assert sum(grad is not None for grad in grads.values()) > 10
+    for name, grad in grads.items():
+        if grad is None:
+            assert grads_recomputing[name] is None, name
+        else:
+            torch.testing.assert_close(grads_recomputing[name], grad, rtol=1e-5, atol=1e-7,
+                                       msg=name)
+    assert kept_recomputing - student_alone < 0.25 * (kept - student_alone)
+
+
+def test_recompute_teacher_tails_must_be_a_bool(teacher_checkpoint):
+    with pytest.raises(TypeError, match=r'model\.hybrids\.recompute_teacher_tails: expected '
+                       r'True or False, got \'yes\''):
+        build_blockwise(teacher_checkpoint, hybrids=dict(recompute_teacher_tails='yes'))
+
+
 def faster_rcnn_blockwise(checkpoint, same_weights: bool, **kwargs) -> BlockwiseDistiller:
     """A small Faster R-CNN student and teacher (ResNet-18, 64-channel FPN, 3 classes); the
     student starts from the teacher's weights when ``same_weights``."""

@@ -16,6 +16,7 @@ import torch
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from mmkd_plugins.registry import MODELS, SCOPE
 from ..module_output_recorder import ModuleOutputRecorder
@@ -199,6 +200,12 @@ class HybridNetworks(nn.Module):
             Measured much less accurate than the full form on the digits demo, mostly from
             the n / k scaling (README); a fixed subset of the cheap hybrids (``stages``) kept
             the full form's accuracy there.
+        recompute_teacher_tails: Whether each hybrid's teacher part (later stages, neck,
+            head) keeps none of its activations for backward and recomputes them there, one
+            hybrid at a time (activation checkpointing; the connectors stay outside it, so
+            their batch-norm statistics are updated once). Same losses and gradients; less
+            peak memory for one more forward of every tail (README, benchmark). Defaults to
+            False.
         field: Config field for errors. Defaults to ``'model.hybrids'``.
     """
 
@@ -211,6 +218,7 @@ class HybridNetworks(nn.Module):
                  weights: Union[str, Sequence[float]] = 'uniform',
                  probe_size: int = 384,
                  per_step: Optional[int] = None,
+                 recompute_teacher_tails: bool = False,
                  field: str = 'model.hybrids') -> None:
         super().__init__()
         self.adapter = adapter
@@ -233,6 +241,10 @@ class HybridNetworks(nn.Module):
             raise ValueError(f'{field}.per_step: expected a number of hybrids per step in '
                              f'1..{len(self.stages)} (or None: all), got {per_step!r}')
         self.per_step = None if per_step == len(self.stages) else per_step
+        if not isinstance(recompute_teacher_tails, bool):
+            raise TypeError(f'{field}.recompute_teacher_tails: expected True or False, got '
+                            f'{recompute_teacher_tails!r}')
+        self.recompute_teacher_tails = recompute_teacher_tails
         if self.per_step is not None:
             self.register_buffer('step', torch.zeros((), dtype=torch.long))
 
@@ -308,13 +320,12 @@ class HybridNetworks(nn.Module):
                      for stage in self.connected_stages}
         results = []
         for stage in stages:
-            features = {j: connected[j] for j in self.connected_stages if j <= stage}
-            tail = self.teacher_split.run(teacher.backbone, connected[stage], first=stage)
-            features.update({stage + 1 + k: output for k, output in enumerate(tail)})
-            unread = connected[stage].new_zeros(0)  # an output the neck never reads
-            backbone_outputs = tuple(features.get(j + 1, unread)
-                                     for j in self.teacher_split.output_stages)
-            head_outputs = self.adapter.head_forward(teacher, backbone_outputs, records)
+            inputs = tuple(connected[j] for j in self.connected_stages if j <= stage)
+            if self.recompute_teacher_tails:
+                head_outputs = checkpoint(self._teacher_tail, teacher, stage, records, *inputs,
+                                          use_reentrant=False)
+            else:
+                head_outputs = self._teacher_tail(teacher, stage, records, *inputs)
             results.append(HybridOutput(
                 stage, self.adapter.head_logits(teacher, head_outputs),
                 self.adapter.head_task_losses(teacher, head_outputs, data_samples, records)))
@@ -326,3 +337,25 @@ class HybridNetworks(nn.Module):
                       if isinstance(first.logits, (list, tuple)) else first.logits + zero)
             results[0] = first._replace(logits=logits)
         return results
+
+    def _teacher_tail(self, teacher: BaseModel, stage: int, records: Optional[dict],
+                      *connected: torch.Tensor):
+        """The teacher's part of hybrid N_i: its stages i+1..n, neck and head.
+
+        Args:
+            teacher: The frozen teacher.
+            stage: i.
+            records: As for :meth:`forward`.
+            connected: C_j(S_j) for the connected stages j <= i, in stage order; the last is
+                C_i(S_i), (B, C_t, H, W).
+
+        Returns:
+            The teacher head's outputs (the task adapter's ``head_forward``).
+        """
+        features = dict(zip((j for j in self.connected_stages if j <= stage), connected))
+        tail = self.teacher_split.run(teacher.backbone, features[stage], first=stage)
+        features.update({stage + 1 + k: output for k, output in enumerate(tail)})
+        unread = features[stage].new_zeros(0)  # an output the neck never reads
+        backbone_outputs = tuple(features.get(j + 1, unread)
+                                 for j in self.teacher_split.output_stages)
+        return self.adapter.head_forward(teacher, backbone_outputs, records)

@@ -60,7 +60,8 @@ class BlockwiseDistiller(Distiller):
         distill_losses: Name -> loss config; each loss d compares logits (no
             ``student_output`` / ``teacher_output``).
         hybrids: ``dict(stages=None, connector=dict(type='ConvBNConnector'),
-            weights='uniform', probe_size=384, per_step=None)``, see
+            weights='uniform', probe_size=384, per_step=None,
+            recompute_teacher_tails=False)``, see
             :class:`~mmkd_plugins.models.blockwise.HybridNetworks`. Defaults to all stages.
         alpha: α, weight of the task losses. Defaults to 1.0.
         beta: β, weight of the distillation terms. Defaults to 1.0.
