@@ -320,12 +320,12 @@ class HybridNetworks(nn.Module):
                      for stage in self.connected_stages}
         results = []
         for stage in stages:
-            inputs = tuple(connected[j] for j in self.connected_stages if j <= stage)
+            features = {j: connected[j] for j in self.connected_stages if j <= stage}
             if self.recompute_teacher_tails:
-                head_outputs = checkpoint(self._teacher_tail, teacher, stage, records, *inputs,
+                head_outputs = checkpoint(self._teacher_tail, teacher, stage, features, records,
                                           use_reentrant=False)
             else:
-                head_outputs = self._teacher_tail(teacher, stage, records, *inputs)
+                head_outputs = self._teacher_tail(teacher, stage, features, records)
             results.append(HybridOutput(
                 stage, self.adapter.head_logits(teacher, head_outputs),
                 self.adapter.head_task_losses(teacher, head_outputs, data_samples, records)))
@@ -338,21 +338,21 @@ class HybridNetworks(nn.Module):
             results[0] = first._replace(logits=logits)
         return results
 
-    def _teacher_tail(self, teacher: BaseModel, stage: int, records: Optional[dict],
-                      *connected: torch.Tensor):
+    def _teacher_tail(self, teacher: BaseModel, stage: int,
+                      connected: Dict[int, torch.Tensor], records: Optional[dict]):
         """The teacher's part of hybrid N_i: its stages i+1..n, neck and head.
 
         Args:
             teacher: The frozen teacher.
             stage: i.
+            connected: Stage j -> C_j(S_j), for the connected stages j <= i; C_i(S_i) is
+                (B, C_t, H, W).
             records: As for :meth:`forward`.
-            connected: C_j(S_j) for the connected stages j <= i, in stage order; the last is
-                C_i(S_i), (B, C_t, H, W).
 
         Returns:
             The teacher head's outputs (the task adapter's ``head_forward``).
         """
-        features = dict(zip((j for j in self.connected_stages if j <= stage), connected))
+        features = dict(connected)
         tail = self.teacher_split.run(teacher.backbone, features[stage], first=stage)
         features.update({stage + 1 + k: output for k, output in enumerate(tail)})
         unread = features[stage].new_zeros(0)  # an output the neck never reads
