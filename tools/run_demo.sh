@@ -2,7 +2,7 @@
 # Set up the environment if needed (tools/setup_env.sh), then run a demo:
 #   bash tools/run_demo.sh              the embedded default: KD and DIST on scikit-learn's
 #                                       handwritten digits (teacher / baseline / KD / DIST top-1)
-#   bash tools/run_demo.sh detection    RetinaNet KD and DIST on generated COCO-format shapes
+#   bash tools/run_demo.sh detection    RetinaNet KD, DIST and block-wise on generated shapes
 # Further arguments go to the demo script (see its --help).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

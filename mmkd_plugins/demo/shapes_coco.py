@@ -41,13 +41,13 @@ def _outline(shape: str, box: List[int]) -> List[float]:
     return [round(float(value), 2) for point in points for value in point]
 
 
-def _random_image(rng: np.random.Generator, image_size: int, min_size: int,
-                  max_size: int) -> Tuple[Image.Image, List[Tuple[int, List[int]]]]:
+def _random_image(rng: np.random.Generator, image_size: int, min_size: int, max_size: int,
+                  max_objects: int) -> Tuple[Image.Image, List[Tuple[int, List[int]]]]:
     background = rng.integers(0, 90, size=(image_size, image_size, 3), dtype=np.uint8)
     image = Image.fromarray(background)
     draw = ImageDraw.Draw(image)
     objects: List[Tuple[int, List[int]]] = []
-    for _ in range(int(rng.integers(1, 4))):
+    for _ in range(int(rng.integers(1, max_objects + 1))):
         for _attempt in range(20):  # place shapes without overlap
             side = int(rng.integers(min_size, max_size + 1))
             x0, y0 = (int(v) for v in rng.integers(0, image_size - side, size=2))
@@ -63,7 +63,8 @@ def _random_image(rng: np.random.Generator, image_size: int, min_size: int,
 
 
 def write_shapes_coco(root: str, split_sizes: Dict[str, int], image_size: int = 128,
-                      min_size: int = 20, max_size: int = 56, seed: int = 0) -> Dict[str, str]:
+                      min_size: int = 20, max_size: int = 56, max_objects: int = 3,
+                      seed: int = 0) -> Dict[str, str]:
     """Write ``root/<split>/<id>.png`` and ``root/annotations/<split>.json`` for each split.
 
     Args:
@@ -72,6 +73,7 @@ def write_shapes_coco(root: str, split_sizes: Dict[str, int], image_size: int = 
         image_size: Side of the square images in pixels.
         min_size: Smallest shape side in pixels.
         max_size: Largest shape side in pixels.
+        max_objects: Each image has one to ``max_objects`` shapes (drawn uniformly).
         seed: Seed of the generator; the same arguments always give the same files.
 
     Returns:
@@ -85,7 +87,7 @@ def write_shapes_coco(root: str, split_sizes: Dict[str, int], image_size: int = 
         os.makedirs(osp.join(root, split), exist_ok=True)
         images, annotations = [], []
         for image_id in range(1, size + 1):
-            image, objects = _random_image(rng, image_size, min_size, max_size)
+            image, objects = _random_image(rng, image_size, min_size, max_size, max_objects)
             file_name = f'{image_id:05d}.png'
             image.save(osp.join(root, split, file_name))
             images.append(dict(id=image_id, file_name=file_name, width=image_size,

@@ -45,3 +45,13 @@ def test_shapes_are_valid_coco_and_deterministic(tmp_path):
     with open(first['val']) as file:
         image = json.load(file)['images'][0]
     assert Image.open(tmp_path / 'a' / 'val' / image['file_name']).size == (64, 64)
+
+
+def test_shapes_per_image_follow_max_objects(tmp_path):
+    one = COCO(write_shapes_coco(str(tmp_path / 'one'), {'train': 12}, image_size=64,
+                                 min_size=12, max_size=24, max_objects=1)['train'])
+    assert [len(one.getAnnIds(imgIds=[i])) for i in one.getImgIds()] == [1] * 12
+    up_to_three = COCO(write_shapes_coco(str(tmp_path / 'three'), {'train': 12},
+                                         image_size=64, min_size=12, max_size=24)['train'])
+    counts = [len(up_to_three.getAnnIds(imgIds=[i])) for i in up_to_three.getImgIds()]
+    assert set(counts) <= {1, 2, 3} and max(counts) > 1

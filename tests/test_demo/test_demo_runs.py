@@ -76,3 +76,26 @@ def test_the_convergence_line_reads_the_schedules_from_the_configs(monkeypatch):
         {'baseline': [0.86, 0.87, 0.88], 'baseline-1.5x': [0.89, 0.89, 0.89]})
     assert '+2.00 points, **more than** one seed' in not_converged
     assert 'has not converged' in not_converged
+
+
+def test_the_table_judges_each_method_against_both_baseline_schedules(tmp_path, monkeypatch):
+    """A distilled row gets two verdicts: against the baseline at its schedule and against the
+    baseline at 1.5 x it; baseline rows get none; epochs come from each run's config."""
+    monkeypatch.chdir(demo_runs.REPO_ROOT)
+    runs = {name: run_detection_demo.STUDENT_RUNS[name]
+            for name in ('baseline', 'baseline-1.5x', 'KD')}
+    students = {'baseline': [0.86, 0.87, 0.88], 'baseline-1.5x': [0.88, 0.89, 0.90],
+                'KD': [0.89, 0.90, 0.91]}
+    for name in runs:
+        for seed in (0, 1, 2):
+            run_dir = demo_runs.run_dir_of(str(tmp_path), name, seed)
+            os.makedirs(run_dir)
+            with open(osp.join(run_dir, 'train_seconds.txt'), 'w') as file:
+                file.write(f'{100 + seed}\n')
+    rows = run_detection_demo.format_table(0.95, students, runs, [0, 1, 2],
+                                           str(tmp_path)).splitlines()
+    kd = next(row for row in rows if ', KD |' in row)
+    assert '| 108 | 90.00 ± 1.00 |' in kd
+    assert '| yes (gain +3.0 > 1.0) | **no** (gain +1.0 <= 1.0) | 101 |' in kd
+    longer = next(row for row in rows if 'baseline-1.5x' in row)
+    assert '| 162 |' in longer and '|  |  | 101 |' in longer

@@ -1,12 +1,13 @@
 # The detection demo's data, model size and schedule on top of mmdet's stock RetinaNet R18
-# config: the generated shapes dataset (3 classes, 128x128 images, COCO json), trained from
-# scratch (no downloads) with a 64-channel FPN and head so that it runs on 2 CPU cores.
+# config: the generated shapes dataset (3 classes, 64x64 images with one shape each, COCO json),
+# trained from scratch (no downloads) with a 64-channel FPN and head so that it runs on 2 CPU
+# cores.
 # `python tools/demo/run_detection_demo.py` writes the data to data/shapes.
 _base_ = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'
 
 data_root = 'data/shapes/'
 metainfo = dict(classes=('square', 'circle', 'triangle'))
-image_size = (128, 128)
+image_size = (64, 64)
 model = dict(
     backbone=dict(frozen_stages=-1, norm_eval=False, init_cfg=None),
     neck=dict(out_channels=64),
@@ -43,7 +44,7 @@ val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
 test_evaluator = val_evaluator
 
 # The teacher's schedule (600 images make 75 iterations an epoch); the students set their own.
-max_epochs = 24
+max_epochs = 36
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=0.01), clip_grad=dict(max_norm=35, norm_type=2))
 param_scheduler = [
