@@ -109,3 +109,20 @@ def test_digits_demo_config_trains_one_step(config, digits_root, teacher_checkpo
     cfg.model.teacher.checkpoint = teacher_checkpoint
     cfg.train_dataloader.dataset.data_root = digits_root
     train_one_step(cfg, str(tmp_path))
+
+
+SHAPES_DEMO_CONFIGS = sorted(str(p) for p in (REPO_ROOT / 'configs' / 'demo' / 'det').glob('*.py')
+                             if not p.name.startswith(('teacher_', 'student_')))
+
+
+@pytest.mark.parametrize('config', SHAPES_DEMO_CONFIGS,
+                         ids=[osp.basename(c) for c in SHAPES_DEMO_CONFIGS])
+def test_shapes_demo_config_trains_one_step(config, shapes_root, tmp_path):
+    """The detection demo's distillation configs (their data, 64-px pipeline and hybrids) train
+    a step with a random-weight teacher of the demo's teacher config."""
+    cfg = Config.fromfile(config)
+    cfg.model.teacher.checkpoint = save_random_checkpoint(
+        str(REPO_ROOT / cfg.model.teacher.config), str(tmp_path / 'teacher.pth'))
+    cfg.train_dataloader.dataset.data_root = shapes_root
+    log_vars = train_one_step(cfg, str(tmp_path))
+    assert any(key.startswith('student.loss') for key in log_vars)
