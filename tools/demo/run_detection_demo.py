@@ -61,7 +61,7 @@ def parse_args() -> argparse.Namespace:
                         help='trainings run at once (each with one thread)')
     parser.add_argument('--all-hybrids', action='store_true',
                         help='also train block-wise with all four hybrids (the paper\'s form; '
-                        'about twice the time of the default run\'s block-wise students)')
+                        'each run about twice a block-wise-late run)')
     return parser.parse_args()
 
 
