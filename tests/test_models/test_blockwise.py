@@ -297,13 +297,11 @@ def saved_bytes_and_gradients(model, data) -> tuple:
     return sum(saved), losses, {name: grad for (name, _), grad in zip(trainable, grads)}
 
 
-@pytest.mark.parametrize('model_kind', ['resnet', 'retinanet', 'faster_rcnn'])
-def test_recomputed_teacher_tails_keep_losses_and_gradients_and_save_fewer_activations(
-        teacher_checkpoint, tmp_path, shapes_root, model_kind):
-    """hybrids.recompute_teacher_tails: every loss term and every trainable parameter's
-    gradient as without it, while autograd keeps (outside the checkpoints) less than a
-    quarter of what the hybrids' teacher parts kept. (Each loss starts from the same random
-    state: Faster R-CNN samples its RoIs.)"""
+def blockwise_model_and_data(model_kind: str, teacher_checkpoint: str, tmp_path,
+                             shapes_root: str, image_scale: int = 64) -> tuple:
+    """A block-wise distiller in training mode (ResNet, RetinaNet or Faster R-CNN pair, all
+    hybrids) and a preprocessed batch for it (detection images ``image_scale`` pixels a
+    side)."""
     if model_kind == 'resnet':
         model, batch = build_blockwise(teacher_checkpoint), make_batch(size=32)
     else:
@@ -316,10 +314,21 @@ def test_recomputed_teacher_tails_keep_losses_and_gradients_and_save_fewer_activ
                                     teacher=dict(config=RETINANET, checkpoint=checkpoint),
                                     distill_losses=SIGMOID_KD)
                  if config == RETINANET else faster_rcnn_blockwise(checkpoint, False))
-        batch = batch_of(shapes_root)
+        batch = batch_of(shapes_root, scale=image_scale)
     model.init_weights()
     model.train()
-    data = model.data_preprocessor(batch, training=True)
+    return model, model.data_preprocessor(batch, training=True)
+
+
+@pytest.mark.parametrize('model_kind', ['resnet', 'retinanet', 'faster_rcnn'])
+def test_recomputed_teacher_tails_keep_losses_and_gradients_and_save_fewer_activations(
+        teacher_checkpoint, tmp_path, shapes_root, model_kind):
+    """hybrids.recompute_teacher_tails: every loss term and every trainable parameter's
+    gradient as without it, while autograd keeps (outside the checkpoints) less than a
+    quarter of what the hybrids' teacher parts kept. (Each loss starts from the same random
+    state: Faster R-CNN samples its RoIs.)"""
+    model, data = blockwise_model_and_data(model_kind, teacher_checkpoint, tmp_path,
+                                           shapes_root)
     torch.manual_seed(0)
     student_alone, _, _ = saved_bytes_and_gradients(model.student, data)
     torch.manual_seed(0)
@@ -339,6 +348,43 @@ def test_recomputed_teacher_tails_keep_losses_and_gradients_and_save_fewer_activ
             torch.testing.assert_close(grads_recomputing[name], grad, rtol=1e-5, atol=1e-7,
                                        msg=name)
     assert kept_recomputing - student_alone < 0.25 * (kept - student_alone)
+
+
+@pytest.mark.parametrize('model_kind', ['resnet', 'retinanet'])
+def test_recomputed_teacher_tails_under_bf16_autocast_keep_losses_and_gradients(
+        teacher_checkpoint, tmp_path, shapes_root, model_kind):
+    """--amp (bf16 autocast on CPU): the recomputation in backward runs under the autocast
+    state of the forward, so every loss term and gradient equals the stored-activation one;
+    the hybrids' convolutions really ran in bfloat16 (their terms differ from float32's).
+    Detection images are 160 px: on 64-px images RetinaNet's P7 conv gets a 1x1 input, and
+    torch 2.14's CPU bfloat16 weight gradient of a stride-2 convolution on a 1x1 input comes
+    back different (even inf or nan) from one call to the next, with or without
+    recomputation (README, mixed precision)."""
+    model, data = blockwise_model_and_data(model_kind, teacher_checkpoint, tmp_path,
+                                           shapes_root, image_scale=160)
+    _, float32_losses, _ = saved_bytes_and_gradients(model, data)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        _, losses, grads = saved_bytes_and_gradients(model, data)
+        model.hybrids.recompute_teacher_tails = True
+        _, losses_recomputing, grads_recomputing = saved_bytes_and_gradients(model, data)
+    hybrid_terms = [key for key in losses if key.startswith('hybrid')]
+
+    def stacked(value):  # RetinaNet's terms are per-level lists
+        return torch.stack(list(value)) if isinstance(value, list) else value
+
+    assert hybrid_terms and any(not torch.equal(stacked(losses[key]),
+                                                stacked(float32_losses[key]))
+                                for key in hybrid_terms)
+    assert losses_recomputing.keys() == losses.keys()
+    for key, value in losses.items():
+        torch.testing.assert_close(losses_recomputing[key], value, rtol=0, atol=0, msg=key)
+    assert sum(grad is not None for grad in grads.values()) > 10
+    for name, grad in grads.items():
+        if grad is None:
+            assert grads_recomputing[name] is None, name
+        else:
+            torch.testing.assert_close(grads_recomputing[name], grad, rtol=1e-5, atol=1e-7,
+                                       msg=name)
 
 
 def test_recompute_teacher_tails_must_be_a_bool(teacher_checkpoint):
