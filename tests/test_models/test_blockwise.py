@@ -297,6 +297,21 @@ def saved_bytes_and_gradients(model, data) -> tuple:
     return sum(saved), losses, {name: grad for (name, _), grad in zip(trainable, grads)}
 
 
+def assert_same_losses_and_gradients(losses: dict, grads: dict, expected_losses: dict,
+                                     expected_grads: dict) -> None:
+    """Every loss term bit-equal, and every trainable parameter's gradient equal to float32
+    rounding (the same parameters without one), over more than ten parameters."""
+    assert losses.keys() == expected_losses.keys()
+    for key, value in expected_losses.items():
+        torch.testing.assert_close(losses[key], value, rtol=0, atol=0, msg=key)
+    assert sum(grad is not None for grad in expected_grads.values()) > 10
+    for name, grad in expected_grads.items():
+        if grad is None:
+            assert grads[name] is None, name
+        else:
+            torch.testing.assert_close(grads[name], grad, rtol=1e-5, atol=1e-7, msg=name)
+
+
 def blockwise_model_and_data(model_kind: str, teacher_checkpoint: str, tmp_path,
                              shapes_root: str, image_scale: int = 64) -> tuple:
     """A block-wise distiller in training mode (ResNet, RetinaNet or Faster R-CNN pair, all
@@ -337,16 +352,7 @@ def test_recomputed_teacher_tails_keep_losses_and_gradients_and_save_fewer_activ
     torch.manual_seed(0)
     kept_recomputing, losses_recomputing, grads_recomputing = saved_bytes_and_gradients(
         model, data)
-    assert losses_recomputing.keys() == losses.keys()
-    for key, value in losses.items():
-        torch.testing.assert_close(losses_recomputing[key], value, rtol=0, atol=0, msg=key)
-    assert sum(grad is not None for grad in grads.values()) > 10
-    for name, grad in grads.items():
-        if grad is None:
-            assert grads_recomputing[name] is None, name
-        else:
-            torch.testing.assert_close(grads_recomputing[name], grad, rtol=1e-5, atol=1e-7,
-                                       msg=name)
+    assert_same_losses_and_gradients(losses_recomputing, grads_recomputing, losses, grads)
     assert kept_recomputing - student_alone < 0.25 * (kept - student_alone)
 
 
@@ -375,16 +381,7 @@ def test_recomputed_teacher_tails_under_bf16_autocast_keep_losses_and_gradients(
     assert hybrid_terms and any(not torch.equal(stacked(losses[key]),
                                                 stacked(float32_losses[key]))
                                 for key in hybrid_terms)
-    assert losses_recomputing.keys() == losses.keys()
-    for key, value in losses.items():
-        torch.testing.assert_close(losses_recomputing[key], value, rtol=0, atol=0, msg=key)
-    assert sum(grad is not None for grad in grads.values()) > 10
-    for name, grad in grads.items():
-        if grad is None:
-            assert grads_recomputing[name] is None, name
-        else:
-            torch.testing.assert_close(grads_recomputing[name], grad, rtol=1e-5, atol=1e-7,
-                                       msg=name)
+    assert_same_losses_and_gradients(losses_recomputing, grads_recomputing, losses, grads)
 
 
 def test_recompute_teacher_tails_must_be_a_bool(teacher_checkpoint):
