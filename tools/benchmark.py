@@ -32,6 +32,9 @@ per iteration, after warm-up, interleaving A B C D A B C D ...:
   ``blockwise`` / ``blockwise_late`` / ``blockwise_last`` with
   ``hybrids=dict(recompute_teacher_tails=True)`` (the hybrids' teacher parts keep no
   activations for backward and run their forward again there);
+* ``blockwise_no_task`` / ``blockwise_late_no_task`` / ``blockwise_last_no_task``: the same
+  with ``hybrids=dict(task_losses=False)`` (the hybrids have no head loss of their own, so a
+  dense detector's hybrids run only the teacher head's class branch);
 * ``kd_cached``: the KD step with the teacher-logits cache warm (a second epoch of a
   deterministic pipeline: no teacher forward at all);
 * ``kd_bf16``: the KD step with a bf16 teacher;
@@ -123,7 +126,8 @@ TEACHER_VARIANTS = ('teacher', 'teacher_logits', 'teacher_channels_last', 'teach
                     'teacher_inference_mode')
 DISTILLED = ('kd', 'dist', 'blockwise', 'blockwise_k2', 'blockwise_k1', 'blockwise_late',
              'blockwise_last', 'blockwise_recomputed', 'blockwise_late_recomputed',
-             'blockwise_last_recomputed', 'kd_cached', 'kd_bf16', 'kd_stored')
+             'blockwise_last_recomputed', 'blockwise_no_task', 'blockwise_late_no_task',
+             'blockwise_last_no_task', 'kd_cached', 'kd_bf16', 'kd_stored')
 FLOORS = ('student', 'teacher', 'teacher_logits')  # measured whatever --variants asks
 CLASSIFICATION_ONLY = ('kd_stored', )  # a soft-label store serves classifiers
 BLOCKWISE = tuple(variant for variant in DISTILLED if variant.startswith('blockwise'))
@@ -132,14 +136,18 @@ VARIANTS = ('student', ) + TEACHER_VARIANTS + DISTILLED
 TEACHER_OPTIONS = dict(teacher_channels_last=dict(channels_last=True),
                        teacher_bf16=dict(bf16=True), kd_bf16=dict(bf16=True))
 # variant -> options of block-wise hybrids: in turn, or a fixed subset of the cheap ones,
-# each also with the teacher tails' activations recomputed in backward
+# each also with the teacher tails' activations recomputed in backward, or without the
+# hybrids' task losses
 HYBRIDS_OPTIONS = dict(blockwise_k2=dict(per_step=2), blockwise_k1=dict(per_step=1),
                        blockwise_late=dict(stages=[3, 4]), blockwise_last=dict(stages=[4]),
                        blockwise_recomputed=dict(recompute_teacher_tails=True),
                        blockwise_late_recomputed=dict(stages=[3, 4],
                                                       recompute_teacher_tails=True),
                        blockwise_last_recomputed=dict(stages=[4],
-                                                      recompute_teacher_tails=True))
+                                                      recompute_teacher_tails=True),
+                       blockwise_no_task=dict(task_losses=False),
+                       blockwise_late_no_task=dict(stages=[3, 4], task_losses=False),
+                       blockwise_last_no_task=dict(stages=[4], task_losses=False))
 SETTLED = 0.05  # warm-up ends when no variant's time moved by more than this between rounds
 # glibc settings of a CPU memory probe: allocations of 64 KiB and more get their own mapping
 # (a fixed threshold, not glibc's adaptive one) and the heap top is returned at once, so that

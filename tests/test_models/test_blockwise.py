@@ -488,3 +488,54 @@ def test_the_students_step_is_recorded_whatever_else_its_bbox_loss_takes(tmp_pat
     assert records['sampling_results'] is sampling
     assert records['rois'].tolist() == [[0., 0., 0., 4., 4.]]
     assert model.student.roi_head.bbox_loss is stand_in  # restored after the step
+
+
+def hybrid_task_loss_keys(losses: dict) -> list:
+    """The hybrids' task-loss terms (``hybrid<i>.<head loss>``), not their distill/cross."""
+    return [key for key in losses if key.startswith('hybrid')
+            and not key.split('.', 1)[1].startswith(('distill.', 'cross.'))]
+
+
+@pytest.mark.parametrize('model_kind', ['resnet', 'retinanet', 'faster_rcnn'])
+def test_hybrids_without_task_losses_keep_every_other_term_and_its_gradients(
+        teacher_checkpoint, tmp_path, shapes_root, model_kind):
+    """hybrids.task_losses=False: the hybrids' head losses are gone, every other term is
+    bit-equal to the full form's, and each trainable parameter's gradient is the full form's
+    gradient of those other terms alone. RetinaNet's hybrids then run only the teacher head's
+    class branch (its box branch is never called) and autograd keeps less. (Each loss starts
+    from the same random state: Faster R-CNN samples its RoIs.)"""
+    model, data = blockwise_model_and_data(model_kind, teacher_checkpoint, tmp_path,
+                                           shapes_root)
+    box_branch_calls = []
+    if model_kind == 'retinanet':
+        for module in (*model.teacher.bbox_head.reg_convs, model.teacher.bbox_head.retina_reg):
+            module.register_forward_hook(lambda *_: box_branch_calls.append(1))
+    torch.manual_seed(0)
+    kept, full_losses, _ = saved_bytes_and_gradients(model, data)
+    full_form_box_calls = len(box_branch_calls)
+    task_keys = hybrid_task_loss_keys(full_losses)
+    assert task_keys
+    torch.manual_seed(0)
+    rest = {key: value for key, value in model.loss(data['inputs'], data['data_samples']).items()
+            if key not in task_keys}
+    trainable = [(name, parameter) for name, parameter in model.named_parameters()
+                 if parameter.requires_grad]
+    rest_grads = torch.autograd.grad(model.parse_losses(rest)[0],
+                                     [parameter for _, parameter in trainable],
+                                     allow_unused=True)
+    expected_grads = {name: grad for (name, _), grad in zip(trainable, rest_grads)}
+
+    model.hybrids.task_losses = False
+    box_calls_before = len(box_branch_calls)
+    torch.manual_seed(0)
+    kept_light, losses, grads = saved_bytes_and_gradients(model, data)
+    assert_same_losses_and_gradients(losses, grads, rest, expected_grads)
+    if model_kind == 'retinanet':
+        assert full_form_box_calls > 0 and len(box_branch_calls) == box_calls_before
+        assert kept_light < kept
+
+
+def test_hybrid_task_losses_must_be_a_bool(teacher_checkpoint):
+    with pytest.raises(TypeError, match=r'model\.hybrids\.task_losses: expected True or '
+                       r'False, got 0'):
+        build_blockwise(teacher_checkpoint, hybrids=dict(task_losses=0))

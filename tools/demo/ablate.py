@@ -1,4 +1,4 @@
-"""Ablations on the digits demo: one setting changed at a time, several seeds each.
+"""Ablations on the demos: one setting changed at a time, several seeds each.
 
 Studies (``STUDY``):
 
@@ -18,31 +18,40 @@ Studies (``STUDY``):
   per step without the n/k weight scaling and without the cross term, to tell which of the two
   costs that form its accuracy; all four without the cross term; and a fixed subset of the
   cheap hybrids (N_3 and N_4, or N_4 alone) in every step.
+* ``blockwise_detection``: the same question on the detection demo. Its block-wise-late student
+  (``configs/demo/det/blockwise_late_retinanet_r18_retinanet_r18w16_shapes.py``, hybrids N_3
+  and N_4) without the hybrids' task losses (``hybrids.task_losses=False``: the teacher head's
+  box branch, label assignment and loss are not run), and the hybrid N_4 alone, with and
+  without its task loss.
 
-Each setting trains against the teacher of a finished digits demo run; the tool prints a table
-of final top-1 accuracies (mean ± sample standard deviation) and the mean training time.
+Each setting trains against the teacher of a finished demo run (digits, or shapes for the
+detection study); the tool prints a table of final top-1 accuracies or bbox mAPs (mean ± sample
+standard deviation) and the mean training time.
 
 Example:
     bash tools/run_demo.sh                     # once: the data and the teacher
     python tools/demo/ablate.py dist --teacher work_dirs/digits_demo/teacher.pth
     python tools/demo/ablate.py blockwise --seeds 0 1 2 3 4
+    bash tools/run_demo.sh detection           # once: the shapes and their teacher
+    python tools/demo/ablate.py blockwise_detection
 """
 import argparse
 import os.path as osp
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Tuple
+from typing import Dict, List, NamedTuple, Tuple
 
-from demo_runs import mean_and_std, train
+from demo_runs import mean_and_std, needs_teacher, train
 from run_classification_demo import data_options
+from run_detection_demo import SHAPES, SPLITS
 
-METRIC = 'accuracy/top1'
 CONFIGS = 'configs/demo'
 BASELINE = f'{CONFIGS}/student_resnet18w8_digits.py'
 KD = f'{CONFIGS}/kd_resnet18w32_resnet18w8_digits.py'
 DIST = f'{CONFIGS}/dist_resnet18w32_resnet18w8_digits.py'
 BLOCKWISE = f'{CONFIGS}/blockwise_resnet18w32_resnet18w8_digits.py'
+BLOCKWISE_DETECTION = f'{CONFIGS}/det/blockwise_late_retinanet_r18_retinanet_r18w16_shapes.py'
 DIST_LOSS = 'model.distill_losses.loss_dist'
 LABELLED_200 = 'student_train_200.txt'
 ON_200_LABELS = [f'train_dataloader.dataset.ann_file={LABELLED_200}', 'train_cfg.max_epochs=150',
@@ -89,7 +98,32 @@ STUDIES: Dict[str, Tuple[str, Dict[str, Tuple[str, str, List[str]]]]] = {
         'stage4': ('hybrid N_4 only (the teacher head), every step', BLOCKWISE,
                    ['model.hybrids.stages=[4]']),
     }),
+    'blockwise_detection': ('block-wise hybrids (RetinaNet on shapes)', {
+        'late': ('N_3 and N_4 with their task losses (the demo\'s block-wise-late)',
+                 BLOCKWISE_DETECTION, []),
+        'late_no_task': ('N_3 and N_4, no task losses', BLOCKWISE_DETECTION,
+                         ['model.hybrids.task_losses=False']),
+        'last': ('N_4 only, with its task loss', BLOCKWISE_DETECTION,
+                 ['model.hybrids.stages=[4]']),
+        'last_no_task': ('N_4 only, no task loss', BLOCKWISE_DETECTION,
+                         ['model.hybrids.stages=[4]', 'model.hybrids.task_losses=False']),
+    }),
 }
+
+
+class Task(NamedTuple):
+    """What a study's runs are evaluated with and where their teacher and data come from."""
+    metric: str  # the logged metric read at the end of each run
+    scale: float  # the factor that makes it a percentage
+    header: str  # the table's column of that metric
+    teacher: str  # the default teacher checkpoint, of a finished demo run
+
+
+DIGITS = Task('accuracy/top1', 1.0, 'top-1 (%) on 500 test digits',
+              'work_dirs/digits_demo/teacher.pth')
+SHAPES_TASK = Task('coco/bbox_mAP', 100.0, 'bbox mAP (%) on 150 val images',
+                   'work_dirs/shapes_demo/teacher.pth')
+TASK_OF_STUDY = {'blockwise_detection': SHAPES_TASK}
 
 
 def write_200_labelled(data_root: str, per_class: int = 15) -> None:
@@ -109,9 +143,11 @@ def write_200_labelled(data_root: str, per_class: int = 15) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('study', choices=list(STUDIES))
-    parser.add_argument('--teacher', default='work_dirs/digits_demo/teacher.pth',
-                        help='the teacher checkpoint of a finished digits demo run')
-    parser.add_argument('--data-root', default='data/digits')
+    parser.add_argument('--teacher', help='the teacher checkpoint of a finished demo run '
+                        f'(default: {DIGITS.teacher}, or {SHAPES_TASK.teacher} for the '
+                        'detection study)')
+    parser.add_argument('--data-root', default='data/digits',
+                        help='the digits data (the detection study writes data/shapes)')
     parser.add_argument('--work-dir', help='default: work_dirs/<study>_ablation')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--jobs', type=int, default=2, help='trainings run at once')
@@ -128,10 +164,17 @@ def main() -> None:
         raise SystemExit(f'--settings: {sorted(unknown)} not in study {args.study!r}; '
                          f'its settings: {list(settings)}')
     settings = {name: settings[name] for name in args.settings or settings}
+    task = TASK_OF_STUDY.get(args.study, DIGITS)
+    teacher_checkpoint = args.teacher or task.teacher
     if args.study == 'labels':
         write_200_labelled(args.data_root)
+    if task is SHAPES_TASK:
+        from mmkd_plugins.demo import write_shapes_coco
+        write_shapes_coco('data/shapes', SPLITS, **SHAPES)
+        data = []  # the detection configs read data/shapes
+    else:
+        data = data_options(args.data_root)
     work_root = args.work_dir or osp.join('work_dirs', f'{args.study}_ablation')
-    data = data_options(args.data_root)
     runs = [(name, seed) for name in settings for seed in args.seeds]
 
     def train_one(run: Tuple[str, int]) -> Tuple[float, float]:
@@ -139,13 +182,14 @@ def main() -> None:
         work_dir = osp.join(work_root, setting, f'seed{seed}')
         started = time.time()
         _, config, overrides = settings[setting]
-        teacher = [] if config == BASELINE else [f'model.teacher.checkpoint={args.teacher}']
-        accuracy = train(config, work_dir, seed, METRIC, *teacher, *data, *overrides)
-        return accuracy, time.time() - started
+        teacher = ([f'model.teacher.checkpoint={teacher_checkpoint}']
+                   if needs_teacher(setting) else [])
+        value = train(config, work_dir, seed, task.metric, *teacher, *data, *overrides)
+        return task.scale * value, time.time() - started
 
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(train_one, runs))
-    print(f'| {column} | top-1 (%) on 500 test digits | per seed (seeds {args.seeds}) '
+    print(f'| {column} | {task.header} | per seed (seeds {args.seeds}) '
           f'| mean training time (s, {args.jobs} at once) |')
     print('|---|---|---|---|')
     for setting, (label, _, _) in settings.items():

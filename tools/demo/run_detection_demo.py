@@ -9,7 +9,8 @@ mmdet's stock RetinaNet R18 config, trained from scratch), on 64x64 images with 
   * the same student distilled with KD (binary KL on the sigmoid scores), with DIST (the
     authors' RetinaNet recipe) and block-wise (learned stage connectors, DIST as the distance;
     the two late hybrids N_3 and N_4, or with ``--all-hybrids`` also the paper's form with all
-    four), at the students' schedule,
+    four), at the students' schedule (SGD); with ``--converged`` every student with AdamW
+    for 162 epochs and the baseline also at 243, where the baseline has levelled off,
 each student over several seeds (the teacher trains alongside the baselines), then prints
 teacher / baseline / distilled bbox mAP from mmdet's ``CocoMetric`` (pycocotools) on 150
 held-out images, each method's gain over the baseline at the same schedule and at 1.5 x it and

@@ -34,7 +34,8 @@ class HybridOutput(NamedTuple):
         stage: i, the last student stage in the hybrid (1-based).
         logits: Comparable logits, as the task adapter defines them: (B, K) for classifiers,
             per level (N·H·W, A·K) for dense detectors.
-        task_losses: The teacher head's own losses on the hybrid's outputs.
+        task_losses: The teacher head's own losses on the hybrid's outputs (empty with
+            ``task_losses=False``).
     """
     stage: int
     logits: Union[torch.Tensor, List[torch.Tensor]]
@@ -206,6 +207,11 @@ class HybridNetworks(nn.Module):
             their batch-norm statistics are updated once). Same losses and gradients; less
             peak memory for one more forward of every tail (README, benchmark). Defaults to
             False.
+        task_losses: Whether each hybrid adds the teacher head's own losses on its outputs
+            (``L_task(N_i)``, the paper's form). With False the hybrids are trained by their
+            distillation and cross terms alone, and their teacher part computes only what the
+            logits need (for RetinaNet, FCOS, ATSS and GFL heads the class branch: no box
+            branch, label assignment or head loss). Defaults to True.
         field: Config field for errors. Defaults to ``'model.hybrids'``.
     """
 
@@ -219,6 +225,7 @@ class HybridNetworks(nn.Module):
                  probe_size: int = 384,
                  per_step: Optional[int] = None,
                  recompute_teacher_tails: bool = False,
+                 task_losses: bool = True,
                  field: str = 'model.hybrids') -> None:
         super().__init__()
         self.adapter = adapter
@@ -245,6 +252,10 @@ class HybridNetworks(nn.Module):
             raise TypeError(f'{field}.recompute_teacher_tails: expected True or False, got '
                             f'{recompute_teacher_tails!r}')
         self.recompute_teacher_tails = recompute_teacher_tails
+        if not isinstance(task_losses, bool):
+            raise TypeError(f'{field}.task_losses: expected True or False, got '
+                            f'{task_losses!r}')
+        self.task_losses = task_losses
         if self.per_step is not None:
             self.register_buffer('step', torch.zeros((), dtype=torch.long))
 
@@ -322,13 +333,16 @@ class HybridNetworks(nn.Module):
         for stage in stages:
             features = {j: connected[j] for j in self.connected_stages if j <= stage}
             if self.recompute_teacher_tails:
-                head_outputs = checkpoint(self._teacher_tail, teacher, stage, features, records,
-                                          use_reentrant=False)
+                outputs = checkpoint(self._teacher_tail, teacher, stage, features, records,
+                                     use_reentrant=False)
             else:
-                head_outputs = self._teacher_tail(teacher, stage, features, records)
-            results.append(HybridOutput(
-                stage, self.adapter.head_logits(teacher, head_outputs),
-                self.adapter.head_task_losses(teacher, head_outputs, data_samples, records)))
+                outputs = self._teacher_tail(teacher, stage, features, records)
+            if self.task_losses:
+                results.append(HybridOutput(
+                    stage, self.adapter.head_logits(teacher, outputs),
+                    self.adapter.head_task_losses(teacher, outputs, data_samples, records)))
+            else:
+                results.append(HybridOutput(stage, outputs, {}))
         unused = [connected[j] for j in self.connected_stages if j not in used]
         if unused:
             zero = sum(output.sum() for output in unused) * 0.0
@@ -350,7 +364,8 @@ class HybridNetworks(nn.Module):
             records: As for :meth:`forward`.
 
         Returns:
-            The teacher head's outputs (the task adapter's ``head_forward``).
+            The teacher head's outputs (the task adapter's ``head_forward``), or with
+            ``task_losses=False`` only its logits (``head_class_logits``).
         """
         features = dict(connected)
         tail = self.teacher_split.run(teacher.backbone, features[stage], first=stage)
@@ -358,4 +373,6 @@ class HybridNetworks(nn.Module):
         unread = features[stage].new_zeros(0)  # an output the neck never reads
         backbone_outputs = tuple(features.get(j + 1, unread)
                                  for j in self.teacher_split.output_stages)
-        return self.adapter.head_forward(teacher, backbone_outputs, records)
+        if self.task_losses:
+            return self.adapter.head_forward(teacher, backbone_outputs, records)
+        return self.adapter.head_class_logits(teacher, backbone_outputs, records)

@@ -61,7 +61,7 @@ class BlockwiseDistiller(Distiller):
             ``student_output`` / ``teacher_output``).
         hybrids: ``dict(stages=None, connector=dict(type='ConvBNConnector'),
             weights='uniform', probe_size=384, per_step=None,
-            recompute_teacher_tails=False)``, see
+            recompute_teacher_tails=False, task_losses=True)``, see
             :class:`~mmkd_plugins.models.blockwise.HybridNetworks`. Defaults to all stages.
         alpha: α, weight of the task losses. Defaults to 1.0.
         beta: β, weight of the distillation terms. Defaults to 1.0.

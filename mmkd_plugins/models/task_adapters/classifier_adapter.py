@@ -159,6 +159,13 @@ class ClassifierAdapter:
         (B, num_classes)."""
         return head_outputs
 
+    @classmethod
+    def head_class_logits(cls, model: BaseModel, backbone_outputs: tuple,
+                          records: Optional[dict] = None) -> torch.Tensor:
+        """The logits of :meth:`head_forward` (nothing of a classifier's head serves its loss
+        alone), (B, num_classes)."""
+        return cls.head_logits(model, cls.head_forward(model, backbone_outputs, records))
+
     @staticmethod
     def head_task_losses(model: BaseModel, head_outputs: torch.Tensor, data_samples: list,
                          records: Optional[dict] = None) -> dict:

@@ -76,6 +76,21 @@ def class_branch_scores(head, features: Sequence[torch.Tensor]) -> Optional[List
     return scores
 
 
+def class_logits_of_features(head, features: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    """A dense head's class maps on FPN features, as flattened logits: its class branch alone
+    where :func:`class_branch_scores` knows it, else its whole forward's first output.
+
+    Args:
+        head: A dense head.
+        features: Per FPN level, (N, C, H_l, W_l).
+
+    Returns:
+        Per level, (N·H_l·W_l, A·K).
+    """
+    scores = class_branch_scores(head, features)
+    return as_logits(head, flatten_levels(head(features)[0] if scores is None else scores))
+
+
 def _head_layout(detector: BaseModel) -> dict:
     head = detector.bbox_head
     prior_generator = getattr(head, 'prior_generator', None)
@@ -167,10 +182,7 @@ class DenseHeadAdapter:
     def teacher_logits(teacher: BaseModel, inputs: torch.Tensor,
                        student_calls: ModuleOutputRecorder) -> List[torch.Tensor]:
         """Per level, shape (N·H·W, A·K)."""
-        features = teacher.extract_feat(inputs)
-        scores = class_branch_scores(teacher.bbox_head, features)
-        levels = flatten_levels(teacher.bbox_head(features)[0] if scores is None else scores)
-        return as_logits(teacher.bbox_head, levels)
+        return class_logits_of_features(teacher.bbox_head, teacher.extract_feat(inputs))
 
     @staticmethod
     def check_hybrid_pair(student: BaseModel, teacher: BaseModel, field: str) -> None:
@@ -196,6 +208,14 @@ class DenseHeadAdapter:
         """Class scores of :meth:`head_forward`'s result (of ``model``'s head), per level
         (N·H·W, A·K)."""
         return as_logits(model.bbox_head, flatten_levels(head_outputs[0]))
+
+    @staticmethod
+    def head_class_logits(model: BaseModel, backbone_outputs: tuple,
+                          records: Optional[dict] = None) -> List[torch.Tensor]:
+        """``model``'s neck, then its head's class branch only (see
+        :func:`class_logits_of_features`), on given backbone outputs: per level (N·H·W, A·K)."""
+        features = model.neck(backbone_outputs) if model.with_neck else backbone_outputs
+        return class_logits_of_features(model.bbox_head, features)
 
     @staticmethod
     def head_task_losses(model: BaseModel, head_outputs: Tuple[list, ...], data_samples: list,

@@ -75,6 +75,12 @@ class HybridTaskAdapter(TaskAdapter, Protocol):
         """The comparable logits of :meth:`head_forward`'s result."""
 
     @staticmethod
+    def head_class_logits(model: BaseModel, backbone_outputs: tuple,
+                          records: Optional[dict] = None):
+        """``head_logits(model, head_forward(model, backbone_outputs, records))``, computing
+        only what the logits need (a hybrid without task losses)."""
+
+    @staticmethod
     def head_task_losses(model: BaseModel, head_outputs, data_samples: list,
                          records: Optional[dict] = None) -> dict:
         """``model``'s own head losses on :meth:`head_forward`'s result."""

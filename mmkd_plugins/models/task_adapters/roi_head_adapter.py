@@ -237,6 +237,13 @@ class RoIHeadAdapter:
         """The class logits of :meth:`head_forward`'s result, (num_rois, K + 1)."""
         return head_outputs[0]
 
+    @classmethod
+    def head_class_logits(cls, model: BaseModel, backbone_outputs: tuple,
+                          records: Optional[dict] = None) -> torch.Tensor:
+        """The class logits of :meth:`head_forward` on the student's RoIs, (num_rois, K + 1)
+        (the box head's shared layers serve both outputs, so it runs whole)."""
+        return cls.head_logits(model, cls.head_forward(model, backbone_outputs, records))
+
     @staticmethod
     def head_task_losses(model: BaseModel, head_outputs: tuple, data_samples: list,
                          records: Optional[dict] = None) -> dict:
