@@ -92,6 +92,12 @@ class SoftLabelStore:
         self.arrays = {name: np.load(osp.join(folder, f'{name}.npy'), mmap_mode=mode)
                        for name in ARRAYS}
 
+    def __deepcopy__(self, memo: dict) -> 'SoftLabelStore':
+        """The store itself: a deep copy of a model that reads it (``EMAHook``'s averaged copy)
+        shares its memory maps; a copy of a memory-mapped array would be an in-memory array
+        holding the whole store."""
+        return self
+
     @classmethod
     def open(cls, folder: str, field: str) -> 'SoftLabelStore':
         """Open a complete store for reading.

@@ -11,9 +11,13 @@ from mmengine.runner import Runner
 
 from mmkd_plugins.models import BlockwiseDistiller, Distiller, MultiTeacherDistiller
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
-from ..conftest import REPO_ROOT, save_random_checkpoint, shapes_dataset
+from mmkd_plugins.soft_labels import use_soft_label_store
+from ..conftest import REPO_ROOT, run_tool, save_random_checkpoint, shapes_dataset
 
-CLASSIFICATION_CONFIGS = sorted(str(p) for p in (REPO_ROOT / 'configs').glob('*/*_in1k.py'))
+# (configs/soft_labels read a store: test_the_shipped_store_config_makes_its_store_and_trains)
+CLASSIFICATION_CONFIGS = sorted(str(p) for p in (REPO_ROOT / 'configs').glob('*/*_in1k.py')
+                                if p.parent.name != 'soft_labels')
+STORE_CONFIG = str(REPO_ROOT / 'configs' / 'soft_labels' / 'kd_resnet34_resnet18_stored_in1k.py')
 DETECTION_CONFIGS = sorted(str(p) for p in (REPO_ROOT / 'configs').glob('*/*_coco.py'))
 SMALL_DETECTION_PIPELINE = [
     dict(type='LoadImageFromFile'),
@@ -82,6 +86,32 @@ def test_classification_config_trains_one_step(config, digits_root, torch_home, 
                                         pipeline=cfg.train_dataloader.dataset.pipeline)
     cfg.train_dataloader.dataset.pipeline[1].scale = 64  # RandomResizedCrop: small for CPU
     train_one_step(cfg, str(tmp_path))
+
+
+def test_the_shipped_store_config_makes_its_store_and_trains_a_step(digits_root, torch_home,
+                                                                   tmp_path):
+    """The ImageNet recipe from a soft-label store, on the digits at 64 px: the stock pipeline's
+    RandomResizedCrop and RandomFlip are replayable, tools/make_soft_labels.py makes the store
+    of its model-zoo teacher (from torch hub's cache), and the distiller trains from it."""
+    cfg = Config.fromfile(STORE_CONFIG)
+    cache_model_zoo_teacher(cfg, torch_home)
+    store = str(tmp_path / 'store')
+    config = tmp_path / 'stored_on_digits.py'
+    config.write_text(
+        f'_base_ = {STORE_CONFIG!r}\n'
+        f'model = dict(soft_labels=dict(store={store!r}))\n'
+        'train_dataloader = dict(dataset=dict(_delete_=True, type="CustomDataset", '
+        f'data_root={digits_root!r}, ann_file="student_train.txt", pipeline=[\n'
+        '    dict(type="LoadImageFromFile"), dict(type="RandomResizedCrop", scale=64),\n'
+        '    dict(type="RandomFlip", prob=0.5, direction="horizontal"),\n'
+        '    dict(type="PackInputs")]))\n')
+    run_tool('make_soft_labels.py', str(config), '--views', '2', '--top-k', '10')
+    cfg = Config.fromfile(str(config))
+    assert [transform.type for transform in cfg.train_dataloader.dataset.pipeline] == [
+        transform.type for transform in Config.fromfile(STORE_CONFIG).train_pipeline]
+    use_soft_label_store(cfg)
+    log_vars = train_one_step(cfg, str(tmp_path / 'work_dir'))
+    assert log_vars['distill.loss_kd'] > 0
 
 
 @pytest.mark.parametrize('config', DETECTION_CONFIGS,

@@ -211,6 +211,19 @@ def test_the_teacher_is_never_built_or_loaded(digits_store, digits_root, tmp_pat
     assert model.student.head.fc.weight.grad.abs().sum() > 0
 
 
+def test_an_ema_copy_of_the_model_shares_the_file_backed_store(digits_store, digits_root,
+                                                                sharp_teacher):
+    """EMAHook deep-copies the model: the copy must read the same memory maps (a deep copy of
+    a memory-mapped array is an in-memory array holding the whole store, in every process)."""
+    from mmengine.model import ExponentialMovingAverage
+    model = MODELS.build(stored_config(digits_root, sharp_teacher, digits_store).model)
+    averaged = ExponentialMovingAverage(model, momentum=0.5).module
+    store = model.stored_teacher.store
+    assert averaged.stored_teacher.store is store
+    assert all(isinstance(array, np.memmap) for array in store.arrays.values())
+    assert averaged.student is not model.student  # the rest is still copied
+
+
 def test_a_learned_global_temperature_reads_the_store(digits_store, digits_root,
                                                      sharp_teacher):
     """CTKD: a learned temperature re-softens the rebuilt logits; it gets a gradient."""

@@ -12,12 +12,15 @@ from mmkd_plugins.checkpoint import atomic_write_bytes, safe_torch_load
 from ..conftest import KD_CONFIG, data_options
 
 
-def kd_runner(digits_root, teacher_checkpoint, work_dir, epochs=2) -> Runner:
+def kd_runner(digits_root, teacher_checkpoint, work_dir, epochs=2, **options) -> Runner:
+    """A runner of the demo KD config checkpointing every epoch (keeping 1); ``options``
+    override the config (``resume=True`` resumes from ``work_dir``'s last checkpoint)."""
     cfg = Config.fromfile(KD_CONFIG)
-    cfg.merge_from_dict(dict(data_options(digits_root), **{
-        'model.teacher.checkpoint': teacher_checkpoint, 'train_cfg.max_epochs': epochs,
-        'train_cfg.val_interval': epochs, 'default_hooks.checkpoint.interval': 1,
-        'default_hooks.checkpoint.max_keep_ckpts': 1, 'randomness.seed': 0}))
+    cfg.merge_from_dict({
+        **data_options(digits_root), 'model.teacher.checkpoint': teacher_checkpoint,
+        'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs,
+        'default_hooks.checkpoint.interval': 1, 'default_hooks.checkpoint.max_keep_ckpts': 1,
+        'randomness.seed': 0, **options})
     cfg.work_dir = str(work_dir)
     return Runner.from_cfg(cfg)
 
@@ -83,3 +86,18 @@ def test_written_files_honour_the_umask(digits_root, teacher_checkpoint, tmp_pat
         os.umask(previous)
     for name in ('epoch_1.pth', 'last_checkpoint', 'student_final.pth', 'plain.bin'):
         assert os.stat(tmp_path / name).st_mode & 0o777 == 0o640, name
+
+
+def test_a_resumed_run_keeps_max_keep_ckpts_checkpoints(digits_root, teacher_checkpoint,
+                                                        tmp_path):
+    """The kept list a checkpoint holds includes its own step (as mmengine records it): run to
+    epoch 3 and resume to 6 with ``max_keep_ckpts=2`` and epochs 5 and 6 remain (epochs 3, 5
+    and 6 did before)."""
+    keep_two = {'default_hooks.checkpoint.max_keep_ckpts': 2}
+    kd_runner(digits_root, teacher_checkpoint, tmp_path, epochs=3, **keep_two).train()
+    assert safe_torch_load(str(tmp_path / 'epoch_3.pth'))['message_hub']['runtime_info'][
+        'keep_ckpt_ids'] == [2, 3]
+    kd_runner(digits_root, teacher_checkpoint, tmp_path, epochs=6, resume=True,
+              **keep_two).train()
+    assert sorted(name for name in os.listdir(tmp_path) if name.startswith('epoch_')) == [
+        'epoch_5.pth', 'epoch_6.pth']

@@ -32,31 +32,49 @@ def train_losses(work_dir):
             for line in scalars(work_dir) if 'distill.loss_kd' in line]
 
 
-@pytest.mark.parametrize('config', [KD_CONFIG, BLOCKWISE_CONFIG], ids=['kd', 'blockwise'])
-def test_resumed_run_repeats_the_uninterrupted_losses(tmp_path, digits_root, trained_teacher,
-                                                      config):
-    """The total loss after resuming equals the uninterrupted run's: for block-wise it
-    includes every hybrid's terms, so the connectors (weights and BatchNorm statistics) must
-    have been restored."""
+def losses_straight_and_resumed(tmp_path, config: str, options: dict, interrupted: dict,
+                                first_resumed_step: int):
+    """Train ``config`` with ``tools/train.py`` straight through with ``options``; train it
+    again stopping early (``options`` updated by ``interrupted``), then resume that run with
+    ``options``.
+
+    Returns:
+        The straight run's and the resumed run's :func:`train_losses` from
+        ``first_resumed_step`` on, and the resuming command's output.
+    """
     straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
-    run_tool('train.py', config, '--work-dir', straight,
-             *cfg_options_args(kd_options(digits_root, trained_teacher, 2)))
+    run_tool('train.py', config, '--work-dir', straight, *cfg_options_args(options))
     run_tool('train.py', config, '--work-dir', resumed,
-             *cfg_options_args(kd_options(digits_root, trained_teacher, 1)))
-    run_tool('train.py', config, '--work-dir', resumed, '--resume',
-             *cfg_options_args(kd_options(digits_root, trained_teacher, 2)))
-    expected = [line for line in train_losses(straight) if line[0] > 5]  # epoch 2: steps 6-10
+             *cfg_options_args(dict(options, **interrupted)))
+    result = run_tool('train.py', config, '--work-dir', resumed, '--resume',
+                      *cfg_options_args(options))
+    expected = [line for line in train_losses(straight) if line[0] >= first_resumed_step]
+    after_resume = [line for line in train_losses(resumed) if line[0] >= first_resumed_step]
+    assert expected and [line[0] for line in after_resume] == [line[0] for line in expected]
+    return expected, after_resume, result.stdout + result.stderr
+
+
+def assert_same_losses(got: list, expected: list) -> None:
+    for got_line, expected_line in zip(got, expected):
+        assert got_line[1:] == pytest.approx(expected_line[1:], rel=1e-5, abs=1e-6)
+
+
+def test_resumed_block_wise_run_repeats_the_uninterrupted_losses(tmp_path, digits_root,
+                                                                 trained_teacher):
+    """The total loss after resuming equals the uninterrupted run's: it includes every
+    hybrid's terms, so the connectors (weights and BatchNorm statistics) must have been
+    restored. (The KD config's exact resume: the stock-defaults test below.)"""
+    expected, after_resume, _ = losses_straight_and_resumed(
+        tmp_path, BLOCKWISE_CONFIG, kd_options(digits_root, trained_teacher, 2),
+        {'train_cfg.max_epochs': 1}, first_resumed_step=6)  # epoch 2: steps 6-10
     assert len(expected) == 5
-    after_resume = train_losses(resumed)[-5:]
-    assert [line[0] for line in after_resume] == [line[0] for line in expected]
-    for got, want in zip(after_resume, expected):
-        assert got[1:] == pytest.approx(want[1:], rel=1e-5, abs=1e-6)  # fp32 round-off
-    if config == BLOCKWISE_CONFIG:
-        saved = torch.load(osp.join(resumed, 'epoch_1.pth'), weights_only=False)['state_dict']
-        assert any(key.startswith('hybrids.connectors.stage1.') for key in saved)
-        stock = build_model_from_config(Config.fromfile(STUDENT_CONFIG))
-        exported = torch.load(osp.join(resumed, 'student_final.pth'))['state_dict']
-        stock.load_state_dict(exported, strict=True)  # no connector, no teacher
+    assert_same_losses(after_resume, expected)
+    resumed = str(tmp_path / 'resumed')
+    saved = torch.load(osp.join(resumed, 'epoch_1.pth'), weights_only=False)['state_dict']
+    assert any(key.startswith('hybrids.connectors.stage1.') for key in saved)
+    stock = build_model_from_config(Config.fromfile(STUDENT_CONFIG))
+    exported = torch.load(osp.join(resumed, 'student_final.pth'))['state_dict']
+    stock.load_state_dict(exported, strict=True)  # no connector, no teacher
 
 
 def probed_kd_config(tmp_path) -> str:
@@ -108,24 +126,93 @@ def test_ddp_on_two_processes(tmp_path, digits_root, trained_teacher):
     assert len(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))) == 1
 
 
-def test_resume_is_exact_with_the_stock_configs_random_seed(tmp_path, digits_root,
-                                                           trained_teacher):
-    """``randomness.seed=None`` (mmpretrain's and mmdet's default): the resumed run repeats
-    the losses of an uninterrupted run with the seed the interrupted run drew."""
+def test_resume_through_a_stock_train_script_without_a_seed_names_the_seed_to_pass(
+        tmp_path, digits_root, trained_teacher):
+    """mmpretrain's own tools/train.py (what ``mim train`` runs) builds the resumed run's data
+    loaders with a new random seed before mmengine reads the checkpoint's: the resume says so,
+    with the seed that makes it exact."""
+    import mmpretrain
+    script = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'train.py')
+    work_dir = str(tmp_path / 'stock')
+    options = cfg_options_args(kd_options(digits_root, trained_teacher, 1,
+                                          **{'randomness.seed': None}))
+    outputs = []
+    for args in ([], ['--resume']):
+        result = subprocess.run([sys.executable, script, KD_CONFIG, '--work-dir', work_dir,
+                                 *args, *options], cwd=REPO_ROOT, env=tool_env(),
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-4000:]
+        outputs.append(result.stdout + result.stderr)
+    drawn = safe_torch_load(osp.join(work_dir, 'epoch_1.pth'))['meta']['seed']
+    assert 'randomness.seed' not in outputs[0]
+    assert f'resume with randomness.seed={drawn} (--cfg-options randomness.seed={drawn})' in (
+        outputs[1])
+
+
+def test_resume_is_exact_with_the_stock_defaults(tmp_path, digits_root, trained_teacher):
+    """What stock configs do: ``randomness.seed=None`` (the resumed run must be rebuilt with
+    the seed the interrupted run drew), validation every epoch (after the checkpoint, before
+    the next epoch: creating its loader draws from torch's generator, which the student's drop
+    path reads next; failed before validation was kept off training's streams), and the
+    augmentations in 2 dataloader workers (which mmengine seeds anew every epoch)."""
     straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
-    random_seed = {'randomness.seed': None}
+    options = kd_options(digits_root, trained_teacher, 2, **{
+        'train_cfg.val_interval': 1, 'model.student.backbone.drop_path_rate': 0.5,
+        'train_dataloader.num_workers': 2, 'randomness.seed': None})
     run_tool('train.py', KD_CONFIG, '--work-dir', resumed,
-             *cfg_options_args(kd_options(digits_root, trained_teacher, 1, **random_seed)))
+             *cfg_options_args(dict(options, **{'train_cfg.max_epochs': 1})))
     drawn = safe_torch_load(osp.join(resumed, 'epoch_1.pth'))['meta']['seed']
-    run_tool('train.py', KD_CONFIG, '--work-dir', straight, *cfg_options_args(
-        kd_options(digits_root, trained_teacher, 2, **{'randomness.seed': drawn})))
+    run_tool('train.py', KD_CONFIG, '--work-dir', straight,
+             *cfg_options_args(dict(options, **{'randomness.seed': drawn})))
     run_tool('train.py', KD_CONFIG, '--work-dir', resumed, '--resume',
-             *cfg_options_args(kd_options(digits_root, trained_teacher, 2, **random_seed)))
-    expected = [line for line in train_losses(straight) if line[0] > 5]
+             *cfg_options_args(options))
+    expected = [line for line in train_losses(straight) if line[0] > 5]  # epoch 2: steps 6-10
     after_resume = train_losses(resumed)[-5:]
+    assert len(expected) == 5
     assert [line[0] for line in after_resume] == [line[0] for line in expected]
-    for got, want in zip(after_resume, expected):
-        assert got[1:] == pytest.approx(want[1:], rel=1e-5, abs=1e-6)
+    assert_same_losses(after_resume, expected)
+
+
+def test_resume_with_persistent_workers_warns_that_it_is_not_exact(tmp_path, digits_root,
+                                                                   trained_teacher):
+    """Persistent dataloader workers (every stock mmdet config) keep their generators in
+    their own processes: the resumed run's workers start from their initial seeds, and the
+    resume says so, naming the field."""
+    work_dir = str(tmp_path / 'persistent')
+    options = kd_options(digits_root, trained_teacher, 1, **{
+        'train_dataloader.num_workers': 2, 'train_dataloader.persistent_workers': True})
+    first = run_tool('train.py', KD_CONFIG, '--work-dir', work_dir, *cfg_options_args(options))
+    options['train_cfg.max_epochs'] = 2
+    resumed = run_tool('train.py', KD_CONFIG, '--work-dir', work_dir, '--resume',
+                       *cfg_options_args(options))
+    warning = 'train_dataloader.persistent_workers=True: the random states'
+    assert warning not in first.stdout + first.stderr
+    assert warning in resumed.stdout + resumed.stderr
+
+
+def test_resume_of_an_iteration_based_loop_is_exact(tmp_path, digits_root, trained_teacher):
+    """An ``IterBasedTrainLoop`` resumed at iteration 5 draws the 5 trained batches again
+    through the pipeline before going on; the saved states are restored after that (failed
+    when they were restored before: the skipped batches consumed them). Validation at the
+    checkpoint's iteration, and an epoch of the data ending there, are in the way too."""
+    config = tmp_path / 'kd_iterations.py'
+    config.write_text(
+        f'_base_ = {KD_CONFIG!r}\n'
+        "train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=10, "
+        'val_interval=5)\n'
+        "param_scheduler = dict(_delete_=True, type='CosineAnnealingLR', by_epoch=False, "
+        'T_max=10, end=10)\n'  # the interrupted run's scheduler too (its end, else max_iters)
+        'default_hooks = dict(checkpoint=dict(by_epoch=False))\n'
+        'log_processor = dict(by_epoch=False)\n')
+    options = kd_options(digits_root, trained_teacher, 2,
+                         **{'default_hooks.checkpoint.interval': 5})
+    for key in ('train_cfg.max_epochs', 'train_cfg.val_interval'):
+        options.pop(key)
+    expected, after_resume, output = losses_straight_and_resumed(
+        tmp_path, str(config), options, {'train_cfg.max_iters': 5}, first_resumed_step=6)
+    assert 'Advance dataloader 5 steps' in output
+    assert len(expected) == 5
+    assert_same_losses(after_resume, expected)
 
 
 def test_ddp_resume_restores_each_ranks_random_states(tmp_path, digits_root, trained_teacher):

@@ -1,6 +1,7 @@
 """mmengine's CheckpointHook, with ``last_checkpoint`` written atomically and old checkpoints
 removed only once the new one is complete."""
 import os.path as osp
+from typing import Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
@@ -28,7 +29,14 @@ class AtomicCheckpointHook(CheckpointHook):
     """
 
     def _save_checkpoint_with_step(self, runner: Runner, step: int, meta: dict) -> None:
-        """Save the checkpoint of ``step``, record it, then forget the oldest ones."""
+        """Record ``step`` among the kept checkpoints, save it, then remove the one it pushed
+        out.
+
+        The kept list is recorded before saving, as mmengine's hook does, so that the
+        checkpoint holds it with its own step (a resumed run then keeps ``max_keep_ckpts``
+        checkpoints, not one more).
+        """
+        pushed_out = self._keep(runner, step)
         filename = self.filename_tmpl.format(step)
         self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
@@ -39,21 +47,30 @@ class AtomicCheckpointHook(CheckpointHook):
         if is_main_process():
             atomic_write_bytes(osp.join(runner.work_dir, 'last_checkpoint'),
                                self.last_ckpt.encode())
-        self._remove_checkpoints_beyond_max_keep(runner, step)
+            if pushed_out is not None:
+                self._remove_checkpoint(pushed_out)
 
-    def _remove_checkpoints_beyond_max_keep(self, runner: Runner, step: int) -> None:
-        """Keep the ``max_keep_ckpts`` newest checkpoints (``step``'s included)."""
+    def _keep(self, runner: Runner, step: int) -> Optional[int]:
+        """Add ``step`` to the ``max_keep_ckpts`` newest checkpoints (and the message hub).
+
+        Returns:
+            The step of the checkpoint that no longer is among them, or None.
+        """
         if self.max_keep_ckpts <= 0:
-            return
+            return None
         if self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step:
-            return  # this step was saved twice (e.g. as the latest and as the best)
+            return None  # this step was saved twice (e.g. as the latest and as the best)
+        pushed_out = None
         if len(self.keep_ckpt_ids) == self.max_keep_ckpts:  # a deque of that maximal length
-            oldest = self.keep_ckpt_ids.popleft()
-            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(oldest))
-            if is_main_process():
-                if self.file_backend.isfile(path):
-                    self.file_backend.remove(path)
-                elif self.file_backend.isdir(path):  # deepspeed saves folders
-                    self.file_backend.rmtree(path)
+            pushed_out = self.keep_ckpt_ids.popleft()
         self.keep_ckpt_ids.append(step)
         runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        return pushed_out
+
+    def _remove_checkpoint(self, step: int) -> None:
+        """Delete the checkpoint of ``step`` (a file, or the folder deepspeed saves)."""
+        path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(step))
+        if self.file_backend.isfile(path):
+            self.file_backend.remove(path)
+        elif self.file_backend.isdir(path):
+            self.file_backend.rmtree(path)
