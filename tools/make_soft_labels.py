@@ -183,11 +183,13 @@ def main() -> None:
     if rank == 0:
         store.mark_complete()
         size = bytes_per_sample(args.views, args.top_k, num_classes)
+        kept = store.header.get('kept_mass')
         print(f'\nsoft-label store {out}: {store.num_samples} samples x {args.views} views, '
               f'top-{args.top_k} of {num_classes} classes at tau={tau}; '
               f'{size} bytes per sample ({size * store.num_samples / 2**20:.1f} MiB); '
-              f'{"complete" if store.header.get("complete") else "INCOMPLETE"}; '
-              f'{len(pending)} samples made here in {elapsed:.1f} s '
+              + (f'complete, the top-{args.top_k} hold {kept["mean"]:.3f} of the teacher\'s '
+                 f'probability on average (min {kept["min"]:.3f}); ' if kept else 'INCOMPLETE; ')
+              + f'{len(pending)} samples made here in {elapsed:.1f} s '
               f'({elapsed / max(len(pending), 1) * 1000:.1f} ms per sample)')
     if world_size > 1:
         dist.barrier()

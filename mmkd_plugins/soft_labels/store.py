@@ -8,7 +8,8 @@ A store is a folder:
   the teacher (config, cfg_options, checkpoint and its SHA-256), the temperature, the number of
   samples N, views K, kept classes k and classes C, the replayed transforms (their configs, as
   in the training pipeline), the transforms left out (``approximated``), the seed of the views,
-  and ``complete`` once every sample is written.
+  and ``complete`` once every sample is written, with ``kept_mass`` (the stored top-k's share
+  of the teacher's probability, see :func:`kept_mass`).
 - ``probabilities.npy``: (N, K, k) float16, ``softmax(z_teacher / tau)`` of the k most probable
   classes of each view, in decreasing order.
 - ``classes.npy``: (N, K, k) int16 (int32 for C > 32767), those classes.
@@ -193,10 +194,12 @@ class SoftLabelStore:
             array.flush()
 
     def mark_complete(self) -> None:
-        """Flush and set ``complete`` in the header, if every sample is written."""
+        """Flush and, if every sample is written, set ``complete`` and ``kept_mass`` (see
+        :func:`kept_mass`) in the header."""
         self.flush()
         if bool(np.all(self.arrays['done'])):
-            self.header = dict(self.header, complete=True)
+            self.header = dict(self.header, complete=True,
+                               kept_mass=kept_mass(self.arrays['probabilities']))
             write_header(self.folder, self.header)
 
     def soft_labels(self, samples: np.ndarray,
@@ -219,6 +222,25 @@ class SoftLabelStore:
         if not 0 <= index < self.num_samples:
             return None
         return int(self.arrays['sample_ids'][index])
+
+
+def kept_mass(probabilities: np.ndarray, rows_per_chunk: int = 65536) -> Dict[str, float]:
+    """How much of the teacher's probability the stored top-k hold, over all views: the mean
+    and the minimum of ``Σ_k p`` (1 when k = C; the rest is shared equally by the classes not
+    stored when the logits are rebuilt).
+
+    Args:
+        probabilities: (N, K, k), as in a store (read in chunks of ``rows_per_chunk`` samples).
+
+    Returns:
+        ``dict(mean=..., min=...)``.
+    """
+    total, smallest, count = 0.0, float('inf'), 0
+    for start in range(0, len(probabilities), rows_per_chunk):
+        sums = probabilities[start:start + rows_per_chunk].astype(np.float64).sum(axis=-1)
+        total, count = total + float(sums.sum()), count + sums.size
+        smallest = min(smallest, float(sums.min()))
+    return dict(mean=total / max(count, 1), min=smallest)
 
 
 def read_header(folder: str, field: str) -> Dict[str, Any]:

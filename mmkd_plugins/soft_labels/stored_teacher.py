@@ -13,7 +13,7 @@ from .store import SoftLabelStore
 from .stored_logits import logits_from_soft_labels
 from .view_replay import VIEW_KEY
 
-SOFT_LABEL_KEYS = ('store', )
+SOFT_LABEL_KEYS = ('store', 'allow_partial_intra_class')
 
 
 def checkpoint_file(checkpoint: Optional[str]) -> Optional[str]:
@@ -59,7 +59,9 @@ class StoredTeacher:
     distiller's config at build time.
 
     Args:
-        soft_labels: ``dict(store=<folder>)``.
+        soft_labels: ``dict(store=<folder>, allow_partial_intra_class=False)``; with
+            ``allow_partial_intra_class=True`` DIST's intra-class term is allowed from a store
+            of fewer than all classes (see :meth:`check_losses`).
         teacher: The distiller's ``teacher`` config (compared with the store's teacher).
         field: Where ``soft_labels`` sits in the config, for errors.
 
@@ -72,8 +74,11 @@ class StoredTeacher:
         unknown = set(soft_labels) - set(SOFT_LABEL_KEYS)
         if unknown or 'store' not in soft_labels:
             raise ValueError(f'{field}: expected dict(store=<folder made by '
-                             f'tools/make_soft_labels.py>), got keys {sorted(soft_labels)}')
+                             'tools/make_soft_labels.py>, allow_partial_intra_class=False), '
+                             f'got keys {sorted(soft_labels)}')
         self.field = field
+        self.allow_partial_intra_class = bool(soft_labels.get('allow_partial_intra_class',
+                                                              False))
         self.store = SoftLabelStore.open(soft_labels['store'], f'{field}.store')
         header = self.store.header
         differences = teacher_differences(header['teacher'], teacher_identity(teacher))
@@ -82,6 +87,7 @@ class StoredTeacher:
                              'another teacher than model.teacher (' + '; '.join(differences)
                              + ')')
         self.tau, self.num_classes = float(header['tau']), int(header['num_classes'])
+        self.top_k = int(header['top_k'])
 
     def check_student_classes(self, student_classes: Optional[int]) -> None:
         """Refuse a student of another class count."""
@@ -93,7 +99,12 @@ class StoredTeacher:
     def check_losses(self, losses: nn.ModuleDict, compares_logits: Dict[str, bool],
                      losses_field: str) -> None:
         """Each loss must compare logits with a softmax, at the store's temperature or a
-        learned global one (CTKD).
+        learned global one (CTKD); DIST's intra-class term needs every class stored.
+
+        The intra-class term correlates each class's column over the batch; in a store of the
+        top k < C classes, a sample's column of a class outside its top k is made up (the equal
+        share of the left-over mass), so most columns are, and the term's gradient is not the
+        live teacher's. It is refused unless ``allow_partial_intra_class=True``.
 
         Args:
             losses: The distillation losses by name.
@@ -108,6 +119,16 @@ class StoredTeacher:
             if getattr(loss, 'activation', 'softmax') != 'softmax':
                 raise ValueError(f"{field}: a soft-label store holds softmax probabilities; "
                                  f"activation={loss.activation!r} needs the teacher's logits")
+            if (getattr(loss, 'gamma', 0) and self.top_k < self.num_classes
+                    and not self.allow_partial_intra_class):
+                raise ValueError(
+                    f'{field}.gamma: DIST\'s intra-class term correlates each class over the '
+                    f'batch, and the store {self.store.folder} keeps top_k={self.top_k} of '
+                    f'{self.num_classes} classes per view, so the other classes\' columns are '
+                    'made up (an equal share of the left-over probability) and its gradient is '
+                    "not the live teacher's; make the store with --top-k "
+                    f'{self.num_classes}, set gamma=0, or accept the approximation with '
+                    f'{self.field}.allow_partial_intra_class=True')
             temperature = getattr(loss, 'temperature', None)
             if temperature is not None:
                 if getattr(temperature, 'mode', 'global') != 'global':

@@ -19,6 +19,7 @@ from mmkd_plugins.models.losses import kd_loss
 from mmkd_plugins.registry import MODELS
 from mmkd_plugins.soft_labels import (VIEW_KEY, SoftLabelStore, logits_from_soft_labels,
                                       top_k_soft_labels, use_soft_label_store)
+from mmkd_plugins.soft_labels.store import kept_mass
 from mmkd_plugins.soft_labels.view_replay import first_unreplayable_transform
 from ..conftest import (REPO_ROOT, cfg_options_args, data_options, epochs_options,
                         free_port, run_tool, scalars, tool_env)
@@ -266,6 +267,39 @@ def test_a_store_for_other_transforms_or_another_dataset_is_refused(
                         **{'train_dataloader.dataset.ann_file': 'teacher_train.txt'})
     with pytest.raises(ValueError, match='the store was made for another dataset'):
         packed_batch(cfg, [0])
+
+
+def test_the_header_records_the_kept_probability_mass(digits_store):
+    """The mean and the minimum of the stored top-k's probability sums over all views: by hand
+    for a small array, and 1 (to float16 rounding) for the digits store, which keeps all 10
+    classes."""
+    probabilities = np.array([[[0.5, 0.25], [0.75, 0.125]], [[0.5, 0.5], [0.25, 0.25]]],
+                             dtype=np.float16)  # (N=2, K=2, k=2): sums .75 .875 1 .5
+    assert kept_mass(probabilities, rows_per_chunk=1) == dict(mean=0.78125, min=0.5)
+    stored = SoftLabelStore.open(digits_store, 'store').header['kept_mass']
+    assert stored['mean'] == pytest.approx(1, abs=2e-3)
+    assert stored['min'] == pytest.approx(1, abs=5e-3)
+
+
+def test_dists_intra_class_term_needs_every_class_in_the_store(digits_store, digits_root,
+                                                              sharp_teacher, tmp_path):
+    """From a top-3 store of 10 classes the intra-class columns are mostly made up: refused,
+    naming top_k, unless accepted; the inter-class term alone (gamma=0) is not refused."""
+    top_3 = copy_of_store(digits_store, tmp_path, top_k=3)
+
+    def build(gamma: float, **soft_labels):
+        cfg = stored_config(digits_root, sharp_teacher, top_3, **{
+            'model.distill_losses': dict(_delete_=True, loss_dist=dict(
+                type='DISTLoss', tau=4.0, gamma=gamma)),
+            'model.soft_labels': dict(store=top_3, **soft_labels)})
+        return MODELS.build(cfg.model)
+
+    with pytest.raises(ValueError, match=r'model\.distill_losses\.loss_dist\.gamma: DIST\'s '
+                       r'intra-class term .* keeps top_k=3 of 10 classes .* --top-k 10, set '
+                       r'gamma=0, or .* model\.soft_labels\.allow_partial_intra_class=True'):
+        build(1.0)
+    build(0.0)
+    build(1.0, allow_partial_intra_class=True)
 
 
 def test_an_incomplete_store_is_refused(digits_store, digits_root, sharp_teacher, tmp_path):
