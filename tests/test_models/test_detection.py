@@ -366,12 +366,21 @@ TOOD_SMALL = dict(backbone=dict(depth=18, init_cfg=None),
                                  num_classes=3))
 
 
-@pytest.mark.parametrize('config,small', [(RETINANET, {}), (TOOD, TOOD_SMALL)],
-                         ids=['logits (RetinaNet)', 'probabilities (TOOD)'])
-def test_compared_scores_are_those_the_head_predicts_with(tmp_path, shapes_root, config, small):
-    """RetinaNet's maps are logits (its predict applies a sigmoid); TOOD's are probabilities
-    already (its predict uses them as they are). Through the losses' sigmoid, the compared
-    teacher and student scores must be exactly those the heads predict with."""
+# CenterNet (the original, not CenterNet-Update): its forward applies the sigmoid to the heatmaps
+CENTERNET = 'mmdet::centernet/centernet_r18_8xb16-crop512-140e_coco.py'
+CENTERNET_SMALL = dict(backbone=dict(init_cfg=None), neck=dict(num_deconv_filters=(64, 32, 16)),
+                       bbox_head=dict(num_classes=3, in_channels=16, feat_channels=16))
+
+
+@pytest.mark.parametrize('config,small,predicts_with_a_sigmoid', [
+    (RETINANET, {}, True), (TOOD, TOOD_SMALL, False), (CENTERNET, CENTERNET_SMALL, False)],
+    ids=['logits (RetinaNet)', 'probabilities (TOOD)', 'probabilities (CenterNet heatmaps)'])
+def test_compared_scores_are_those_the_head_predicts_with(tmp_path, shapes_root, config, small,
+                                                          predicts_with_a_sigmoid):
+    """RetinaNet's maps are logits (its predict applies a sigmoid); TOOD's and CenterNet's are
+    probabilities already (their predict uses them as they are). Through the losses' sigmoid,
+    the compared teacher and student scores must be exactly those the heads predict with
+    (CenterNet's failed: its heatmaps passed a second sigmoid)."""
     MessageHub.get_current_instance().update_info('epoch', 0)  # TOOD's loss reads it
     options = dict(model=small)
     checkpoint = save_random_checkpoint(config, str(tmp_path / 'teacher.pth'), options)
@@ -385,7 +394,7 @@ def test_compared_scores_are_those_the_head_predicts_with(tmp_path, shapes_root,
     for detector, compared in ((model.teacher, teacher_logits),
                                (model.student, student_outputs['logits'])):
         maps = flatten_levels(detector.bbox_head(detector.extract_feat(data['inputs']))[0])
-        predicted = maps if config == TOOD else [level.sigmoid() for level in maps]
+        predicted = [level.sigmoid() for level in maps] if predicts_with_a_sigmoid else maps
         for got, expected in zip(compared, predicted):
             torch.testing.assert_close(got.sigmoid(), expected, rtol=1e-4, atol=1e-5)
 

@@ -7,6 +7,7 @@ from mmengine.model import BaseModel
 
 from ..module_output_recorder import ModuleOutputRecorder, names_a_loss
 from .batch_padding import check_teacher_takes_student_padding
+from .dense_head_scores import PROBABILITIES, dense_head_scores
 
 
 def flatten_levels(cls_scores: Sequence[torch.Tensor]) -> List[torch.Tensor]:
@@ -25,16 +26,10 @@ def flatten_levels(cls_scores: Sequence[torch.Tensor]) -> List[torch.Tensor]:
 PROBABILITY_EPS = 1e-6
 
 
-def scores_are_probabilities(head) -> bool:
-    """Whether a dense head's class maps are probabilities already, not logits: its class loss
-    takes them ``activated`` (TOOD's head returns the geometric mean of two sigmoids)."""
-    return bool(getattr(getattr(head, 'loss_cls', None), 'activated', False))
-
-
 def as_logits(head, levels: List[torch.Tensor]) -> List[torch.Tensor]:
     """A head's flattened class maps as logits, so that the losses' sigmoid gives back the
     scores the head predicts with: unchanged for logit heads, ``logit(p)`` for heads whose maps
-    are probabilities (see :func:`scores_are_probabilities`).
+    are probabilities (see :func:`~.dense_head_scores.dense_head_scores`).
 
     Args:
         head: The dense head that produced ``levels``.
@@ -43,7 +38,7 @@ def as_logits(head, levels: List[torch.Tensor]) -> List[torch.Tensor]:
     Returns:
         Per level, (N·H·W, A·K).
     """
-    if not scores_are_probabilities(head):
+    if dense_head_scores(head, 'bbox_head') != PROBABILITIES:
         return levels
     return [torch.logit(level.clamp(PROBABILITY_EPS, 1 - PROBABILITY_EPS)) for level in levels]
 
@@ -111,8 +106,10 @@ class DenseHeadAdapter:
     whole forward), with no box branch, label assignment, loss or box decoding. Both are
     flattened to one row per spatial position and FPN level (see :func:`flatten_levels`);
     losses are computed per level and summed. Heads
-    whose maps are probabilities (TOOD) are compared through the logits of those probabilities
-    (see :func:`as_logits`), so that the sigmoid losses see what the head predicts with.
+    whose maps are probabilities (CenterNet, TOOD) are compared through the logits of those
+    probabilities (see :func:`as_logits`), so that the sigmoid losses see what the head predicts
+    with; heads whose kind is not known are refused at build time (see
+    :mod:`~.dense_head_scores`).
     """
 
     task = 'one-stage detection (mmdet dense heads)'
@@ -152,18 +149,22 @@ class DenseHeadAdapter:
     @classmethod
     def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str) -> None:
         """Teacher and student must share the head design (classes, anchors per position,
-        class channels and FPN strides), and the teacher must take the student's batch padding
-        (see :func:`~.batch_padding.check_teacher_takes_student_padding`).
+        class channels and FPN strides), each head's class maps must be known logits or
+        probabilities (see :func:`~.dense_head_scores.dense_head_scores`), and the teacher must
+        take the student's batch padding (see
+        :func:`~.batch_padding.check_teacher_takes_student_padding`).
 
         Raises:
             TypeError: the teacher is not a one-stage detector.
-            ValueError: the head designs differ (the message names what differs) or the
-                padding does not suit the teacher.
+            ValueError: the head designs differ (the message names what differs), a head's
+                class maps cannot be compared, or the padding does not suit the teacher.
         """
         if not cls.supports(teacher):
             raise TypeError(f'{field}.config: the student is a one-stage detector but the '
                             f'teacher is a {type(teacher).__name__}; distilling dense class '
                             'scores needs a one-stage teacher with the same head design')
+        dense_head_scores(student.bbox_head, 'model.student.bbox_head')
+        dense_head_scores(teacher.bbox_head, f'{field}.config (its bbox_head)')
         student_layout, teacher_layout = _head_layout(student), _head_layout(teacher)
         differences = [f'{key}: teacher {teacher_layout[key]} vs student {student_layout[key]}'
                        for key in student_layout if student_layout[key] != teacher_layout[key]]
