@@ -25,6 +25,7 @@ from mmengine.registry import DATASETS, init_default_scope
 from mmengine.utils import ProgressBar
 
 import mmkd_plugins  # noqa: F401  (registers types and weights-only checkpoint loading)
+from mmkd_plugins.checkpoint import atomic_write_bytes
 from mmkd_plugins.engine.cpu_distributed import slurm_process_environment
 from mmkd_plugins.registry import MODELS
 from mmkd_plugins.soft_labels import (SoftLabelStore, apply_view, build_transforms,
@@ -32,7 +33,7 @@ from mmkd_plugins.soft_labels import (SoftLabelStore, apply_view, build_transfor
                                       teacher_identity, top_k_soft_labels,
                                       training_dataset_with_pipeline)
 from mmkd_plugins.soft_labels.pipeline_rewrite import as_plain
-from mmkd_plugins.soft_labels.store import store_header
+from mmkd_plugins.soft_labels.store import read_header, store_header
 from mmkd_plugins.soft_labels.view_replay import first_unreplayable_transform
 
 
@@ -82,6 +83,33 @@ def store_temperature(model, tau) -> float:
     return fixed.pop()
 
 
+def finished_flag(folder: str, run_token: str, rank: int) -> str:
+    """The file by which process ``rank`` of the run ``run_token`` says its share is on disk."""
+    return os.path.join(folder, f'.finished.{run_token}.rank{rank}')
+
+
+def write_finished_flag(folder: str, run_token: str, rank: int) -> None:
+    """Say (atomically) that this process's share is written, flushed and closed."""
+    atomic_write_bytes(finished_flag(folder, run_token, rank), b'')
+
+
+def wait_for_finished_ranks(folder: str, run_token: str, world_size: int,
+                            poll_seconds: float = 5.0, report_seconds: float = 600.0) -> None:
+    """Wait, with no time limit, until every process of the run has written its finish flag
+    (a collective barrier's timeout would abort hours of uneven work); say every
+    ``report_seconds`` which processes are still making their share."""
+    last_report = time.monotonic()
+    while True:
+        waiting = [rank for rank in range(world_size)
+                   if not os.path.exists(finished_flag(folder, run_token, rank))]
+        if not waiting:
+            return
+        if time.monotonic() - last_report >= report_seconds:
+            print(f'waiting for processes {waiting} to finish their shares', flush=True)
+            last_report = time.monotonic()
+        time.sleep(poll_seconds)
+
+
 def main() -> None:
     args = parse_args()
     cfg = Config.fromfile(args.config)
@@ -122,8 +150,10 @@ def main() -> None:
                           args.seed, dataset=as_plain(dict(dataset_cfg, pipeline=None)))
     if rank == 0:
         store = SoftLabelStore.create_or_continue(out, header)
+    run_token = [str(time.time_ns())]  # names this run's finish flags
     if world_size > 1:
         dist.barrier()
+        dist.broadcast_object_list(run_token, src=0)
     if rank != 0:
         store = SoftLabelStore.attach(out, header)
     pending = store.pending_samples(rank, world_size)
@@ -178,12 +208,17 @@ def main() -> None:
                 progress.update()
         store.flush()
     elapsed = time.perf_counter() - start
-    if world_size > 1:
-        dist.barrier()
+    store.flush()
+    del store  # closes this process's memory maps before the rows are read back
+    write_finished_flag(out, run_token[0], rank)
     if rank == 0:
-        store.mark_complete()
+        wait_for_finished_ranks(out, run_token[0], world_size)
+        store = SoftLabelStore(out, read_header(out, '--out'), writable=True)  # a fresh map
+        lost = store.mark_complete()
+        for other in range(world_size):
+            os.remove(finished_flag(out, run_token[0], other))
         size = bytes_per_sample(args.views, args.top_k, num_classes)
-        kept = store.header.get('kept_mass')
+        kept = store.header['kept_mass'] if store.header.get('complete') else None
         print(f'\nsoft-label store {out}: {store.num_samples} samples x {args.views} views, '
               f'top-{args.top_k} of {num_classes} classes at tau={tau}; '
               f'{size} bytes per sample ({size * store.num_samples / 2**20:.1f} MiB); '
@@ -191,9 +226,12 @@ def main() -> None:
                  f'probability on average (min {kept["min"]:.3f}); ' if kept else 'INCOMPLETE; ')
               + f'{len(pending)} samples made here in {elapsed:.1f} s '
               f'({elapsed / max(len(pending), 1) * 1000:.1f} ms per sample)')
+        if len(lost):
+            print(f'{len(lost)} samples marked written read back unwritten (the file system '
+                  f'lost their rows, first: {lost[:5].tolist()}); run the same command again to '
+                  'make them')
     if world_size > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+        dist.destroy_process_group()  # no barrier: each rank left after its own flag
 
 
 if __name__ == '__main__':

@@ -168,10 +168,10 @@ class SoftLabelStore:
         return self.header['num_samples']
 
     def pending_samples(self, rank: int = 0, world_size: int = 1) -> List[int]:
-        """Indices of this process's share (every ``world_size``-th sample from ``rank``)
-        that are not written yet."""
+        """Indices of this process's share (see :func:`shard`) that are not written yet."""
         done = self.arrays['done']
-        return [index for index in range(rank, self.num_samples, world_size) if not done[index]]
+        return [index for index in shard(rank, world_size, self.num_samples)
+                if not done[index]]
 
     def write_sample(self, index: int, identity: int, probabilities: np.ndarray,
                      classes: np.ndarray) -> None:
@@ -193,14 +193,48 @@ class SoftLabelStore:
         for array in self.arrays.values():
             array.flush()
 
-    def mark_complete(self) -> None:
-        """Flush and, if every sample is written, set ``complete`` and ``kept_mass`` (see
-        :func:`kept_mass`) in the header."""
+    def lost_rows(self, samples_per_chunk: int = 65536) -> np.ndarray:
+        """Samples marked done whose rows read back unwritten: a view whose most probable
+        class has probability 0, or no identity (0). Writes that a file system lost (pages
+        written back by several processes, on a network file system) leave such zeros.
+
+        Returns:
+            (L,) int64 sample indices.
+        """
+        done, ids = self.arrays['done'], self.arrays['sample_ids']
+        probabilities = self.arrays['probabilities']
+        lost = []
+        for start in range(0, self.num_samples, samples_per_chunk):
+            end = min(start + samples_per_chunk, self.num_samples)
+            unwritten = ((probabilities[start:end, :, 0] <= 0).any(axis=1)
+                         | (ids[start:end] == 0))
+            lost.append(start + np.flatnonzero(unwritten & (done[start:end] == 1)))
+        return np.concatenate(lost).astype(np.int64)
+
+    def mark_complete(self) -> np.ndarray:
+        """Flush, read every row back (:meth:`lost_rows`) and mark the lost ones not done; if
+        every sample is then written, set ``complete`` and ``kept_mass`` (see
+        :func:`kept_mass`) in the header. Call it on a fresh opening of the store once every
+        writing process has flushed and closed its own.
+
+        Returns:
+            The samples found lost (running the generation again writes them).
+        """
         self.flush()
+        lost = self.lost_rows()
+        if len(lost):
+            self.arrays['done'][lost] = 0
+            self.flush()
         if bool(np.all(self.arrays['done'])):
             self.header = dict(self.header, complete=True,
                                kept_mass=kept_mass(self.arrays['probabilities']))
             write_header(self.folder, self.header)
+        elif self.header.get('complete'):
+            self.header = {key: value for key, value in self.header.items()
+                           if key != 'kept_mass'}
+            self.header['complete'] = False
+            write_header(self.folder, self.header)
+        return lost
 
     def soft_labels(self, samples: np.ndarray,
                     views: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -222,6 +256,12 @@ class SoftLabelStore:
         if not 0 <= index < self.num_samples:
             return None
         return int(self.arrays['sample_ids'][index])
+
+
+def shard(rank: int, world_size: int, num_samples: int) -> range:
+    """The contiguous share of the samples that process ``rank`` of ``world_size`` makes: the
+    rows of different processes then share only the file pages at the shards' borders."""
+    return range(rank * num_samples // world_size, (rank + 1) * num_samples // world_size)
 
 
 def kept_mass(probabilities: np.ndarray, rows_per_chunk: int = 65536) -> Dict[str, float]:

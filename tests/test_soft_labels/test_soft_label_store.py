@@ -19,7 +19,7 @@ from mmkd_plugins.models.losses import kd_loss
 from mmkd_plugins.registry import MODELS
 from mmkd_plugins.soft_labels import (VIEW_KEY, SoftLabelStore, logits_from_soft_labels,
                                       top_k_soft_labels, use_soft_label_store)
-from mmkd_plugins.soft_labels.store import kept_mass
+from mmkd_plugins.soft_labels.store import kept_mass, shard
 from mmkd_plugins.soft_labels.view_replay import first_unreplayable_transform
 from ..conftest import (REPO_ROOT, cfg_options_args, data_options, epochs_options,
                         free_port, run_tool, scalars, tool_env)
@@ -196,6 +196,39 @@ def copy_of_store(store: str, tmp_path, unwritten_from=None, **header_changes) -
     with open(os.path.join(copy, 'header.json'), 'w') as file:
         json.dump(header, file)
     return copy
+
+
+def test_each_process_makes_a_contiguous_share():
+    """Rows of different processes share file pages only at the shards' borders."""
+    shares = [list(shard(rank, 3, 10)) for rank in range(3)]
+    assert shares == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]
+
+
+def test_rows_lost_after_writing_are_found_when_read_back_and_made_again(
+        digits_store, digits_root, sharp_teacher, tmp_path):
+    """A sample marked done whose row reads back as zeros (a write the file system lost) makes
+    the store incomplete with the sample unmarked; running the tool again makes it, equal to
+    the original."""
+    copy = copy_of_store(digits_store, tmp_path)
+    for name in ('probabilities', 'sample_ids'):
+        array = np.load(os.path.join(copy, f'{name}.npy'), mmap_mode='r+')
+        array[7] = 0
+        array.flush()
+        del array
+    with open(os.path.join(copy, 'header.json')) as file:
+        store = SoftLabelStore(copy, json.load(file), writable=True)
+    assert store.mark_complete().tolist() == [7]  # what the tool does once all have written
+    assert store.arrays['done'][7] == 0 and store.arrays['done'].sum() == 39
+    del store
+    with pytest.raises(ValueError, match=r'incomplete \(1 of 40 samples'):
+        SoftLabelStore.open(copy, 'store')
+    output = make_store(copy, digits_root, sharp_teacher).stdout
+    assert '1 samples made here' in output and 'complete, the top-10 hold' in output
+    original, remade = SoftLabelStore.open(digits_store, 'a'), SoftLabelStore.open(copy, 'b')
+    assert np.array_equal(remade.arrays['classes'], original.arrays['classes'])
+    assert np.array_equal(remade.arrays['sample_ids'], original.arrays['sample_ids'])
+    assert np.allclose(remade.arrays['probabilities'], original.arrays['probabilities'],
+                       atol=1e-3)
 
 
 def test_the_teacher_is_never_built_or_loaded(digits_store, digits_root, tmp_path):
