@@ -49,6 +49,10 @@ Block-wise also gets ``vs_dist = t_blockwise / t_dist`` (its hybrids run teacher
 autograd, so it cannot meet the single-forward floor), the cached and bf16 KD steps
 ``speedup = t_kd / t_variant``.
 
+Mixed precision (CUDA only): ``--amp fp16`` or ``--amp bf16`` trains every step through
+mmengine's ``AmpOptimWrapper`` with that dtype (as ``tools/train.py --amp``) and runs the teacher
+variants under autocast to it.
+
 Robustness: warm-up runs at least ``--warmup`` rounds and goes on (up to ``--max-warmup``)
 until every variant's time changed by less than 5 % from the previous round; then ``--rounds``
 measurements of ``--iters`` interleaved rounds each. Every figure is the median over the
@@ -84,11 +88,12 @@ import sys
 import tempfile
 import time
 import warnings
+from contextlib import nullcontext
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 from mmengine.config import Config
-from mmengine.optim import OptimWrapper
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
@@ -148,6 +153,7 @@ HYBRIDS_OPTIONS = dict(blockwise_k2=dict(per_step=2), blockwise_k1=dict(per_step
                        blockwise_no_task=dict(task_losses=False),
                        blockwise_late_no_task=dict(stages=[3, 4], task_losses=False),
                        blockwise_last_no_task=dict(stages=[4], task_losses=False))
+AMP_DTYPES = dict(fp16=torch.float16, bf16=torch.bfloat16)  # --amp: mixed precision on CUDA
 SETTLED = 0.05  # warm-up ends when no variant's time moved by more than this between rounds
 # glibc settings of a CPU memory probe: allocations of 64 KiB and more get their own mapping
 # (a fixed threshold, not glibc's adaptive one) and the heap top is returned at once, so that
@@ -177,6 +183,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--variants', nargs='+', choices=VARIANTS,
                         help='measure these variants only (plus the floors: '
                         f'{", ".join(FLOORS)}); default: all')
+    parser.add_argument('--amp', choices=list(AMP_DTYPES),
+                        help='mixed precision of this dtype (CUDA only): steps through '
+                        "mmengine's AmpOptimWrapper, teacher forwards under autocast")
     parser.add_argument('--out', default='work_dirs/benchmark.json')
     parser.add_argument('--probe-memory', choices=VARIANTS,
                         help=argparse.SUPPRESS)  # internal: one CPU memory probe (child)
@@ -270,10 +279,13 @@ class Timed(NamedTuple):
     steps: int = 1
 
 
-def step_of(model, batch: dict, steps: int = 1) -> Timed:
-    """``steps`` training steps of ``model`` on ``batch`` per call."""
-    optim_wrapper = OptimWrapper(torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9))
+def step_of(model, batch: dict, steps: int = 1, amp: Optional[str] = None) -> Timed:
+    """``steps`` training steps of ``model`` on ``batch`` per call, in mixed precision of the
+    ``amp`` dtype (:data:`AMP_DTYPES`) when given."""
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4,
+                                momentum=0.9)
+    optim_wrapper = (OptimWrapper(optimizer) if amp is None else
+                     AmpOptimWrapper(optimizer=optimizer, dtype=AMP_DTYPES[amp]))
 
     def run() -> None:
         for _ in range(steps):
@@ -283,13 +295,18 @@ def step_of(model, batch: dict, steps: int = 1) -> Timed:
 
 
 def teacher_forward_of(distiller: Distiller, batch: dict, whole: bool = False,
-                       inference_mode: bool = False) -> Timed:
+                       inference_mode: bool = False, amp: Optional[str] = None) -> Timed:
     """The teacher's whole forward (``whole``), or what the distiller asks of it: its own
     ``run_teacher``, with the teacher options it was built with; under
-    ``torch.inference_mode()`` when asked, then copying the logits, as the losses would need."""
+    ``torch.inference_mode()`` when asked, then copying the logits, as the losses would need;
+    under CUDA autocast to the ``amp`` dtype when given."""
     data = distiller.data_preprocessor(batch, training=True)
 
     def forward() -> None:
+        with (torch.autocast('cuda', dtype=AMP_DTYPES[amp]) if amp else nullcontext()):
+            teacher_call()
+
+    def teacher_call() -> None:
         if whole:
             with torch.no_grad():
                 distiller.teacher(distiller.teacher_inputs(data['inputs']), mode='tensor')
@@ -323,11 +340,11 @@ def build_variants(name: str, variants: List[str], args: argparse.Namespace,
                                     checkpoint, device,
                                     TEACHER_OPTIONS.get(variant, {}), hybrids_options, store)
             if variant == 'student':  # the stock student model, trained on its own
-                runs[variant] = step_of(model.student, batch)
+                runs[variant] = step_of(model.student, batch, amp=args.amp)
             elif variant in TEACHER_VARIANTS:
                 runs[variant] = teacher_forward_of(
                     model, batch, whole=variant == 'teacher',
-                    inference_mode=variant == 'teacher_inference_mode')
+                    inference_mode=variant == 'teacher_inference_mode', amp=args.amp)
             else:
                 if variant == 'kd_cached':  # as in a second epoch: every sample cached
                     model.enable_teacher_cache()
@@ -335,7 +352,7 @@ def build_variants(name: str, variants: List[str], args: argparse.Namespace,
                     model.run_teacher(data['inputs'], data['data_samples'])
                 per_step = hybrids_options.get('per_step')
                 turn = 1 if per_step is None else len(model.hybrids.stages) // per_step
-                runs[variant] = step_of(model, batch, steps=turn)
+                runs[variant] = step_of(model, batch, steps=turn, amp=args.amp)
     return runs
 
 
@@ -539,10 +556,13 @@ def main() -> None:
         print(json.dumps(dict(peak_mib=peak)))
         return
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if args.amp and device != 'cuda':
+        raise SystemExit(f'--amp {args.amp}: mixed precision is measured on a CUDA device; '
+                         "mmengine's AmpOptimWrapper trains on GPUs only")
     threads = thread_settings()
     print(f'[benchmark] threads: {threads}', flush=True)
     report = dict(device=torch.cuda.get_device_name() if device == 'cuda' else 'cpu',
-                  threads=threads, iters=args.iters, rounds=args.rounds, pairs={})
+                  amp=args.amp, threads=threads, iters=args.iters, rounds=args.rounds, pairs={})
     for name in args.pairs:
         print(f'[benchmark] {name} ...', flush=True)
         report['pairs'][name] = results = benchmark_pair(name, args, device)
