@@ -33,6 +33,7 @@ ZOO_HEADS = {
     'PAAHead': 'paa/paa_r50_fpn_1x_coco.py',
     'PISARetinaHead': 'pisa/retinanet-r50_fpn_pisa_1x_coco.py',
     'RTMDetSepBNHead': 'rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
+    'RTMDetInsSepBNHead': 'rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py',
     'RepPointsHead': 'reppoints/reppoints-bbox_r50_fpn-gn_head-gn-grid_1x_coco.py',
     'RetinaHead': 'retinanet/retinanet_r18_fpn_1x_coco.py',
     'RetinaSepBNHead': 'efficientnet/retinanet_effb3_fpn_8xb4-crop896-1x_coco.py',

@@ -19,7 +19,6 @@ PROBABILITIES = 'probabilities'
 # centerness, objectness or IoU factor, which the class scores do not include). Subclasses that
 # keep the forward (FreeAnchor, PISA, NAS-FCOS, LD, LAD heads) are known through these.
 DENSE_HEAD_SCORES: Dict[str, str] = {
-    'AnchorHead': LOGITS,
     'RetinaHead': LOGITS,
     'RetinaSepBNHead': LOGITS,
     'FSAFHead': LOGITS,
@@ -37,8 +36,8 @@ DENSE_HEAD_SCORES: Dict[str, str] = {
     'CentripetalHead': LOGITS,
     'YOLOXHead': LOGITS,
     'YOLOFHead': LOGITS,  # already combined with the objectness, as logits
-    'RTMDetHead': LOGITS,  # with objectness: inverse_sigmoid of the combined probabilities
-    'RTMDetSepBNHead': LOGITS,
+    'RTMDetSepBNHead': LOGITS,  # with objectness: inverse_sigmoid of the combined probabilities
+    'RTMDetInsSepBNHead': LOGITS,  # RTMDet-Ins: class maps first, then boxes, kernels, masks
     'CenterNetHead': PROBABILITIES,  # the centre heatmaps, after a sigmoid in forward_single
     'TOODHead': PROBABILITIES,  # sqrt(sigmoid(class logits) · sigmoid(class probability))
 }
