@@ -1,4 +1,6 @@
-"""Train a model (a distiller or any stock model) from a config, the OpenMMLab way.
+"""Train a model (a distiller or any stock model) from a config, the OpenMMLab way: the same
+experiment as mmpretrain's and mmdet's own ``tools/train.py`` run from a distillation config
+(its ``DistillationRunner`` completes the config), on machines without GPUs too.
 
 Example:
     python tools/train.py configs/dist/dist_resnet34_resnet18_8xb32_in1k.py --work-dir work_dirs/x
@@ -8,12 +10,10 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+from mmengine.registry import RUNNERS
 
 import mmkd_plugins  # noqa: F401  (registers types and weights-only checkpoint loading)
-from mmkd_plugins.engine import (run_optim_constructor_on_student, seed_of_resumed_run,
-                                 setup_cpu_distributed, shutdown_distributed)
-from mmkd_plugins.soft_labels import use_soft_label_store
+from mmkd_plugins.engine import DistillationRunner
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,20 +59,17 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.load_from = args.resume
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
-    resumed_seed = seed_of_resumed_run(cfg)
-    if resumed_seed is not None:  # randomness.seed=None: continue with the interrupted run's
-        cfg.randomness = dict(cfg.get('randomness') or {}, seed=resumed_seed)
-    run_optim_constructor_on_student(cfg)  # a stock constructor (layer decay) sees the student
-    use_soft_label_store(cfg)  # model.soft_labels: the pipeline replays the store's views
     return cfg
 
 
 def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
-    runner = Runner.from_cfg(setup_cpu_distributed(cfg))
+    # A distillation config names its runner (configs/_base_/distillation_runtime.py), as the
+    # stock train scripts build it; a stock config gets DistillationRunner too, which leaves
+    # it unchanged but for DDP on machines without GPUs.
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else DistillationRunner.from_cfg(cfg)
     runner.train()
-    shutdown_distributed()
 
 
 if __name__ == '__main__':

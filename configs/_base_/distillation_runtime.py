@@ -6,6 +6,10 @@
 # No custom_imports: our types carry the scope prefix ('mmkd_plugins.Distiller'), and mmengine
 # imports the package that a prefix names when it builds them (with the package, the
 # weights-only checkpoint loaders); a stock config's own custom_imports stays as it is.
+# The runner completes the config for distillation (a resumed run's seed, the stock optimizer
+# constructor on the student, a soft-label store's pipeline, DDP on CPUs) whichever train
+# script builds it: this project's, mmpretrain's or mmdet's own, or `mim train`.
+runner_type = 'mmkd_plugins.DistillationRunner'
 distillation_hooks = dict(
     export_student=dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + config
     stop_on_non_finite_loss=dict(type='mmkd_plugins.StopOnNonFiniteLossHook'),

@@ -7,7 +7,8 @@ parameters are named ``student.backbone...``, so such a constructor fails or, wo
 parameter the same learning rate. :class:`StudentOptimWrapperConstructor` runs the stock
 constructor on the student, as in the stock training, and adds the distiller's own trained
 parameters (block-wise connectors, learned temperatures) with the optimizer's settings;
-``tools/train.py`` puts it in place by itself (:func:`run_optim_constructor_on_student`).
+:class:`~mmkd_plugins.engine.DistillationRunner` puts it in place by itself
+(:func:`run_optim_constructor_on_student`).
 """
 from typing import Optional
 

@@ -161,9 +161,10 @@ class StoredTeacher:
         if any(VIEW_KEY not in sample.metainfo for sample in data_samples):
             raise KeyError(
                 f'{self.field}: the batch\'s samples carry no {VIEW_KEY!r}: the training '
-                'pipeline does not replay the store\'s views. tools/train.py sets it up; '
-                'elsewhere call mmkd_plugins.soft_labels.use_soft_label_store(cfg) before '
-                'building the runner')
+                'pipeline does not replay the store\'s views. The runner of the distillation '
+                "configs sets it up (runner_type='mmkd_plugins.DistillationRunner'); with "
+                'another runner call mmkd_plugins.soft_labels.use_soft_label_store(cfg) '
+                'before building it')
         samples = np.array([int(sample.metainfo['sample_idx']) for sample in data_samples])
         views = np.array([int(sample.metainfo[VIEW_KEY]) for sample in data_samples])
         probabilities, classes = self.store.soft_labels(samples, views)

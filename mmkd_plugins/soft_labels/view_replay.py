@@ -9,9 +9,8 @@ import torch
 from mmcv.transforms import BaseTransform
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 
-from mmkd_plugins.engine.hooks.random_state_hook import (current_random_states,
-                                                         restore_random_states)
 from mmkd_plugins.registry import TRANSFORMS
+from mmkd_plugins.utils import current_random_states, restore_random_states
 from .store import SoftLabelStore, read_header, sample_identity
 
 VIEW_KEY = 'soft_label_view'  # the metainfo key of the replayed view's index
@@ -96,7 +95,8 @@ class ReplayStoredView(BaseTransform):
     ``transforms`` seeded for it; its index goes to ``results['soft_label_view']``, for the
     distiller to read the teacher's stored probabilities of exactly that view.
 
-    ``tools/train.py`` puts it in place from ``model.soft_labels`` (see
+    :class:`~mmkd_plugins.engine.DistillationRunner` puts it in place from
+    ``model.soft_labels`` (see
     :func:`~mmkd_plugins.soft_labels.use_soft_label_store`); written by hand, ``PackInputs``
     must pack ``'soft_label_view'`` in its ``meta_keys`` too.
 

@@ -391,6 +391,19 @@ def test_two_processes_make_the_store_and_train_from_it(digits_store, digits_roo
 
 def test_training_from_the_store_resumes_exactly_and_exports_the_stock_student(
         digits_store, digits_root, sharp_teacher, tmp_path):
+    """One config, two entry points, the same experiment: trained straight through this
+    project's tools/train.py, and interrupted and resumed through mmpretrain's own (what
+    ``mim train`` runs), whose runner is the config's DistillationRunner (it makes the pipeline
+    replay the store and passes the seed on); the losses after the resume are the same."""
+    import mmpretrain
+    stock_script = os.path.join(os.path.dirname(mmpretrain.__file__), '.mim', 'tools',
+                                'train.py')
+
+    def run_stock_script(*args):
+        result = subprocess.run([sys.executable, stock_script, STORED_CONFIG, *args],
+                                cwd=REPO_ROOT, env=tool_env(), capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-4000:]
+
     def options(epochs):
         return dict(epochs_options(digits_root, epochs), **{
             'model.teacher.checkpoint': sharp_teacher, 'model.soft_labels.store': digits_store,
@@ -403,9 +416,8 @@ def test_training_from_the_store_resumes_exactly_and_exports_the_stock_student(
 
     straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
     run_tool('train.py', STORED_CONFIG, '--work-dir', straight, *cfg_options_args(options(2)))
-    run_tool('train.py', STORED_CONFIG, '--work-dir', resumed, *cfg_options_args(options(1)))
-    run_tool('train.py', STORED_CONFIG, '--work-dir', resumed, '--resume',
-             *cfg_options_args(options(2)))
+    run_stock_script('--work-dir', resumed, *cfg_options_args(options(1)))
+    run_stock_script('--work-dir', resumed, '--resume', *cfg_options_args(options(2)))
     expected = [line for line in losses(straight) if line[0] > 5]
     assert len(expected) == 5
     after_resume = losses(resumed)[-5:]
@@ -417,3 +429,4 @@ def test_training_from_the_store_resumes_exactly_and_exports_the_stock_student(
     assert [transform['type'] for transform in pipeline] == [
         'LoadImageFromFile', 'RandomResizedCrop', 'Rotate', 'PackInputs']
     assert VIEW_KEY not in str(pipeline) and 'soft_labels' not in exported.model
+    assert 'runner_type' not in exported

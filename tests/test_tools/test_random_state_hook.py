@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from mmkd_plugins.engine import RandomStateHook
-from mmkd_plugins.engine.hooks.random_state_hook import (current_random_states,
-                                                         restore_random_states)
+from mmkd_plugins.utils import current_random_states, restore_random_states
 
 
 def runner(resume: bool, world_size: int = 1):

@@ -126,16 +126,17 @@ def test_ddp_on_two_processes(tmp_path, digits_root, trained_teacher):
     assert len(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))) == 1
 
 
-def test_resume_through_a_stock_train_script_without_a_seed_names_the_seed_to_pass(
+def test_resume_without_the_distillation_runner_names_the_seed_to_pass(
         tmp_path, digits_root, trained_teacher):
-    """mmpretrain's own tools/train.py (what ``mim train`` runs) builds the resumed run's data
-    loaders with a new random seed before mmengine reads the checkpoint's: the resume says so,
-    with the seed that makes it exact."""
+    """With another runner than the distillation configs' (here mmengine's, through
+    mmpretrain's own tools/train.py), a ``randomness.seed=None`` run is resumed with data
+    loaders built from a new random seed before mmengine reads the checkpoint's: the resume
+    says so, with the seed that makes it exact."""
     import mmpretrain
     script = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'train.py')
     work_dir = str(tmp_path / 'stock')
-    options = cfg_options_args(kd_options(digits_root, trained_teacher, 1,
-                                          **{'randomness.seed': None}))
+    options = cfg_options_args(kd_options(digits_root, trained_teacher, 1, **{
+        'randomness.seed': None, 'runner_type': 'Runner'}))
     outputs = []
     for args in ([], ['--resume']):
         result = subprocess.run([sys.executable, script, KD_CONFIG, '--work-dir', work_dir,

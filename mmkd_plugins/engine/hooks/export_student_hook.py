@@ -53,7 +53,7 @@ class ExportStudentHook(Hook):
         student_config = runner.cfg.copy()
         student_config.model = runner.cfg.model.student
         student_config.update(resume=False, load_from=None)
-        _drop_own_hooks_and_import(student_config)
+        _drop_own_parts(student_config)
         undo_soft_label_store(student_config)  # the stock pipeline again
         student_config.dump(osp.join(runner.work_dir, 'student_config.py'))
         runner.logger.info(f'student-only checkpoint written to {out_path}')
@@ -67,10 +67,13 @@ def _is_own_hook(hook: dict) -> bool:
     return str(hook.get('type', '')).startswith('mmkd_plugins.')
 
 
-def _drop_own_hooks_and_import(config) -> None:
+def _drop_own_parts(config) -> None:
     """Remove our hooks (from ``default_hooks`` and ``custom_hooks``; those standing in for a
-    stock hook become it again, with their settings) and ``mmkd_plugins`` from
-    ``custom_imports``: the stock tools need neither; the user's other hooks and imports stay."""
+    stock hook become it again, with their settings), our runner type and ``mmkd_plugins`` from
+    ``custom_imports``: the stock tools need none of them; the user's other hooks and imports
+    stay."""
+    if str(config.get('runner_type', '')).startswith('mmkd_plugins.'):
+        config.pop('runner_type')
     if config.get('default_hooks'):
         default_hooks = {}
         for name, hook in config.default_hooks.items():

@@ -1,38 +1,13 @@
 """Save every process's random number generators with each checkpoint, so a resumed run is
 exact."""
-import random
 from typing import Iterator, List, Optional
 
-import numpy as np
-import torch
 from mmengine.dist import all_gather_object
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.runner import IterBasedTrainLoop, Runner
 
 from mmkd_plugins.registry import HOOKS
-
-RandomStates = dict  # python, numpy, torch and (when CUDA is in use) cuda: this process's
-
-
-def current_random_states() -> RandomStates:
-    """This process's Python, numpy and torch CPU generator states, and the CUDA generator's of
-    its current device when CUDA is in use (another device's generator is another process's:
-    the number of devices a process sees differs between launchers)."""
-    states = dict(python=random.getstate(), numpy=np.random.get_state(),
-                  torch=torch.get_rng_state())
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states['cuda'] = torch.cuda.get_rng_state()
-    return states
-
-
-def restore_random_states(states: RandomStates) -> None:
-    """Set this process's generators to ``states`` (see :func:`current_random_states`)."""
-    random.setstate(states['python'])
-    np.random.set_state(states['numpy'])
-    torch.set_rng_state(states['torch'])
-    if 'cuda' in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state(states['cuda'])
-
+from mmkd_plugins.utils import RandomStates, current_random_states, restore_random_states
 
 class RestoreStatesAfterSkipping:
     """Stands in for an :class:`~mmengine.runner.IterBasedTrainLoop`'s data iterator while the
@@ -71,8 +46,9 @@ class RandomStateHook(Hook):
     dropout) after a resume differ from those of the uninterrupted run. With this hook a run
     interrupted after k iterations and resumed with ``--resume`` computes the same losses as
     the uninterrupted one (given deterministic ops), also with the stock configs'
-    ``randomness.seed=None`` when resumed through this project's ``tools/train.py`` (which
-    rebuilds the run with the seed the interrupted run drew).
+    ``randomness.seed=None`` when the run is built by
+    :class:`~mmkd_plugins.engine.DistillationRunner` (which rebuilds it with the seed the
+    interrupted run drew), whichever train script builds it.
 
     - **What**: Python's, numpy's and torch's generators, and the current CUDA device's when
       CUDA is in use, of **each process**: at the iterations (or epochs) where the
@@ -93,8 +69,8 @@ class RandomStateHook(Hook):
       (``train_dataloader.persistent_workers=True``), whose generators live in processes that
       no checkpoint reaches: the resumed run's workers start from their initial seeds; a run
       whose data loaders were built with another seed than the checkpoint's run (a
-      ``randomness.seed=None`` run resumed through a script that does not pass the seed on,
-      such as mmpretrain's and mmdet's own ``tools/train.py``): the warning gives the seed.
+      ``randomness.seed=None`` run resumed with another runner than
+      :class:`~mmkd_plugins.engine.DistillationRunner`): the warning gives the seed.
     """
 
     priority = 'LOW'  # after each iteration/epoch, before the CheckpointHook (VERY_LOW) saves
@@ -177,8 +153,8 @@ class RandomStateHook(Hook):
                 'randomness.seed is None or another), so their data order and workers\' '
                 'augmentations differ from the uninterrupted run\'s although mmengine re-seeds '
                 f'the generators; resume with randomness.seed={seed} (--cfg-options '
-                f'randomness.seed={seed}) for an exact resume (mmkd_plugins\' tools/train.py '
-                'passes it on by itself)')
+                f'randomness.seed={seed}) for an exact resume (runner_type='
+                "'mmkd_plugins.DistillationRunner' passes it on by itself)")
         states = checkpoint.get('rng_states')
         if states is not None:
             self._to_restore = [states] if isinstance(states, dict) else list(states)

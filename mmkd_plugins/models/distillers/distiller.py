@@ -68,8 +68,8 @@ class HoldsStudent:
                 f'model.student.{name}; code that reads model.{name} must run on the student. '
                 'An optimizer constructor of the stock config (optim_wrapper.constructor) runs '
                 "on it with optim_wrapper.constructor='mmkd_plugins.StudentOptimWrapperConstructor'"
-                " and student_constructor='<the stock constructor>' (tools/train.py sets this "
-                'by itself)') from None
+                " and student_constructor='<the stock constructor>' (runner_type="
+                "'mmkd_plugins.DistillationRunner' sets this by itself)") from None
 
 
 def build_distill_loss(field: str, cfg: dict) -> nn.Module:
@@ -138,7 +138,8 @@ class Distiller(HoldsStudent, HoldsFrozenTeachers, BaseModel):
             Defaults to ``'model.distill_losses'``.
         soft_labels: ``dict(store=<folder>)``: read the teacher's outputs of each sample's
             view from a soft-label store made by ``tools/make_soft_labels.py`` (classifiers;
-            ``tools/train.py`` makes the training pipeline replay the store's views, see
+            :class:`~mmkd_plugins.engine.DistillationRunner` makes the training pipeline
+            replay the store's views, see
             :mod:`mmkd_plugins.soft_labels`). The teacher is then never built: ``teacher`` is
             only compared with the store's. Defaults to None (the live teacher).
     """
