@@ -4,7 +4,8 @@
 #         --views 100 --top-k 10
 #     python tools/train.py configs/demo/kd-stored_resnet18w32_resnet18w8_digits.py
 # The store replays the whole random part of the training pipeline (RandomResizedCrop and
-# Rotate), seeded per (image, view); tools/train.py makes the pipeline replay it.
+# Rotate), seeded per (image, view); the config's DistillationRunner makes the pipeline
+# replay it, whichever train script runs it.
 _base_ = ['./kd_resnet18w32_resnet18w8_digits.py']
 
 model = dict(soft_labels=dict(store='work_dirs/digits_demo/soft_labels'))
