@@ -208,7 +208,6 @@ def main() -> None:
                 progress.update()
         store.flush()
     elapsed = time.perf_counter() - start
-    store.flush()
     del store  # closes this process's memory maps before the rows are read back
     write_finished_flag(out, run_token[0], rank)
     if rank == 0:

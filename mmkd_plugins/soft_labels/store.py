@@ -9,7 +9,7 @@ A store is a folder:
   samples N, views K, kept classes k and classes C, the replayed transforms (their configs, as
   in the training pipeline), the transforms left out (``approximated``), the seed of the views,
   and ``complete`` once every sample is written, with ``kept_mass`` (the stored top-k's share
-  of the teacher's probability, see :func:`kept_mass`).
+  of the teacher's probability, see :func:`read_back`).
 - ``probabilities.npy``: (N, K, k) float16, ``softmax(z_teacher / tau)`` of the k most probable
   classes of each view, in decreasing order.
 - ``classes.npy``: (N, K, k) int16 (int32 for C > 32767), those classes.
@@ -193,41 +193,23 @@ class SoftLabelStore:
         for array in self.arrays.values():
             array.flush()
 
-    def lost_rows(self, samples_per_chunk: int = 65536) -> np.ndarray:
-        """Samples marked done whose rows read back unwritten: a view whose most probable
-        class has probability 0, or no identity (0). Writes that a file system lost (pages
-        written back by several processes, on a network file system) leave such zeros.
-
-        Returns:
-            (L,) int64 sample indices.
-        """
-        done, ids = self.arrays['done'], self.arrays['sample_ids']
-        probabilities = self.arrays['probabilities']
-        lost = []
-        for start in range(0, self.num_samples, samples_per_chunk):
-            end = min(start + samples_per_chunk, self.num_samples)
-            unwritten = ((probabilities[start:end, :, 0] <= 0).any(axis=1)
-                         | (ids[start:end] == 0))
-            lost.append(start + np.flatnonzero(unwritten & (done[start:end] == 1)))
-        return np.concatenate(lost).astype(np.int64)
-
     def mark_complete(self) -> np.ndarray:
-        """Flush, read every row back (:meth:`lost_rows`) and mark the lost ones not done; if
-        every sample is then written, set ``complete`` and ``kept_mass`` (see
-        :func:`kept_mass`) in the header. Call it on a fresh opening of the store once every
-        writing process has flushed and closed its own.
+        """Flush, read every row back (:func:`read_back`) and mark the lost ones not done; if
+        every sample is then written, set ``complete`` and ``kept_mass`` in the header. Call it
+        on a fresh opening of the store once every writing process has flushed and closed its
+        own.
 
         Returns:
             The samples found lost (running the generation again writes them).
         """
         self.flush()
-        lost = self.lost_rows()
+        lost, mass = read_back(self.arrays['probabilities'], self.arrays['sample_ids'],
+                               self.arrays['done'])
         if len(lost):
             self.arrays['done'][lost] = 0
             self.flush()
         if bool(np.all(self.arrays['done'])):
-            self.header = dict(self.header, complete=True,
-                               kept_mass=kept_mass(self.arrays['probabilities']))
+            self.header = dict(self.header, complete=True, kept_mass=mass)
             write_header(self.folder, self.header)
         elif self.header.get('complete'):
             self.header = {key: value for key, value in self.header.items()
@@ -264,23 +246,35 @@ def shard(rank: int, world_size: int, num_samples: int) -> range:
     return range(rank * num_samples // world_size, (rank + 1) * num_samples // world_size)
 
 
-def kept_mass(probabilities: np.ndarray, rows_per_chunk: int = 65536) -> Dict[str, float]:
-    """How much of the teacher's probability the stored top-k hold, over all views: the mean
-    and the minimum of ``Σ_k p`` (1 when k = C; the rest is shared equally by the classes not
-    stored when the logits are rebuilt).
+def read_back(probabilities: np.ndarray, sample_ids: np.ndarray, done: np.ndarray,
+              samples_per_chunk: int = 65536) -> Tuple[np.ndarray, Dict[str, float]]:
+    """Read every stored row once, in chunks of ``samples_per_chunk`` samples: the samples
+    marked done whose rows read back unwritten (a view whose most probable class has
+    probability 0, or no identity: zeros that writes a file system lost leave, e.g. pages
+    written back by several processes on a network file system), and the kept mass, how much
+    of the teacher's probability the stored top-k hold over all views: the mean and the minimum
+    of ``Σ_k p`` (1 when k = C; the rest is shared equally by the classes not stored when the
+    logits are rebuilt).
 
     Args:
-        probabilities: (N, K, k), as in a store (read in chunks of ``rows_per_chunk`` samples).
+        probabilities: (N, K, k), as in a store.
+        sample_ids: (N,) the samples' identities.
+        done: (N,) 1 for the samples marked written.
 
     Returns:
-        ``dict(mean=..., min=...)``.
+        The lost samples' indices, (L,) int64, and ``dict(mean=..., min=...)``.
     """
-    total, smallest, count = 0.0, float('inf'), 0
-    for start in range(0, len(probabilities), rows_per_chunk):
-        sums = probabilities[start:start + rows_per_chunk].astype(np.float64).sum(axis=-1)
+    lost, total, smallest, count = [], 0.0, float('inf'), 0
+    for start in range(0, len(probabilities), samples_per_chunk):
+        chunk = slice(start, start + samples_per_chunk)
+        rows = probabilities[chunk]
+        unwritten = (rows[:, :, 0] <= 0).any(axis=1) | (sample_ids[chunk] == 0)
+        lost.append(start + np.flatnonzero(unwritten & (done[chunk] == 1)))
+        sums = rows.astype(np.float64).sum(axis=-1)
         total, count = total + float(sums.sum()), count + sums.size
         smallest = min(smallest, float(sums.min()))
-    return dict(mean=total / max(count, 1), min=smallest)
+    return (np.concatenate(lost).astype(np.int64),
+            dict(mean=total / max(count, 1), min=smallest))
 
 
 def read_header(folder: str, field: str) -> Dict[str, Any]:

@@ -19,7 +19,7 @@ from mmkd_plugins.models.losses import kd_loss
 from mmkd_plugins.registry import MODELS
 from mmkd_plugins.soft_labels import (VIEW_KEY, SoftLabelStore, logits_from_soft_labels,
                                       top_k_soft_labels, use_soft_label_store)
-from mmkd_plugins.soft_labels.store import kept_mass, shard
+from mmkd_plugins.soft_labels.store import read_back, shard
 from mmkd_plugins.soft_labels.view_replay import first_unreplayable_transform
 from ..conftest import (REPO_ROOT, cfg_options_args, data_options, epochs_options,
                         free_port, run_tool, scalars, tool_env)
@@ -308,7 +308,8 @@ def test_the_header_records_the_kept_probability_mass(digits_store):
     classes."""
     probabilities = np.array([[[0.5, 0.25], [0.75, 0.125]], [[0.5, 0.5], [0.25, 0.25]]],
                              dtype=np.float16)  # (N=2, K=2, k=2): sums .75 .875 1 .5
-    assert kept_mass(probabilities, rows_per_chunk=1) == dict(mean=0.78125, min=0.5)
+    lost, mass = read_back(probabilities, np.ones(2), np.ones(2), samples_per_chunk=1)
+    assert mass == dict(mean=0.78125, min=0.5) and lost.tolist() == []
     stored = SoftLabelStore.open(digits_store, 'store').header['kept_mass']
     assert stored['mean'] == pytest.approx(1, abs=2e-3)
     assert stored['min'] == pytest.approx(1, abs=5e-3)
