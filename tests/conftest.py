@@ -108,6 +108,12 @@ def run_tool(script: str, *args: str, check: bool = True) -> subprocess.Complete
     return result
 
 
+def mmpretrain_train_script() -> str:
+    """mmpretrain's own tools/train.py, the script ``mim train mmpretrain`` runs."""
+    import mmpretrain
+    return osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'train.py')
+
+
 def epochs_options(digits_root: str, epochs: int) -> Dict[str, object]:
     """Overrides for a short demo-config run on the tiny digits, checkpointing every epoch."""
     return dict(data_options(digits_root), **{

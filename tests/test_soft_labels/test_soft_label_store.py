@@ -22,7 +22,7 @@ from mmkd_plugins.soft_labels import (VIEW_KEY, SoftLabelStore, logits_from_soft
 from mmkd_plugins.soft_labels.store import read_back, shard
 from mmkd_plugins.soft_labels.view_replay import first_unreplayable_transform
 from ..conftest import (REPO_ROOT, cfg_options_args, data_options, epochs_options,
-                        free_port, run_tool, scalars, tool_env)
+                        free_port, mmpretrain_train_script, run_tool, scalars, tool_env)
 
 STORED_CONFIG = str(REPO_ROOT / 'configs' / 'demo' / 'kd-stored_resnet18w32_resnet18w8_digits.py')
 VIEWS = 4
@@ -396,12 +396,8 @@ def test_training_from_the_store_resumes_exactly_and_exports_the_stock_student(
     project's tools/train.py, and interrupted and resumed through mmpretrain's own (what
     ``mim train`` runs), whose runner is the config's DistillationRunner (it makes the pipeline
     replay the store and passes the seed on); the losses after the resume are the same."""
-    import mmpretrain
-    stock_script = os.path.join(os.path.dirname(mmpretrain.__file__), '.mim', 'tools',
-                                'train.py')
-
     def run_stock_script(*args):
-        result = subprocess.run([sys.executable, stock_script, STORED_CONFIG, *args],
+        result = subprocess.run([sys.executable, mmpretrain_train_script(), STORED_CONFIG, *args],
                                 cwd=REPO_ROOT, env=tool_env(), capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-4000:]
 

@@ -14,8 +14,8 @@ from mmengine.fileio import get_file_backend
 from mmkd_plugins.checkpoint import safe_torch_load
 from mmkd_plugins.models.teachers import build_model_from_config
 from ..conftest import (BLOCKWISE_CONFIG, KD_CONFIG, REPO_ROOT, STUDENT_CONFIG,
-                        cfg_options_args, epochs_options, free_port, run_tool, scalars,
-                        tool_env)
+                        cfg_options_args, epochs_options, free_port, mmpretrain_train_script,
+                        run_tool, scalars, tool_env)
 
 
 def kd_options(digits_root, teacher, epochs, **extra):
@@ -132,8 +132,7 @@ def test_resume_without_the_distillation_runner_names_the_seed_to_pass(
     mmpretrain's own tools/train.py), a ``randomness.seed=None`` run is resumed with data
     loaders built from a new random seed before mmengine reads the checkpoint's: the resume
     says so, with the seed that makes it exact."""
-    import mmpretrain
-    script = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'train.py')
+    script = mmpretrain_train_script()
     work_dir = str(tmp_path / 'stock')
     options = cfg_options_args(kd_options(digits_root, trained_teacher, 1, **{
         'randomness.seed': None, 'runner_type': 'Runner'}))

@@ -15,7 +15,8 @@ from mmengine.config import Config
 
 from mmkd_plugins.models.teachers import build_model_from_config
 from ..conftest import (KD_CONFIG, REPO_ROOT, STUDENT_CONFIG, cfg_options_args, data_options,
-                        epochs_options, run_tool, scalars, tool_env)
+                        epochs_options, mmpretrain_train_script, run_tool, scalars,
+                        tool_env)
 
 
 @pytest.fixture(scope='module')
@@ -86,8 +87,7 @@ def test_mmpretrains_own_train_script_runs_a_distillation_config(tmp_path, digit
                                                                  teacher_checkpoint):
     """mmpretrain's tools/train.py (the one `mim train mmpretrain` runs) never imports
     mmkd_plugins: the config's scope-prefixed types make mmengine import it."""
-    import mmpretrain
-    script = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'train.py')
+    script = mmpretrain_train_script()
     work_dir = str(tmp_path / 'stock_script')
     options = dict(epochs_options(digits_root, 1), **{'model.teacher.checkpoint':
                                                       teacher_checkpoint})
