@@ -2,33 +2,11 @@
 
 Importing the package (done by mmengine itself when a config names a type with the
 ``mmkd_plugins.`` scope prefix, or by ``custom_imports``) registers every type under the
-``mmkd_plugins`` scope, makes mmengine load checkpoints with
-``weights_only=True`` and an exact allow-list of safe globals, and makes its local file writes
-(checkpoints) atomic.
+``mmkd_plugins`` scope and changes nothing else. What a distillation run needs from mmengine
+beyond that (weights-only checkpoint loading, atomic checkpoint writes) is set up by the
+config's runner, :class:`~mmkd_plugins.engine.DistillationRunner`.
 """
-import warnings
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as installed_version
-
-from .checkpoint import register_atomic_local_backend, register_weights_only_loaders
-from .version import TESTED_VERSIONS, __version__
-
-
-def _warn_about_untested_versions() -> None:
-    for package, tested in TESTED_VERSIONS.items():
-        try:
-            installed = installed_version(package)
-        except PackageNotFoundError:
-            continue
-        if installed.split('+')[0] != tested:
-            warnings.warn(f'mmkd_plugins was tested with {package}=={tested}; '
-                          f'{installed} is installed', stacklevel=2)
-
-
-_warn_about_untested_versions()
-register_weights_only_loaders()
-register_atomic_local_backend()
-
-from . import engine, models, soft_labels  # noqa: E402,F401  (importing registers the types)
+from . import engine, models, soft_labels  # noqa: F401  (importing registers the types)
+from .version import __version__
 
 __all__ = ['__version__']

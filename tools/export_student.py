@@ -8,7 +8,6 @@ Example:
 """
 import argparse
 
-import mmkd_plugins  # noqa: F401  (weights-only checkpoint loading)
 from mmkd_plugins.checkpoint import export_student_checkpoint, safe_torch_load
 
 

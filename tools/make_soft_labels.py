@@ -24,7 +24,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DATASETS, init_default_scope
 from mmengine.utils import ProgressBar
 
-import mmkd_plugins  # noqa: F401  (registers types and weights-only checkpoint loading)
+import mmkd_plugins  # noqa: F401  (registers the types)
 from mmkd_plugins.checkpoint import atomic_write_bytes
 from mmkd_plugins.engine.cpu_distributed import slurm_process_environment
 from mmkd_plugins.registry import MODELS

@@ -9,10 +9,7 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
-
-import mmkd_plugins  # noqa: F401  (registers types and weights-only checkpoint loading)
-from mmkd_plugins.engine import setup_cpu_distributed, shutdown_distributed
+from mmkd_plugins.engine import DistillationRunner, shutdown_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -43,7 +40,7 @@ def main() -> None:
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
-    runner = Runner.from_cfg(setup_cpu_distributed(cfg))
+    runner = DistillationRunner.from_cfg(cfg)  # weights-only loading, CPU DDP
     metrics = runner.test()
     shutdown_distributed()
     if args.out and runner.rank == 0:

@@ -12,7 +12,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 
-import mmkd_plugins  # noqa: F401  (registers types and weights-only checkpoint loading)
+import mmkd_plugins  # noqa: F401  (registers the types)
 from mmkd_plugins.engine import DistillationRunner
 
 

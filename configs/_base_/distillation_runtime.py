@@ -4,11 +4,12 @@
 # The hooks join default_hooks, a dict that merges with the stock config's own; a custom_hooks
 # list in the child config would replace the stock one (EMAHook, PipelineSwitchHook, ...).
 # No custom_imports: our types carry the scope prefix ('mmkd_plugins.Distiller'), and mmengine
-# imports the package that a prefix names when it builds them (with the package, the
-# weights-only checkpoint loaders); a stock config's own custom_imports stays as it is.
-# The runner completes the config for distillation (a resumed run's seed, the stock optimizer
-# constructor on the student, a soft-label store's pipeline, DDP on CPUs) whichever train
-# script builds it: this project's, mmpretrain's or mmdet's own, or `mim train`.
+# imports the package that a prefix names when it builds them; a stock config's own
+# custom_imports stays as it is.
+# The runner makes checkpoint loading weights-only and checkpoint writes atomic, and completes
+# the config for distillation (a resumed run's seed, the stock optimizer constructor on the
+# student, a soft-label store's pipeline, DDP on CPUs) whichever train script builds it: this
+# project's, mmpretrain's or mmdet's own, or `mim train`.
 runner_type = 'mmkd_plugins.DistillationRunner'
 distillation_hooks = dict(
     export_student=dict(type='mmkd_plugins.ExportStudentHook'),  # student_final.pth + config

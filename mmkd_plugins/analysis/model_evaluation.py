@@ -9,9 +9,10 @@ from mmengine.analysis import get_model_complexity_info
 from mmengine.config import Config
 from mmengine.evaluator import Evaluator
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, load_checkpoint
+from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
+from ..checkpoint import load_checkpoint_weights_only
 from ..models.module_output_recorder import ModuleOutputRecorder
 from ..models.task_adapters import ClassifierAdapter, DenseHeadAdapter
 from ..models.teachers import bf16_autocast, build_model_from_config, to_float32
@@ -74,7 +75,8 @@ def evaluate_model(config: Config, checkpoint: str, label: str, channels_last: b
     """
     init_default_scope(config.get('default_scope', 'mmengine'))
     model = build_model_from_config(config)
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
+    weights = load_checkpoint_weights_only(checkpoint, map_location='cpu')
+    model.load_state_dict(weights.get('state_dict', weights), strict=True)
     model.eval()
     if channels_last:
         model.to(memory_format=torch.channels_last)

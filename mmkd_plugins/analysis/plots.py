@@ -1,14 +1,11 @@
 """Figures of a comparison: per-class bars, confusion matrices, training curves (matplotlib)."""
 from typing import Dict, Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # drawn to files only: pyplot's backend is left alone
 
-matplotlib.use('Agg')  # files only, no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .model_evaluation import ModelEvaluation  # noqa: E402
-from .training_logs import EpochCurves, curve_bands  # noqa: E402
+from .model_evaluation import ModelEvaluation
+from .training_logs import EpochCurves, curve_bands
 
 
 def plot_per_class(evaluations: Sequence[ModelEvaluation], path: str) -> None:
@@ -16,7 +13,8 @@ def plot_per_class(evaluations: Sequence[ModelEvaluation], path: str) -> None:
     classes = list(evaluations[0].per_class)
     width = 0.8 / len(evaluations)
     positions = np.arange(len(classes))
-    figure, axes = plt.subplots(figsize=(max(6, 0.9 * len(classes) + 2), 4))
+    figure = Figure(figsize=(max(6, 0.9 * len(classes) + 2), 4))
+    axes = figure.subplots()
     for index, evaluation in enumerate(evaluations):
         values = [evaluation.per_class.get(name, np.nan) for name in classes]
         axes.bar(positions + (index - (len(evaluations) - 1) / 2) * width, values, width,
@@ -32,15 +30,14 @@ def plot_per_class(evaluations: Sequence[ModelEvaluation], path: str) -> None:
                                    else 'AP (COCO, IoU .5:.95)'))
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def plot_confusion_matrices(evaluations: Sequence[ModelEvaluation], path: str) -> None:
     """One row-normalized confusion matrix per model (rows: true class, columns: predicted),
     with the counts written in the cells."""
     classes = list(evaluations[0].per_class)
-    figure, axes = plt.subplots(1, len(evaluations), figsize=(3.6 * len(evaluations), 3.8),
-                                squeeze=False)
+    figure = Figure(figsize=(3.6 * len(evaluations), 3.8))
+    axes = figure.subplots(1, len(evaluations), squeeze=False)
     for axis, evaluation in zip(axes[0], evaluations):
         counts = evaluation.confusion.numpy()
         rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -55,7 +52,6 @@ def plot_confusion_matrices(evaluations: Sequence[ModelEvaluation], path: str) -
         axis.set_title(evaluation.label, fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def plot_curves(runs: Dict[str, Sequence[EpochCurves]], path: str) -> None:
@@ -74,8 +70,8 @@ def plot_curves(runs: Dict[str, Sequence[EpochCurves]], path: str) -> None:
     panels += sorted(metrics)
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows),
-                                squeeze=False)
+    figure = Figure(figsize=(4.2 * columns, 3.0 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     colors = {label: f'C{index}' for index, label in enumerate(runs)}  # one colour per setting
     for axis, key in zip(axes.flat, panels):
         for label, band in bands.items():
@@ -99,4 +95,3 @@ def plot_curves(runs: Dict[str, Sequence[EpochCurves]], path: str) -> None:
         figure.suptitle('lines: mean over seeds; shaded: lowest to highest seed', fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)

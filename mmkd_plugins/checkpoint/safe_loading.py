@@ -6,14 +6,17 @@ mmengine 0.10.7 calls ``torch.load`` without ``weights_only``: on torch >= 2.6 (
 mmengine.logging.history_buffer.HistoryBuffer``); its http(s), ``torchvision://``,
 ``open-mmlab://`` and ``mmcls://`` loaders go through ``torch.hub.load_state_dict_from_url``,
 which unpickles anything; ``pavi://`` and ``s3://``/``petrel://`` call a bare ``torch.load``.
-This module registers, for each of those schemes, a loader in mmengine's ``CheckpointLoader``
-that reads the same file and always unpickles with ``weights_only=True``, allowing only the
-plain-data classes that mmengine checkpoints hold. A file whose pickle would call anything else
-is refused with :class:`UnsafeCheckpointError`.
+This module has, for each of those schemes, a loader that reads the same file and always
+unpickles with ``weights_only=True``, allowing only the plain-data classes that mmengine
+checkpoints hold; a file whose pickle would call anything else is refused with
+:class:`UnsafeCheckpointError`. :func:`load_checkpoint_weights_only` uses them directly;
+:func:`register_weights_only_loaders` (called by the distillation runner, not on import) puts
+them in mmengine's ``CheckpointLoader`` for everything the runner loads.
 """
 import io
 import os.path as osp
 import pickle
+import re
 from tempfile import TemporaryDirectory
 from typing import Any, BinaryIO, Callable, List, Optional, Union
 
@@ -184,7 +187,40 @@ WEIGHTS_ONLY_LOADERS = {
 }
 
 
+def _loader_of(filename: str) -> Callable:
+    """The weights-only loader for ``filename``'s scheme, matched as mmengine matches its own:
+    the longest matching prefix pattern wins, the local loader (prefix ``''``) matches all."""
+    prefixes = [(prefix, loader) for keys, loader in WEIGHTS_ONLY_LOADERS.items()
+                for prefix in ((keys, ) if isinstance(keys, str) else keys)]
+    for prefix, loader in sorted(prefixes, key=lambda item: len(item[0]), reverse=True):
+        if re.match(prefix, filename) is not None:
+            return loader
+    raise AssertionError('the local loader matches every path')  # pragma: no cover
+
+
+def load_checkpoint_weights_only(filename: str, map_location: Optional[Any] = None) -> Any:
+    """Load a checkpoint of any scheme mmengine knows (local path, http(s), ``torchvision://``,
+    ``open-mmlab://``, ``mmcls://``, ``pavi://``, ``s3://``) weights-only, without changing
+    mmengine's own loaders.
+
+    Args:
+        filename: The path or URL, as for mmengine's ``CheckpointLoader.load_checkpoint``.
+        map_location: As in :func:`torch.load`.
+
+    Returns:
+        The unpickled checkpoint.
+
+    Raises:
+        UnsafeCheckpointError: the pickle references a global outside the allow-list.
+    """
+    return _loader_of(filename)(filename, map_location)
+
+
 def register_weights_only_loaders() -> None:
-    """Make mmengine load checkpoints of every scheme through :func:`safe_torch_load`."""
+    """Make mmengine load checkpoints of every scheme through :func:`safe_torch_load`.
+
+    Changes mmengine's process-wide ``CheckpointLoader``; the
+    :class:`~mmkd_plugins.engine.DistillationRunner` calls it when it is built. Idempotent.
+    """
     for prefixes, loader in WEIGHTS_ONLY_LOADERS.items():
         CheckpointLoader.register_scheme(prefixes, loader, force=True)

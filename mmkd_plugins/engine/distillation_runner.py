@@ -5,8 +5,10 @@ from typing import Union
 from mmengine.config import Config, ConfigDict
 from mmengine.runner import Runner
 
+from mmkd_plugins.checkpoint import register_atomic_local_backend, register_weights_only_loaders
 from mmkd_plugins.registry import RUNNERS
 from mmkd_plugins.soft_labels import use_soft_label_store
+from mmkd_plugins.version import untested_versions
 from .cpu_distributed import setup_cpu_distributed, shutdown_distributed
 from .resumed_seed import seed_of_resumed_run
 from .student_optim_constructor import run_optim_constructor_on_student
@@ -17,8 +19,14 @@ class DistillationRunner(Runner):
     """mmengine's :class:`~mmengine.runner.Runner` for distillation configs, so that this
     project's ``tools/train.py``, mmpretrain's and mmdet's own ``tools/train.py`` and
     ``mim train`` run the same experiment from one config (``runner_type`` in
-    ``configs/_base_/distillation_runtime.py``). Before building the run, :meth:`from_cfg`
-    completes the config:
+    ``configs/_base_/distillation_runtime.py``).
+
+    Building it makes mmengine, for the rest of the process, load checkpoints of every scheme
+    weights-only with an exact allow-list
+    (:func:`~mmkd_plugins.checkpoint.register_weights_only_loaders`) and write local files
+    atomically (:func:`~mmkd_plugins.checkpoint.register_atomic_local_backend`), and it logs a
+    warning for each host library of a version the project was not tested with.
+    Before building the run, :meth:`from_cfg` completes the config:
 
     - a resumed run whose ``randomness.seed`` is None gets the seed the interrupted run drew
       (:func:`~mmkd_plugins.engine.seed_of_resumed_run`), so its samplers and workers are those
@@ -48,6 +56,15 @@ class DistillationRunner(Runner):
         run_optim_constructor_on_student(cfg)
         use_soft_label_store(cfg)
         return super().from_cfg(setup_cpu_distributed(cfg))
+
+    def __init__(self, *args, **kwargs):
+        """As :class:`~mmengine.runner.Runner`, with mmengine's checkpoint loading and local
+        writes made safe before anything is loaded or saved."""
+        register_weights_only_loaders()
+        register_atomic_local_backend()
+        super().__init__(*args, **kwargs)
+        for message in untested_versions():
+            self.logger.warning(message)
 
     def train(self):
         """Train, then end a CPU process group (a gloo group alive at interpreter exit can

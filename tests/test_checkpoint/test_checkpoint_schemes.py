@@ -1,4 +1,6 @@
-"""Every checkpoint scheme mmengine registers loads weights-only with the exact allow-list.
+"""Every checkpoint scheme mmengine registers loads weights-only with the exact allow-list,
+through ``load_checkpoint_weights_only`` and through mmengine's ``CheckpointLoader`` once the
+loaders are registered (as the distillation runner does).
 
 A pickle that would create a file is served through each scheme, from where that scheme reads
 (torch hub's cache for the model-zoo schemes, mmengine's home for a local ``open-mmlab://``
@@ -19,7 +21,8 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from mmkd_plugins.checkpoint import UnsafeCheckpointError
+from mmkd_plugins.checkpoint import (UnsafeCheckpointError, load_checkpoint_weights_only,
+                                     register_weights_only_loaders)
 from mmkd_plugins.checkpoint.model_zoo_download import cache_path_of
 from .test_safe_loading import RunsCodeWhenUnpickled
 
@@ -35,6 +38,15 @@ def mmengine_checkpoint_file(path) -> str:
 def evil_checkpoint_file(path, marker) -> str:
     torch.save({'state_dict': {}, 'payload': RunsCodeWhenUnpickled(str(marker))}, str(path))
     return str(path)
+
+
+@pytest.fixture(params=['load_checkpoint_weights_only', 'registered_in_mmengine'])
+def load(request):
+    """Load a checkpoint path on CPU by one of the two routes."""
+    if request.param == 'registered_in_mmengine':
+        register_weights_only_loaders()
+        return lambda path: CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    return lambda path: load_checkpoint_weights_only(path, map_location='cpu')
 
 
 @pytest.fixture
@@ -59,30 +71,31 @@ MODEL_ZOO_PATHS = ['torchvision://resnet50', 'modelzoo://resnet50',
 
 
 @pytest.mark.parametrize('scheme_path', MODEL_ZOO_PATHS)
-def test_model_zoo_schemes_refuse_a_pickle_that_runs_code(scheme_path, torch_home, tmp_path):
+def test_model_zoo_schemes_refuse_a_pickle_that_runs_code(scheme_path, load, torch_home,
+                                                          tmp_path):
     marker = tmp_path / 'pwned'
     cached = cache_path_of(zoo_url(scheme_path))
     assert cached.startswith(str(torch_home))
     os.makedirs(osp.dirname(cached), exist_ok=True)
     evil_checkpoint_file(cached, marker)
     with pytest.raises(UnsafeCheckpointError, match='refused to load'):
-        CheckpointLoader.load_checkpoint(scheme_path, map_location='cpu')
+        load(scheme_path)
     assert not marker.exists()
 
 
 @pytest.mark.parametrize('scheme_path', MODEL_ZOO_PATHS)
-def test_model_zoo_schemes_load_a_real_mmengine_checkpoint(scheme_path, torch_home):
+def test_model_zoo_schemes_load_a_real_mmengine_checkpoint(scheme_path, load, torch_home):
     cached = cache_path_of(zoo_url(scheme_path))
     os.makedirs(osp.dirname(cached), exist_ok=True)
     mmengine_checkpoint_file(cached)
-    loaded = CheckpointLoader.load_checkpoint(scheme_path, map_location='cpu')
+    loaded = load(scheme_path)
     if scheme_path.startswith('mmcls://'):  # mmengine's mmcls key conversion still applies
         assert torch.equal(loaded['state_dict']['w'], torch.ones(2))
     else:
         assert loaded['message_hub']['log_scalars']['train/loss'].current() == 1.5
 
 
-def test_a_local_open_mmlab_entry_is_read_weights_only(tmp_path, monkeypatch):
+def test_a_local_open_mmlab_entry_is_read_weights_only(load, tmp_path, monkeypatch):
     """``open-mmlab://`` names that mmengine's table maps to a file under its home folder."""
     home = tmp_path / 'mmengine_home'
     home.mkdir()
@@ -91,10 +104,10 @@ def test_a_local_open_mmlab_entry_is_read_weights_only(tmp_path, monkeypatch):
                                                        'mine/evil': 'evil.pth'}))
     mmengine_checkpoint_file(home / 'good.pth')
     evil_checkpoint_file(home / 'evil.pth', tmp_path / 'pwned')
-    loaded = CheckpointLoader.load_checkpoint('open-mmlab://mine/good', map_location='cpu')
+    loaded = load('open-mmlab://mine/good')
     assert torch.equal(loaded['state_dict']['backbone.w'], torch.ones(2))
     with pytest.raises(UnsafeCheckpointError):
-        CheckpointLoader.load_checkpoint('open-mmlab://mine/evil', map_location='cpu')
+        load('open-mmlab://mine/evil')
     assert not (tmp_path / 'pwned').exists()
 
 
@@ -125,7 +138,7 @@ def fake_petrel(monkeypatch, files: dict) -> None:
 
 
 @pytest.mark.parametrize('scheme', ['pavi', 's3', 'petrel'])
-def test_object_store_schemes_load_weights_only(scheme, tmp_path, monkeypatch):
+def test_object_store_schemes_load_weights_only(scheme, load, tmp_path, monkeypatch):
     good = mmengine_checkpoint_file(tmp_path / 'good.pth')
     evil = evil_checkpoint_file(tmp_path / 'evil.pth', tmp_path / 'pwned')
     files = {f'{scheme}://bucket/good.pth': good, f'{scheme}://bucket/evil.pth': evil}
@@ -133,10 +146,10 @@ def test_object_store_schemes_load_weights_only(scheme, tmp_path, monkeypatch):
         fake_pavi(monkeypatch, {path[len('pavi://'):]: local for path, local in files.items()})
     else:
         fake_petrel(monkeypatch, {osp.basename(path): local for path, local in files.items()})
-    loaded = CheckpointLoader.load_checkpoint(f'{scheme}://bucket/good.pth', map_location='cpu')
+    loaded = load(f'{scheme}://bucket/good.pth')
     assert loaded['message_hub']['log_scalars']['train/loss'].current() == 1.5  # HistoryBuffer
     with pytest.raises(UnsafeCheckpointError, match=f'{scheme}://bucket/evil.pth'):
-        CheckpointLoader.load_checkpoint(f'{scheme}://bucket/evil.pth', map_location='cpu')
+        load(f'{scheme}://bucket/evil.pth')
     assert not (tmp_path / 'pwned').exists()
 
 
@@ -149,6 +162,7 @@ def test_a_stock_pretrained_init_cfg_loads_through_the_weights_only_loader(torch
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')
+    register_weights_only_loaders()  # as the distillation runner does when it is built
     cached = cache_path_of(zoo_url('torchvision://resnet18'))
     os.makedirs(osp.dirname(cached), exist_ok=True)
     weights = torchvision.models.resnet18().state_dict()

@@ -8,7 +8,8 @@ import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from mmkd_plugins.checkpoint import UnsafeCheckpointError, safe_torch_load
+from mmkd_plugins.checkpoint import (UnsafeCheckpointError, register_weights_only_loaders,
+                                     safe_torch_load)
 
 
 class RunsCodeWhenUnpickled:
@@ -36,6 +37,7 @@ def test_mmengine_style_checkpoint_loads_with_weights_only(tmp_path):
     assert torch.equal(loaded['state_dict']['w'], torch.ones(2))
     assert loaded['message_hub']['log_scalars']['train/loss'].current() == 0.5
     np.testing.assert_array_equal(loaded['message_hub']['runtime_info']['arr'], np.arange(3))
+    register_weights_only_loaders()
     through_mmengine = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     assert through_mmengine['meta']['seed'] == 7
 
@@ -46,6 +48,7 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path):
     torch.save({'state_dict': {}, 'payload': RunsCodeWhenUnpickled(str(marker))}, path)
     with pytest.raises(UnsafeCheckpointError, match='refused to load'):
         safe_torch_load(path)
+    register_weights_only_loaders()
     with pytest.raises(pickle.UnpicklingError):
         CheckpointLoader.load_checkpoint(path, map_location='cpu')
     assert not os.path.exists(marker)

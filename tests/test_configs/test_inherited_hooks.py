@@ -97,8 +97,7 @@ def test_a_stock_config_with_its_own_custom_imports_inherits_the_fragment(tmp_pa
 
 def test_our_types_are_found_without_importing_the_package_first():
     """What a launcher that never imports mmkd_plugins (mmpretrain's or mmdet's own
-    tools/train.py, mim) relies on: mmengine imports the package named by the scope prefix, and
-    with it the weights-only checkpoint loaders."""
+    tools/train.py, mim) relies on: mmengine imports the package named by the scope prefix."""
     import subprocess
     import sys
     probe = ("import sys\n"
@@ -106,9 +105,43 @@ def test_our_types_are_found_without_importing_the_package_first():
              "init_default_scope('mmdet')\n"
              "assert 'mmkd_plugins' not in sys.modules\n"
              "assert MODELS.get('mmkd_plugins.Distiller').__name__ == 'Distiller'\n"
-             "assert HOOKS.get('mmkd_plugins.ExportStudentHook') is not None\n"
+             "assert HOOKS.get('mmkd_plugins.ExportStudentHook') is not None\n")
+    result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
+                            cwd=str(Path(RUNTIME_FRAGMENT).parents[2]))
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_importing_the_package_only_registers_types_and_the_runner_makes_loading_safe(
+        tmp_path):
+    """Importing mmkd_plugins (and its analysis tools) leaves mmengine's checkpoint loaders,
+    its ``local`` file backend and matplotlib's backend as they were, and warns about nothing;
+    building a DistillationRunner makes loading weights-only and local writes atomic."""
+    import subprocess
+    import sys
+    probe = ("import sys, warnings\n"
+             "warnings.simplefilter('error')\n"
+             "import matplotlib\n"
+             "from mmengine.fileio.backends.registry_utils import backends, prefix_to_backends\n"
              "from mmengine.runner.checkpoint import CheckpointLoader\n"
-             "assert 'weights_only' in CheckpointLoader._schemes['https://'].__name__\n")
+             "before = (dict(CheckpointLoader._schemes), dict(backends), dict(prefix_to_backends),\n"
+             "          dict.__getitem__(matplotlib.rcParams, 'backend'))\n"
+             "import mmkd_plugins, mmkd_plugins.analysis\n"
+             "after = (dict(CheckpointLoader._schemes), dict(backends), dict(prefix_to_backends),\n"
+             "         dict.__getitem__(matplotlib.rcParams, 'backend'))\n"
+             "assert after == before, (before, after)\n"
+             "assert 'matplotlib.pyplot' not in sys.modules\n"
+             "from mmengine.model import BaseModel\n"
+             "from mmkd_plugins.engine import DistillationRunner\n"
+             "class Model(BaseModel):\n"
+             "    def forward(self, inputs, data_samples=None, mode='tensor'):\n"
+             "        return inputs\n"
+             f"DistillationRunner(model=Model(), work_dir={str(tmp_path)!r})\n"
+             "assert CheckpointLoader._schemes['https://'].__name__ == "
+             "'load_from_http_weights_only'\n"
+             "assert CheckpointLoader._schemes[''].__name__ == "
+             "'load_from_local_weights_only'\n"
+             "assert backends['local'].__name__ == 'AtomicLocalBackend'\n"
+             "assert prefix_to_backends[''].__name__ == 'AtomicLocalBackend'\n")
     result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
                             cwd=str(Path(RUNTIME_FRAGMENT).parents[2]))
     assert result.returncode == 0, result.stderr[-2000:]

@@ -6,6 +6,7 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmkd_plugins.checkpoint import atomic_write_bytes, safe_torch_load
@@ -22,7 +23,7 @@ def kd_runner(digits_root, teacher_checkpoint, work_dir, epochs=2, **options) ->
         'default_hooks.checkpoint.interval': 1, 'default_hooks.checkpoint.max_keep_ckpts': 1,
         'randomness.seed': 0, **options})
     cfg.work_dir = str(work_dir)
-    return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)  # as the stock train scripts: the config's DistillationRunner
 
 
 def fail_replacing(monkeypatch, basename: str) -> None:

@@ -11,7 +11,7 @@ import torch
 from mmengine.config import Config
 from mmengine.fileio import get_file_backend
 
-from mmkd_plugins.checkpoint import safe_torch_load
+from mmkd_plugins.checkpoint import register_atomic_local_backend, safe_torch_load
 from mmkd_plugins.models.teachers import build_model_from_config
 from ..conftest import (BLOCKWISE_CONFIG, KD_CONFIG, REPO_ROOT, STUDENT_CONFIG,
                         cfg_options_args, epochs_options, free_port, mmpretrain_train_script,
@@ -129,16 +129,22 @@ def test_ddp_on_two_processes(tmp_path, digits_root, trained_teacher):
 def test_resume_without_the_distillation_runner_names_the_seed_to_pass(
         tmp_path, digits_root, trained_teacher):
     """With another runner than the distillation configs' (here mmengine's, through
-    mmpretrain's own tools/train.py), a ``randomness.seed=None`` run is resumed with data
-    loaders built from a new random seed before mmengine reads the checkpoint's: the resume
-    says so, with the seed that makes it exact."""
-    script = mmpretrain_train_script()
+    mmpretrain's own tools/train.py, launched after registering the weights-only loaders as a
+    user of another runner must), a ``randomness.seed=None`` run is resumed with data loaders
+    built from a new random seed before mmengine reads the checkpoint's: the resume says so,
+    with the seed that makes it exact."""
+    script = tmp_path / 'stock_train_with_safe_loading.py'
+    script.write_text('import runpy, sys\n'
+                      'from mmkd_plugins.checkpoint import register_weights_only_loaders\n'
+                      'register_weights_only_loaders()\n'
+                      f'sys.argv[0] = {mmpretrain_train_script()!r}\n'
+                      "runpy.run_path(sys.argv[0], run_name='__main__')\n")
     work_dir = str(tmp_path / 'stock')
     options = cfg_options_args(kd_options(digits_root, trained_teacher, 1, **{
         'randomness.seed': None, 'runner_type': 'Runner'}))
     outputs = []
     for args in ([], ['--resume']):
-        result = subprocess.run([sys.executable, script, KD_CONFIG, '--work-dir', work_dir,
+        result = subprocess.run([sys.executable, str(script), KD_CONFIG, '--work-dir', work_dir,
                                  *args, *options], cwd=REPO_ROOT, env=tool_env(),
                                 capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-4000:]
@@ -325,6 +331,7 @@ def test_a_nan_on_one_ddp_process_stops_every_process_before_the_checkpoint(
 
 
 def test_checkpoint_write_interrupted_before_rename_keeps_the_old_file(tmp_path, monkeypatch):
+    register_atomic_local_backend()  # as the distillation runner does when it is built
     path = str(tmp_path / 'epoch_1.pth')
     backend = get_file_backend(path)
     backend.put(b'old complete checkpoint', path)

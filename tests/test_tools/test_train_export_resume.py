@@ -83,21 +83,39 @@ def test_export_tool_strips_the_teacher_and_never_overwrites(kd_run, tmp_path):
     assert torch.equal(torch.load(out)['state_dict']['head.fc.weight'], final['head.fc.weight'])
 
 
-def test_mmpretrains_own_train_script_runs_a_distillation_config(tmp_path, digits_root,
-                                                                 teacher_checkpoint):
-    """mmpretrain's tools/train.py (the one `mim train mmpretrain` runs) never imports
-    mmkd_plugins: the config's scope-prefixed types make mmengine import it."""
-    script = mmpretrain_train_script()
-    work_dir = str(tmp_path / 'stock_script')
-    options = dict(epochs_options(digits_root, 1), **{'model.teacher.checkpoint':
-                                                      teacher_checkpoint})
+def training_losses(work_dir: str) -> list:
+    """Every logged training step's losses, as (iteration, {loss name: value})."""
+    return [(line['iter'], {key: value for key, value in line.items() if 'loss' in key})
+            for line in scalars(work_dir) if 'distill.loss_kd' in line]
+
+
+def test_one_config_runs_the_same_experiment_from_the_three_entry_points(
+        tmp_path, digits_root, trained_teacher):
+    """This project's tools/train.py, mmpretrain's own tools/train.py and ``mim train
+    mmpretrain`` (the stock script, which never imports mmkd_plugins: the config's
+    scope-prefixed types and its runner_type make mmengine import it) log identical losses
+    from one config, and the student exported by a stock launch loads strictly into the stock
+    student config."""
+    options = cfg_options_args(dict(epochs_options(digits_root, 1), **{
+        'model.teacher.checkpoint': trained_teacher, 'default_hooks.logger.interval': 1}))
     env = dict(tool_env())
     env.pop('PYTHONPATH')  # only the installed packages, as for a user of mim
-    result = subprocess.run([sys.executable, script, KD_CONFIG, '--work-dir', work_dir,
-                             *cfg_options_args(options)], cwd=str(REPO_ROOT), env=env,
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert any('distill.loss_kd' in line for line in scalars(work_dir))
+    mim = osp.join(osp.dirname(sys.executable), 'mim')
+    launches = {
+        'project': [sys.executable, str(REPO_ROOT / 'tools' / 'train.py'), KD_CONFIG],
+        'stock': [sys.executable, mmpretrain_train_script(), KD_CONFIG],
+        'mim': [mim, 'train', 'mmpretrain', KD_CONFIG, '--gpus', '0'],
+    }
+    losses = {}
+    for name, command in launches.items():
+        work_dir = str(tmp_path / name)
+        result = subprocess.run([*command, '--work-dir', work_dir, *options],
+                                cwd=str(REPO_ROOT), env=env, capture_output=True, text=True)
+        assert result.returncode == 0, f'{name}:\n{result.stdout[-2000:]}{result.stderr[-4000:]}'
+        losses[name] = training_losses(work_dir)
+    assert len(losses['project']) == 2  # every iteration of the epoch logged
+    assert losses['stock'] == losses['project']
+    assert losses['mim'] == losses['project']
     stock = build_model_from_config(Config.fromfile(STUDENT_CONFIG))
-    stock.load_state_dict(torch.load(osp.join(work_dir, 'student_final.pth'))['state_dict'],
-                          strict=True)
+    exported = torch.load(str(tmp_path / 'mim' / 'student_final.pth'))['state_dict']
+    stock.load_state_dict(exported, strict=True)

@@ -14,7 +14,6 @@ import argparse
 
 from mmengine.config import Config, DictAction
 
-import mmkd_plugins  # noqa: F401  (safe checkpoint loading)
 from mmkd_plugins.analysis import evaluate_model
 
 # label -> evaluate_model's keyword arguments

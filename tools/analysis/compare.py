@@ -22,7 +22,6 @@ import argparse
 
 from mmengine.config import Config, DictAction
 
-import mmkd_plugins  # noqa: F401  (safe checkpoint loading)
 from mmkd_plugins.analysis import evaluate_model, write_comparison
 
 

@@ -9,9 +9,9 @@ from mmengine.hub import get_config
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import DefaultScope
-from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
+from mmkd_plugins.checkpoint import load_checkpoint_weights_only
 from mmkd_plugins.checkpoint.model_zoo_download import (CheckpointDownloadError,
                                                         CheckpointHashError, cache_path_of)
 from .huggingface_teachers import fill_huggingface_preprocessing
@@ -157,7 +157,7 @@ def load_checkpoint_file(checkpoint: str, field: str) -> dict:
         from safetensors.torch import load_file
         return load_file(osp.expanduser(checkpoint), device='cpu')
     try:
-        return CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu', logger='silent')
+        return load_checkpoint_weights_only(checkpoint, map_location='cpu')
     except CheckpointHashError:
         raise
     except CheckpointDownloadError as error:
