@@ -9,8 +9,7 @@ mmdet's stock RetinaNet R18 config, trained from scratch), on 64x64 images with 
   * the same student distilled with KD (binary KL on the sigmoid scores), with DIST (the
     authors' RetinaNet recipe) and block-wise (learned stage connectors, DIST as the distance;
     the two late hybrids N_3 and N_4, or with ``--all-hybrids`` also the paper's form with all
-    four), at the students' schedule (SGD); with ``--converged`` every student with AdamW
-    for 162 epochs and the baseline also at 243, where the baseline has levelled off,
+    four), at the students' schedule (SGD),
 each student over several seeds (the teacher trains alongside the baselines), then prints
 teacher / baseline / distilled bbox mAP from mmdet's ``CocoMetric`` (pycocotools) on 150
 held-out images, each method's gain over the baseline at the same schedule and at 1.5 x it and
@@ -43,16 +42,6 @@ STUDENT_RUNS = {
     'block-wise-late': osp.join(CONFIGS,
                                 'blockwise_late_retinanet_r18_retinanet_r18w16_shapes.py'),
 }
-# --converged: the same runs with AdamW for 162 epochs (and the baseline at 243), the schedule at
-# which the baseline stops rising on this data; about twice the budget of the default run.
-CONVERGED_RUNS = {
-    'baseline': osp.join(CONFIGS, 'student_retinanet_r18w16_shapes_adamw.py'),
-    'baseline-1.5x': osp.join(CONFIGS, 'student_retinanet_r18w16_shapes_adamw_1.5x.py'),
-    'KD': osp.join(CONFIGS, 'kd_retinanet_r18_retinanet_r18w16_shapes_adamw.py'),
-    'DIST': osp.join(CONFIGS, 'dist_retinanet_r18_retinanet_r18w16_shapes_adamw.py'),
-    'block-wise-late': osp.join(CONFIGS,
-                                'blockwise_late_retinanet_r18_retinanet_r18w16_shapes_adamw.py'),
-}
 # The paper's form (all four hybrids): about twice block-wise-late's step, over the budget of
 # the default run; added by --all-hybrids.
 ALL_HYBRIDS_RUN = {
@@ -66,23 +55,14 @@ CURVE_KEYS = ['loss', 'student.*', 'distill.*', 'cross.*', MAP]
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--work-dir', default=None,
-                        help='default: work_dirs/shapes_demo, or work_dirs/shapes_demo_converged '
-                        'with --converged')
+    parser.add_argument('--work-dir', default='work_dirs/shapes_demo')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--jobs', type=int, default=2,
                         help='trainings run at once (each with one thread)')
     parser.add_argument('--all-hybrids', action='store_true',
                         help='also train block-wise with all four hybrids (the paper\'s form; '
                         'each run about twice a block-wise-late run)')
-    parser.add_argument('--converged', action='store_true',
-                        help='the students with AdamW for 162 epochs and the baseline also at '
-                        '243, where the baseline has stopped rising (about an hour on 2 cores; '
-                        'the default SGD schedule fits 30 minutes but its baseline still rises)')
-    args = parser.parse_args()
-    if args.work_dir is None:
-        args.work_dir = 'work_dirs/shapes_demo' + ('_converged' if args.converged else '')
-    return args
+    return parser.parse_args()
 
 
 def epochs_of(config: str) -> int:
@@ -145,7 +125,7 @@ def main() -> None:
     os.chdir(REPO_ROOT)
     from mmkd_plugins.demo import write_shapes_coco
     write_shapes_coco('data/shapes', SPLITS, **SHAPES)
-    runs = dict(CONVERGED_RUNS if args.converged else STUDENT_RUNS,
+    runs = dict(STUDENT_RUNS,
                 **(ALL_HYBRIDS_RUN if args.all_hybrids else {}))
 
     print(f'[demo] training the teacher RetinaNet on 600 images and the students on 100 '
