@@ -309,7 +309,7 @@ def teacher_forward_of(distiller: Distiller, batch: dict, whole: bool = False,
     def teacher_call() -> None:
         if whole:
             with torch.no_grad():
-                distiller.teacher(distiller.teacher_inputs(data['inputs']), mode='tensor')
+                distiller.teacher(distiller.teacher_source.inputs(data['inputs']), mode='tensor')
             return
         with torch.inference_mode(inference_mode):
             logits = distiller.run_teacher(data['inputs'], data['data_samples'])['logits']

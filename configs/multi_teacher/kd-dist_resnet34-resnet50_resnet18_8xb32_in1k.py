@@ -6,7 +6,7 @@ _base_ = ['mmpretrain::resnet/resnet18_8xb32_in1k.py', '../_base_/distillation_r
 
 model = dict(
     _delete_=True,
-    type='mmkd_plugins.MultiTeacherDistiller',
+    type='mmkd_plugins.Distiller',
     student={{_base_.model}},
     teachers=dict(
         resnet34=dict(

@@ -19,7 +19,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_CONSTRUCTORS
 
-from ..models.teachers.frozen_teachers import HoldsFrozenTeachers
+from ..models.distillers.student import HoldsStudent
 from ..registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS, SCOPE
 
 CONSTRUCTOR_TYPE = f'{SCOPE}.StudentOptimWrapperConstructor'
@@ -80,7 +80,7 @@ def is_distiller_type(model_type) -> bool:
     this package's distillers."""
     if isinstance(model_type, str):
         model_type = MODELS.get(model_type)
-    return isinstance(model_type, type) and issubclass(model_type, HoldsFrozenTeachers)
+    return isinstance(model_type, type) and issubclass(model_type, HoldsStudent)
 
 
 def run_optim_constructor_on_student(cfg: Config) -> None:

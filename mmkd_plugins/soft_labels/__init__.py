@@ -4,12 +4,12 @@ replayed in training, so that the teacher never runs."""
 from .pipeline_rewrite import split_pipeline, training_dataset_with_pipeline, use_soft_label_store
 from .store import SoftLabelStore, bytes_per_sample, sample_identity
 from .stored_logits import logits_from_soft_labels, top_k_soft_labels
-from .stored_teacher import StoredTeacher, teacher_identity
+from .teacher_identity import teacher_differences, teacher_identity
 from .view_replay import VIEW_KEY, ReplayStoredView, apply_view, build_transforms
 
 __all__ = [
     'split_pipeline', 'training_dataset_with_pipeline', 'use_soft_label_store',
     'SoftLabelStore', 'bytes_per_sample', 'sample_identity', 'logits_from_soft_labels',
-    'top_k_soft_labels', 'StoredTeacher', 'teacher_identity', 'VIEW_KEY', 'ReplayStoredView',
+    'top_k_soft_labels', 'teacher_differences', 'teacher_identity', 'VIEW_KEY', 'ReplayStoredView',
     'apply_view', 'build_transforms'
 ]

@@ -118,16 +118,16 @@ def test_importing_the_package_only_registers_types_and_the_runner_makes_loading
     building a DistillationRunner makes loading weights-only and local writes atomic."""
     import subprocess
     import sys
+    state = ("(dict(CheckpointLoader._schemes), dict(backends), dict(prefix_to_backends), "
+             "dict.__getitem__(matplotlib.rcParams, 'backend'))")
     probe = ("import sys, warnings\n"
              "warnings.simplefilter('error')\n"
              "import matplotlib\n"
              "from mmengine.fileio.backends.registry_utils import backends, prefix_to_backends\n"
              "from mmengine.runner.checkpoint import CheckpointLoader\n"
-             "before = (dict(CheckpointLoader._schemes), dict(backends), dict(prefix_to_backends),\n"
-             "          dict.__getitem__(matplotlib.rcParams, 'backend'))\n"
+             f"before = {state}\n"
              "import mmkd_plugins, mmkd_plugins.analysis\n"
-             "after = (dict(CheckpointLoader._schemes), dict(backends), dict(prefix_to_backends),\n"
-             "         dict.__getitem__(matplotlib.rcParams, 'backend'))\n"
+             f"after = {state}\n"
              "assert after == before, (before, after)\n"
              "assert 'matplotlib.pyplot' not in sys.modules\n"
              "from mmengine.model import BaseModel\n"

@@ -186,7 +186,7 @@ def test_bf16_teachers_give_float32_scores_near_the_float32_ones(tmp_path, shape
         data = model.data_preprocessor(batch_of(shapes_root), training=True)
         model.run_student(data['inputs'], data['data_samples'])  # the RoIs the teacher scores
         expected = model.run_teacher(data['inputs'], data['data_samples'])['logits']
-        model.teacher_bf16 = True
+        model.teacher_source.bf16 = True
         got = model.run_teacher(data['inputs'], data['data_samples'])['logits']
         for got_level, expected_level in zip(got, expected):  # levels, or RoI rows
             assert_bf16_close(got_level, expected_level)
@@ -421,7 +421,7 @@ def test_a_padded_batch_reaches_the_teacher_as_its_own_preprocessing_gives_it(tm
     student = model.data_preprocessor(batch, training=True)
     assert student['inputs'].shape[-2:] == (64, 64)  # padded after normalizing
     own = model.teacher.data_preprocessor(batch, training=True)['inputs']
-    got = model.teacher_inputs(student['inputs'], student['data_samples'])
+    got = model.teacher_source.inputs(student['inputs'], student['data_samples'])
     torch.testing.assert_close(got, own, rtol=1e-5, atol=1e-3)
     assert torch.all(got[:, :, 60:, :] == 0) and torch.all(got[:, :, :, 60:] == 0)
 

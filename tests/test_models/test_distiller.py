@@ -10,6 +10,7 @@ from mmpretrain.structures import DataSample
 from torch import nn
 
 from mmkd_plugins.models import Distiller
+from mmkd_plugins.models.distillers.distill_losses import distill_terms, weighted_task_losses
 from mmkd_plugins.models.losses import dkd_loss
 from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
 
@@ -114,9 +115,9 @@ def test_running_the_teacher_first_leaves_the_losses_as_the_student_first_order_
     losses = model(**data, mode='loss')
     student_losses, student_outputs = model.run_student(data['inputs'], data['data_samples'])
     teacher_outputs = model.run_teacher(data['inputs'], data['data_samples'])
-    expected = model.weighted_student_losses(student_losses, prefix='student.')
-    expected.update(model.distill_terms(student_outputs, teacher_outputs, data['data_samples'],
-                                        prefix='distill.'))
+    expected = weighted_task_losses(student_losses, 'student.', model.student_loss_weight)
+    expected.update(distill_terms(model.distill_losses, model.compared_outputs, student_outputs,
+                                  teacher_outputs, data['data_samples'], prefix='distill.'))
     assert set(expected) <= set(losses)
     for key, value in expected.items():
         assert torch.equal(losses[key], value), key
@@ -170,19 +171,19 @@ def test_teacher_input_is_renormalized_when_its_mean_and_std_differ(teacher_chec
     teacher_norm = dict(mean=[100.0, 110.0, 120.0], std=[50.0, 60.0, 70.0], to_rgb=True)
     model = build_distiller(teacher_checkpoint,
                             cfg_options=dict(data_preprocessor=teacher_norm))
-    assert not model.teacher_renormalizer.is_identity
+    assert not model.teacher_source.renormalizer.is_identity
     batch = make_batch()
     student_inputs = model.data_preprocessor(batch, training=False)['inputs']
     teacher_inputs = model.teacher.data_preprocessor(batch, training=False)['inputs']
-    torch.testing.assert_close(model.teacher_renormalizer(student_inputs), teacher_inputs,
+    torch.testing.assert_close(model.teacher_source.renormalizer(student_inputs), teacher_inputs,
                                rtol=1e-5, atol=1e-4)
 
 
 def test_same_normalization_is_passed_through_unchanged(teacher_checkpoint):
     model = build_distiller(teacher_checkpoint)
-    assert model.teacher_renormalizer.is_identity
+    assert model.teacher_source.renormalizer.is_identity
     inputs = torch.randn(2, 3, 16, 16)
-    assert model.teacher_renormalizer(inputs) is inputs
+    assert model.teacher_source.renormalizer(inputs) is inputs
 
 
 @pytest.mark.parametrize('config,options', [

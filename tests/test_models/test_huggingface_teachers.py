@@ -4,7 +4,7 @@ teacher's own preprocessing and input size, its label space checked at build tim
 import pytest
 import torch
 
-from mmkd_plugins.models import BlockwiseDistiller, Distiller, MultiTeacherDistiller
+from mmkd_plugins.models import BlockwiseDistiller, Distiller
 from ..conftest import TEACHER_CONFIG
 from .test_distiller import KD, make_batch, student_model_cfg
 
@@ -43,7 +43,7 @@ def test_a_huggingface_teacher_sees_the_batch_as_its_image_processor_prepares_it
     processor = transformers.AutoImageProcessor.from_pretrained(teacher['checkpoint'][:-18])
     rgb_images = [image.flip(0).permute(1, 2, 0).numpy() for image in batch['inputs']]
     expected = processor(rgb_images, do_resize=False, return_tensors='pt')['pixel_values']
-    got = model.teacher_inputs(data['inputs'], data['data_samples'])
+    got = model.teacher_source.inputs(data['inputs'], data['data_samples'])
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     logits = model.run_teacher(data['inputs'], data['data_samples'])['logits']
     with torch.no_grad():
@@ -77,14 +77,15 @@ def test_a_huggingface_teacher_of_another_label_space_is_refused_or_mapped(tmp_p
                       teacher=dict(teacher, class_index_map=class_index_map), distill_losses=KD)
     data = model.data_preprocessor(make_batch(), training=False)
     with torch.no_grad():
-        full = network(model.teacher_inputs(data['inputs'])).logits
-    torch.testing.assert_close(model._teacher_logits(data['inputs']), full[:, class_index_map])
+        full = network(model.teacher_source.inputs(data['inputs'])).logits
+    logits = model.teacher_source.logits(data['inputs'], None, model.student_recorder)
+    torch.testing.assert_close(logits, full[:, class_index_map])
 
 
 def test_a_huggingface_teacher_joins_several_teachers_and_block_wise_refuses_it(
         tmp_path, teacher_checkpoint):
     teacher, _ = huggingface_teacher(tmp_path, tiny_resnet())
-    model = MultiTeacherDistiller(student=student_model_cfg(), teachers=dict(
+    model = Distiller(student=student_model_cfg(), teachers=dict(
         hf=dict(teacher, distill_losses=KD),
         mm=dict(config=TEACHER_CONFIG, checkpoint=teacher_checkpoint, distill_losses=KD)))
     data = model.data_preprocessor(make_batch(), training=True)

@@ -1,12 +1,13 @@
-"""Several teachers at once: each frozen and loaded like the single teacher, each with its own
-losses and weight, none saved with the student."""
+"""Several teachers at once (``Distiller(teachers=...)``): each frozen and loaded like the
+single teacher, each with its own losses and weight, none saved with the student."""
 import pytest
 import torch
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 
 from mmkd_plugins.checkpoint import extract_student_state_dict
-from mmkd_plugins.models import MultiTeacherDistiller
+from mmkd_plugins.models import Distiller
+from mmkd_plugins.registry import MODELS
 from mmkd_plugins.models.losses import DISTLoss, binary_kd_loss, kd_loss
 from mmkd_plugins.models.task_adapters import flatten_levels
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
@@ -28,7 +29,7 @@ def build(checkpoints, **second):
                    distill_losses=dict(loss_kd=dict(type='KDLoss', tau=4.0))),
         second=dict(dict(config=TEACHER_CONFIG, checkpoint=checkpoints[1], weight=0.5,
                          distill_losses=dict(loss_dist=dict(type='DISTLoss'))), **second))
-    return MultiTeacherDistiller(student=student_model_cfg(), teachers=teachers)
+    return Distiller(student=student_model_cfg(), teachers=teachers)
 
 
 def test_each_teacher_has_its_losses_and_weight(two_checkpoints):
@@ -97,7 +98,7 @@ def test_two_detector_teachers_with_the_same_head_design(tmp_path, shapes_root):
     checkpoints = [save_random_checkpoint(RETINANET, str(tmp_path / f'r{seed}.pth'), seed=seed)
                    for seed in (1, 2)]
     sigmoid_kd = dict(loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid'))
-    model = MultiTeacherDistiller(
+    model = Distiller(
         student=detector_cfg(RETINANET),
         teachers={name: dict(config=RETINANET, checkpoint=path, distill_losses=sigmoid_kd)
                   for name, path in zip(('a', 'b'), checkpoints)})
@@ -111,3 +112,47 @@ def test_two_detector_teachers_with_the_same_head_design(tmp_path, shapes_root):
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
     log_vars = model.train_step(batch_of(shapes_root), optim_wrapper)
     assert {'student.loss_cls', 'distill.a.loss_kd', 'distill.b.loss_kd'} <= set(log_vars)
+
+
+def test_configs_naming_the_former_multi_teacher_class_build_the_distiller(two_checkpoints):
+    """``type='mmkd_plugins.MultiTeacherDistiller'`` (configs written before one distiller
+    took one or several teachers) builds the same distiller with the same losses."""
+    teachers = dict(only=dict(config=TEACHER_CONFIG, checkpoint=two_checkpoints[0],
+                              distill_losses=dict(loss_kd=dict(type='KDLoss'))))
+    model = MODELS.build(dict(type='mmkd_plugins.MultiTeacherDistiller',
+                              student=student_model_cfg(),
+                              teachers=teachers))
+    assert type(model) is Distiller and set(model.teachers) == {'only'}
+    assert list(model.distill_losses['only']) == ['loss_kd']
+
+
+@pytest.mark.parametrize('arguments, message', [
+    (dict(), 'give teacher=dict'),
+    (dict(teacher=dict(config=TEACHER_CONFIG), teachers=dict()), 'not both'),
+    (dict(teacher=dict(config=TEACHER_CONFIG)), r'model\.distill_losses: the losses'),
+    (dict(teachers=dict(), distill_losses=dict(loss_kd=dict(type='KDLoss'))),
+     'each entry holds its own distill_losses'),
+    (dict(teachers=dict()), 'at least one teacher'),
+])
+def test_one_teacher_or_several_is_said_plainly(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        Distiller(student=student_model_cfg(), **arguments)
+
+
+def test_what_serves_one_teacher_says_so_with_several(two_checkpoints):
+    model = build(two_checkpoints)
+    with pytest.raises(ValueError, match='the teacher cache serves one teacher'):
+        model.enable_teacher_cache()
+    with pytest.raises(TypeError, match=r'2 teachers \(model\.teachers\): use \.teachers'):
+        model.teacher
+
+
+def test_a_teacher_named_teacher_among_several_is_one_of_them(two_checkpoints):
+    model = Distiller(student=student_model_cfg(), teachers={
+        name: dict(config=TEACHER_CONFIG, checkpoint=path,
+                   distill_losses=dict(loss_kd=dict(type='KDLoss')))
+        for name, path in zip(('teacher', 'other'), two_checkpoints)})
+    data = model.data_preprocessor(make_batch(), training=True)
+    assert {'distill.teacher.loss_kd', 'distill.other.loss_kd'} <= set(model(**data, mode='loss'))
+    with pytest.raises(ValueError, match='the teacher cache serves one teacher'):
+        model.enable_teacher_cache()

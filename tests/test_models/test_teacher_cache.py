@@ -144,7 +144,7 @@ def test_concatenated_datasets_never_share_cache_entries(teacher_checkpoint, dig
     for batch in loader:
         data = model.data_preprocessor(batch, training=False)
         cached = model.run_teacher(data['inputs'], data['data_samples'])['logits']
-        fresh = model._teacher_logits(data['inputs'])
+        fresh = model.teacher_source.live.logits(data['inputs'], None, model.student_recorder)
         torch.testing.assert_close(cached, fresh, rtol=0, atol=0)
     assert len(cache) == len(loader.dataset) == 80 and cache.hits == 0
 
@@ -170,3 +170,16 @@ def test_a_wrapper_level_mosaic_is_refused(shapes_root):
         pipeline=[dict(type='Mosaic', img_scale=(64, 64)), dict(type='PackDetInputs')]))
     with pytest.raises(ValueError, match=r"MultiImageMixDataset.pipeline's Mosaic draws random"):
         check_pipeline_is_keyable(dataset)
+
+
+def test_enabling_the_cache_again_starts_an_empty_one(teacher_checkpoint):
+    """A second ``enable_teacher_cache`` (a second run of the hook on one model) puts a new,
+    empty cache in front of the same live teacher."""
+    model = build_distiller(teacher_checkpoint).eval()
+    first = model.enable_teacher_cache()
+    distill_loss(model, indexed_batch([0, 1]))
+    second = model.enable_teacher_cache()
+    assert len(first) == 2 and second is not first and len(second) == 0
+    calls = TeacherCalls(model.teacher)
+    distill_loss(model, indexed_batch([0, 1]))
+    assert calls.batch_sizes == [2] and len(second) == 2

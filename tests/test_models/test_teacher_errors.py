@@ -228,7 +228,7 @@ def test_bf16_teacher_is_refused_on_a_gpu_that_only_emulates_bfloat16(monkeypatc
                        r'support; leave the teacher in float32 \(bf16=False\)'):
         build_distiller(teacher_checkpoint, bf16=True)
     simulate_gpu(monkeypatch, 'A100', major=8)
-    assert build_distiller(teacher_checkpoint, bf16=True).teacher_bf16
+    assert build_distiller(teacher_checkpoint, bf16=True).teacher_source.bf16
 
 
 def tiny_vit(img_size: int, arch: str = 'deit-tiny') -> dict:
@@ -299,9 +299,9 @@ def test_a_teacher_of_another_label_space_teaches_through_its_class_index_map(tm
     teacher = twenty_class_teacher(tmp_path, class_index_map)
     distiller = Distiller(student=student_model_cfg(), teacher=teacher, distill_losses=KD)
     inputs = torch.randn(3, 3, 16, 16)
-    logits = distiller._teacher_logits(inputs)
+    logits = distiller.teacher_source.logits(inputs, None, distiller.student_recorder)
     with torch.no_grad():
-        full = distiller.teacher(distiller.teacher_inputs(inputs), mode='tensor')
+        full = distiller.teacher(distiller.teacher_source.inputs(inputs), mode='tensor')
     assert logits.shape == (3, 10)
     torch.testing.assert_close(logits, full[:, class_index_map], rtol=0, atol=0)
-    assert 'teacher_class_index_map' not in distiller.state_dict()
+    assert not [key for key in distiller.state_dict() if 'class_index_map' in key]

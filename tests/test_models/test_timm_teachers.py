@@ -4,7 +4,7 @@ import pytest
 import torch
 from mmengine.registry import init_default_scope
 
-from mmkd_plugins.models import BlockwiseDistiller, Distiller, MultiTeacherDistiller
+from mmkd_plugins.models import BlockwiseDistiller, Distiller
 from ..conftest import TEACHER_CONFIG
 from .test_distiller import KD, make_batch, student_model_cfg
 
@@ -46,7 +46,7 @@ def test_a_timm_teacher_sees_the_batch_as_timm_preprocesses_it(tmp_path, file_fo
     std = torch.tensor(settings['std']).reshape(1, 3, 1, 1)
     rgb = torch.stack(batch['inputs']).float().flip(1) / 255
     expected = (rgb - mean) / std
-    got = model.teacher_inputs(data['inputs'], data['data_samples'])
+    got = model.teacher_source.inputs(data['inputs'], data['data_samples'])
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     logits = model.run_teacher(data['inputs'], data['data_samples'])['logits']
     with torch.no_grad():
@@ -77,7 +77,7 @@ def test_a_timm_teacher_of_another_label_space_is_refused_at_build_time(tmp_path
 def test_a_timm_teacher_joins_several_teachers_and_block_wise_says_it_cannot_split_it(
         tmp_path, teacher_checkpoint):
     teacher, _ = timm_teacher(tmp_path, 'resnet18', num_classes=10)
-    model = MultiTeacherDistiller(student=student_model_cfg(), teachers=dict(
+    model = Distiller(student=student_model_cfg(), teachers=dict(
         timm_resnet=dict(teacher, distill_losses=dict(loss_kd=dict(type='KDLoss'))),
         zoo_resnet=dict(config=TEACHER_CONFIG, checkpoint=teacher_checkpoint,
                         distill_losses=dict(loss_dist=dict(type='DISTLoss')))))

@@ -238,7 +238,7 @@ def test_the_teacher_is_never_built_or_loaded(digits_store, digits_root, tmp_pat
         stored_teacher, checkpoint='elsewhere/teacher.pth'))
     cfg = stored_config(digits_root, 'elsewhere/teacher.pth', copy)
     model = MODELS.build(cfg.model)
-    assert model.teacher is None and model.frozen_teachers() == []
+    assert model.teacher is None and model.teachers == {'teacher': None}
     batch = model.data_preprocessor(packed_batch(cfg, range(4)), training=True)
     losses = model.loss(batch['inputs'], batch['data_samples'])
     losses['distill.loss_kd'].backward()
@@ -252,8 +252,8 @@ def test_an_ema_copy_of_the_model_shares_the_file_backed_store(digits_store, dig
     from mmengine.model import ExponentialMovingAverage
     model = MODELS.build(stored_config(digits_root, sharp_teacher, digits_store).model)
     averaged = ExponentialMovingAverage(model, momentum=0.5).module
-    store = model.stored_teacher.store
-    assert averaged.stored_teacher.store is store
+    store = model.teacher_source.store
+    assert averaged.teacher_source.store is store
     assert all(isinstance(array, np.memmap) for array in store.arrays.values())
     assert averaged.student is not model.student  # the rest is still copied
 

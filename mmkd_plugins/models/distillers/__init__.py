@@ -1,6 +1,6 @@
-"""Distillers: models that wrap a student and a frozen teacher."""
+"""Distillers: one or several frozen teachers into a stock student; block-wise hybrids."""
 from .blockwise_distiller import BlockwiseDistiller
-from .distiller import Distiller, build_distill_loss
-from .multi_teacher_distiller import MultiTeacherDistiller
+from .distill_losses import build_distill_loss
+from .distiller import Distiller, MultiTeacherDistiller
 
 __all__ = ['BlockwiseDistiller', 'Distiller', 'MultiTeacherDistiller', 'build_distill_loss']

@@ -9,7 +9,9 @@ from mmengine.model import BaseModel
 from mmkd_plugins.registry import MODELS
 from ..blockwise import HybridNetworks
 from ..module_output_recorder import ModuleOutputRecorder
-from .distiller import LOGITS, Distiller, sum_over_levels
+from ..teachers import LOGITS
+from .distill_losses import sum_over_levels, temperature_logs, weighted_task_losses
+from .distiller import SINGLE, Distiller
 
 Logits = Union[torch.Tensor, List[torch.Tensor]]
 
@@ -115,9 +117,9 @@ class BlockwiseDistiller(Distiller):
     def loss(self, inputs: torch.Tensor, data_samples: Optional[list]) -> Dict[str, torch.Tensor]:
         """Every term of α·L_task + β·L_distill + γ·L_cross under its own key."""
         with self.adapter.record_student_step(self.student) as records:
-            student_losses, student_outputs, teacher_outputs = self.run_student_and_teacher(
+            student_losses, student_outputs, teacher_outputs = self.run_student_and_teachers(
                 inputs, data_samples)
-        teacher_logits = teacher_outputs[LOGITS]
+        teacher_logits = teacher_outputs[SINGLE][LOGITS]
         student_features = {stage: self.student_recorder.outputs[name]
                             for stage, name in self.hybrids.student_modules.items()}
         scheduled = dict(self.hybrids.scheduled())
@@ -127,14 +129,15 @@ class BlockwiseDistiller(Distiller):
         if self.detach_ensemble:
             ensemble = detach_logits(ensemble)
 
-        losses = self.weighted_student_losses(student_losses, prefix='student.')
+        losses = weighted_task_losses(student_losses, 'student.', self.student_loss_weight)
         losses.update(self._logit_terms('', student_outputs[LOGITS], teacher_logits, ensemble))
         for hybrid in hybrid_outputs:
             prefix, weight = f'hybrid{hybrid.stage}.', scheduled[hybrid.stage]
-            losses.update(self.weighted_student_losses(hybrid.task_losses, prefix, weight))
+            losses.update(weighted_task_losses(hybrid.task_losses, prefix,
+                                               self.student_loss_weight * weight))
             losses.update(self._logit_terms(prefix, hybrid.logits, teacher_logits, ensemble,
                                             weight))
-        losses.update(self.temperature_logs())
+        losses.update(temperature_logs(self.distill_losses))
         return losses
 
     def _logit_terms(self, prefix: str, logits: Logits, teacher_logits: Logits,

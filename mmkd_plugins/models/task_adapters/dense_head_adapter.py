@@ -116,6 +116,7 @@ class DenseHeadAdapter:
     supports_hybrids = True
     teacher_logits_per_sample = True  # sample-major rows per level: cacheable
     teacher_inputs_resizable = False  # the maps must keep the student's geometry
+    image_classification = False
 
     @staticmethod
     def supports(model: BaseModel) -> bool:

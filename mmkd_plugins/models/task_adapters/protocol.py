@@ -17,6 +17,8 @@ class TaskAdapter(Protocol):
         teacher_logits_per_sample: Whether each row of the teacher logits belongs to one
             sample, in batch order (so that they can be cached per sample).
         teacher_inputs_resizable: Whether the batch may be resized to a teacher's input size.
+        image_classification: Whether the logits are one class distribution per image (what a
+            teacher's class index map and a soft-label store serve).
     """
 
     task: str
@@ -24,6 +26,7 @@ class TaskAdapter(Protocol):
     supports_hybrids: bool
     teacher_logits_per_sample: bool
     teacher_inputs_resizable: bool
+    image_classification: bool
 
     @staticmethod
     def supports(model: BaseModel) -> bool:

@@ -69,6 +69,7 @@ class RoIHeadAdapter:
     supports_hybrids = True  # on the student's sampled RoIs: no second RPN, no second sampling
     teacher_logits_per_sample = False  # they score the student's RoIs of this step
     teacher_inputs_resizable = False  # the RoIs are in the student's coordinates
+    image_classification = False
 
     @staticmethod
     def recorded_modules(student: BaseModel) -> Tuple[str, ...]:

@@ -1,5 +1,6 @@
-"""Teacher loading: config + checkpoint -> frozen model; input re-normalization; a per-sample
-cache of its logits; a bf16 forward."""
+"""Teachers: config + checkpoint -> frozen model, input re-normalization, a bf16 forward, and
+the sources of a distiller's teacher outputs (the live network, a per-sample cache in front of
+it, a soft-label store)."""
 from .frozen_teachers import HoldsFrozenTeachers
 from .input_renormalizer import (InputRenormalizer, build_renormalizer, expected_input_size,
                                  normalization_of, resized_to)
@@ -7,11 +8,15 @@ from .teacher_output_cache import TeacherOutputCache, sample_key
 from .teacher_precision import bf16_autocast, check_bf16_supported, to_float32
 from .teacher_builder import (build_model_from_config, build_teacher, freeze,
                               load_model_config, load_state_dict_strictly, load_teacher_weights)
+from .teacher_sources import (LOGITS, TEACHER_KEYS, CachedTeacher, LiveTeacher, TeacherSource,
+                              check_teacher_config)
+from .stored_teacher import StoredTeacher
 
 __all__ = [
     'HoldsFrozenTeachers', 'InputRenormalizer', 'build_renormalizer', 'expected_input_size',
     'normalization_of', 'resized_to', 'build_teacher',
     'build_model_from_config', 'freeze', 'load_model_config', 'load_state_dict_strictly',
     'load_teacher_weights', 'TeacherOutputCache', 'sample_key', 'bf16_autocast',
-    'check_bf16_supported', 'to_float32'
+    'check_bf16_supported', 'to_float32', 'LOGITS', 'TEACHER_KEYS', 'CachedTeacher',
+    'LiveTeacher', 'TeacherSource', 'check_teacher_config', 'StoredTeacher'
 ]

@@ -1,76 +1,55 @@
-"""The teacher of a distiller trained from a soft-label store: its logits of each sample's
-replayed view, read from the store; the teacher network is never built."""
-import os.path as osp
-from typing import Dict, List, Optional
+"""The teacher outputs of a soft-label store: the teacher's logits of each sample's replayed
+view, read from the store; the teacher network is never built."""
+from typing import Dict
 
 import numpy as np
 import torch
+from mmengine.model import BaseModel
 from torch import nn
 
-from mmkd_plugins.checkpoint.model_zoo_download import cache_path_of, sha256_of
-from .pipeline_rewrite import as_plain
-from .store import SoftLabelStore
-from .stored_logits import logits_from_soft_labels
-from .view_replay import VIEW_KEY
+from mmkd_plugins.soft_labels import (VIEW_KEY, SoftLabelStore, logits_from_soft_labels,
+                                      teacher_differences, teacher_identity)
+from ..module_output_recorder import ModuleOutputRecorder
+from .teacher_sources import LOGITS
 
 SOFT_LABEL_KEYS = ('store', 'allow_partial_intra_class')
 
 
-def checkpoint_file(checkpoint: Optional[str]) -> Optional[str]:
-    """The local file of a checkpoint path or URL (torch hub's cache), if there is one."""
-    if not checkpoint:
-        return None
-    if checkpoint.startswith(('http://', 'https://')):
-        checkpoint = cache_path_of(checkpoint)
-    return checkpoint if osp.isfile(checkpoint) else None
-
-
-def teacher_identity(teacher: dict) -> Dict[str, Optional[str]]:
-    """What identifies a teacher in a store's header: its config, cfg_options, class index
-    map, checkpoint and the checkpoint file's SHA-256 (None when the file is not on this
-    machine)."""
-    local = checkpoint_file(teacher.get('checkpoint'))
-    return dict(config=str(teacher.get('config')),
-                cfg_options=as_plain(teacher.get('cfg_options')),
-                class_index_map=as_plain(teacher.get('class_index_map')),
-                checkpoint=teacher.get('checkpoint'),
-                checkpoint_sha256=sha256_of(local) if local else None)
-
-
-def teacher_differences(stored: dict, here: dict) -> List[str]:
-    """How two teacher identities differ: config, cfg_options and the class index map must be
-    equal; the
-    checkpoints must have the same SHA-256 where both files are known, else the same name."""
-    differences = [f'{key}: {stored.get(key)!r} in the store, {here.get(key)!r} here'
-                   for key in ('config', 'cfg_options', 'class_index_map')
-                   if stored.get(key) != here.get(key)]
-    if stored.get('checkpoint_sha256') and here.get('checkpoint_sha256'):
-        if stored['checkpoint_sha256'] != here['checkpoint_sha256']:
-            differences.append(f'checkpoint: SHA-256 {stored["checkpoint_sha256"][:12]}... in '
-                               f'the store, {here["checkpoint_sha256"][:12]}... here')
-    elif stored.get('checkpoint') != here.get('checkpoint'):
-        differences.append(f'checkpoint: {stored.get("checkpoint")!r} in the store, '
-                           f'{here.get("checkpoint")!r} here')
-    return differences
-
-
-class StoredTeacher:
+class StoredTeacher(nn.Module):
     """The teacher's logits from a store (``model.soft_labels``), checked against the
-    distiller's config at build time.
+    distiller's config at build time. The teacher network is never built.
 
     Args:
         soft_labels: ``dict(store=<folder>, allow_partial_intra_class=False)``; with
             ``allow_partial_intra_class=True`` DIST's intra-class term is allowed from a store
             of fewer than all classes (see :meth:`check_losses`).
         teacher: The distiller's ``teacher`` config (compared with the store's teacher).
+        student: The student (a classifier of the store's class count).
+        adapter: The student's task adapter (a
+            :class:`~mmkd_plugins.models.task_adapters.TaskAdapter`).
         field: Where ``soft_labels`` sits in the config, for errors.
 
     Raises:
-        ValueError: unknown keys, or a store made for another teacher (naming what differs).
+        ValueError: unknown keys, a student that is not a classifier or mixes its batches
+            (Mixup/CutMix), a store made for another teacher (naming what differs) or another
+            class count.
     """
 
-    def __init__(self, soft_labels: dict, teacher: dict,
-                 field: str = 'model.soft_labels') -> None:
+    network = None
+    outputs_per_sample = True
+
+    def __init__(self, soft_labels: dict, teacher: dict, student: BaseModel,
+                 adapter: type, field: str = 'model.soft_labels') -> None:
+        super().__init__()
+        if not adapter.image_classification:
+            raise ValueError(f'{field}: a soft-label store serves classifiers; for a '
+                             f'{adapter.task} student, distill from the live teacher '
+                             '(TeacherCacheHook caches deterministic pipelines)')
+        if getattr(student.data_preprocessor, 'batch_augments', None) is not None:
+            raise ValueError(
+                f'{field}: the data preprocessor\'s batch_augments (Mixup/CutMix) mix images, '
+                'and the teacher\'s output on a mixed image is not the mix of its stored '
+                'outputs; remove the batch augments or distill from the live teacher')
         unknown = set(soft_labels) - set(SOFT_LABEL_KEYS)
         if unknown or 'store' not in soft_labels:
             raise ValueError(f'{field}: expected dict(store=<folder made by '
@@ -88,16 +67,20 @@ class StoredTeacher:
                              + ')')
         self.tau, self.num_classes = float(header['tau']), int(header['num_classes'])
         self.top_k = int(header['top_k'])
-
-    def check_student_classes(self, student_classes: Optional[int]) -> None:
-        """Refuse a student of another class count."""
+        student_classes = getattr(getattr(student, 'head', None), 'num_classes', None)
         if student_classes != self.num_classes:
-            raise ValueError(f'{self.field}.store: the store holds {self.num_classes}-class '
+            raise ValueError(f'{field}.store: the store holds {self.num_classes}-class '
                              f'soft labels; the student has {student_classes} classes '
                              '(model.student.head.num_classes)')
 
-    def check_losses(self, losses: nn.ModuleDict, compares_logits: Dict[str, bool],
-                     losses_field: str) -> None:
+    def outputs(self, inputs: torch.Tensor, data_samples: list,
+                student_recorder: ModuleOutputRecorder) -> Dict[str, torch.Tensor]:
+        """``'logits'``: the stored logits of each sample's view, (B, C) float32 on the
+        batch's device."""
+        return {LOGITS: self.logits(data_samples, inputs.device)}
+
+    def check_losses(self, losses: nn.ModuleDict, compared: Dict[str, tuple],
+                     student: BaseModel, losses_field: str) -> None:
         """Each loss must compare logits with a softmax, at the store's temperature or a
         learned global one (CTKD); DIST's intra-class term needs every class stored.
 
@@ -108,12 +91,13 @@ class StoredTeacher:
 
         Args:
             losses: The distillation losses by name.
-            compares_logits: Name -> whether the loss compares logits (not named modules).
+            compared: Name -> the (student, teacher) outputs the loss compares.
+            student: The student.
             losses_field: Where the losses sit in the config.
         """
         for name, loss in losses.items():
             field = f'{losses_field}.{name}'
-            if not compares_logits[name]:
+            if tuple(compared[name]) != (LOGITS, LOGITS):
                 raise ValueError(f'{field}: a soft-label store holds the teacher\'s class '
                                  'probabilities only; this loss compares named module outputs')
             if getattr(loss, 'activation', 'softmax') != 'softmax':

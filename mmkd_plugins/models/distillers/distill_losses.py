@@ -1,0 +1,143 @@
+"""The bookkeeping of a distiller's losses: building ``distill_losses`` from the config, what
+each loss compares, their weighted values under their log keys, and the learned temperatures
+for the log."""
+from typing import Dict, List, NamedTuple, Tuple, Union
+
+import torch
+from mmengine.registry import DefaultScope
+from torch import nn
+
+from mmkd_plugins.registry import MODELS, SCOPE
+from ..teachers import LOGITS
+
+LossValue = Union[torch.Tensor, List[torch.Tensor]]
+
+
+class ComparedOutputs(NamedTuple):
+    """What one distillation loss compares: ``'logits'`` or a module name, on each side."""
+    student: str
+    teacher: str
+
+
+def build_distill_loss(field: str, cfg: dict) -> nn.Module:
+    """Build one entry of ``distill_losses``, looking its type up in mmkd_plugins first.
+
+    Host packages' losses stay reachable with their scope prefix (``'mmpretrain.XXX'``).
+
+    Args:
+        field: The entry's place in the config, for errors (``'model.distill_losses.loss_kd'``).
+        cfg: The loss config.
+    """
+    try:
+        with DefaultScope.overwrite_default_scope(SCOPE):
+            return MODELS.build(cfg)
+    except KeyError as error:
+        raise KeyError(f'{field}: unknown loss type {cfg.get("type")!r} ({error})') from error
+
+
+def build_distill_losses(configs: Dict[str, dict],
+                         field: str) -> Tuple[nn.ModuleDict, Dict[str, ComparedOutputs]]:
+    """The loss modules of ``distill_losses`` (at ``field`` in the config) and what each one
+    compares (``student_output`` / ``teacher_output`` keys of an entry, default logits).
+
+    Raises:
+        ValueError: no loss, or a name without ``'loss'`` (the runner sums and logs only
+            those).
+    """
+    losses, compared = nn.ModuleDict(), {}
+    for name, cfg in configs.items():
+        if 'loss' not in name:
+            raise ValueError(f"{field}: the name {name!r} must contain 'loss' "
+                             "(e.g. 'loss_kd') so that the runner sums and logs it")
+        cfg = dict(cfg)
+        compared[name] = ComparedOutputs(student=cfg.pop('student_output', LOGITS),
+                                         teacher=cfg.pop('teacher_output', LOGITS))
+        losses[name] = build_distill_loss(f'{field}.{name}', cfg)
+    if not losses:
+        raise ValueError(f'{field}: at least one distillation loss is needed')
+    return losses, compared
+
+
+def check_label_losses(losses: nn.ModuleDict, compared: Dict[str, ComparedOutputs],
+                       adapter, student: nn.Module, field: str) -> None:
+    """Losses that need labels (DKD): classifiers with one class per sample, on logits.
+
+    Raises:
+        ValueError: naming ``<field>.<loss name>``.
+    """
+    for name, loss_module in losses.items():
+        if not getattr(loss_module, 'requires_labels', False):
+            continue
+        loss_field, loss_type = f'{field}.{name}', type(loss_module).__name__
+        if not adapter.image_classification:
+            raise ValueError(f'{loss_field}: {loss_type} needs class labels per sample; it is '
+                             f'for classifiers, not {adapter.task}')
+        if getattr(student.data_preprocessor, 'batch_augments', None) is not None:
+            raise ValueError(f'{loss_field}: {loss_type} needs one class per sample, but the '
+                             'batch augments (Mixup/CutMix) mix labels')
+        if compared[name] != (LOGITS, LOGITS):
+            raise ValueError(f'{loss_field}: {loss_type} compares logits')
+
+
+def distill_terms(losses: nn.ModuleDict, compared: Dict[str, ComparedOutputs],
+                  student_outputs: dict, teacher_outputs: dict, data_samples: list,
+                  prefix: str, weight: float = 1.0) -> Dict[str, LossValue]:
+    """``weight`` times each distillation loss between the outputs it compares, keyed
+    ``<prefix><loss name>``."""
+    terms = {}
+    for name, loss_module in losses.items():
+        terms[f'{prefix}{name}'] = scale_loss(sum_over_levels(
+            loss_module, student_outputs[compared[name].student],
+            teacher_outputs[compared[name].teacher], **label_kwargs(loss_module, data_samples)),
+            weight)
+    return terms
+
+
+def label_kwargs(loss_module: nn.Module, data_samples: list) -> dict:
+    """``dict(labels=(B,) ground-truth classes)`` for a loss that ``requires_labels`` (DKD),
+    else nothing."""
+    if not getattr(loss_module, 'requires_labels', False):
+        return {}
+    return dict(labels=torch.cat([sample.gt_label for sample in data_samples]))
+
+
+def temperature_logs(losses: nn.ModuleDict, suffix: str = '') -> Dict[str, torch.Tensor]:
+    """``tau<name>`` and ``lambda<name>`` (the loss name less ``'loss'``, then ``suffix``) of
+    each loss with a learnable temperature (CTKD), for the log (their keys hold no 'loss', so
+    the runner does not sum them)."""
+    logs = {}
+    for name, loss_module in losses.items():
+        temperature = getattr(loss_module, 'temperature', None)
+        if temperature is not None:
+            key = name.replace('loss', '') + suffix
+            logs[f'tau{key}'] = temperature.last_tau
+            logs[f'lambda{key}'] = torch.tensor(temperature.last_lambda)
+    return logs
+
+
+def weighted_task_losses(task_losses: dict, prefix: str,
+                         weight: float) -> Dict[str, LossValue]:
+    """A model's own losses times ``weight`` (other logged values unscaled), keys prefixed."""
+    return {f'{prefix}{key}': scale_loss(value, weight if 'loss' in key else 1.0)
+            for key, value in task_losses.items()}
+
+
+def sum_over_levels(loss_module: nn.Module, student_output: Union[torch.Tensor, list],
+                    teacher_output: Union[torch.Tensor, list], **kwargs) -> torch.Tensor:
+    """The loss of one tensor pair, or the sum over the levels of per-level outputs (FPN);
+    ``kwargs`` go to every call of ``loss_module``."""
+    if not isinstance(student_output, (list, tuple)):
+        return loss_module(student_output, teacher_output, **kwargs)
+    if len(student_output) != len(teacher_output):
+        raise ValueError(f'the student has {len(student_output)} output levels and the teacher '
+                         f'{len(teacher_output)}')
+    return sum(loss_module(s, t, **kwargs) for s, t in zip(student_output, teacher_output))
+
+
+def scale_loss(value: LossValue, scale: float) -> LossValue:
+    """A loss (or per-level list of losses) times ``scale``."""
+    if scale == 1.0:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [item * scale for item in value]
+    return value * scale

@@ -1,0 +1,232 @@
+"""Where a distiller's teacher outputs come from: the frozen teacher network run on each batch
+(:class:`LiveTeacher`), a per-sample cache in front of it (:class:`CachedTeacher`), or a
+soft-label store (:class:`~mmkd_plugins.models.teachers.StoredTeacher`).
+
+Every source answers :meth:`outputs` with the teacher's float32 outputs that the distillation
+losses compare: ``'logits'`` (classifiers: (B, C); detectors: what the task adapter compares)
+and, for a live teacher, the outputs of the modules the losses name.
+"""
+from typing import Dict, List, Optional, Protocol
+
+import torch
+from mmengine.dist import all_gather_object, get_world_size
+from mmengine.model import BaseModel
+from torch import nn
+
+from ..module_output_recorder import ModuleOutputRecorder, check_module_names
+from .frozen_teachers import HoldsFrozenTeachers
+from .input_renormalizer import build_renormalizer, expected_input_size, resized_to
+from .teacher_builder import build_teacher, load_teacher_weights
+from .teacher_output_cache import TeacherOutputCache, sample_key, split_per_sample, to_device
+from .teacher_precision import bf16_autocast, check_bf16_supported, to_float32
+
+LOGITS = 'logits'
+TEACHER_KEYS = ('config', 'checkpoint', 'cfg_options', 'channels_last', 'bf16',
+                'class_index_map')
+
+
+class TeacherSource(Protocol):
+    """What a distiller asks of the source of a teacher's outputs."""
+
+    network: Optional[BaseModel]  # the frozen teacher network, None when it is never built
+    outputs_per_sample: bool  # outputs depend on each sample alone (may run before the student)
+
+    def outputs(self, inputs: torch.Tensor, data_samples: Optional[list],
+                student_recorder: ModuleOutputRecorder) -> Dict[str, torch.Tensor]:
+        """The teacher's compared outputs for the student-normalized batch (B, 3, H, W)."""
+
+    def check_losses(self, losses: nn.ModuleDict, compared: Dict[str, tuple],
+                     student: BaseModel, losses_field: str) -> None:
+        """At build time: refuse losses the source cannot serve (naming ``losses_field``), and
+        prepare what they need. (A cache is put in front of a checked live teacher.)"""
+
+
+def check_teacher_config(teacher: dict, field: str) -> dict:
+    """A copy of a ``teacher`` config, refused with the field named unless its keys are
+    :data:`TEACHER_KEYS` with ``config`` among them."""
+    teacher = dict(teacher)
+    unknown = set(teacher) - set(TEACHER_KEYS)
+    if unknown or 'config' not in teacher:
+        raise ValueError(f'{field}: expected dict(config=..., checkpoint=..., cfg_options=None, '
+                         'channels_last=False, bf16=False, class_index_map=None), got keys '
+                         f'{sorted(teacher)}')
+    return teacher
+
+
+class LiveTeacher(HoldsFrozenTeachers, nn.Module):
+    """The frozen teacher network, run on each batch without autograd.
+
+    The network is held outside the module tree (see
+    :class:`~mmkd_plugins.models.teachers.HoldsFrozenTeachers`) and always in eval mode; this
+    module holds only non-persistent buffers (the input re-normalizer's and the class index
+    map), so it adds nothing to a checkpoint.
+
+    Args:
+        teacher: ``dict(config=..., checkpoint=..., cfg_options=None, channels_last=False,
+            bf16=False, class_index_map=None)``, as the distiller's ``teacher`` argument.
+        student: The student, whose preprocessor normalizes the batch and whose task decides
+            what the teacher computes.
+        adapter: The student's task adapter (a
+            :class:`~mmkd_plugins.models.task_adapters.TaskAdapter`).
+        field: Where ``teacher`` sits in the config, for errors.
+
+    Raises:
+        ValueError, TypeError: a teacher that cannot teach this student (naming ``field``).
+    """
+
+    def __init__(self, teacher: dict, student: BaseModel, adapter: type,
+                 field: str) -> None:
+        super().__init__()
+        self.adapter, self.field = adapter, field
+        self.attach_frozen('network', build_teacher(teacher['config'],
+                                                    teacher.get('cfg_options'), field))
+        self.class_index_map: Optional[torch.Tensor]
+        class_index_map = teacher.get('class_index_map')
+        if class_index_map is None:
+            adapter.check_pair(student, self.network, field)
+            self.register_buffer('class_index_map', None, persistent=False)
+        elif not adapter.image_classification:
+            raise ValueError(f'{field}.class_index_map: maps the classes of a classification '
+                             f'teacher; the student is a {adapter.task}')
+        else:
+            adapter.check_pair(student, self.network, field, list(class_index_map))
+            self.register_buffer('class_index_map', torch.tensor(list(class_index_map)),
+                                 persistent=False)
+        load_teacher_weights(self.network, teacher.get('checkpoint'), field)
+        self.renormalizer = build_renormalizer(
+            student.data_preprocessor, getattr(self.network, 'data_preprocessor', None))
+        # A teacher built for one input size (a 384-px Swin for a 224-px student) gets the
+        # batch resized to it where the task allows (classifiers).
+        self.input_size = (expected_input_size(self.network)
+                           if adapter.teacher_inputs_resizable else None)
+        self.channels_last = bool(teacher.get('channels_last', False))
+        if self.channels_last:
+            self.network.to(memory_format=torch.channels_last)
+        self.bf16 = bool(teacher.get('bf16', False))
+        if self.bf16:
+            check_bf16_supported(f'{field}.bf16')
+        self.outputs_per_sample = adapter.teacher_logits_per_sample
+        self.recorder = ModuleOutputRecorder(self.network, ())
+
+    def frozen_teachers(self) -> List[nn.Module]:
+        """The teacher network."""
+        return [self.network]
+
+    def train(self, mode: bool = True) -> 'LiveTeacher':
+        """The re-normalizer follows ``mode``; the network stays in eval mode."""
+        super().train(mode)
+        self.network.eval()
+        return self
+
+    def check_losses(self, losses: nn.ModuleDict, compared: Dict[str, tuple],
+                     student: BaseModel, losses_field: str) -> None:
+        """Record, from now on, the teacher modules that the losses compare (``teacher_output``
+        entries), so that :meth:`outputs` returns their outputs too.
+
+        Args:
+            losses: The distillation losses by name.
+            compared: Name -> the (student, teacher) outputs the loss compares.
+            student: The student.
+            losses_field: Where the losses sit in the config.
+
+        Raises:
+            ValueError: a name that is not a module of the teacher, or one that the teacher's
+                forward for distillation never runs, naming ``losses_field``.
+        """
+        module_names = {teacher for _, teacher in compared.values()} - {LOGITS}
+        check_module_names(self.network, module_names, f'{losses_field}.teacher_output')
+        for name, (_, module_name) in compared.items():
+            if module_name != LOGITS and not self.adapter.teacher_runs(self.network, student,
+                                                                         module_name):
+                raise ValueError(
+                    f'{losses_field}.{name}.teacher_output: the teacher never runs '
+                    f'{module_name!r}; for {self.adapter.task} it computes only '
+                    f'{self.adapter.teacher_computes}')
+        self.recorder = ModuleOutputRecorder(self.network, module_names)
+
+    def outputs(self, inputs: torch.Tensor, data_samples: Optional[list],
+                student_recorder: ModuleOutputRecorder) -> Dict[str, torch.Tensor]:
+        """``'logits'`` and the recorded modules' outputs, float32.
+
+        Args:
+            inputs: The student-normalized batch, (B, 3, H, W).
+            data_samples: The batch's data samples.
+            student_recorder: The student's recorded step (a two-stage teacher scores the
+                student's sampled RoIs).
+        """
+        with self.recorder:
+            outputs = {LOGITS: self.logits(inputs, data_samples, student_recorder)}
+        outputs.update(to_float32(self.recorder.outputs))
+        return outputs
+
+    def logits(self, inputs: torch.Tensor, data_samples: Optional[list],
+               student_recorder: ModuleOutputRecorder):
+        """The teacher's logits for the student-normalized batch (B, 3, H, W), in float32
+        (computed under bf16 autocast when ``teacher.bf16`` is set), the student's classes in
+        its order when a class index map is set."""
+        with torch.no_grad(), bf16_autocast(inputs.device.type, self.bf16):
+            logits = self.adapter.teacher_logits(
+                self.network, self.inputs(inputs, data_samples), student_recorder)
+        if self.class_index_map is not None:
+            logits = logits[:, self.class_index_map]
+        return to_float32(logits)
+
+    def inputs(self, inputs: torch.Tensor, data_samples: Optional[list] = None) -> torch.Tensor:
+        """The batch as the teacher takes it: re-normalized (its padding the teacher's own pad
+        value, told apart by the samples' ``img_shape``), resized to the input size a classifier
+        teacher's backbone was built for (bilinear), in channels-last memory format when
+        ``teacher.channels_last`` is set. Shape (B, 3, H, W), or (B, 3, H_t, W_t) resized."""
+        inputs = resized_to(self.renormalizer(inputs, data_samples), self.input_size)
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return inputs
+
+
+class CachedTeacher(nn.Module):
+    """A live teacher's logits served from a per-sample cache: computed only for the samples
+    the cache lacks (see :class:`~mmkd_plugins.engine.TeacherCacheHook`, which checks that the
+    pipeline makes a sample's key decide its teacher input).
+
+    Args:
+        live: The live teacher; its outputs must depend on each sample alone and be the logits
+            only.
+        max_bytes: The cache's bound in bytes (None: no bound).
+        share_across_ranks: Under DDP, every rank also stores the logits the other ranks
+            computed (gathered each step), so that a sample the sampler gives to another rank
+            in a later epoch is cached there too.
+    """
+
+    outputs_per_sample = True
+
+    def __init__(self, live: LiveTeacher, max_bytes: Optional[int] = None,
+                 share_across_ranks: bool = True) -> None:
+        super().__init__()
+        self.live = live
+        self.cache = TeacherOutputCache(max_bytes)
+        self.share_across_ranks = share_across_ranks
+
+    @property
+    def network(self) -> BaseModel:
+        """The live teacher's network."""
+        return self.live.network
+
+    def outputs(self, inputs: torch.Tensor, data_samples: list,
+                student_recorder: ModuleOutputRecorder) -> Dict[str, torch.Tensor]:
+        """``'logits'`` of the batch: computed for the samples the cache lacks, stored (with the
+        other ranks' new ones when shared), and joined with the cached ones in batch order."""
+        keys = [sample_key(sample) for sample in data_samples]
+        missing = self.cache.missing(keys)
+        computed = {}
+        if missing:
+            subset = inputs[torch.tensor(missing, device=inputs.device)]
+            computed = dict(zip(missing, split_per_sample(self.live.logits(
+                subset, [data_samples[index] for index in missing], student_recorder),
+                len(missing))))
+        new_entries = [(keys[index], computed[index]) for index in missing]
+        if self.share_across_ranks and get_world_size() > 1:  # a collective: every rank
+            new_entries = [entry for rank_entries in all_gather_object(
+                [(key, to_device(sample, 'cpu')) for key, sample in new_entries])
+                           for entry in rank_entries]
+        for key, sample in new_entries:
+            self.cache.store_sample(key, sample)
+        return {LOGITS: self.cache.batch(keys, computed, inputs.device)}
