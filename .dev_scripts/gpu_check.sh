@@ -45,7 +45,7 @@ TEACHER="$WORK/teacher.pth"
 "$PY" - "$DATA" "$TEACHER" <<'PY'
 import sys
 import torch
-from mmkd_plugins.demo import write_digits_folder
+from mmkd_plugins.testing import write_digits_folder
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 write_digits_folder(sys.argv[1], {'test': 100, 'student_train': 50}, image_size=16)
 torch.manual_seed(0)

@@ -14,8 +14,8 @@ import torch
 from mmengine.registry import init_default_scope
 
 import mmkd_plugins  # noqa: F401
-from mmkd_plugins.demo import SHAPE_CLASSES, write_digits_folder, write_shapes_coco
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
+from mmkd_plugins.testing import SHAPE_CLASSES, write_digits_folder, write_shapes_coco
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIGS = REPO_ROOT / 'configs' / 'demo'
@@ -100,8 +100,10 @@ BLOCKWISE_CONFIG = str(DEMO_CONFIGS / 'blockwise_resnet18w32_resnet18w8_digits.p
 
 
 def run_tool(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``tools/<script>`` in a subprocess from the repository root."""
-    result = subprocess.run([sys.executable, str(REPO_ROOT / 'tools' / script), *args],
+    """Run ``tools/<script>`` (or ``script``, a path from the repository root, when it names a
+    folder: ``.dev_scripts/zoo_sweep.py``) in a subprocess from the repository root."""
+    path = REPO_ROOT / script if '/' in script else REPO_ROOT / 'tools' / script
+    result = subprocess.run([sys.executable, str(path), *args],
                             cwd=REPO_ROOT, env=tool_env(), capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f'{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}')

@@ -98,12 +98,12 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 import mmkd_plugins  # noqa: F401
-from mmkd_plugins.demo import SHAPE_CLASSES, write_shapes_coco
 from mmkd_plugins.models import Distiller
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from mmkd_plugins.registry import MODELS
 from mmkd_plugins.soft_labels import VIEW_KEY, SoftLabelStore, teacher_identity
 from mmkd_plugins.soft_labels.store import store_header
+from mmkd_plugins.testing import SHAPE_CLASSES, write_shapes_coco
 
 warnings.filterwarnings('ignore')
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

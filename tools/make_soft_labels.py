@@ -10,7 +10,7 @@ packing (``RandomResizedCrop``, ``RandomFlip``, ...) runs with its generators se
 (sample, view), and training replays one of the K views per sample and epoch
 (``ReplayStoredView``). The store keeps, per view, the teacher's k most probable classes of
 ``softmax(z / tau)`` in float16; see ``mmkd_plugins/soft_labels/store.py`` for the files and
-the README for choosing K and k.
+docs/user_guides/teacher_cache_and_soft_label_store.md for choosing K and k.
 """
 import argparse
 import copy

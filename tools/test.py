@@ -9,6 +9,7 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+
 from mmkd_plugins.engine import DistillationRunner, shutdown_distributed
 
 

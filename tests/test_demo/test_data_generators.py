@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from mmkd_plugins.demo import SHAPE_CLASSES, stratified_splits, write_shapes_coco
+from mmkd_plugins.testing import SHAPE_CLASSES, stratified_splits, write_shapes_coco
 
 
 def test_stratified_splits_are_disjoint_balanced_and_take_the_rest():

@@ -9,8 +9,8 @@ from mmkd_plugins.checkpoint import extract_student_state_dict
 from mmkd_plugins.models import BlockwiseDistiller, ConvBNConnector, kd_loss, split_backbone
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
-from .test_detection import (CASCADE, CASCADE_SMALL, FASTER, FASTER_RCNN_SMALL, RETINANET,
-                             batch_of, detector_cfg)
+from .test_detection import (CASCADE, CASCADE_SMALL, FASTER, FASTER_RCNN_SMALL, RETINANET, batch_of,
+                             detector_cfg)
 from .test_distiller import KD, backbone_call_order, make_batch, student_model_cfg
 
 IDENTITY = dict(connector=dict(type='IdentityConnector'))
@@ -365,7 +365,7 @@ def test_recomputed_teacher_tails_under_bf16_autocast_keep_losses_and_gradients(
     Detection images are 160 px: on 64-px images RetinaNet's P7 conv gets a 1x1 input, and
     torch 2.14's CPU bfloat16 weight gradient of a stride-2 convolution on a 1x1 input comes
     back different (even inf or nan) from one call to the next, with or without
-    recomputation (README, mixed precision)."""
+    recomputation (docs/user_guides/mixed_precision.md)."""
     model, data = blockwise_model_and_data(model_kind, teacher_checkpoint, tmp_path,
                                            shapes_root, image_scale=160)
     _, float32_losses, _ = saved_bytes_and_gradients(model, data)

@@ -7,8 +7,8 @@ from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 
 from mmkd_plugins.checkpoint import extract_student_state_dict
-from mmkd_plugins.models.losses import (CurriculumTemperature, KDLoss, curriculum_lambda,
-                                        kd_loss, reverse_gradient)
+from mmkd_plugins.models.losses import (CurriculumTemperature, KDLoss, curriculum_lambda, kd_loss,
+                                        reverse_gradient)
 from .test_distiller import build_distiller, make_batch
 
 

@@ -11,8 +11,7 @@ from mmengine.hub import get_config
 from mmengine.registry import init_default_scope
 from torch import nn
 
-from mmkd_plugins.models.task_adapters.dense_head_scores import (PROBABILITIES,
-                                                                 dense_head_scores)
+from mmkd_plugins.models.task_adapters.dense_head_scores import PROBABILITIES, dense_head_scores
 
 # head class -> a stock config with that head (the sweep's student of its family, or teacher)
 ZOO_HEADS = {

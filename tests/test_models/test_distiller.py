@@ -98,7 +98,7 @@ def backbone_call_order(model: nn.Module, data: dict, models: Optional[dict] = N
 
 def test_a_classifier_teacher_runs_before_the_students_forward(teacher_checkpoint):
     """Its logits depend on the batch alone, so it runs first: its forward then does not run
-    beside the student's activations kept for backward (slower on CPU, README benchmark)."""
+    beside the student's activations kept for backward (slower on CPU, docs/benchmark.md)."""
     model = build_distiller(teacher_checkpoint)
     data = model.data_preprocessor(make_batch(), training=True)
     assert backbone_call_order(model, data) == ['teacher', 'student']
@@ -292,6 +292,7 @@ def test_layer_wise_lr_decay_gives_student_parameters_the_stock_scales(tmp_path)
     model for get_layer_depth(): the distilled ViT's parameters get the learning rates they get
     without distillation; the distiller's own (a CTKD temperature) the head's, scale 1."""
     from mmpretrain.engine.optimizers import LearningRateDecayOptimWrapperConstructor
+
     from mmkd_plugins.models.teachers import build_model_from_config
     vit = dict(type='ImageClassifier',
                backbone=dict(type='VisionTransformer', arch='deit-tiny', img_size=32,

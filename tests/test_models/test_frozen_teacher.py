@@ -6,8 +6,8 @@ from mmengine.model import ExponentialMovingAverage
 from mmengine.optim import build_optim_wrapper
 
 from mmkd_plugins.models import Distiller
-from .test_distiller import KD, build_distiller, make_batch, student_model_cfg
 from ..conftest import STUDENT_CONFIG, save_random_checkpoint
+from .test_distiller import KD, build_distiller, make_batch, student_model_cfg
 
 
 def teacher_tensor_ids(model) -> set:

@@ -7,10 +7,10 @@ from mmengine.registry import init_default_scope
 
 from mmkd_plugins.checkpoint import extract_student_state_dict
 from mmkd_plugins.models import Distiller
-from mmkd_plugins.registry import MODELS
 from mmkd_plugins.models.losses import DISTLoss, binary_kd_loss, kd_loss
 from mmkd_plugins.models.task_adapters import flatten_levels
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
+from mmkd_plugins.registry import MODELS
 from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
 from .test_detection import RETINANET, batch_of, detector_cfg
 from .test_distiller import backbone_call_order, make_batch, student_model_cfg

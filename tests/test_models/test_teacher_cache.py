@@ -162,6 +162,7 @@ def test_concatenated_datasets_without_image_paths_are_refused(digits_root):
 def test_a_wrapper_level_mosaic_is_refused(shapes_root):
     init_default_scope('mmdet')
     from mmdet.registry import DATASETS
+
     from ..conftest import shapes_dataset
     inner = shapes_dataset(shapes_root, 'train', [dict(type='LoadImageFromFile'),
                                                    dict(type='LoadAnnotations', with_bbox=True)])

@@ -12,8 +12,8 @@ from mmengine.config import Config
 from mmengine.hub import get_config
 
 from mmkd_plugins.models import BlockwiseDistiller, Distiller
-from mmkd_plugins.models.teachers import (build_model_from_config, build_teacher,
-                                          load_model_config, load_teacher_weights)
+from mmkd_plugins.models.teachers import (build_model_from_config, build_teacher, load_model_config,
+                                          load_teacher_weights)
 from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
 from .test_distiller import KD, build_distiller, student_model_cfg
 

@@ -21,8 +21,8 @@ from mmkd_plugins.soft_labels import (VIEW_KEY, SoftLabelStore, logits_from_soft
                                       top_k_soft_labels, use_soft_label_store)
 from mmkd_plugins.soft_labels.store import read_back, shard
 from mmkd_plugins.soft_labels.view_replay import first_unreplayable_transform
-from ..conftest import (REPO_ROOT, cfg_options_args, data_options, epochs_options,
-                        free_port, mmpretrain_train_script, run_tool, scalars, tool_env)
+from ..conftest import (REPO_ROOT, cfg_options_args, data_options, epochs_options, free_port,
+                        mmpretrain_train_script, run_tool, scalars, tool_env)
 
 STORED_CONFIG = str(REPO_ROOT / 'configs' / 'demo' / 'kd-stored_resnet18w32_resnet18w8_digits.py')
 VIEWS = 4

@@ -11,8 +11,8 @@ from mmengine.config import Config
 
 from mmkd_plugins.analysis import (EpochCurves, as_student_terms, curve_bands, evaluate_model,
                                    read_epoch_curves, sigmoid_agreement, softmax_agreement)
-from ..conftest import (STUDENT_CONFIG, TEACHER_CONFIG, cfg_options_args, data_options,
-                        run_tool, save_random_checkpoint)
+from ..conftest import (STUDENT_CONFIG, TEACHER_CONFIG, cfg_options_args, data_options, run_tool,
+                        save_random_checkpoint)
 from ..test_models.test_distiller import assert_bf16_close
 
 

@@ -13,9 +13,9 @@ from mmengine.fileio import get_file_backend
 
 from mmkd_plugins.checkpoint import register_atomic_local_backend, safe_torch_load
 from mmkd_plugins.models.teachers import build_model_from_config
-from ..conftest import (BLOCKWISE_CONFIG, KD_CONFIG, REPO_ROOT, STUDENT_CONFIG,
-                        cfg_options_args, epochs_options, free_port, mmpretrain_train_script,
-                        run_tool, scalars, tool_env)
+from ..conftest import (BLOCKWISE_CONFIG, KD_CONFIG, REPO_ROOT, STUDENT_CONFIG, cfg_options_args,
+                        epochs_options, free_port, mmpretrain_train_script, run_tool, scalars,
+                        tool_env)
 
 
 def kd_options(digits_root, teacher, epochs, **extra):

@@ -15,8 +15,7 @@ from mmengine.config import Config
 
 from mmkd_plugins.models.teachers import build_model_from_config
 from ..conftest import (KD_CONFIG, REPO_ROOT, STUDENT_CONFIG, cfg_options_args, data_options,
-                        epochs_options, mmpretrain_train_script, run_tool, scalars,
-                        tool_env)
+                        epochs_options, mmpretrain_train_script, run_tool, scalars, tool_env)
 
 
 @pytest.fixture(scope='module')

@@ -7,13 +7,13 @@ by hand; its table is ``docs/zoo_coverage.md``.
 """
 import json
 import sys
+
 import pytest
 
 from ..conftest import REPO_ROOT, run_tool
 
-sys.path.insert(0, str(REPO_ROOT / 'tools'))
-from zoo.case_configs import (generated_dataset, halve_scales,  # noqa: E402
-                              without_pretrained)
+sys.path.insert(0, str(REPO_ROOT / '.dev_scripts'))
+from zoo.case_configs import generated_dataset, halve_scales, without_pretrained  # noqa: E402
 from zoo.case_runner import stock_outcome  # noqa: E402
 from zoo.planning import families  # noqa: E402
 
@@ -90,9 +90,10 @@ def swept(tmp_path_factory):
     """Sweep the subset once (two cases at a time); the results per family and the table."""
     work_dir = tmp_path_factory.mktemp('zoo_sweep')
     table = work_dir / 'coverage.md'
-    run_tool('zoo_sweep.py', '--families', *SMALL_TEACHER_SUBSET, '--work-dir', str(work_dir),
+    run_tool('.dev_scripts/zoo_sweep.py', '--families', *SMALL_TEACHER_SUBSET,
+             '--work-dir', str(work_dir),
              '--out', str(table), '--max-teacher-params', '4e7', '--threads', '2')
-    run_tool('zoo_sweep.py', '--families', *SUBSET, '--work-dir', str(work_dir),
+    run_tool('.dev_scripts/zoo_sweep.py', '--families', *SUBSET, '--work-dir', str(work_dir),
              '--out', str(table), '--jobs', '2', '--threads', '1')
     results = {}
     for path in (work_dir / 'results').glob('*.json'):

@@ -13,7 +13,8 @@ that share it). Written to ``--out``:
 
 Example:
     python tools/analysis/compare.py \\
-        --model configs/demo/teacher_resnet18w32_digits.py work_dirs/digits_demo/teacher.pth teacher \\
+        --model configs/demo/teacher_resnet18w32_digits.py \\
+                work_dirs/digits_demo/teacher.pth teacher \\
         --model work_dirs/digits_demo/kd/seed0/student_config.py \\
                 work_dirs/digits_demo/kd/seed0/student_final.pth KD \\
         --out work_dirs/digits_demo/report

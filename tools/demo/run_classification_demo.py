@@ -59,7 +59,7 @@ def parse_args() -> argparse.Namespace:
 
 def prepare_data(data_root: str) -> None:
     """Write the digits folder; the teacher trains on the student's 50 images and 1,247 more."""
-    from mmkd_plugins.demo import write_digits_folder
+    from mmkd_plugins.testing import write_digits_folder
     ann_files = write_digits_folder(data_root, SPLITS, image_size=16)
     with open(osp.join(data_root, 'teacher_train.txt'), 'w') as out:
         for split in ('student_train', 'extra_train'):
@@ -75,6 +75,7 @@ def data_options(data_root: str) -> List[str]:
 def count_parameters(config: str) -> int:
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
+
     from mmkd_plugins.models.teachers import build_model_from_config
     init_default_scope('mmpretrain')
     model = build_model_from_config(Config.fromfile(osp.join(REPO_ROOT, config)))

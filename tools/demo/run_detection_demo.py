@@ -123,7 +123,7 @@ def main() -> None:
     args = parse_args()
     start = time.time()
     os.chdir(REPO_ROOT)
-    from mmkd_plugins.demo import write_shapes_coco
+    from mmkd_plugins.testing import write_shapes_coco
     write_shapes_coco('data/shapes', SPLITS, **SHAPES)
     runs = dict(STUDENT_RUNS,
                 **(ALL_HYBRIDS_RUN if args.all_hybrids else {}))

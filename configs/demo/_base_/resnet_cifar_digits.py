@@ -9,7 +9,7 @@ data_preprocessor = dict(
     num_classes=10, mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5], to_rgb=False)
 # Strong augmentation (random scale/aspect crops and rotations): with only 50 labelled images it
 # barely helps the baseline, but the teacher's outputs on every new view are what the student
-# learns from, so it is where distillation shows (see the README's demo section).
+# learns from, so it is where distillation shows (see docs/demos.md).
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='RandomResizedCrop', scale=image_size, crop_ratio_range=(0.5, 1.0)),

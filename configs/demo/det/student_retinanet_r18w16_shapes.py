@@ -1,8 +1,8 @@
 # Detection demo student baseline: RetinaNet with a quarter-width R18 (base 16 channels), on
 # only 100 training images, with its labels alone: 108 epochs of 25 iterations at batch 4,
 # SGD lr 0.01 (seed 0: lr 0.005 ended 1.7 points lower, 0.02 diverged). The demo checks it
-# against 1.5 x as long (student_retinanet_r18w16_shapes_1.5x.py); the README's detection demo
-# section has the measurements that chose the setting.
+# against 1.5 x as long (student_retinanet_r18w16_shapes_1.5x.py); the detection demo in
+# docs/demos.md has the measurements that chose the setting.
 _base_ = './_base_/retinanet_r18_shapes.py'
 
 model = dict(

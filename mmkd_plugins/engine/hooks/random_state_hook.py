@@ -9,6 +9,7 @@ from mmengine.runner import IterBasedTrainLoop, Runner
 from mmkd_plugins.registry import HOOKS
 from mmkd_plugins.utils import RandomStates, current_random_states, restore_random_states
 
+
 class RestoreStatesAfterSkipping:
     """Stands in for an :class:`~mmengine.runner.IterBasedTrainLoop`'s data iterator while the
     loop skips the batches a resumed run has already trained on: once ``skipped`` batches are

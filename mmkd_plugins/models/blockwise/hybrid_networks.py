@@ -199,13 +199,13 @@ class HybridNetworks(nn.Module):
             their full-form weight, at about k / n of the hybrids' cost. The step counter is
             the buffer ``step``, saved in checkpoints, so that a resumed run continues the turn.
             Measured much less accurate than the full form on the digits demo, mostly from
-            the n / k scaling (README); a fixed subset of the cheap hybrids (``stages``) kept
-            the full form's accuracy there.
+            the n / k scaling (docs/user_guides/blockwise.md); a fixed subset of the cheap
+            hybrids (``stages``) kept the full form's accuracy there.
         recompute_teacher_tails: Whether each hybrid's teacher part (later stages, neck,
             head) keeps none of its activations for backward and recomputes them there, one
             hybrid at a time (activation checkpointing; the connectors stay outside it, so
             their batch-norm statistics are updated once). Same losses and gradients; less
-            peak memory for one more forward of every tail (README, benchmark). Defaults to
+            peak memory for one more forward of every tail (docs/benchmark.md). Defaults to
             False.
         task_losses: Whether each hybrid adds the teacher head's own losses on its outputs
             (``L_task(N_i)``, the paper's form). With False the hybrids are trained by their

@@ -1,9 +1,8 @@
 """Distillation losses: pure functions for the math plus thin registered modules."""
-from .curriculum_temperature import (CurriculumTemperature, curriculum_lambda,
-                                     reverse_gradient)
+from .curriculum_temperature import CurriculumTemperature, curriculum_lambda, reverse_gradient
+from .dist_loss import DISTLoss, dist_loss, pearson_distance, pearson_rows
 from .dkd_loss import DKDLoss, dkd_loss
 from .hard_distillation_loss import HardDistillationLoss, hard_distillation_loss
-from .dist_loss import DISTLoss, dist_loss, pearson_distance, pearson_rows
 from .kd_loss import KDLoss, binary_kd_loss, kd_loss
 from .probabilities import probabilities, row_weights_by_confidence, weighted_mean
 

@@ -7,9 +7,8 @@ from torch import nn
 
 from mmkd_plugins.registry import MODELS
 from .curriculum_temperature import build_temperature
-from .probabilities import (as_target, at_least_float32, check_softening,
-                            row_weights_by_confidence, squared_per_row, weighted_mean)
-
+from .probabilities import (as_target, at_least_float32, check_softening, row_weights_by_confidence,
+                            squared_per_row, weighted_mean)
 
 Temperature = Union[float, torch.Tensor]
 

@@ -4,13 +4,13 @@ it, a soft-label store)."""
 from .frozen_teachers import HoldsFrozenTeachers
 from .input_renormalizer import (InputRenormalizer, build_renormalizer, expected_input_size,
                                  normalization_of, resized_to)
+from .stored_teacher import StoredTeacher
+from .teacher_builder import (build_model_from_config, build_teacher, freeze, load_model_config,
+                              load_state_dict_strictly, load_teacher_weights)
 from .teacher_output_cache import TeacherOutputCache, sample_key
 from .teacher_precision import bf16_autocast, check_bf16_supported, to_float32
-from .teacher_builder import (build_model_from_config, build_teacher, freeze,
-                              load_model_config, load_state_dict_strictly, load_teacher_weights)
 from .teacher_sources import (LOGITS, TEACHER_KEYS, CachedTeacher, LiveTeacher, TeacherSource,
                               check_teacher_config)
-from .stored_teacher import StoredTeacher
 
 __all__ = [
     'HoldsFrozenTeachers', 'InputRenormalizer', 'build_renormalizer', 'expected_input_size',

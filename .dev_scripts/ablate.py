@@ -30,21 +30,24 @@ standard deviation) and the mean training time.
 
 Example:
     bash tools/run_demo.sh                     # once: the data and the teacher
-    python tools/demo/ablate.py dist --teacher work_dirs/digits_demo/teacher.pth
-    python tools/demo/ablate.py blockwise --seeds 0 1 2 3 4
+    python .dev_scripts/ablate.py dist --teacher work_dirs/digits_demo/teacher.pth
+    python .dev_scripts/ablate.py blockwise --seeds 0 1 2 3 4
     bash tools/run_demo.sh detection           # once: the shapes and their teacher
-    python tools/demo/ablate.py blockwise_detection
+    python .dev_scripts/ablate.py blockwise_detection
 """
 import argparse
 import os.path as osp
+import sys
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, NamedTuple, Tuple
 
-from demo_runs import mean_and_std, needs_teacher, train
-from run_classification_demo import data_options
-from run_detection_demo import SHAPES, SPLITS
+# the demos' run helpers and data settings
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', 'demo'))
+from demo_runs import mean_and_std, needs_teacher, train  # noqa: E402
+from run_classification_demo import data_options  # noqa: E402
+from run_detection_demo import SHAPES, SPLITS  # noqa: E402
 
 CONFIGS = 'configs/demo'
 BASELINE = f'{CONFIGS}/student_resnet18w8_digits.py'
@@ -169,7 +172,7 @@ def main() -> None:
     if args.study == 'labels':
         write_200_labelled(args.data_root)
     if task is SHAPES_TASK:
-        from mmkd_plugins.demo import write_shapes_coco
+        from mmkd_plugins.testing import write_shapes_coco
         write_shapes_coco('data/shapes', SPLITS, **SHAPES)
         data = []  # the detection configs read data/shapes
     else:

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from mmengine.config import Config, ConfigDict
 
-from mmkd_plugins.demo import SHAPE_CLASSES
 from mmkd_plugins.models.teachers import load_model_config
+from mmkd_plugins.testing import SHAPE_CLASSES
 
 # Losses per task kind: softmax for classifiers and RoI heads, sigmoid for dense heads.
 KD_AND_DIST = {

@@ -87,7 +87,8 @@ def distill_loss_values(scalars: List[dict]) -> Dict[str, List[float]]:
 
 def train(config: str, work_dir: str, threads: int) -> dict:
     """Run ``tools/train.py config``; the run's scalars, or the exception that stopped it."""
-    search_path = [REPO_ROOT, osp.join(REPO_ROOT, 'tools'), os.environ.get('PYTHONPATH', '')]
+    search_path = [REPO_ROOT, osp.join(REPO_ROOT, '.dev_scripts'),
+                   os.environ.get('PYTHONPATH', '')]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(search_path), OMP_NUM_THREADS=str(threads))
     started = time.time()
     result = subprocess.run([sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), config,

@@ -107,7 +107,7 @@ def coverage_markdown(results: List[dict], families: Dict[str, List[str]], comma
              'fragment), random teacher weights at the checkpoint path, generated data in the '
              'stock pipeline, two iterations through `tools/train.py`, and the exported '
              'student strict-loaded into the stock student config. How the data, image sizes '
-             'and pretrained weights are changed: `tools/zoo/case_configs.py`.', '',
+             'and pretrained weights are changed: `.dev_scripts/zoo/case_configs.py`.', '',
              'Columns: KD and DIST train in one Distiller (the last logged value of each loss); '
              'block-wise is a second run; "refused" is a build-time message of this project '
              '(quoted), "**fails**" an error elsewhere (its last line and where it was raised; '

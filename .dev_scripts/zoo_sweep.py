@@ -1,15 +1,15 @@
 """Sweep every model family of the installed mmpretrain and mmdet config trees: does
 distillation build, train, export and load for it? Writes ``docs/zoo_coverage.md``.
 
-For each family (see ``tools/zoo/planning.py`` for how the student and teacher configs are
-chosen, ``tools/zoo/case_configs.py`` for what is changed to run without datasets, network or
-GPU, ``tools/zoo/case_runner.py`` for what counts as ok, refused or failed), one process runs
+For each family (see ``.dev_scripts/zoo/planning.py`` for how the student and teacher configs are
+chosen, ``.dev_scripts/zoo/case_configs.py`` for what is changed to run without datasets, network or
+GPU, ``.dev_scripts/zoo/case_runner.py`` for what counts as ok, refused or failed), one process runs
 the case under a time limit. Results are kept per family in the work dir, so an interrupted
 sweep continues where it stopped (``--rerun`` repeats families already swept).
 
 Examples:
-    python tools/zoo_sweep.py                                  # everything (hours on 2 cores)
-    python tools/zoo_sweep.py --families mmpretrain/levit mmdet/tood --out /tmp/coverage.md
+    python .dev_scripts/zoo_sweep.py                       # everything (hours on 2 cores)
+    python .dev_scripts/zoo_sweep.py --families mmpretrain/levit mmdet/tood --out coverage.md
 """
 import argparse
 import json
@@ -26,7 +26,6 @@ from typing import Dict, List, Optional, Tuple
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from tqdm import tqdm  # noqa: E402
-
 from zoo.planning import ZOO_PACKAGES, families, plan_family  # noqa: E402
 from zoo.report import coverage_markdown, family_verdict  # noqa: E402
 
@@ -59,7 +58,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def generated_data(work_dir: str) -> Dict[str, str]:
     """Write (once) the generated classification folder and detection COCO set."""
-    from mmkd_plugins.demo import write_digits_folder, write_shapes_coco
+    from mmkd_plugins.testing import write_digits_folder, write_shapes_coco
     roots = {'classifier': osp.join(work_dir, 'data', 'digits'),
              'detector': osp.join(work_dir, 'data', 'shapes')}
     if not osp.isfile(osp.join(roots['classifier'], 'train.txt')):
@@ -120,8 +119,9 @@ def run_case_process(args: argparse.Namespace, zoo: str, family: str, case_dir: 
 
 def case_main(spec_path: str) -> None:
     """The case process: plan the family, then run its stages (``--case``)."""
-    import mmkd_plugins  # noqa: F401
     from zoo.case_runner import run_case
+
+    import mmkd_plugins  # noqa: F401
     with open(spec_path) as file:
         spec = json.load(file)
     case_dir = osp.dirname(spec_path)
@@ -186,7 +186,7 @@ def main() -> None:
     for name in sorted(os.listdir(results_dir)):
         with open(osp.join(results_dir, name)) as file:
             results.append(json.load(file))
-    command = ' '.join(['python tools/zoo_sweep.py', f'--jobs {args.jobs}',
+    command = ' '.join(['python .dev_scripts/zoo_sweep.py', f'--jobs {args.jobs}',
                         f'--threads {args.threads}', f'--time-limit {args.time_limit:.0f}',
                         f'--max-teacher-params {args.max_teacher_params:.0e}'])
     table = coverage_markdown(results, {zoo: families(zoo) for zoo in ZOO_PACKAGES}, command,
