@@ -149,13 +149,14 @@ class _TestPass:
 def _evaluate_classifier(model, dataloader, label: str, parameters: int, channels_last: bool,
                          bf16: bool) -> ModelEvaluation:
     classes = list(dataloader.dataset.metainfo['classes'])
-    logits, labels = [], []
+    logit_batches: List[torch.Tensor] = []
+    label_batches: List[torch.Tensor] = []
     test_pass = _TestPass(model, dataloader, lambda data: model(data['inputs'], mode='tensor'),
                           channels_last, bf16)
     for _, data, batch_logits in test_pass:
-        logits.append(batch_logits)
-        labels.append(torch.cat([sample.gt_label for sample in data['data_samples']]))
-    logits, labels = torch.cat(logits), torch.cat(labels)
+        logit_batches.append(batch_logits)
+        label_batches.append(torch.cat([sample.gt_label for sample in data['data_samples']]))
+    logits, labels = torch.cat(logit_batches), torch.cat(label_batches)
     confusion = torch.zeros(len(classes), len(classes), dtype=torch.long)
     confusion.index_put_((labels, logits.argmax(dim=1)), torch.tensor(1), accumulate=True)
     top5 = (logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]).any(dim=1)

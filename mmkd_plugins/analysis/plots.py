@@ -1,7 +1,8 @@
 """Figures of a comparison: per-class bars, confusion matrices, training curves (matplotlib)."""
-from typing import Dict, Sequence
+from typing import Dict, Sequence, cast
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure  # drawn to files only: pyplot's backend is left alone
 
 from .model_evaluation import ModelEvaluation
@@ -39,7 +40,7 @@ def plot_confusion_matrices(evaluations: Sequence[ModelEvaluation], path: str) -
     figure = Figure(figsize=(3.6 * len(evaluations), 3.8))
     axes = figure.subplots(1, len(evaluations), squeeze=False)
     for axis, evaluation in zip(axes[0], evaluations):
-        counts = evaluation.confusion.numpy()
+        counts = cast(torch.Tensor, evaluation.confusion).numpy()  # classifiers have one
         rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         axis.imshow(rates, cmap='Blues', vmin=0, vmax=1)
         for true, predicted in zip(*np.nonzero(counts)):

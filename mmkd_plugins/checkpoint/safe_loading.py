@@ -39,7 +39,7 @@ def _numpy_globals() -> List[Callable]:
     try:
         from numpy._core.multiarray import _reconstruct, scalar  # numpy >= 2
     except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct, scalar
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]  # numpy 1
     dtype_classes = [type(np.dtype(name)) for name in (
         'bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64',
         'float16', 'float32', 'float64')]

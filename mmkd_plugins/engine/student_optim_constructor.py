@@ -10,7 +10,7 @@ parameters (block-wise connectors, learned temperatures) with the optimizer's se
 :class:`~mmkd_plugins.engine.DistillationRunner` puts it in place by itself
 (:func:`run_optim_constructor_on_student`).
 """
-from typing import Optional
+from typing import Dict, Optional, cast
 
 import torch.nn as nn
 from mmengine.config import Config
@@ -58,7 +58,7 @@ class StudentOptimWrapperConstructor:
         Raises:
             TypeError: ``model`` has no ``student``.
         """
-        model = model.module if is_model_wrapper(model) else model
+        model = cast(nn.Module, model.module) if is_model_wrapper(model) else model
         student = getattr(model, 'student', None)
         if not isinstance(student, nn.Module):
             raise TypeError(f'optim_wrapper.constructor: {CONSTRUCTOR_TYPE} builds the '
@@ -67,7 +67,7 @@ class StudentOptimWrapperConstructor:
         own = {name: param for name, param in model.named_parameters()
                if not name.startswith('student.') and param.requires_grad}
         if own:
-            group = dict(params=list(own.values()))
+            group: Dict[str, list] = dict(params=list(own.values()))
             optimizer = optim_wrapper.optimizer
             if 'param_names' in optimizer.param_groups[0]:  # torch: all groups named, or none
                 group['param_names'] = list(own)

@@ -16,7 +16,7 @@ def _type_name(transform: dict) -> str:
     return str(transform['type']).split('.')[-1]
 
 
-def training_dataset_with_pipeline(cfg: Config) -> Tuple[dict, str]:
+def training_dataset_with_pipeline(cfg: Config) -> Tuple[ConfigDict, str]:
     """The dataset config of the training set that holds its pipeline (inside Repeat- or
     ClassBalanced-style wrappers), and its place in the config.
 
@@ -111,7 +111,7 @@ def undo_soft_label_store(cfg: Config) -> None:
         dataset, _ = training_dataset_with_pipeline(cfg)
     except (AttributeError, KeyError, ValueError):
         return
-    pipeline = []
+    pipeline: List[dict] = []
     for transform in dataset.pipeline:
         if _type_name(transform) == REPLAY_TYPE.split('.')[-1]:
             pipeline.extend(dict(replayed) for replayed in transform['transforms'])

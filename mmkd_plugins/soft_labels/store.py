@@ -26,9 +26,10 @@ import json
 import os
 import os.path as osp
 import zlib
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 FORMAT_VERSION = 1
 HEADER = 'header.json'
@@ -89,7 +90,7 @@ class SoftLabelStore:
     def __init__(self, folder: str, header: Dict[str, Any], writable: bool) -> None:
         self.folder = folder
         self.header = header
-        mode = 'r+' if writable else 'r'
+        mode: Literal['r+', 'r'] = 'r+' if writable else 'r'
         self.arrays = {name: np.load(osp.join(folder, f'{name}.npy'), mmap_mode=mode)
                        for name in ARRAYS}
 
@@ -136,10 +137,11 @@ class SoftLabelStore:
             return cls.attach(folder, header)
         os.makedirs(folder, exist_ok=True)
         shape = (header['num_samples'], header['views'], header['top_k'])
-        dtypes = dict(probabilities=(shape, np.float16),
-                      classes=(shape, class_dtype(header['num_classes'])),
-                      sample_ids=((header['num_samples'], ), np.int64),
-                      done=((header['num_samples'], ), np.uint8))
+        dtypes: Dict[str, Tuple[Tuple[int, ...], DTypeLike]] = dict(
+            probabilities=(shape, np.float16),
+            classes=(shape, class_dtype(header['num_classes'])),
+            sample_ids=((header['num_samples'], ), np.int64),
+            done=((header['num_samples'], ), np.uint8))
         for name, (array_shape, dtype) in dtypes.items():
             array = np.lib.format.open_memmap(osp.join(folder, f'{name}.npy'), mode='w+',
                                               dtype=dtype, shape=array_shape)

@@ -2,7 +2,7 @@
 view), so that the view a student trains on is exactly one the teacher labelled."""
 import copy
 import random
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, cast
 
 import numpy as np
 import torch
@@ -74,8 +74,10 @@ def first_unreplayable_transform(transforms: Sequence[BaseTransform], results: d
     global ones, so a view could not be replayed), or None; ``approximated`` ones are left out.
     """
     for end in range(1, len(transforms) + 1):
-        outputs = [apply_view(transforms[:end], copy.deepcopy(results), seed, sample, 0,
-                              approximated, skip_approximated=True) for _ in range(2)]
+        # a pipeline's replayed transforms (augmentations) keep the sample: never None
+        outputs = [cast(dict, apply_view(transforms[:end], copy.deepcopy(results), seed, sample,
+                                         0, approximated, skip_approximated=True))
+                   for _ in range(2)]
         if not np.array_equal(outputs[0]['img'], outputs[1]['img']):
             return type(transforms[end - 1]).__name__
     return None
@@ -137,11 +139,11 @@ class ReplayStoredView(BaseTransform):
                 f'{self.store_folder} ({held}): the store was made for another dataset; make '
                 'one for this dataset with tools/make_soft_labels.py')
         view = int(np.random.randint(self.views))
-        results = apply_view(self.transforms, results, self.seed, sample, view,
-                             self.approximated)
-        if results is not None:
-            results[VIEW_KEY] = view
-        return results
+        replayed = apply_view(self.transforms, results, self.seed, sample, view,
+                              self.approximated)
+        if replayed is not None:
+            replayed[VIEW_KEY] = view
+        return replayed
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(store={self.store_folder!r}, views={self.views}, '

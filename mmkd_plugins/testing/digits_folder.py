@@ -7,7 +7,7 @@ file of ``<relative path> <label>`` lines.
 """
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 from PIL import Image
@@ -64,12 +64,13 @@ def write_digits_images(root: str, image_size: int = 16) -> np.ndarray:
     for index, image in enumerate(images):
         path = osp.join(root, 'images', f'{index:04d}.png')
         if not osp.exists(path):
-            resized = Image.fromarray(image).resize((image_size, image_size), Image.BILINEAR)
+            resized = Image.fromarray(image).resize((image_size, image_size),
+                                                   Image.Resampling.BILINEAR)
             resized.convert('RGB').save(path)
     return digits.target
 
 
-def write_annotation_file(path: str, indices: Sequence[int], labels: np.ndarray) -> None:
+def write_annotation_file(path: str, indices: Iterable[int], labels: np.ndarray) -> None:
     """Write ``images/<index>.png <label>`` lines, the format of mmpretrain's CustomDataset."""
     with open(path, 'w') as file:
         for index in indices:

@@ -7,7 +7,7 @@ outline polygons, ``categories``) that mmdet's ``CocoDataset`` and pycocotools' 
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -15,8 +15,8 @@ from PIL import Image, ImageDraw
 SHAPE_CLASSES = ('square', 'circle', 'triangle')
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: Tuple[int, int, int, int],
-                colour: Tuple[int, int, int]) -> None:
+def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: Sequence[int],
+                colour: Tuple[int, ...]) -> None:
     x0, y0, x1, y1 = box
     if shape == 'square':
         draw.rectangle([x0, y0, x1 - 1, y1 - 1], fill=colour)
@@ -31,7 +31,7 @@ def _outline(shape: str, box: List[int]) -> List[float]:
     points), so that instance-segmentation pipelines (``with_mask=True``) can read it too."""
     x0, y0, x1, y1 = box
     if shape == 'square':
-        points = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+        points: List[Tuple[float, float]] = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
     elif shape == 'circle':
         angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
         points = list(zip((x0 + x1) / 2 + (x1 - x0) / 2 * np.cos(angles),
@@ -85,7 +85,8 @@ def write_shapes_coco(root: str, split_sizes: Dict[str, int], image_size: int = 
     for split_index, (split, size) in enumerate(split_sizes.items()):
         rng = np.random.default_rng([seed, split_index])
         os.makedirs(osp.join(root, split), exist_ok=True)
-        images, annotations = [], []
+        images: List[dict] = []
+        annotations: List[dict] = []
         for image_id in range(1, size + 1):
             image, objects = _random_image(rng, image_size, min_size, max_size, max_objects)
             file_name = f'{image_id:05d}.png'

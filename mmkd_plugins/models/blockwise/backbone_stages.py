@@ -18,7 +18,7 @@ backbone's own forward is checked when a hybrid is built (see
 forward does something else between stages is refused rather than silently mis-distilled.
 """
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple, cast
 
 import torch
 from torch import nn
@@ -105,7 +105,7 @@ def split_backbone(backbone: nn.Module, field: str) -> BackboneStages:
                     f'{__name__}')
 
 
-def _outputs_at_stage_ends(out_indices: Tuple[int, ...], stage_ends: Tuple[int, ...],
+def _outputs_at_stage_ends(out_indices: Sequence[int], stage_ends: Tuple[int, ...],
                            backbone_name: str) -> Tuple[int, ...]:
     """Map a backbone's ``out_indices`` (in its own layer numbering) to stage indices.
 
@@ -128,8 +128,8 @@ def _outputs_at_stage_ends(out_indices: Tuple[int, ...], stage_ends: Tuple[int, 
 def split_resnet(backbone: nn.Module) -> BackboneStages:
     """ResNet, ResNetV1c/V1d, ResNeXt, SE-ResNet, ResNet_CIFAR (mmpretrain) and ResNet, ResNeXt
     (mmdet): one stage per residual layer (``layer1`` ... ``layer4``)."""
-    layers = tuple(backbone.res_layers)
-    out_indices = [index % len(layers) for index in backbone.out_indices]
+    layers = tuple(cast(List[str], backbone.res_layers))  # the residual layers' names
+    out_indices = [index % len(layers) for index in cast(Sequence[int], backbone.out_indices)]
     return BackboneStages(stages=tuple((name, ) for name in layers),
                           output_stages=_outputs_at_stage_ends(
                               out_indices, tuple(range(len(layers))), type(backbone).__name__))
@@ -142,11 +142,11 @@ MOBILENET_V2_STAGE_ENDS = (1, 2, 4, 7)
 def split_mobilenet_v2(backbone: nn.Module) -> BackboneStages:
     """MobileNetV2 (mmpretrain): four stages ending where ResNet's do, at strides 4, 8, 16, 32:
     (layer1, layer2), (layer3), (layer4, layer5), (layer6, layer7, conv2)."""
-    layers = tuple(backbone.layers)  # layer1 ... layer7, conv2
+    layers = tuple(cast(List[str], backbone.layers))  # layer1 ... layer7, conv2
     starts = (0, ) + tuple(end + 1 for end in MOBILENET_V2_STAGE_ENDS[:-1])
     stages = tuple(layers[start:end + 1]
                    for start, end in zip(starts, MOBILENET_V2_STAGE_ENDS))
     return BackboneStages(stages=stages,
                           output_stages=_outputs_at_stage_ends(
-                              tuple(backbone.out_indices), MOBILENET_V2_STAGE_ENDS,
-                              'MobileNetV2'))
+                              tuple(cast(Sequence[int], backbone.out_indices)),
+                              MOBILENET_V2_STAGE_ENDS, 'MobileNetV2'))

@@ -10,7 +10,7 @@ stage j <= i, the connected student output C_j(S_j), and the teacher's own tail 
 later stages.
 """
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Union, cast
 
 import torch
 from mmengine.model import BaseModel
@@ -143,7 +143,7 @@ def outputs_read_by_head(adapter: HybridTaskAdapter, model: BaseModel,
     inputs = tuple(output.detach().clone().requires_grad_() for output in backbone_outputs)
     with torch.enable_grad():
         total = sum(t.sum() for t in _tensors_in(adapter.head_forward(model, inputs)))
-        grads = torch.autograd.grad(total, inputs, allow_unused=True)
+        grads = torch.autograd.grad(cast(torch.Tensor, total), inputs, allow_unused=True)
     return {position for position, grad in enumerate(grads) if grad is not None}
 
 
@@ -214,6 +214,8 @@ class HybridNetworks(nn.Module):
             branch, label assignment or head loss). Defaults to True.
         field: Config field for errors. Defaults to ``'model.hybrids'``.
     """
+
+    step: torch.Tensor  # a buffer, with per_step only
 
     def __init__(self,
                  student: BaseModel,

@@ -1,16 +1,18 @@
 """Block-wise logit distillation: hybrid student/teacher networks distilled through their logits
 (Yu et al., arXiv 2411.01547; methods.md §3)."""
 import inspect
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union, cast
 
 import torch
 from mmengine.model import BaseModel
+from torch import nn
 
 from mmkd_plugins.registry import MODELS
 from ..blockwise import HybridNetworks
 from ..module_output_recorder import ModuleOutputRecorder
+from ..task_adapters import HybridTaskAdapter
 from ..teachers import LOGITS
-from .distill_losses import sum_over_levels, temperature_logs, weighted_task_losses
+from .distill_losses import LossValue, sum_over_levels, temperature_logs, weighted_task_losses
 from .distiller import SINGLE, Distiller
 
 Logits = Union[torch.Tensor, List[torch.Tensor]]
@@ -20,7 +22,7 @@ def mean_logits(logits: Sequence[Logits]) -> Logits:
     """The element-wise mean of several models' logits (per level for per-level lists)."""
     if isinstance(logits[0], (list, tuple)):
         return [torch.stack(level).mean(dim=0) for level in zip(*logits)]
-    return torch.stack(list(logits)).mean(dim=0)
+    return torch.stack(list(cast(Sequence[torch.Tensor], logits))).mean(dim=0)
 
 
 def detach_logits(logits: Logits) -> Logits:
@@ -104,7 +106,8 @@ class BlockwiseDistiller(Distiller):
                             f'{type(self.student).__name__} is not supported; it supports '
                             'mmpretrain classifiers and mmdet one-stage and Faster R-CNN-style '
                             'two-stage detectors')
-        self.hybrids = HybridNetworks(self.student, self.teacher, self.adapter,
+        self.hybrids = HybridNetworks(self.student, self.teacher,
+                                      cast(HybridTaskAdapter, self.adapter),
                                       **dict(hybrids or {}))
         self.beta, self.gamma = beta, gamma
         self.detach_ensemble = detach_ensemble
@@ -114,9 +117,10 @@ class BlockwiseDistiller(Distiller):
             self.student,
             list(self.student_recorder.module_names) + list(self.hybrids.student_modules.values()))
 
-    def loss(self, inputs: torch.Tensor, data_samples: Optional[list]) -> Dict[str, torch.Tensor]:
+    def loss(self, inputs: torch.Tensor, data_samples: list) -> Dict[str, LossValue]:
         """Every term of α·L_task + β·L_distill + γ·L_cross under its own key."""
-        with self.adapter.record_student_step(self.student) as records:
+        adapter = cast(HybridTaskAdapter, self.adapter)  # supports_hybrids, checked when built
+        with adapter.record_student_step(self.student) as records:
             student_losses, student_outputs, teacher_outputs = self.run_student_and_teachers(
                 inputs, data_samples)
         teacher_logits = teacher_outputs[SINGLE][LOGITS]
@@ -153,7 +157,7 @@ class BlockwiseDistiller(Distiller):
         return terms
 
 
-def _check_losses_take_detach_target(losses: Dict[str, torch.nn.Module]) -> None:
+def _check_losses_take_detach_target(losses: nn.ModuleDict) -> None:
     """Raise a ``ValueError`` naming a loss whose forward has no ``detach_target``."""
     for name, loss_module in losses.items():
         if 'detach_target' not in inspect.signature(loss_module.forward).parameters:

@@ -1,5 +1,5 @@
 """The distiller: a student trained by its stock losses plus distillation from frozen teachers."""
-from typing import Dict, NamedTuple, Optional, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union, cast
 
 import torch
 from mmengine.model import BaseModel
@@ -10,11 +10,11 @@ from ..module_output_recorder import ModuleOutputRecorder, check_module_names
 from ..task_adapters import adapter_for, two_classifier_layout, two_classifier_loss
 from ..teachers import (LOGITS, TEACHER_KEYS, CachedTeacher, LiveTeacher, StoredTeacher,
                         TeacherOutputCache, TeacherSource, check_teacher_config)
-from .distill_losses import (ComparedOutputs, build_distill_losses, check_label_losses,
+from .distill_losses import (ComparedOutputs, LossValue, build_distill_losses, check_label_losses,
                              distill_terms, temperature_logs, weighted_task_losses)
 from .student import HoldsStudent, build_student
 
-ForwardResults = Union[Dict[str, torch.Tensor], list, torch.Tensor, tuple]
+ForwardResults = Union[Dict[str, LossValue], list, torch.Tensor, tuple]
 SINGLE = 'teacher'  # the key of a lone teacher in ``teacher_sources``
 TEACHER_ENTRY_KEYS = TEACHER_KEYS + ('distill_losses', 'weight')
 
@@ -104,6 +104,7 @@ class Distiller(HoldsStudent, BaseModel):
         for name, (cfg, losses_cfg, weight) in entries.items():
             field = 'model.teacher' if single else f'model.teachers.{name}'
             losses_field = 'model.distill_losses' if single else f'{field}.distill_losses'
+            source: Union[LiveTeacher, StoredTeacher]
             if soft_labels is None:
                 source = LiveTeacher(cfg, student, self.adapter, field)
             else:
@@ -148,7 +149,7 @@ class Distiller(HoldsStudent, BaseModel):
         if not self.lone_teacher:
             raise TypeError(f'this distiller has {len(self.teacher_sources)} teachers '
                             '(model.teachers): use .teachers or .teacher_sources[<name>]')
-        return self.teacher_sources[SINGLE]
+        return cast(TeacherSource, self.teacher_sources[SINGLE])
 
     def forward(self,
                 inputs: torch.Tensor,
@@ -162,11 +163,11 @@ class Distiller(HoldsStudent, BaseModel):
             data_samples: The batch's data samples (labels, image metas).
             mode: ``'loss'``, ``'predict'`` or ``'tensor'``.
         """
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
+        if mode == 'loss':  # a training batch: its data samples hold the labels
+            return self.loss(inputs, cast(list, data_samples))
         return self.student(inputs, data_samples, mode=mode)
 
-    def loss(self, inputs: torch.Tensor, data_samples: Optional[list]) -> Dict[str, torch.Tensor]:
+    def loss(self, inputs: torch.Tensor, data_samples: list) -> Dict[str, LossValue]:
         """The student's stock losses (``student.*``, times α) and the distillation losses
         (``distill.*``), with learned temperatures for the log."""
         student_losses, student_outputs, teacher_outputs = self.run_student_and_teachers(
@@ -179,7 +180,7 @@ class Distiller(HoldsStudent, BaseModel):
             losses.update(temperature_logs(terms.losses, terms.log_suffix))
         return losses
 
-    def run_student_and_teachers(self, inputs: torch.Tensor, data_samples: Optional[list]
+    def run_student_and_teachers(self, inputs: torch.Tensor, data_samples: list
                                  ) -> Tuple[Dict[str, torch.Tensor], dict, Dict[str, dict]]:
         """:meth:`run_student` and every teacher's outputs on one batch. Teachers whose outputs
         depend on the batch alone (classifiers, dense detectors, cache, store) run first: a
@@ -201,7 +202,7 @@ class Distiller(HoldsStudent, BaseModel):
         return student_losses, student_outputs, teacher_outputs
 
     def run_student(self, inputs: torch.Tensor,
-                    data_samples: Optional[list]) -> Tuple[Dict[str, torch.Tensor], dict]:
+                    data_samples: list) -> Tuple[Dict[str, torch.Tensor], dict]:
         """The student's stock ``loss()``, recording what the distillation losses compare.
 
         Returns:
@@ -219,7 +220,7 @@ class Distiller(HoldsStudent, BaseModel):
         return student_losses, student_outputs
 
     def run_teacher(self, inputs: torch.Tensor, data_samples: Optional[list],
-                    name: str = SINGLE) -> Dict[str, torch.Tensor]:
+                    name: str = SINGLE) -> Dict[str, Union[torch.Tensor, List[torch.Tensor]]]:
         """One teacher's compared outputs (``'logits'`` and named modules, float32), without
         autograd, from its source (live, cached or stored).
 
@@ -228,7 +229,8 @@ class Distiller(HoldsStudent, BaseModel):
             data_samples: The batch's data samples.
             name: The teacher's name (a lone teacher's is ``'teacher'``).
         """
-        return self.teacher_sources[name].outputs(inputs, data_samples, self.student_recorder)
+        return cast(TeacherSource, self.teacher_sources[name]).outputs(inputs, data_samples,
+                                                                       self.student_recorder)
 
     def enable_teacher_cache(self, max_bytes: Optional[int] = None,
                              share_across_ranks: bool = True) -> TeacherOutputCache:
@@ -262,7 +264,7 @@ class Distiller(HoldsStudent, BaseModel):
             raise ValueError(f'the teacher cache holds logits only; model.distill_losses.'
                              f'{named[0]} compares named module outputs')
         self.teacher_sources[SINGLE] = CachedTeacher(source, max_bytes, share_across_ranks)
-        return self.teacher_sources[SINGLE].cache
+        return cast(CachedTeacher, self.teacher_sources[SINGLE]).cache
 
 
 def _teacher_entries(teacher: Optional[dict], distill_losses: Optional[Dict[str, dict]],
@@ -282,7 +284,9 @@ def _teacher_entries(teacher: Optional[dict], distill_losses: Optional[Dict[str,
     if teachers is None:
         if distill_losses is None:
             raise ValueError('model.distill_losses: the losses of model.teacher are needed')
-        return {SINGLE: (check_teacher_config(teacher, 'model.teacher'), distill_losses, 1.0)}
+        # not None: exactly one of teacher and teachers is given (checked above)
+        return {SINGLE: (check_teacher_config(cast(dict, teacher), 'model.teacher'),
+                         distill_losses, 1.0)}
     if distill_losses is not None or soft_labels is not None:
         raise ValueError('model.teachers: with several teachers, each entry holds its own '
                          'distill_losses, and a soft-label store (model.soft_labels) serves '

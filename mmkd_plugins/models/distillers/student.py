@@ -1,9 +1,10 @@
 """The student inside a distiller: built from the stock config's ``model``, and answering for
 the parts that code written for stock models reads from the model."""
-from typing import Optional, Tuple, Union
+from typing import TYPE_CHECKING, Optional, Tuple, Union
 
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from torch import nn
 
 
 def build_student(student: Union[dict, BaseModel],
@@ -22,8 +23,13 @@ def build_student(student: Union[dict, BaseModel],
 # constructors, hooks); a distiller answers for them with where the student's part is.
 STUDENT_PARTS = ('backbone', 'neck', 'head', 'bbox_head', 'rpn_head', 'roi_head')
 
+if TYPE_CHECKING:  # a mixin of nn.Module subclasses: their nn.Module is its super()
+    _ModuleMixinBase = nn.Module
+else:
+    _ModuleMixinBase = object
 
-class HoldsStudent:
+
+class HoldsStudent(_ModuleMixinBase):
     """Mixin for distillers (``nn.Module`` subclasses with a ``student``): asking the distiller
     for a part of the student (``model.backbone``) raises an ``AttributeError`` that says where
     the part is and how to run a stock optimizer constructor on the student, instead of

@@ -1,7 +1,7 @@
 """CTKD's learnable temperature (Li et al., AAAI 2023): trained adversarially through a gradient
 reversal layer, with a cosine curriculum on the reversal strength λ."""
 import math
-from typing import Optional, Union
+from typing import Optional, Union, cast
 
 import torch
 from mmengine.logging import MessageHub
@@ -93,8 +93,8 @@ class CurriculumTemperature(nn.Module):
                 raise ValueError("CurriculumTemperature: mode='instance' needs num_classes")
             self.mlp = nn.Sequential(nn.Linear(2 * num_classes, hidden_channels), nn.ReLU(),
                                      nn.Linear(hidden_channels, 1))
-            nn.init.zeros_(self.mlp[2].weight)  # every row starts at init_tau
-            nn.init.constant_(self.mlp[2].bias, theta)
+            nn.init.zeros_(cast(torch.Tensor, self.mlp[2].weight))  # every row starts at init_tau
+            nn.init.constant_(cast(torch.Tensor, self.mlp[2].bias), theta)
         self.last_tau = torch.tensor(init_tau)
         self.last_lambda = 0.0
 

@@ -1,5 +1,5 @@
 """DIST: distillation by inter- and intra-class Pearson correlation (Huang et al., 2022)."""
-from typing import Optional, Union
+from typing import Optional, Union, cast
 
 import torch
 from torch import nn
@@ -139,7 +139,7 @@ class DISTLoss(nn.Module):
         if self.sync_batch:
             student_logits = gather_rows(at_least_float32(student_logits))
             teacher_logits = gather_rows(at_least_float32(teacher_logits))
-        tau = (self.tau if self.temperature is None else
+        tau = (cast(float, self.tau) if self.temperature is None else  # tau not a config
                self.temperature(student_logits, teacher_logits))
         row_weights = None
         if self.weight_by_teacher_confidence:

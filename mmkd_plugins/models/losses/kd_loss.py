@@ -1,5 +1,5 @@
 """Classic knowledge distillation loss (Hinton et al., 2015), for softmax or sigmoid scores."""
-from typing import Optional, Union
+from typing import Optional, Union, cast
 
 import torch
 import torch.nn.functional as F
@@ -99,7 +99,7 @@ class KDLoss(nn.Module):
                 detach_target: bool = True) -> torch.Tensor:
         """Args: student_logits (N, C); teacher_logits (N, C), the target; detach_target: no
         gradient to the target. Returns: scalar tensor."""
-        tau = (self.tau if self.temperature is None else
+        tau = (cast(float, self.tau) if self.temperature is None else  # tau not a config
                self.temperature(student_logits, teacher_logits))
         row_weights = None
         if self.weight_by_teacher_confidence:

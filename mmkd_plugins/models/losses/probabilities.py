@@ -37,7 +37,7 @@ def probabilities(logits: torch.Tensor, activation: str) -> torch.Tensor:
     raise ValueError(f'activation must be one of {ACTIVATIONS}, got {activation!r}')
 
 
-def row_weights_by_confidence(teacher_logits: torch.Tensor, tau: float,
+def row_weights_by_confidence(teacher_logits: torch.Tensor, tau: Union[float, torch.Tensor],
                               activation: str) -> torch.Tensor:
     """The teacher's highest probability in each row, shape (N,), detached."""
     return probabilities(at_least_float32(teacher_logits.detach()) / tau,

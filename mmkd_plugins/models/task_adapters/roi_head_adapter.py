@@ -1,7 +1,7 @@
 """How a distiller reads comparable outputs from mmdet's two-stage detectors."""
 import re
 from contextlib import contextmanager
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional, Tuple, cast
 
 import torch
 from mmengine.model import BaseModel
@@ -252,6 +252,7 @@ class RoIHeadAdapter:
         :meth:`head_forward`'s outputs, with the targets the student's sampling gave its RoIs
         (``records``)."""
         cls_score, bbox_pred = head_outputs
+        records = cast(dict, records)  # record_student_step's, given in training
         return model.roi_head.bbox_head.loss_and_target(
             cls_score=cls_score, bbox_pred=bbox_pred, rois=records['rois'],
             sampling_results=records['sampling_results'],

@@ -11,9 +11,10 @@ LeViT's and EfficientFormer's training forward raises, DeiT's trains the mean on
 logits, every distillation loss on the distillation logits; predictions and the exported
 checkpoint stay the stock head's.
 """
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional, Tuple, cast
 
 import torch
+from mmengine.model import BaseModel, BaseModule
 from torch import nn
 
 
@@ -47,7 +48,7 @@ def two_classifier_layout(head: nn.Module) -> Optional[TwoClassifierLayout]:
     return layout
 
 
-def class_and_distillation_logits(head: nn.Module,
+def class_and_distillation_logits(head: BaseModule,
                                   features: tuple) -> Tuple[torch.Tensor, torch.Tensor]:
     """Both classifiers' logits, from the head's own ``pre_logits``.
 
@@ -59,7 +60,7 @@ def class_and_distillation_logits(head: nn.Module,
         Class logits and distillation logits, each shape (B, num_classes). Their mean is the
         stock head's prediction.
     """
-    layout = two_classifier_layout(head)
+    layout = cast(TwoClassifierLayout, two_classifier_layout(head))  # head has two classifiers
     pre_logits = head.pre_logits(features)
     # DeiT: (class token, distillation token); the others: one pooled feature for both
     class_input, distillation_input = (pre_logits if isinstance(pre_logits, tuple)
@@ -68,7 +69,7 @@ def class_and_distillation_logits(head: nn.Module,
             head.get_submodule(layout.distillation_layer)(distillation_input))
 
 
-def two_classifier_loss(classifier: nn.Module, inputs: torch.Tensor,
+def two_classifier_loss(classifier: BaseModel, inputs: torch.Tensor,
                         data_samples: list) -> Tuple[dict, torch.Tensor]:
     """A two-classifier student's training forward, as the papers train it: the head's own loss
     (its config's ``loss``, Mixup/CutMix soft labels included) on the class logits.

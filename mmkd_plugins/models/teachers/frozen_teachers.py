@@ -9,12 +9,17 @@ attribute, it is seen by none of them; moving the model (``.to()``, ``.cuda()``)
 and a deep copy (the EMA model) shares it instead of copying it.
 """
 import copy
-from typing import Callable, List
+from typing import TYPE_CHECKING, Callable, List
 
 from torch import nn
 
+if TYPE_CHECKING:  # a mixin of nn.Module subclasses: their nn.Module is its super()
+    _ModuleMixinBase = nn.Module
+else:
+    _ModuleMixinBase = object
 
-class HoldsFrozenTeachers:
+
+class HoldsFrozenTeachers(_ModuleMixinBase):
     """Mixin for an ``nn.Module`` that keeps its frozen teachers out of its module tree.
 
     Subclasses attach each teacher with :meth:`attach_frozen` and list them in

@@ -1,7 +1,7 @@
 """Teachers from HuggingFace ``transformers``, through mmpretrain's ``HuggingFaceClassifier``:
 their own preprocessing, input size and class count, read from the model's image-processor and
 model configs (a hub name in the local HuggingFace cache, or a folder of ``save_pretrained``)."""
-from typing import Optional, Tuple
+from typing import Optional, Tuple, cast
 
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -70,11 +70,11 @@ def huggingface_input_size(model: nn.Module) -> Optional[Tuple[int, int]]:
         return None
     if isinstance(size, int):
         return (size, size)
-    return tuple(int(side) for side in size)
+    return cast(Tuple[int, int], tuple(int(side) for side in size))
 
 
 def huggingface_num_classes(model: nn.Module) -> Optional[int]:
     """The class count of a ``HuggingFaceClassifier``'s network, or None for other models."""
     if type(model).__name__ != 'HuggingFaceClassifier':
         return None
-    return getattr(model.model.config, 'num_labels', None)
+    return getattr(cast(nn.Module, model.model).config, 'num_labels', None)

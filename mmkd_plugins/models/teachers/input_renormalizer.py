@@ -1,5 +1,5 @@
 """Re-normalize inputs prepared for the student into what the teacher was trained on."""
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, cast
 
 import torch
 from torch import nn
@@ -17,8 +17,8 @@ def normalization_of(data_preprocessor: nn.Module,
         preprocessor reverses the channel order.
     """
     if getattr(data_preprocessor, '_enable_normalize', False):
-        mean = data_preprocessor.mean.detach().float().reshape(-1, 1, 1)
-        std = data_preprocessor.std.detach().float().reshape(-1, 1, 1)
+        mean = cast(torch.Tensor, data_preprocessor.mean).detach().float().reshape(-1, 1, 1)
+        std = cast(torch.Tensor, data_preprocessor.std).detach().float().reshape(-1, 1, 1)
     else:
         mean = torch.zeros(channels, 1, 1)
         std = torch.ones(channels, 1, 1)
@@ -40,6 +40,11 @@ class InputRenormalizer(nn.Module):
         student_preprocessor: The student's data preprocessor (it prepared the batch).
         teacher_preprocessor: The teacher's data preprocessor (never run; only read).
     """
+
+    student_mean: torch.Tensor
+    student_std: torch.Tensor
+    teacher_mean: torch.Tensor
+    teacher_std: torch.Tensor
 
     def __init__(self, student_preprocessor: nn.Module, teacher_preprocessor: nn.Module) -> None:
         super().__init__()
@@ -103,7 +108,7 @@ def expected_input_size(model: nn.Module) -> Optional[Tuple[int, int]]:
         return None
     if isinstance(size, int):
         return size, size
-    return tuple(int(side) for side in size)
+    return cast(Tuple[int, int], tuple(int(side) for side in size))
 
 
 def resized_to(inputs: torch.Tensor, size: Optional[Tuple[int, int]]) -> torch.Tensor:

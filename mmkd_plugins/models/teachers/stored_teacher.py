@@ -1,6 +1,6 @@
 """The teacher outputs of a soft-label store: the teacher's logits of each sample's replayed
 view, read from the store; the teacher network is never built."""
-from typing import Dict
+from typing import Dict, Mapping, Protocol, Tuple
 
 import numpy as np
 import torch
@@ -13,6 +13,14 @@ from ..module_output_recorder import ModuleOutputRecorder
 from .teacher_sources import LOGITS
 
 SOFT_LABEL_KEYS = ('store', 'allow_partial_intra_class')
+
+
+class StoreAdapter(Protocol):
+    """What a stored teacher uses of the student's task adapter (a
+    :class:`~mmkd_plugins.models.task_adapters.TaskAdapter`, which imports this package)."""
+
+    task: str
+    image_classification: bool
 
 
 class StoredTeacher(nn.Module):
@@ -39,7 +47,7 @@ class StoredTeacher(nn.Module):
     outputs_per_sample = True
 
     def __init__(self, soft_labels: dict, teacher: dict, student: BaseModel,
-                 adapter: type, field: str = 'model.soft_labels') -> None:
+                 adapter: StoreAdapter, field: str = 'model.soft_labels') -> None:
         super().__init__()
         if not adapter.image_classification:
             raise ValueError(f'{field}: a soft-label store serves classifiers; for a '
@@ -79,7 +87,7 @@ class StoredTeacher(nn.Module):
         batch's device."""
         return {LOGITS: self.logits(data_samples, inputs.device)}
 
-    def check_losses(self, losses: nn.ModuleDict, compared: Dict[str, tuple],
+    def check_losses(self, losses: nn.ModuleDict, compared: Mapping[str, Tuple[str, str]],
                      student: BaseModel, losses_field: str) -> None:
         """Each loss must compare logits with a softmax, at the store's temperature or a
         learned global one (CTKD); DIST's intra-class term needs every class stored.

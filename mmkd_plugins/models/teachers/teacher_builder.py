@@ -175,7 +175,7 @@ def freeze(model: nn.Module) -> nn.Module:
         parameter.requires_grad_(False)
     for module in model.modules():
         if hasattr(module, 'is_init'):
-            module.is_init = True
+            module.is_init = True  # type: ignore[assignment]  # torch stub: Tensor/Module only
     return model
 
 

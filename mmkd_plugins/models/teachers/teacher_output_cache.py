@@ -10,7 +10,7 @@ do not depend on the rest of its batch). The image path, not an index, identifie
 across dataset wrappers: in a ``ConcatDataset`` each part counts its ``sample_idx`` from 0, and
 mmdet's ``img_id`` repeats across annotation files.
 """
-from typing import Dict, Hashable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Hashable, List, Optional, Sequence, Tuple, Union, cast
 
 import torch
 
@@ -56,7 +56,7 @@ def join_samples(samples: Sequence[Logits]) -> Logits:
     """Inverse of :func:`split_per_sample`."""
     if isinstance(samples[0], (list, tuple)):
         return [torch.cat(levels) for levels in zip(*samples)]
-    return torch.cat(list(samples))
+    return torch.cat(list(cast(Sequence[torch.Tensor], samples)))
 
 
 def entry_bytes(sample: Logits) -> int:
@@ -65,7 +65,7 @@ def entry_bytes(sample: Logits) -> int:
     return sum(level.numel() * level.element_size() for level in levels)
 
 
-def to_device(sample: Logits, device: torch.device) -> Logits:
+def to_device(sample: Logits, device: Union[str, torch.device]) -> Logits:
     """One cached sample's logits on ``device``."""
     if isinstance(sample, (list, tuple)):
         return [level.to(device) for level in sample]

@@ -6,7 +6,7 @@ Every source answers :meth:`outputs` with the teacher's float32 outputs that the
 losses compare: ``'logits'`` (classifiers: (B, C); detectors: what the task adapter compares)
 and, for a live teacher, the outputs of the modules the losses name.
 """
-from typing import Dict, List, Optional, Protocol
+from typing import Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, cast
 
 import torch
 from mmengine.dist import all_gather_object, get_world_size
@@ -17,7 +17,8 @@ from ..module_output_recorder import ModuleOutputRecorder, check_module_names
 from .frozen_teachers import HoldsFrozenTeachers
 from .input_renormalizer import build_renormalizer, expected_input_size, resized_to
 from .teacher_builder import build_teacher, load_teacher_weights
-from .teacher_output_cache import TeacherOutputCache, sample_key, split_per_sample, to_device
+from .teacher_output_cache import (Logits, TeacherOutputCache, sample_key, split_per_sample,
+                                   to_device)
 from .teacher_precision import bf16_autocast, check_bf16_supported, to_float32
 
 LOGITS = 'logits'
@@ -32,13 +33,48 @@ class TeacherSource(Protocol):
     outputs_per_sample: bool  # outputs depend on each sample alone (may run before the student)
 
     def outputs(self, inputs: torch.Tensor, data_samples: Optional[list],
-                student_recorder: ModuleOutputRecorder) -> Dict[str, torch.Tensor]:
+                student_recorder: ModuleOutputRecorder) -> Dict[str, Logits]:
         """The teacher's compared outputs for the student-normalized batch (B, 3, H, W)."""
 
-    def check_losses(self, losses: nn.ModuleDict, compared: Dict[str, tuple],
+    def check_losses(self, losses: nn.ModuleDict, compared: Mapping[str, Tuple[str, str]],
                      student: BaseModel, losses_field: str) -> None:
         """At build time: refuse losses the source cannot serve (naming ``losses_field``), and
         prepare what they need. (A cache is put in front of a checked live teacher.)"""
+
+
+class SourceAdapter(Protocol):
+    """What the teacher sources use of the student's task adapter (a
+    :class:`~mmkd_plugins.models.task_adapters.TaskAdapter`, which imports this package)."""
+
+    task: str
+    teacher_computes: str
+    teacher_logits_per_sample: bool
+    teacher_inputs_resizable: bool
+    image_classification: bool
+
+    @staticmethod
+    def teacher_runs(teacher: BaseModel, student: BaseModel, module_name: str) -> bool:
+        """Whether the teacher's forward for distillation runs ``module_name``."""
+
+    @staticmethod
+    def check_pair(student: BaseModel, teacher: BaseModel, field: str) -> None:
+        """Raise naming ``field`` if the teacher cannot teach this student."""
+
+    @staticmethod
+    def teacher_logits(teacher: BaseModel, inputs: torch.Tensor,
+                       student_calls: ModuleOutputRecorder):
+        """The teacher's logits for the teacher-prepared batch ``inputs`` (B, 3, H, W)."""
+
+
+class ClassMappingAdapter(SourceAdapter, Protocol):
+    """An adapter with ``image_classification``, whose pair check also takes a teacher's class
+    index map."""
+
+    @staticmethod
+    def check_pair(student: BaseModel, teacher: BaseModel, field: str,
+                   class_index_map: Optional[Sequence[int]] = None) -> None:
+        """Raise naming ``field`` if the teacher cannot teach this student (with the class
+        index map, when given)."""
 
 
 def check_teacher_config(teacher: dict, field: str) -> dict:
@@ -74,7 +110,9 @@ class LiveTeacher(HoldsFrozenTeachers, nn.Module):
         ValueError, TypeError: a teacher that cannot teach this student (naming ``field``).
     """
 
-    def __init__(self, teacher: dict, student: BaseModel, adapter: type,
+    network: BaseModel  # attached frozen, outside the module tree
+
+    def __init__(self, teacher: dict, student: BaseModel, adapter: SourceAdapter,
                  field: str) -> None:
         super().__init__()
         self.adapter, self.field = adapter, field
@@ -89,7 +127,8 @@ class LiveTeacher(HoldsFrozenTeachers, nn.Module):
             raise ValueError(f'{field}.class_index_map: maps the classes of a classification '
                              f'teacher; the student is a {adapter.task}')
         else:
-            adapter.check_pair(student, self.network, field, list(class_index_map))
+            cast(ClassMappingAdapter, adapter).check_pair(student, self.network, field,
+                                                          list(class_index_map))
             self.register_buffer('class_index_map', torch.tensor(list(class_index_map)),
                                  persistent=False)
         load_teacher_weights(self.network, teacher.get('checkpoint'), field)
@@ -118,7 +157,7 @@ class LiveTeacher(HoldsFrozenTeachers, nn.Module):
         self.network.eval()
         return self
 
-    def check_losses(self, losses: nn.ModuleDict, compared: Dict[str, tuple],
+    def check_losses(self, losses: nn.ModuleDict, compared: Mapping[str, Tuple[str, str]],
                      student: BaseModel, losses_field: str) -> None:
         """Record, from now on, the teacher modules that the losses compare (``teacher_output``
         entries), so that :meth:`outputs` returns their outputs too.
@@ -145,7 +184,7 @@ class LiveTeacher(HoldsFrozenTeachers, nn.Module):
         self.recorder = ModuleOutputRecorder(self.network, module_names)
 
     def outputs(self, inputs: torch.Tensor, data_samples: Optional[list],
-                student_recorder: ModuleOutputRecorder) -> Dict[str, torch.Tensor]:
+                student_recorder: ModuleOutputRecorder) -> Dict[str, Logits]:
         """``'logits'`` and the recorded modules' outputs, float32.
 
         Args:
@@ -211,7 +250,7 @@ class CachedTeacher(nn.Module):
         return self.live.network
 
     def outputs(self, inputs: torch.Tensor, data_samples: list,
-                student_recorder: ModuleOutputRecorder) -> Dict[str, torch.Tensor]:
+                student_recorder: ModuleOutputRecorder) -> Dict[str, Logits]:
         """``'logits'`` of the batch: computed for the samples the cache lacks, stored (with the
         other ranks' new ones when shared), and joined with the cached ones in batch order."""
         keys = [sample_key(sample) for sample in data_samples]

@@ -1,6 +1,6 @@
 """Teachers from timm, through mmpretrain's ``TimmClassifier``: their own preprocessing, input
 size and class count, read from timm's description of the model (its ``pretrained_cfg``)."""
-from typing import Optional, Tuple
+from typing import Optional, Tuple, cast
 
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -58,7 +58,7 @@ def timm_input_size(model: nn.Module) -> Optional[Tuple[int, int]]:
     size = getattr(getattr(network, 'patch_embed', None), 'img_size', None)
     if size is None:
         size = pretrained['input_size'][1:]
-    return tuple(int(side) for side in size)
+    return cast(Tuple[int, int], tuple(int(side) for side in size))
 
 
 def timm_num_classes(model: nn.Module) -> Optional[int]:
