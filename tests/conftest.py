@@ -99,11 +99,11 @@ KD_CONFIG = str(DEMO_CONFIGS / 'kd_resnet18w32_resnet18w8_digits.py')
 BLOCKWISE_CONFIG = str(DEMO_CONFIGS / 'blockwise_resnet18w32_resnet18w8_digits.py')
 
 
-def run_tool(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``tools/<script>`` (or ``script``, a path from the repository root, when it names a
-    folder: ``.dev_scripts/zoo_sweep.py``) in a subprocess from the repository root."""
-    path = REPO_ROOT / script if '/' in script else REPO_ROOT / 'tools' / script
-    result = subprocess.run([sys.executable, str(path), *args],
+def run_tool(script: str, *args: str, check: bool = True,
+             folder: str = 'tools') -> subprocess.CompletedProcess:
+    """Run ``<folder>/<script>`` (``tools/`` by default; ``.dev_scripts`` for the research
+    scripts) in a subprocess from the repository root."""
+    result = subprocess.run([sys.executable, str(REPO_ROOT / folder / script), *args],
                             cwd=REPO_ROOT, env=tool_env(), capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f'{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}')

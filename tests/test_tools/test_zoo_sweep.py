@@ -90,11 +90,11 @@ def swept(tmp_path_factory):
     """Sweep the subset once (two cases at a time); the results per family and the table."""
     work_dir = tmp_path_factory.mktemp('zoo_sweep')
     table = work_dir / 'coverage.md'
-    run_tool('.dev_scripts/zoo_sweep.py', '--families', *SMALL_TEACHER_SUBSET,
-             '--work-dir', str(work_dir),
-             '--out', str(table), '--max-teacher-params', '4e7', '--threads', '2')
-    run_tool('.dev_scripts/zoo_sweep.py', '--families', *SUBSET, '--work-dir', str(work_dir),
-             '--out', str(table), '--jobs', '2', '--threads', '1')
+    run_tool('zoo_sweep.py', '--families', *SMALL_TEACHER_SUBSET, '--work-dir', str(work_dir),
+             '--out', str(table), '--max-teacher-params', '4e7', '--threads', '2',
+             folder='.dev_scripts')
+    run_tool('zoo_sweep.py', '--families', *SUBSET, '--work-dir', str(work_dir),
+             '--out', str(table), '--jobs', '2', '--threads', '1', folder='.dev_scripts')
     results = {}
     for path in (work_dir / 'results').glob('*.json'):
         result = json.loads(path.read_text())
