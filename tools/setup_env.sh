@@ -95,6 +95,8 @@ echo "[setup] installing ${HOSTS[*]} and the package"
 # pin old setuptools and requests over the stack's.
 "${PIP[@]}" --no-deps 'openmim==0.3.9'
 "${PIP[@]}" click colorama model-index pandas rich tabulate
+echo "[setup] (pip's notes that openmim requires opendatalab are expected: mim's dataset" \
+  "downloads are left out)"
 "${PIP[@]}" --no-build-isolation --no-deps -e "$ROOT"
 
 stack_works || { echo "[setup] ERROR: the installed stack does not import" >&2; exit 1; }

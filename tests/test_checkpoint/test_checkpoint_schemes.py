@@ -24,7 +24,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from mmkd_plugins.checkpoint import (UnsafeCheckpointError, load_checkpoint_weights_only,
                                      register_weights_only_loaders)
 from mmkd_plugins.checkpoint.model_zoo_download import cache_path_of
-from .test_safe_loading import RunsCodeWhenUnpickled
+from ..support.checkpoints import RunsCodeWhenUnpickled
 
 
 def mmengine_checkpoint_file(path) -> str:

@@ -10,16 +10,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 from mmkd_plugins.checkpoint import (UnsafeCheckpointError, register_weights_only_loaders,
                                      safe_torch_load)
-
-
-class RunsCodeWhenUnpickled:
-    """An object whose unpickling would create a file (stands in for any code)."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (self.marker, 'w'))
+from ..support.checkpoints import RunsCodeWhenUnpickled
 
 
 def test_mmengine_style_checkpoint_loads_with_weights_only(tmp_path):

@@ -9,9 +9,9 @@ from mmkd_plugins.checkpoint import extract_student_state_dict
 from mmkd_plugins.models import BlockwiseDistiller, ConvBNConnector, kd_loss, split_backbone
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
-from .test_detection import (CASCADE, CASCADE_SMALL, FASTER, FASTER_RCNN_SMALL, RETINANET, batch_of,
-                             detector_cfg)
-from .test_distiller import KD, backbone_call_order, make_batch, student_model_cfg
+from ..support.classifiers import KD, backbone_call_order, make_batch, student_model_cfg
+from ..support.detectors import (CASCADE, CASCADE_SMALL, FASTER, FASTER_RCNN_SMALL, RETINANET,
+                                 batch_of, detector_cfg)
 
 IDENTITY = dict(connector=dict(type='IdentityConnector'))
 SIGMOID_KD = dict(loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid'))

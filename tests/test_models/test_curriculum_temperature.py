@@ -9,7 +9,7 @@ from mmengine.optim import OptimWrapper
 from mmkd_plugins.checkpoint import extract_student_state_dict
 from mmkd_plugins.models.losses import (CurriculumTemperature, KDLoss, curriculum_lambda, kd_loss,
                                         reverse_gradient)
-from .test_distiller import build_distiller, make_batch
+from ..support.classifiers import build_distiller, make_batch
 
 
 @pytest.fixture

@@ -1,39 +1,17 @@
 """The Distiller with real mmpretrain models on tiny inputs."""
-from typing import Optional
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.optim import OptimWrapper
-from mmpretrain.structures import DataSample
-from torch import nn
 
 from mmkd_plugins.models import Distiller
 from mmkd_plugins.models.distillers.distill_losses import distill_terms, weighted_task_losses
 from mmkd_plugins.models.losses import dkd_loss
-from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
-
-KD = dict(loss_kd=dict(type='KDLoss', tau=4.0))
-
-
-def student_model_cfg(config: str = STUDENT_CONFIG) -> dict:
-    cfg = Config.fromfile(config)
-    return dict(cfg.model, data_preprocessor=cfg.data_preprocessor)
-
-
-def build_distiller(teacher_checkpoint, losses=None, student=None, **teacher_kwargs):
-    teacher = dict(config=TEACHER_CONFIG, checkpoint=teacher_checkpoint, **teacher_kwargs)
-    return Distiller(student=student or student_model_cfg(), teacher=teacher,
-                     distill_losses=losses or KD)
-
-
-def make_batch(batch_size=4, size=16, num_classes=10, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    inputs = [torch.randint(0, 256, (3, size, size), generator=generator, dtype=torch.uint8)
-              for _ in range(batch_size)]
-    samples = [DataSample().set_gt_label(i % num_classes) for i in range(batch_size)]
-    return dict(inputs=inputs, data_samples=samples)
+from ..conftest import TEACHER_CONFIG, save_random_checkpoint
+from ..support.classifiers import (KD, assert_bf16_close, backbone_call_order, build_distiller,
+                                   identical_inputs_dist_residual, make_batch, student_model_cfg)
 
 
 def test_teacher_is_frozen_and_stays_in_eval_mode(teacher_checkpoint):
@@ -78,22 +56,6 @@ def test_loss_keys_and_gradients_reach_only_the_student(teacher_checkpoint):
         assert torch.equal(value, teacher_before[key]), key
     assert all(p.grad is None for p in model.teacher.parameters())
     assert not torch.equal(model.student.backbone.conv1.weight, stem_before)
-
-
-def backbone_call_order(model: nn.Module, data: dict, models: Optional[dict] = None) -> list:
-    """Which backbones a distillation forward (``mode='loss'``) runs, by name, in the order
-    they start; ``models`` maps names to the models watched (default: the distiller's
-    ``student`` and ``teacher``)."""
-    order = []
-    models = models or dict(student=model.student, teacher=model.teacher)
-    handles = [watched.backbone.register_forward_pre_hook(
-        lambda module, args, name=name: order.append(name)) for name, watched in models.items()]
-    try:
-        model(**data, mode='loss')
-    finally:
-        for handle in handles:
-            handle.remove()
-    return order
 
 
 def test_a_classifier_teacher_runs_before_the_students_forward(teacher_checkpoint):
@@ -141,16 +103,6 @@ def test_same_network_same_weights_gives_zero_distillation_loss(tmp_path):
     # 1 - pearson(y, y) = eps / (‖ỹ‖² + eps), per row and per class.
     assert losses['distill.loss_dist'].item() == pytest.approx(
         identical_inputs_dist_residual(teacher_logits), rel=1e-3, abs=1e-7)
-
-
-def identical_inputs_dist_residual(logits: torch.Tensor, activation: str = 'softmax',
-                                   eps: float = 1e-8) -> float:
-    """DIST (beta = gamma = tau = 1) of two identical (N, C) logit sets, by hand."""
-    logits = logits.double()
-    y = (logits.softmax(dim=1) if activation == 'softmax' else logits.sigmoid()).numpy()
-    rows = ((y - y.mean(axis=1, keepdims=True))**2).sum(axis=1)
-    columns = ((y - y.mean(axis=0, keepdims=True))**2).sum(axis=0)
-    return float((eps / (rows + eps)).mean() + (eps / (columns + eps)).mean())
 
 
 def test_named_module_outputs_can_be_distilled(teacher_checkpoint):
@@ -225,13 +177,6 @@ def test_channels_last_teacher_gives_the_same_logits(teacher_checkpoint):
     expected = standard.run_teacher(data['inputs'], data['data_samples'])['logits']
     got = fast.run_teacher(data['inputs'], data['data_samples'])['logits']
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
-
-
-def assert_bf16_close(got: torch.Tensor, expected: torch.Tensor) -> None:
-    """``got`` is float32, differs from ``expected`` (so bf16 ran) by bf16 rounding only."""
-    assert got.dtype == torch.float32
-    assert not torch.equal(got, expected)
-    torch.testing.assert_close(got, expected, rtol=0.05, atol=0.02 * expected.abs().max().item())
 
 
 def test_bf16_teacher_gives_float32_logits_near_the_float32_ones(teacher_checkpoint):

@@ -7,7 +7,7 @@ from mmengine.optim import build_optim_wrapper
 
 from mmkd_plugins.models import Distiller
 from ..conftest import STUDENT_CONFIG, save_random_checkpoint
-from .test_distiller import KD, build_distiller, make_batch, student_model_cfg
+from ..support.classifiers import KD, build_distiller, make_batch, student_model_cfg
 
 
 def teacher_tensor_ids(model) -> set:

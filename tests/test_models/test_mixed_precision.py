@@ -11,8 +11,8 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 
 from ..conftest import save_random_checkpoint
-from .test_detection import RETINANET, batch_of, detector_cfg, distiller_for
-from .test_distiller import build_distiller, make_batch
+from ..support.classifiers import build_distiller, make_batch
+from ..support.detectors import RETINANET, batch_of, detector_cfg, distiller_for
 
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 

@@ -12,8 +12,8 @@ from mmkd_plugins.models.task_adapters import flatten_levels
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from mmkd_plugins.registry import MODELS
 from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
-from .test_detection import RETINANET, batch_of, detector_cfg
-from .test_distiller import backbone_call_order, make_batch, student_model_cfg
+from ..support.classifiers import backbone_call_order, make_batch, student_model_cfg
+from ..support.detectors import RETINANET, batch_of, detector_cfg
 
 
 @pytest.fixture(scope='module')

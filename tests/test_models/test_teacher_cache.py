@@ -8,8 +8,8 @@ from mmpretrain.structures import DataSample
 from mmkd_plugins.engine.hooks.teacher_cache_hook import check_pipeline_is_keyable
 from mmkd_plugins.models.teachers import sample_key
 from ..conftest import save_random_checkpoint
-from .test_detection import RETINANET, batch_of, detector_cfg, distiller_for
-from .test_distiller import KD, build_distiller, make_batch
+from ..support.classifiers import KD, build_distiller, make_batch
+from ..support.detectors import RETINANET, batch_of, detector_cfg, distiller_for
 
 
 def indexed_batch(indices, seed=0):

@@ -15,7 +15,7 @@ from mmkd_plugins.models import BlockwiseDistiller, Distiller
 from mmkd_plugins.models.teachers import (build_model_from_config, build_teacher, load_model_config,
                                           load_teacher_weights)
 from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
-from .test_distiller import KD, build_distiller, student_model_cfg
+from ..support.classifiers import KD, build_distiller, student_model_cfg
 
 
 def missing_checkpoint(tmp_path, teacher_checkpoint):

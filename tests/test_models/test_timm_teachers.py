@@ -6,7 +6,7 @@ from mmengine.registry import init_default_scope
 
 from mmkd_plugins.models import BlockwiseDistiller, Distiller
 from ..conftest import TEACHER_CONFIG
-from .test_distiller import KD, make_batch, student_model_cfg
+from ..support.classifiers import KD, make_batch, student_model_cfg
 
 timm = pytest.importorskip('timm')
 

@@ -13,7 +13,8 @@ from mmkd_plugins.analysis import (EpochCurves, as_student_terms, curve_bands, e
                                    read_epoch_curves, sigmoid_agreement, softmax_agreement)
 from ..conftest import (STUDENT_CONFIG, TEACHER_CONFIG, cfg_options_args, data_options, run_tool,
                         save_random_checkpoint)
-from ..test_models.test_distiller import assert_bf16_close
+from ..support.classifiers import assert_bf16_close
+from ..support.runs import option_rows
 
 
 def test_softmax_agreement_matches_a_per_sample_loop():
@@ -128,16 +129,6 @@ def test_plot_curves_draws_the_runs_of_the_tools(tmp_path, trained_teacher):
     curves = read_epoch_curves(run_dir)
     assert set(curves.losses) == {'loss'} and 1 in curves.losses['loss']
     assert set(curves.metrics) == {'accuracy/top1'}
-
-
-def option_rows(output: str) -> dict:
-    """check_teacher_options.py's table: option -> (value, change, within tolerance)."""
-    lines = output.splitlines()
-    table = lines[lines.index('| teacher option | metric | value | change | ms/image | within '
-                              'tolerance |') + 2:]
-    rows = [line.strip('|').split('|') for line in table if line.startswith('| ')]
-    return {cells[0].strip(): (float(cells[2]), float(cells[3]), cells[5].strip())
-            for cells in rows}
 
 
 def test_bf16_evaluation_and_teacher_option_check(digits_root, trained_teacher):

@@ -16,8 +16,8 @@ from mmkd_plugins.checkpoint import safe_torch_load
 from mmkd_plugins.models.teachers import build_model_from_config
 from ..conftest import (DET_DEMO_CONFIGS, cfg_options_args, run_tool, save_random_checkpoint,
                         scalars, shapes_dataset)
-from ..test_models.test_detection import FASTER_RCNN_SMALL, SMALL_PIPELINE
-from .test_analysis_tools import option_rows
+from ..support.detectors import FASTER_RCNN_SMALL, SMALL_PIPELINE
+from ..support.runs import option_rows
 
 TEACHER = str(DET_DEMO_CONFIGS / 'teacher_retinanet_r18_shapes.py')
 STUDENT = str(DET_DEMO_CONFIGS / 'student_retinanet_r18w16_shapes.py')

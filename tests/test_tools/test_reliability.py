@@ -14,22 +14,8 @@ from mmengine.fileio import get_file_backend
 from mmkd_plugins.checkpoint import register_atomic_local_backend, safe_torch_load
 from mmkd_plugins.models.teachers import build_model_from_config
 from ..conftest import (BLOCKWISE_CONFIG, KD_CONFIG, REPO_ROOT, STUDENT_CONFIG, cfg_options_args,
-                        epochs_options, free_port, mmpretrain_train_script, run_tool, scalars,
-                        tool_env)
-
-
-def kd_options(digits_root, teacher, epochs, **extra):
-    options = dict(epochs_options(digits_root, epochs), **{
-        'model.teacher.checkpoint': teacher, 'train_dataloader.batch_size': 8,
-        'default_hooks.logger.interval': 1, 'randomness.seed': 0})
-    options.update(extra)
-    return options
-
-
-def train_losses(work_dir):
-    """(global iteration, total loss, KD loss) of every logged training iteration."""
-    return [(line['step'], line['loss'], line['distill.loss_kd'])
-            for line in scalars(work_dir) if 'distill.loss_kd' in line]
+                        mmpretrain_train_script, run_tool, tool_env)
+from ..support.runs import kd_options, probed_kd_config, run_dist_train, train_losses
 
 
 def losses_straight_and_resumed(tmp_path, config: str, options: dict, interrupted: dict,
@@ -75,25 +61,6 @@ def test_resumed_block_wise_run_repeats_the_uninterrupted_losses(tmp_path, digit
     stock = build_model_from_config(Config.fromfile(STUDENT_CONFIG))
     exported = torch.load(osp.join(resumed, 'student_final.pth'))['state_dict']
     stock.load_state_dict(exported, strict=True)  # no connector, no teacher
-
-
-def probed_kd_config(tmp_path) -> str:
-    """The KD demo config with a hook that records each rank's losses."""
-    config = tmp_path / 'kd_with_probe.py'
-    config.write_text(
-        f'_base_ = {KD_CONFIG!r}\n'
-        "custom_imports = dict(imports=['mmkd_plugins', 'tests.test_tools.rank_probe_hook'])\n"
-        "custom_hooks = [dict(type='mmkd_plugins.RankProbeHook')]\n")
-    return str(config)
-
-
-def run_dist_train(config: str, work_dir: str, options: dict,
-                   *args: str) -> subprocess.CompletedProcess:
-    """tools/dist_train.sh with 2 processes (gloo) on a free port, at most 5 minutes."""
-    env = dict(tool_env(), PORT=str(free_port()), PYTHON=sys.executable)
-    return subprocess.run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir', work_dir,
-                           *args, *cfg_options_args(options)],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
 def dist_train(config: str, work_dir: str, options: dict, *args: str) -> list:

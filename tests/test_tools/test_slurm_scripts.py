@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from ..conftest import REPO_ROOT, cfg_options_args, free_port, tool_env
-from .test_reliability import kd_options, probed_kd_config
+from ..support.runs import kd_options, probed_kd_config
 
 STAND_IN_SRUN = r'''#!/usr/bin/env bash
 # srun for one node: records its options, starts --ntasks copies of the command

@@ -2,7 +2,7 @@
 import pytest
 
 from ..conftest import KD_CONFIG, cfg_options_args, run_tool, scalars
-from .test_reliability import kd_options, run_dist_train, train_losses
+from ..support.runs import kd_options, run_dist_train, train_losses
 
 DETERMINISTIC_KD = (
     f'_base_ = {KD_CONFIG!r}\n'

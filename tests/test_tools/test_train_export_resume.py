@@ -4,6 +4,7 @@ A teacher is trained for one epoch with the stock-inheriting demo config (so its
 a real mmengine checkpoint with HistoryBuffers), then a KD run inherits the student config,
 is resumed, exported, loaded strictly into the stock student, and evaluated.
 """
+import glob
 import json
 import os.path as osp
 import subprocess
@@ -18,13 +19,20 @@ from ..conftest import (KD_CONFIG, REPO_ROOT, STUDENT_CONFIG, cfg_options_args, 
                         epochs_options, mmpretrain_train_script, run_tool, scalars, tool_env)
 
 
+def first_run_options(digits_root: str, teacher: str) -> dict:
+    """One epoch of KD, every iteration logged, no validation."""
+    return dict(epochs_options(digits_root, 1), **{
+        'model.teacher.checkpoint': teacher, 'default_hooks.logger.interval': 1,
+        'train_cfg.val_interval': 2})
+
+
 @pytest.fixture(scope='module')
 def kd_run(tmp_path_factory, digits_root, trained_teacher):
-    """A KD run of 1 epoch, then resumed to 2 epochs."""
+    """A KD run of 1 epoch through this project's tools/train.py, then resumed to 2 epochs."""
     work_dir = str(tmp_path_factory.mktemp('kd_run'))
-    options = dict(epochs_options(digits_root, 1), **{'model.teacher.checkpoint': trained_teacher})
+    options = first_run_options(digits_root, trained_teacher)
     run_tool('train.py', KD_CONFIG, '--work-dir', work_dir, *cfg_options_args(options))
-    options.update({'train_cfg.max_epochs': 2, 'train_cfg.val_interval': 2})
+    options.update({'train_cfg.max_epochs': 2})
     resumed = run_tool('train.py', KD_CONFIG, '--work-dir', work_dir, '--resume',
                        *cfg_options_args(options))
     return work_dir, resumed.stdout + resumed.stderr
@@ -82,40 +90,42 @@ def test_export_tool_strips_the_teacher_and_never_overwrites(kd_run, tmp_path):
     assert torch.equal(torch.load(out)['state_dict']['head.fc.weight'], final['head.fc.weight'])
 
 
-def training_losses(work_dir: str) -> list:
+def training_losses(scalars_file: str) -> list:
     """Every logged training step's losses, as (iteration, {loss name: value})."""
+    with open(scalars_file) as file:
+        lines = [json.loads(line) for line in file]
     return [(line['iter'], {key: value for key, value in line.items() if 'loss' in key})
-            for line in scalars(work_dir) if 'distill.loss_kd' in line]
+            for line in lines if 'distill.loss_kd' in line]
+
+
+def scalars_files(work_dir: str) -> list:
+    """The scalar logs of each run in ``work_dir``, oldest first."""
+    return sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
 
 
 def test_one_config_runs_the_same_experiment_from_the_three_entry_points(
-        tmp_path, digits_root, trained_teacher):
-    """This project's tools/train.py, mmpretrain's own tools/train.py and ``mim train
-    mmpretrain`` (the stock script, which never imports mmkd_plugins: the config's
-    scope-prefixed types and its runner_type make mmengine import it) log identical losses
-    from one config, and the student exported by a stock launch loads strictly into the stock
-    student config."""
-    options = cfg_options_args(dict(epochs_options(digits_root, 1), **{
-        'model.teacher.checkpoint': trained_teacher, 'default_hooks.logger.interval': 1,
-        'train_cfg.val_interval': 2}))  # no validation: the losses are compared
+        kd_run, tmp_path, digits_root, trained_teacher):
+    """mmpretrain's own tools/train.py and ``mim train mmpretrain`` (the stock script, which
+    never imports mmkd_plugins: the config's scope-prefixed types and its runner_type make
+    mmengine import it) log the same losses from one config as this project's tools/train.py
+    (the first run of ``kd_run``), and the student exported by a stock launch loads strictly
+    into the stock student config."""
+    options = cfg_options_args(first_run_options(digits_root, trained_teacher))
     env = dict(tool_env())
     env.pop('PYTHONPATH')  # only the installed packages, as for a user of mim
     mim = osp.join(osp.dirname(sys.executable), 'mim')
     launches = {
-        'project': [sys.executable, str(REPO_ROOT / 'tools' / 'train.py'), KD_CONFIG],
         'stock': [sys.executable, mmpretrain_train_script(), KD_CONFIG],
         'mim': [mim, 'train', 'mmpretrain', KD_CONFIG, '--gpus', '0'],
     }
-    losses = {}
+    project = training_losses(scalars_files(kd_run[0])[0])
+    assert len(project) == 2  # every iteration of the epoch logged
     for name, command in launches.items():
         work_dir = str(tmp_path / name)
         result = subprocess.run([*command, '--work-dir', work_dir, *options],
                                 cwd=str(REPO_ROOT), env=env, capture_output=True, text=True)
         assert result.returncode == 0, f'{name}:\n{result.stdout[-2000:]}{result.stderr[-4000:]}'
-        losses[name] = training_losses(work_dir)
-    assert len(losses['project']) == 2  # every iteration of the epoch logged
-    assert losses['stock'] == losses['project']
-    assert losses['mim'] == losses['project']
+        assert training_losses(scalars_files(work_dir)[0]) == project, name
     stock = build_model_from_config(Config.fromfile(STUDENT_CONFIG))
     exported = torch.load(str(tmp_path / 'mim' / 'student_final.pth'))['state_dict']
     stock.load_state_dict(exported, strict=True)
