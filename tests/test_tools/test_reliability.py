@@ -40,9 +40,9 @@ def losses_straight_and_resumed(tmp_path, config: str, options: dict, interrupte
     return expected, after_resume, result.stdout + result.stderr
 
 
-def assert_same_losses(got: list, expected: list) -> None:
+def assert_same_losses(got: list, expected: list, rel: float = 1e-5) -> None:
     for got_line, expected_line in zip(got, expected):
-        assert got_line[1:] == pytest.approx(expected_line[1:], rel=1e-5, abs=1e-6)
+        assert got_line[1:] == pytest.approx(expected_line[1:], rel=rel, abs=1e-6)
 
 
 def test_resumed_block_wise_run_repeats_the_uninterrupted_losses(tmp_path, digits_root,
@@ -143,7 +143,11 @@ def test_resume_is_exact_with_the_stock_defaults(tmp_path, digits_root, trained_
     after_resume = train_losses(resumed)[-5:]
     assert len(expected) == 5
     assert [line[0] for line in after_resume] == [line[0] for line in expected]
-    assert_same_losses(after_resume, expected)
+    # Batches from dataloader workers arrive through shared memory at other alignments in each
+    # run, and the CPU kernels may then round differently (once 2.4e-4 relative on a KD loss of
+    # 9e-3, the seed being drawn anew each time); another drop-path or augmentation stream after
+    # the resume moves the losses by far more than 1e-3.
+    assert_same_losses(after_resume, expected, rel=1e-3)
 
 
 def test_resume_with_persistent_workers_warns_that_it_is_not_exact(tmp_path, digits_root,
