@@ -187,12 +187,17 @@ WEIGHTS_ONLY_LOADERS = {
 }
 
 
+# Each prefix pattern with its loader, longest first: the order in which mmengine tries its own.
+_LOADERS_BY_PREFIX = sorted(
+    ((prefix, loader) for keys, loader in WEIGHTS_ONLY_LOADERS.items()
+     for prefix in ((keys, ) if isinstance(keys, str) else keys)),
+    key=lambda item: len(item[0]), reverse=True)
+
+
 def _loader_of(filename: str) -> Callable:
     """The weights-only loader for ``filename``'s scheme, matched as mmengine matches its own:
     the longest matching prefix pattern wins, the local loader (prefix ``''``) matches all."""
-    prefixes = [(prefix, loader) for keys, loader in WEIGHTS_ONLY_LOADERS.items()
-                for prefix in ((keys, ) if isinstance(keys, str) else keys)]
-    for prefix, loader in sorted(prefixes, key=lambda item: len(item[0]), reverse=True):
+    for prefix, loader in _LOADERS_BY_PREFIX:
         if re.match(prefix, filename) is not None:
             return loader
     raise AssertionError('the local loader matches every path')  # pragma: no cover
