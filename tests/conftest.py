@@ -123,9 +123,10 @@ def epochs_options(digits_root: str, epochs: int) -> Dict[str, object]:
         'default_hooks.checkpoint.interval': 1, 'default_hooks.checkpoint.max_keep_ckpts': 3})
 
 
-def scalars(work_dir: str) -> List[dict]:
-    """The runner's scalar log lines (one JSON object per logged step)."""
-    path = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))[-1]
+def scalars(work_dir: str, run: int = -1) -> List[dict]:
+    """The runner's scalar log lines (one JSON object per logged step) of one run in
+    ``work_dir``: the latest by default, ``run=0`` the first."""
+    path = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))[run]
     with open(path) as file:
         return [json.loads(line) for line in file]
 

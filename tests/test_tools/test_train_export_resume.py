@@ -4,7 +4,6 @@ A teacher is trained for one epoch with the stock-inheriting demo config (so its
 a real mmengine checkpoint with HistoryBuffers), then a KD run inherits the student config,
 is resumed, exported, loaded strictly into the stock student, and evaluated.
 """
-import glob
 import json
 import os.path as osp
 import subprocess
@@ -90,17 +89,10 @@ def test_export_tool_strips_the_teacher_and_never_overwrites(kd_run, tmp_path):
     assert torch.equal(torch.load(out)['state_dict']['head.fc.weight'], final['head.fc.weight'])
 
 
-def training_losses(scalars_file: str) -> list:
-    """Every logged training step's losses, as (iteration, {loss name: value})."""
-    with open(scalars_file) as file:
-        lines = [json.loads(line) for line in file]
+def training_losses(work_dir: str, run: int = -1) -> list:
+    """Every logged training step's losses of one run, as (iteration, {loss name: value})."""
     return [(line['iter'], {key: value for key, value in line.items() if 'loss' in key})
-            for line in lines if 'distill.loss_kd' in line]
-
-
-def scalars_files(work_dir: str) -> list:
-    """The scalar logs of each run in ``work_dir``, oldest first."""
-    return sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+            for line in scalars(work_dir, run) if 'distill.loss_kd' in line]
 
 
 def test_one_config_runs_the_same_experiment_from_the_three_entry_points(
@@ -118,14 +110,14 @@ def test_one_config_runs_the_same_experiment_from_the_three_entry_points(
         'stock': [sys.executable, mmpretrain_train_script(), KD_CONFIG],
         'mim': [mim, 'train', 'mmpretrain', KD_CONFIG, '--gpus', '0'],
     }
-    project = training_losses(scalars_files(kd_run[0])[0])
+    project = training_losses(kd_run[0], run=0)
     assert len(project) == 2  # every iteration of the epoch logged
     for name, command in launches.items():
         work_dir = str(tmp_path / name)
         result = subprocess.run([*command, '--work-dir', work_dir, *options],
                                 cwd=str(REPO_ROOT), env=env, capture_output=True, text=True)
         assert result.returncode == 0, f'{name}:\n{result.stdout[-2000:]}{result.stderr[-4000:]}'
-        assert training_losses(scalars_files(work_dir)[0]) == project, name
+        assert training_losses(work_dir) == project, name
     stock = build_model_from_config(Config.fromfile(STUDENT_CONFIG))
     exported = torch.load(str(tmp_path / 'mim' / 'student_final.pth'))['state_dict']
     stock.load_state_dict(exported, strict=True)
