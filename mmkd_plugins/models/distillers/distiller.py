@@ -117,7 +117,7 @@ class Distiller(HoldsStudent, BaseModel):
             student_modules |= compared_student
             self.teacher_sources[name] = source
             if single:
-                self.distill_losses, self.compared_outputs = losses, compared
+                self.distill_losses = losses
             else:
                 self.distill_losses[name] = losses
             self._teacher_losses[name] = TeacherLosses(
@@ -140,16 +140,30 @@ class Distiller(HoldsStudent, BaseModel):
         return {name: source.network for name, source in self.teacher_sources.items()}
 
     @property
+    def compared_outputs(self) -> Dict[str, ComparedOutputs]:
+        """What each of the lone teacher's losses compares, by loss name.
+
+        Raises:
+            TypeError: several teachers (see :attr:`teacher_source`).
+        """
+        self._require_lone_teacher()
+        return self._teacher_losses[SINGLE].compared
+
+    @property
     def teacher_source(self) -> TeacherSource:
         """Where the lone teacher's outputs come from (live, cached or stored).
 
         Raises:
             TypeError: several teachers (``teacher_sources`` holds them by name).
         """
+        self._require_lone_teacher()
+        return cast(TeacherSource, self.teacher_sources[SINGLE])
+
+    def _require_lone_teacher(self) -> None:
+        """Raise a ``TypeError`` when this distiller has several teachers."""
         if not self.lone_teacher:
             raise TypeError(f'this distiller has {len(self.teacher_sources)} teachers '
                             '(model.teachers): use .teachers or .teacher_sources[<name>]')
-        return cast(TeacherSource, self.teacher_sources[SINGLE])
 
     def forward(self,
                 inputs: torch.Tensor,
