@@ -4,8 +4,10 @@ distillation build, train, export and load for it? Writes ``docs/zoo_coverage.md
 For each family (see ``.dev_scripts/zoo/planning.py`` for how the student and teacher configs are
 chosen, ``.dev_scripts/zoo/case_configs.py`` for what is changed to run without datasets, network or
 GPU, ``.dev_scripts/zoo/case_runner.py`` for what counts as ok, refused or failed), one process runs
-the case under a time limit. Results are kept per family in the work dir, so an interrupted
-sweep continues where it stopped (``--rerun`` repeats families already swept).
+the case under a time limit. Results are kept per family in ``--results-dir`` (committed, so
+that a sweep longer than one sitting continues where it stopped, on any machine; ``--rerun``
+repeats families already swept); the table is written from all the results there, families
+not swept yet counted as such.
 
 Examples:
     python .dev_scripts/zoo_sweep.py                       # everything (hours on 2 cores)
@@ -39,7 +41,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'all of --zoos)')
     parser.add_argument('--zoos', nargs='+', choices=ZOO_PACKAGES, default=list(ZOO_PACKAGES))
     parser.add_argument('--work-dir', default='work_dirs/zoo_sweep',
-                        help='results, logs and generated data (resumable)')
+                        help='logs, case files and generated data')
+    parser.add_argument('--results-dir', default='docs/zoo_sweep_results',
+                        help='one result file per family (resumable)')
     parser.add_argument('--out', default='docs/zoo_coverage.md', help='the table to write')
     parser.add_argument('--time-limit', type=float, default=900,
                         help='seconds per family case (planning included)')
@@ -49,7 +53,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=2, help='torch threads per training')
     parser.add_argument('--rerun', action='store_true', help='sweep families already swept')
     parser.add_argument('--report-only', action='store_true',
-                        help='write the table from the results already in the work dir')
+                        help='write the table from the results already in --results-dir')
     parser.add_argument('--keep-checkpoints', action='store_true',
                         help='keep the cases\' .pth files (deleted by default: disk)')
     parser.add_argument('--case', help=argparse.SUPPRESS)  # internal: run one case in-process
@@ -155,7 +159,7 @@ def main() -> None:
         return
     chosen = selected(args)
     data_roots = generated_data(args.work_dir)
-    results_dir = osp.join(args.work_dir, 'results')
+    results_dir = args.results_dir
     os.makedirs(results_dir, exist_ok=True)
     pending = [] if args.report_only else [
         (zoo, family) for zoo, family in chosen

@@ -113,9 +113,10 @@ def coverage_markdown(results: List[dict], families: Dict[str, List[str]], comma
              '(quoted), "**fails**" an error elsewhere (its last line and where it was raised; '
              'the stock config is then trained without distillation too, and the message says '
              '"stock: ..." when that fails as well). '
-             'Block-wise needs a stage splitter for the student\'s backbone (registered today: '
-             'ResNet and its variants of mmpretrain and mmdet, MobileNetV2; adding one is a '
-             'single function, see `mmkd_plugins/models/blockwise/backbone_stages.py`).',
+             'Block-wise needs a stage splitter for the student\'s and the teacher\'s backbones '
+             '(the families split, and those refused with their structural reasons: '
+             '[docs/user_guides/blockwise.md](user_guides/blockwise.md#stage-splits); adding one '
+             'is a single function in `mmkd_plugins/models/blockwise/stage_splitters/`).',
              '']
     for zoo, names in families.items():
         swept = [by_family[(zoo, name)] for name in names if (zoo, name) in by_family]

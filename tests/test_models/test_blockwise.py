@@ -41,7 +41,7 @@ def hybrid_and_teacher_logits(model, data):
     _, outputs = model.run_student(data['inputs'], data['data_samples'])
     features = {stage: model.student_recorder.outputs[name]
                 for stage, name in model.hybrids.student_modules.items()}
-    hybrids = model.hybrids(features, model.teacher, data['data_samples'])
+    hybrids = model.hybrids(features, model.teacher, data['inputs'], data['data_samples'])
     return hybrids, model.run_teacher(data['inputs'], data['data_samples'])['logits']
 
 
@@ -49,13 +49,13 @@ def test_resnet_and_mobilenet_v2_split_into_four_stages():
     resnet = build_model_from_config(load_model_config(TEACHER_CONFIG, 'test'))
     split = split_backbone(resnet.backbone, 'backbone')
     assert split.stages == (('layer1', ), ('layer2', ), ('layer3', ), ('layer4', ))
-    assert split.output_stages == (3, )
+    assert split.stem == ('conv1', 'bn1', 'relu')  # ResNet_CIFAR: no max pooling
     mobilenet = build_model_from_config(
         load_model_config('mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py', 'test'))
     split = split_backbone(mobilenet.backbone, 'backbone')
     assert split.stages == (('layer1', 'layer2'), ('layer3', ), ('layer4', 'layer5'),
                             ('layer6', 'layer7', 'conv2'))
-    assert split.output_stages == (3, )
+    assert split.stem == ('conv1', )
 
 
 def test_a_same_network_with_identity_connectors_gives_the_teachers_logits(tmp_path):
@@ -115,8 +115,8 @@ def test_b_teacher_stays_bit_identical_and_gradients_reach_student_stage_1(teach
     # into connector C_1 and the student's stage 1.
     data = model.data_preprocessor(make_batch(), training=True)
     # the whole teacher (its logits depend on the batch alone) runs before the student's
-    # forward; the hybrids' teacher stages then run on the student's features
-    assert backbone_call_order(model, data) == ['teacher', 'student']
+    # forward; then each hybrid runs the teacher's forward from its stage on the student's
+    assert backbone_call_order(model, data) == ['teacher', 'student'] + ['teacher'] * 4
     hybrid_term = model.loss(**data)['hybrid1.distill.loss_kd']
     stage_1 = list(model.student.backbone.layer1.parameters())
     gradients = torch.autograd.grad(hybrid_term, stage_1)
@@ -422,7 +422,8 @@ def test_faster_rcnn_hybrids_score_the_students_rois_with_the_teachers_box_head(
     assert records['rois'].shape[1] == 5 and len(records['sampling_results']) == 4
     features = {stage: model.student_recorder.outputs[name]
                 for stage, name in model.hybrids.student_modules.items()}
-    hybrids = model.hybrids(features, model.teacher, data['data_samples'], records=records)
+    hybrids = model.hybrids(features, model.teacher, data['inputs'], data['data_samples'],
+                            records=records)
     teacher_logits = model.run_teacher(data['inputs'], data['data_samples'])['logits']
     torch.testing.assert_close(outputs['logits'], teacher_logits, rtol=1e-4, atol=1e-5)
     assert [hybrid.stage for hybrid in hybrids] == [1, 2, 3, 4]

@@ -89,8 +89,9 @@ def swept(tmp_path_factory):
     """Sweep the subset once (two cases at a time); the results per family and the table."""
     work_dir = tmp_path_factory.mktemp('zoo_sweep')
     table = work_dir / 'coverage.md'
-    run_tool('zoo_sweep.py', '--families', *SUBSET, '--work-dir', str(work_dir), '--out',
-             str(table), '--max-teacher-params', '4e7', '--jobs', '2', '--threads', '1',
+    run_tool('zoo_sweep.py', '--families', *SUBSET, '--work-dir', str(work_dir),
+             '--results-dir', str(work_dir / 'results'), '--out', str(table),
+             '--max-teacher-params', '4e7', '--jobs', '2', '--threads', '1',
              folder='.dev_scripts')
     results = {}
     for path in (work_dir / 'results').glob('*.json'):

@@ -1,26 +1,30 @@
 """Split backbones into stages for block-wise distillation.
 
-A *stage splitter* describes one backbone family: which of the backbone's child modules make up
-each stage (run in order; the stage's output is the last one's output) and which stage outputs
-the backbone returns. The stem is not needed: a hybrid network starts from the student's own
-stage outputs (recorded during its stock forward) and runs only teacher stages after them.
+A *stage splitter* describes one backbone family: which of the backbone's modules make up each
+stage, in call order. The *state* of stage i is what its last module returns: a (B, C, H, W)
+map, (B, N, C) tokens, or a tuple holding them with shapes (a Swin stage returns its tokens and
+their (H, W)). Everything else the backbone's ``forward`` does (stems, class tokens, position
+embeddings, norms on the outputs, pooling) stays in that ``forward``: a hybrid runs the
+teacher's own ``forward`` with the modules of stages 1..i standing in (:func:`stages_cut_at`),
+so that the forward continues from given states exactly as it would from its own.
 
-Adding a family is one function registered under the backbone's class path::
+Adding a family is one function registered under the backbone's class path (the families this
+project knows are in :mod:`mmkd_plugins.models.blockwise.stage_splitters`)::
 
     @register_stage_splitter('mypackage.models.backbones.my_net.MyNet')
     def split_my_net(backbone) -> BackboneStages:
-        return BackboneStages(stages=(('block1', ), ('block2', 'block3')),
-                              output_stages=(1, ))
+        return BackboneStages(stages=(('block1', ), ('block2', 'block3')))
 
-Subclasses use their closest registered base class's splitter. Whether a split reproduces the
-backbone's own forward is checked when a hybrid is built (see
+Subclasses use their closest registered base class's splitter. Whether a split is a real cut
+of the backbone's forward (the forward after stage i reads nothing but stage i's state) is
+checked when a hybrid is built (see
 :func:`mmkd_plugins.models.blockwise.hybrid_networks.check_stage_split`), so a subclass whose
-forward does something else between stages is refused rather than silently mis-distilled.
+forward does something else is refused rather than silently mis-distilled.
 """
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Tuple, cast
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
-import torch
 from torch import nn
 
 
@@ -29,12 +33,14 @@ class BackboneStages:
     """The stages of one backbone.
 
     Attributes:
-        stages: Per stage, the names of the backbone's child modules it runs, in order.
-        output_stages: For each tensor the backbone's ``forward`` returns, in order, the
-            (0-based) stage whose output it is.
+        stages: Per stage, the names (relative to the backbone) of the modules it runs, in
+            call order; the last one's output is the stage's state.
+        stem: Modules the backbone runs before stage 1 whose outputs only stage 1 reads: a
+            hybrid skips them (they pass their input through). Defaults to none (the stem
+            runs, and its outputs may be read later, as a ViT's patch grid is).
     """
     stages: Tuple[Tuple[str, ...], ...]
-    output_stages: Tuple[int, ...]
+    stem: Tuple[str, ...] = ()
 
     @property
     def num_stages(self) -> int:
@@ -42,31 +48,74 @@ class BackboneStages:
         return len(self.stages)
 
     def output_module(self, stage: int) -> str:
-        """Name (relative to the backbone) of the module whose output is ``stage``'s output."""
+        """Name (relative to the backbone) of the module whose output is ``stage``'s state
+        (0-based)."""
         return self.stages[stage][-1]
 
-    def run(self, backbone: nn.Module, features: torch.Tensor, first: int) -> List[torch.Tensor]:
-        """Run stages ``first, first + 1, ..., n - 1`` (0-based) of ``backbone``.
 
-        Args:
-            backbone: The backbone the stages belong to.
-            features: The input of stage ``first`` (the output of stage ``first - 1``),
-                shape (B, C, H, W).
-            first: The first stage to run.
+class _StageStandIn(nn.Module):
+    """Stands in for one module of a backbone during a hybrid's forward: returns a given state,
+    or, without one, passes its first input through (the module's work is not needed).
 
-        Returns:
-            The output of each stage that ran, in order.
-        """
-        outputs = []
-        for names in self.stages[first:]:
-            for name in names:
-                features = getattr(backbone, name)(features)
-            outputs.append(features)
-        return outputs
+    Attribute reads it does not have go to the module it stands in for (a Swin forward reads
+    ``stage.downsample`` after calling the stage).
+    """
+
+    def __init__(self, original: nn.Module, state: Any = None) -> None:
+        super().__init__()
+        object.__setattr__(self, 'original', original)  # not a submodule: no parameters here
+        object.__setattr__(self, 'state', state)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self.state is not None:
+            return self.state
+        return args[0] if len(args) == 1 else args
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(object.__getattribute__(self, 'original'), name)
+
+
+@contextmanager
+def stages_cut_at(backbone: nn.Module, split: BackboneStages, states: Dict[int, Any],
+                  last: int) -> Iterator[None]:
+    """Within the context, ``backbone``'s forward starts after stage ``last`` (0-based).
+
+    The stem and every module of stages ``0..last`` stand in: the last module of each stage in
+    ``states`` returns that state, every other one passes its input through. The backbone's
+    forward then runs stages ``last + 1..n - 1`` on ``states[last]`` and returns its outputs
+    as usual (an output it takes from an earlier stage j comes from ``states[j]``).
+
+    Args:
+        backbone: The backbone.
+        split: Its stages.
+        states: Stage (0-based) -> the state it returns; must hold ``last``.
+        last: The last stage that stands in.
+    """
+    names = list(split.stem) + [name for stage in split.stages[:last + 1] for name in stage]
+    stand_ins = {name: None for name in names}
+    stand_ins.update({split.output_module(stage): state for stage, state in states.items()
+                      if stage <= last})
+    replaced: List[Tuple[nn.Module, str, nn.Module]] = []
+    try:
+        for name, state in stand_ins.items():
+            parent_name, _, key = name.rpartition('.')
+            parent = backbone.get_submodule(parent_name)
+            original = backbone.get_submodule(name)
+            replaced.append((parent, key, original))
+            parent._modules[key] = _StageStandIn(original, state)
+        yield
+    finally:
+        for parent, key, original in reversed(replaced):
+            parent._modules[key] = original
 
 
 StageSplitter = Callable[[nn.Module], BackboneStages]
 STAGE_SPLITTERS: Dict[str, StageSplitter] = {}
+# class path -> why the family's forward is not a sequence of stages
+NOT_SPLITTABLE: Dict[str, str] = {}
 
 
 def register_stage_splitter(class_path: str) -> Callable[[StageSplitter], StageSplitter]:
@@ -79,6 +128,12 @@ def register_stage_splitter(class_path: str) -> Callable[[StageSplitter], StageS
     return register
 
 
+def register_not_splittable(class_path: str, reason: str) -> None:
+    """Record that the backbone class ``'package.module.ClassName'`` cannot be split, and the
+    structural reason (said when a hybrid is asked of it)."""
+    NOT_SPLITTABLE[class_path] = reason
+
+
 def split_backbone(backbone: nn.Module, field: str) -> BackboneStages:
     """The stages of ``backbone``, from the splitter of its closest registered class.
 
@@ -87,11 +142,17 @@ def split_backbone(backbone: nn.Module, field: str) -> BackboneStages:
         field: The config field to name in errors, e.g. ``'model.student.backbone'``.
 
     Raises:
-        TypeError: no splitter is registered for the backbone's class or its bases.
+        TypeError: no splitter is registered for the backbone's class or its bases, or the
+            class is one that cannot be split (the message says why).
         ValueError: the backbone's configuration cannot be split (the message says why).
     """
     for cls in type(backbone).__mro__:
-        splitter = STAGE_SPLITTERS.get(f'{cls.__module__}.{cls.__qualname__}')
+        class_path = f'{cls.__module__}.{cls.__qualname__}'
+        if class_path in NOT_SPLITTABLE:
+            raise TypeError(f'{field}: block-wise distillation cannot split a '
+                            f'{type(backbone).__name__} into stages: '
+                            f'{NOT_SPLITTABLE[class_path]}')
+        splitter = STAGE_SPLITTERS.get(class_path)
         if splitter is None:
             continue
         try:
@@ -103,50 +164,3 @@ def split_backbone(backbone: nn.Module, field: str) -> BackboneStages:
                     f'{type(backbone).__name__} into stages; supported backbones (and their '
                     f'subclasses): {supported}. A new family needs one stage splitter, see '
                     f'{__name__}')
-
-
-def _outputs_at_stage_ends(out_indices: Sequence[int], stage_ends: Tuple[int, ...],
-                           backbone_name: str) -> Tuple[int, ...]:
-    """Map a backbone's ``out_indices`` (in its own layer numbering) to stage indices.
-
-    Args:
-        out_indices: The layers whose outputs the backbone returns.
-        stage_ends: The layer index that ends each stage.
-        backbone_name: For the error message.
-    """
-    stage_of_layer = {layer: stage for stage, layer in enumerate(stage_ends)}
-    inside = sorted(set(out_indices) - set(stage_of_layer))
-    if inside:
-        raise ValueError(f'{backbone_name} out_indices {tuple(out_indices)} returns layers '
-                         f'{inside} from inside a stage; block-wise distillation needs outputs '
-                         f'at stage ends, i.e. out_indices within {stage_ends}')
-    return tuple(stage_of_layer[layer] for layer in sorted(set(out_indices)))
-
-
-@register_stage_splitter('mmpretrain.models.backbones.resnet.ResNet')
-@register_stage_splitter('mmdet.models.backbones.resnet.ResNet')
-def split_resnet(backbone: nn.Module) -> BackboneStages:
-    """ResNet, ResNetV1c/V1d, ResNeXt, SE-ResNet, ResNet_CIFAR (mmpretrain) and ResNet, ResNeXt
-    (mmdet): one stage per residual layer (``layer1`` ... ``layer4``)."""
-    layers = tuple(cast(List[str], backbone.res_layers))  # the residual layers' names
-    out_indices = [index % len(layers) for index in cast(Sequence[int], backbone.out_indices)]
-    return BackboneStages(stages=tuple((name, ) for name in layers),
-                          output_stages=_outputs_at_stage_ends(
-                              out_indices, tuple(range(len(layers))), type(backbone).__name__))
-
-
-MOBILENET_V2_STAGE_ENDS = (1, 2, 4, 7)
-
-
-@register_stage_splitter('mmpretrain.models.backbones.mobilenet_v2.MobileNetV2')
-def split_mobilenet_v2(backbone: nn.Module) -> BackboneStages:
-    """MobileNetV2 (mmpretrain): four stages ending where ResNet's do, at strides 4, 8, 16, 32:
-    (layer1, layer2), (layer3), (layer4, layer5), (layer6, layer7, conv2)."""
-    layers = tuple(cast(List[str], backbone.layers))  # layer1 ... layer7, conv2
-    starts = (0, ) + tuple(end + 1 for end in MOBILENET_V2_STAGE_ENDS[:-1])
-    stages = tuple(layers[start:end + 1]
-                   for start, end in zip(starts, MOBILENET_V2_STAGE_ENDS))
-    return BackboneStages(stages=stages,
-                          output_stages=_outputs_at_stage_ends(
-                              tuple(cast(Sequence[int], backbone.out_indices)),
-                              MOBILENET_V2_STAGE_ENDS, 'MobileNetV2'))

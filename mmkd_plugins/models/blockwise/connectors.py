@@ -33,11 +33,14 @@ def _resize(features: torch.Tensor, scale_factor: ScaleFactor) -> torch.Tensor:
 class ConvBNConnector(nn.Module):
     """1×1 convolution + BatchNorm, then a bilinear resize when the spatial sizes differ.
 
+    Tokens (B, N, C) are mapped per token the same way: the convolution is a linear map of
+    each token's channels and the BatchNorm normalizes each channel over the batch's tokens.
+
     Args:
         in_channels: Channels of the student stage's output, C_s.
         out_channels: Channels of the teacher stage's output, C_t.
         scale_factor: Teacher size / student size of that stage's output (per side, or
-            (height, width)). Defaults to 1.0 (no resize).
+            (height, width)); 1 for tokens. Defaults to 1.0 (no resize).
     """
 
     def __init__(self, in_channels: int, out_channels: int,
@@ -48,7 +51,10 @@ class ConvBNConnector(nn.Module):
         self.scale_factor = scale_factor
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, C_s, H, W) -> (B, C_t, H·scale, W·scale)."""
+        """(B, C_s, H, W) -> (B, C_t, H·scale, W·scale), or (B, N, C_s) -> (B, N, C_t)."""
+        if features.dim() == 3:  # tokens, seen as a (B, C_s, N, 1) map
+            mapped = self.bn(self.conv(features.transpose(1, 2).unsqueeze(-1)))
+            return mapped.squeeze(-1).transpose(1, 2)
         return _resize(self.bn(self.conv(features)), self.scale_factor)
 
 
@@ -70,5 +76,5 @@ class IdentityConnector(nn.Module):
                              f'(size ratio {scale_factor}); use ConvBNConnector')
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> the same tensor."""
+        """(B, C, H, W) or (B, N, C) -> the same tensor."""
         return features

@@ -2,15 +2,19 @@
 
 ``N_i = T_head ∘ T_n ∘ ... ∘ T_{i+1} ∘ C_i ∘ S_i ∘ ... ∘ S_1``: the student's first i stages
 (taken from the student's own forward, not recomputed), a connector into the teacher's feature
-space, the teacher's remaining stages, neck and head. Teacher modules are used with autograd on
-(their parameters stay frozen), so gradients reach C_i and the student's stages 1..i.
+space, the teacher's remaining stages, neck and head. The teacher part is the teacher's own
+``forward`` with its stages 1..i standing in (:func:`~.backbone_stages.stages_cut_at`), so
+whatever the forward does between and after stages (class tokens, norms on its outputs,
+pooling) is done as in the teacher. Teacher modules are used with autograd on (their parameters
+stay frozen), so gradients reach C_i and the student's stages 1..i.
 
-When the teacher's neck reads several backbone outputs (an FPN), the hybrid gives it, for every
-stage j <= i, the connected student output C_j(S_j), and the teacher's own tail outputs for the
-later stages.
+When the teacher's backbone outputs, neck or head read the states of several stages (an FPN),
+the hybrid gives them, for every such stage j <= i, the connected student state C_j(S_j), and
+the teacher's own for the later stages; the stages j < i that nothing reads are skipped.
 """
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Union, cast
+from typing import (Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Union,
+                    cast)
 
 import torch
 from mmengine.model import BaseModel
@@ -21,7 +25,7 @@ from torch.utils.checkpoint import checkpoint
 from mmkd_plugins.registry import MODELS, SCOPE
 from ..module_output_recorder import ModuleOutputRecorder
 from ..task_adapters.protocol import HybridTaskAdapter
-from .backbone_stages import BackboneStages, split_backbone
+from .backbone_stages import BackboneStages, split_backbone, stages_cut_at
 
 INFERRED_CONNECTOR_ARGS = ('in_channels', 'out_channels', 'scale_factor')
 HYBRID_WEIGHTINGS = ('uniform', 'halving')
@@ -76,6 +80,23 @@ def _check_stages(stages: Optional[Sequence[int]], num_stages: int,
     return chosen
 
 
+DEFAULT_PROBE_SIZE = 384
+
+
+def probe_image_size(probe_size: Optional[int], *models: BaseModel) -> Tuple[int, int]:
+    """(H, W) of the probe image: ``probe_size`` if given, else the first fixed input size
+    (``backbone.img_size``) of ``models``, else :data:`DEFAULT_PROBE_SIZE`."""
+    if probe_size is not None:
+        return probe_size, probe_size
+    for model in models:
+        size = getattr(model.backbone, 'img_size', None)
+        if isinstance(size, int):
+            return size, size
+        if isinstance(size, (tuple, list)) and len(size) == 2:
+            return int(size[0]), int(size[1])
+    return DEFAULT_PROBE_SIZE, DEFAULT_PROBE_SIZE
+
+
 @contextmanager
 def _eval_mode(*models: nn.Module) -> Iterator[None]:
     """Put every submodule in eval mode for a probe, then restore each one's mode."""
@@ -89,12 +110,31 @@ def _eval_mode(*models: nn.Module) -> Iterator[None]:
             module.training = training
 
 
+StageState = Any  # a stage's output: a tensor, or a tuple holding one with its shape
+
+
+def state_features(state: StageState) -> torch.Tensor:
+    """The features of a stage state: the state itself, or the first tensor of a tuple (a
+    Swin stage's (tokens, (H, W)))."""
+    if isinstance(state, torch.Tensor):
+        return state
+    return next(item for item in state if isinstance(item, torch.Tensor))
+
+
+def with_features(state: StageState, features: torch.Tensor) -> StageState:
+    """``state`` with its features (see :func:`state_features`) replaced by ``features``."""
+    if isinstance(state, torch.Tensor):
+        return features
+    position = next(k for k, item in enumerate(state) if isinstance(item, torch.Tensor))
+    return type(state)(features if k == position else item for k, item in enumerate(state))
+
+
 def probe_stages(backbone: nn.Module, split: BackboneStages,
-                 inputs: torch.Tensor) -> Tuple[List[torch.Tensor], tuple]:
-    """Run ``backbone`` once and record every stage's output.
+                 inputs: torch.Tensor) -> Tuple[List[StageState], tuple]:
+    """Run ``backbone`` once and record every stage's state.
 
     Returns:
-        The output of each stage, and what the backbone's ``forward`` returned.
+        The state of each stage, and what the backbone's ``forward`` returned.
     """
     names = [split.output_module(stage) for stage in range(split.num_stages)]
     with torch.no_grad(), ModuleOutputRecorder(backbone, names) as recorder:
@@ -102,26 +142,47 @@ def probe_stages(backbone: nn.Module, split: BackboneStages,
     return [recorder.outputs[name] for name in names], tuple(outputs)
 
 
-def check_stage_split(backbone: nn.Module, split: BackboneStages,
-                      stage_outputs: List[torch.Tensor], backbone_outputs: tuple,
-                      field: str) -> None:
-    """Check that running the split's stages in sequence reproduces the backbone's forward.
-
-    Raises:
-        ValueError: a stage's output, or the backbone's outputs, differ (the backbone's
-            forward does something between stages that its splitter does not know).
-    """
-    with torch.no_grad():
-        rerun = split.run(backbone, stage_outputs[0], first=1)
-    expected = list(stage_outputs[1:]) + list(backbone_outputs)
-    produced = rerun + [stage_outputs[stage] for stage in split.output_stages]
-    same = len(expected) == len(produced) and all(
+def _same(expected: Sequence[torch.Tensor], produced: Sequence[torch.Tensor]) -> bool:
+    return len(expected) == len(produced) and all(
         a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
         for a, b in zip(expected, produced))
-    if not same:
-        raise ValueError(f'{field}: running the stages of this {type(backbone).__name__} one '
-                         'after another does not reproduce its forward; its forward does more '
-                         'than its stage splitter describes, so it cannot be split')
+
+
+def other_image_like(probe: torch.Tensor) -> torch.Tensor:
+    """Another random image of the probe's shape: a forward continued from recorded stage
+    states on it returns the same outputs only if it reads nothing of its input but sizes."""
+    return torch.randn(probe.shape, generator=torch.Generator().manual_seed(1))
+
+
+def check_stage_split(backbone: nn.Module, split: BackboneStages, states: List[StageState],
+                      backbone_outputs: tuple, probe: torch.Tensor, field: str) -> None:
+    """Check that the split is a cut of the backbone's forward: for every stage i, the
+    forward continued from stage i's recorded state (:func:`stages_cut_at`, on another
+    image) returns what the whole forward returned.
+
+    Raises:
+        ValueError: naming the first stage after which the forward reads more than that
+            stage's state (an earlier stage's, the stem's, or its input's), or fails.
+    """
+    other_image = other_image_like(probe)
+    for stage in range(split.num_stages):
+        cut = dict(enumerate(states[:stage + 1]))
+        try:
+            with torch.no_grad(), stages_cut_at(backbone, split, cut, last=stage):
+                produced = tuple(backbone(other_image))
+        except Exception as error:  # the forward cannot go on from a stage state
+            reason = f'fails ({type(error).__name__}: {error})'
+        else:
+            if _same(_tensors_in(backbone_outputs), _tensors_in(produced)):
+                continue
+            reason = 'returns other outputs'
+        modules = ' -> '.join('(' + ', '.join(names) + ')' for names in split.stages)
+        raise ValueError(
+            f'{field}: this {type(backbone).__name__} is not a sequence of the stages '
+            f'{modules}: its forward continued from the state of stage {stage + 1} '
+            f'({split.output_module(stage)!r}) {reason}, so what follows stage '
+            f'{stage + 1} reads more than that stage\'s output (the stem, the input or an '
+            'earlier stage) and block-wise distillation cannot cut it there')
 
 
 def _tensors_in(nested) -> List[torch.Tensor]:
@@ -132,19 +193,30 @@ def _tensors_in(nested) -> List[torch.Tensor]:
     return []
 
 
-def outputs_read_by_head(adapter: HybridTaskAdapter, model: BaseModel,
-                         backbone_outputs: tuple) -> Set[int]:
-    """Which of the backbone's outputs ``model``'s neck and head actually use (an FPN may
-    skip the first), found by a backward pass through them.
+def read_by_head(adapter: HybridTaskAdapter, model: BaseModel, split: BackboneStages,
+                 states: List[StageState], probe: torch.Tensor) -> Tuple[Set[int], Set[int]]:
+    """Which stage states and which backbone outputs ``model``'s neck and head read (an FPN
+    reads several, may skip the first), found by a backward pass from the head's outputs,
+    with all stages standing in.
 
     Returns:
-        Positions in ``backbone_outputs``.
+        The stages (1-based) whose states reach the head, and the positions of the backbone
+        outputs it reads.
     """
-    inputs = tuple(output.detach().clone().requires_grad_() for output in backbone_outputs)
-    with torch.enable_grad():
-        total = sum(t.sum() for t in _tensors_in(adapter.head_forward(model, inputs)))
-        grads = torch.autograd.grad(cast(torch.Tensor, total), inputs, allow_unused=True)
-    return {position for position, grad in enumerate(grads) if grad is not None}
+    features = [state_features(state).detach().clone().requires_grad_() for state in states]
+    cut = {stage: with_features(state, features[stage]) for stage, state in enumerate(states)}
+    with torch.enable_grad(), stages_cut_at(model.backbone, split, cut,
+                                            last=split.num_stages - 1):
+        backbone_outputs = tuple(model.backbone(probe))
+        outputs = [output for output in backbone_outputs if output.requires_grad]
+        total = sum(t.sum() for t in _tensors_in(adapter.head_forward(model, backbone_outputs)))
+        grads = torch.autograd.grad(cast(torch.Tensor, total), features + outputs,
+                                    allow_unused=True)
+    read_outputs = {id(output) for output, grad in zip(outputs, grads[len(features):])
+                    if grad is not None}
+    return ({stage + 1 for stage, grad in enumerate(grads[:len(features)]) if grad is not None},
+            {position for position, output in enumerate(backbone_outputs)
+             if id(output) in read_outputs})
 
 
 def build_connector(cfg: dict, student_features: torch.Tensor, teacher_features: torch.Tensor,
@@ -153,18 +225,36 @@ def build_connector(cfg: dict, student_features: torch.Tensor, teacher_features:
 
     Args:
         cfg: The connector config without shapes, e.g. ``dict(type='ConvBNConnector')``.
-        student_features: The student stage's probe output, (1, C_s, H_s, W_s).
-        teacher_features: The teacher stage's probe output, (1, C_t, H_t, W_t).
+        student_features: The student stage's probe features, (1, C_s, H_s, W_s) maps or
+            (1, N_s, C_s) tokens.
+        teacher_features: The teacher stage's, of the same layout.
         field: Config field for errors.
     """
     given = sorted(set(cfg) & set(INFERRED_CONNECTOR_ARGS))
     if given:
         raise ValueError(f'{field}: {given} are inferred from the models; remove them')
-    height_ratio = teacher_features.shape[2] / student_features.shape[2]
-    width_ratio = teacher_features.shape[3] / student_features.shape[3]
-    shapes = dict(in_channels=student_features.shape[1], out_channels=teacher_features.shape[1],
-                  scale_factor=height_ratio if height_ratio == width_ratio else
-                  (height_ratio, width_ratio))
+    layouts = {4: 'a (B, C, H, W) map', 3: '(B, N, C) tokens'}
+    student_dims, teacher_dims = student_features.dim(), teacher_features.dim()
+    if student_dims != teacher_dims or student_dims not in layouts:
+        raise ValueError(f'{field}: the student stage gives {tuple(student_features.shape)} '
+                         f'and the teacher stage {tuple(teacher_features.shape)}; connectors '
+                         'map between two maps or two token sequences of one layout')
+    shapes: Dict[str, Any]
+    if student_dims == 3:
+        if student_features.shape[1] != teacher_features.shape[1]:
+            raise ValueError(f'{field}: the student stage has {student_features.shape[1]} '
+                             f'tokens and the teacher stage {teacher_features.shape[1]}; '
+                             'connectors keep the token count (same patch size and extra '
+                             'tokens on both sides)')
+        shapes = dict(in_channels=student_features.shape[2],
+                      out_channels=teacher_features.shape[2], scale_factor=1.0)
+    else:
+        height_ratio = teacher_features.shape[2] / student_features.shape[2]
+        width_ratio = teacher_features.shape[3] / student_features.shape[3]
+        shapes = dict(in_channels=student_features.shape[1],
+                      out_channels=teacher_features.shape[1],
+                      scale_factor=height_ratio if height_ratio == width_ratio else
+                      (height_ratio, width_ratio))
     try:
         with DefaultScope.overwrite_default_scope(SCOPE):
             return MODELS.build(dict(cfg, **shapes))
@@ -175,10 +265,11 @@ def build_connector(cfg: dict, student_features: torch.Tensor, teacher_features:
 class HybridNetworks(nn.Module):
     """The hybrids N_i, i in ``stages``, and the connectors they need.
 
-    Everything is inferred from one probe forward of both models at build time (a random
-    (1, 3, probe_size, probe_size) image, in eval mode): the stage splits, the connectors'
-    channels and resize factors, which backbone outputs the teacher's neck and head read, and a
-    check that each split reproduces its backbone's forward.
+    Everything is inferred from probe forwards of both models at build time (a random
+    (1, 3, probe_size, probe_size) image, in eval mode): the stage states, the connectors'
+    channels and resize factors, which stage states the teacher's outputs, neck and head read,
+    a check that each split is a cut of its backbone's forward, and a check that every hybrid
+    given the teacher's own stage states computes the teacher's head outputs.
 
     Args:
         student: The student (its backbone is split; it is not stored here).
@@ -189,9 +280,11 @@ class HybridNetworks(nn.Module):
         connector: Connector config without shapes. Defaults to
             ``dict(type='ConvBNConnector')``.
         weights: Per-hybrid weights w_i, see :func:`hybrid_weights`. Defaults to 'uniform'.
-        probe_size: Side of the probe image. Defaults to 384: every FPN level of a detector
-            (stride 128 for P7) is then at least 3×3, as DDOD's and other heads' deformable
-            convolutions need (mmcv refuses maps smaller than the kernel).
+        probe_size: Side of the probe image. Defaults to the input size the teacher's
+            backbone fixes (``img_size``, as transformers whose position embeddings fix it
+            have), else the student's, else 384: every FPN level of a detector (stride 128 for
+            P7) is then at least 3×3, as DDOD's and other heads' deformable convolutions need
+            (mmcv refuses maps smaller than the kernel).
         per_step: How many of the hybrids run in each training step, k. None (default, the
             paper's form) runs all n. With k < n, step t runs the hybrids at positions
             (t·k + j) mod n, j < k, of ``stages`` (in turn, so every hybrid runs k times in n
@@ -224,7 +317,7 @@ class HybridNetworks(nn.Module):
                  stages: Optional[Sequence[int]] = None,
                  connector: Optional[dict] = None,
                  weights: Union[str, Sequence[float]] = 'uniform',
-                 probe_size: int = 384,
+                 probe_size: Optional[int] = None,
                  per_step: Optional[int] = None,
                  recompute_teacher_tails: bool = False,
                  task_losses: bool = True,
@@ -261,29 +354,66 @@ class HybridNetworks(nn.Module):
         if self.per_step is not None:
             self.register_buffer('step', torch.zeros((), dtype=torch.long))
 
-        probe = torch.randn(1, 3, probe_size, probe_size,
+        probe = torch.randn(1, 3, *probe_image_size(probe_size, teacher, student),
                             generator=torch.Generator().manual_seed(0))
         with _eval_mode(student, teacher):
-            student_features, student_outputs = probe_stages(student.backbone,
-                                                             self.student_split, probe)
-            teacher_features, teacher_outputs = probe_stages(teacher.backbone,
-                                                             self.teacher_split, probe)
-            check_stage_split(student.backbone, self.student_split, student_features,
-                              student_outputs, 'model.student.backbone')
-            check_stage_split(teacher.backbone, self.teacher_split, teacher_features,
-                              teacher_outputs, 'model.teacher.config backbone')
-            read = outputs_read_by_head(adapter, teacher, teacher_outputs)
-        # the stages whose outputs the teacher's neck and head read (1-based)
-        self.read_stages = {self.teacher_split.output_stages[position] + 1 for position in read}
-        self.connected_stages = tuple(sorted(
-            set(self.stages) | {stage for stage in self.read_stages if stage <= self.stages[-1]}))
+            student_states, student_outputs = probe_stages(student.backbone,
+                                                           self.student_split, probe)
+            teacher_states, teacher_outputs = probe_stages(teacher.backbone,
+                                                           self.teacher_split, probe)
+            check_stage_split(student.backbone, self.student_split, student_states,
+                              student_outputs, probe, 'model.student.backbone')
+            # the stages whose states the teacher's backbone outputs, neck and head read
+            self.read_stages, read_outputs = read_by_head(adapter, teacher, self.teacher_split,
+                                                          teacher_states, probe)
+            self.connected_stages = tuple(sorted(
+                set(self.stages)
+                | {stage for stage in self.read_stages if stage <= self.stages[-1]}))
+            self._check_hybrids_of_the_teacher(teacher, teacher_states, teacher_outputs,
+                                               read_outputs, probe, field)
         connector = dict(connector or dict(type='ConvBNConnector'))
         self.connectors = nn.ModuleDict({
-            f'stage{stage}': build_connector(connector, student_features[stage - 1],
-                                             teacher_features[stage - 1],
+            f'stage{stage}': build_connector(connector,
+                                             state_features(student_states[stage - 1]),
+                                             state_features(teacher_states[stage - 1]),
                                              f'{field}.connector (stage {stage})')
             for stage in self.connected_stages
         })
+
+    def _check_hybrids_of_the_teacher(self, teacher: BaseModel, states: List[StageState],
+                                      backbone_outputs: tuple, read_outputs: Set[int],
+                                      probe: torch.Tensor, field: str) -> None:
+        """Check that every hybrid, given the teacher's own stage states, gives the teacher's
+        neck and head the teacher's own backbone outputs (on another image: from the states
+        alone), i.e. that the teacher's split is a cut of its forward there and that the stages
+        a hybrid skips (before i, read by nothing) feed nothing the head reads.
+
+        Raises:
+            ValueError: naming the hybrid, and the stages it skips.
+        """
+        other_image = other_image_like(probe)
+        expected = [backbone_outputs[position] for position in sorted(read_outputs)]
+        for stage in self.stages:
+            cut = {j - 1: states[j - 1] for j in self.connected_stages if j <= stage}
+            try:
+                with torch.no_grad(), stages_cut_at(teacher.backbone, self.teacher_split, cut,
+                                                    last=stage - 1):
+                    outputs = tuple(teacher.backbone(other_image))
+                produced = [outputs[position] for position in sorted(read_outputs)]
+            except Exception as error:  # the forward cannot go on from the stage states
+                reason = f'fails ({type(error).__name__}: {error})'
+            else:
+                if _same(expected, produced):
+                    continue
+                reason = "returns outputs other than the teacher's"
+            skipped = [j for j in range(1, stage) if j not in self.connected_stages]
+            hint = (f'; its neck may read stages {skipped}, which the hybrid skips: add them to '
+                    f'{field}.stages' if skipped else '')
+            raise ValueError(
+                f'model.teacher.config backbone: the forward of this '
+                f'{type(teacher.backbone).__name__} continued from the state of stage {stage} '
+                f'({self.teacher_split.output_module(stage - 1)!r}) {reason}: block-wise '
+                f'distillation cannot cut it there (hybrid N_{stage}){hint}')
 
     @property
     def student_modules(self) -> Dict[int, str]:
@@ -305,15 +435,17 @@ class HybridNetworks(nn.Module):
         return [(self.stages[position], self.weights[position] * scale)
                 for position in positions]
 
-    def forward(self, student_features: Dict[int, torch.Tensor], teacher: BaseModel,
-                data_samples: list, stages: Optional[Sequence[int]] = None,
+    def forward(self, student_states: Dict[int, StageState], teacher: BaseModel,
+                inputs: torch.Tensor, data_samples: list, stages: Optional[Sequence[int]] = None,
                 records: Optional[dict] = None) -> List[HybridOutput]:
         """Run the hybrids.
 
         Args:
-            student_features: Stage (1-based) -> the student's output of that stage in this
-                step, (B, C_s, H, W), for every stage in :attr:`student_modules`.
+            student_states: Stage (1-based) -> the student's state of that stage in this step
+                (e.g. (B, C_s, H, W)), for every stage in :attr:`student_modules`.
             teacher: The frozen teacher (eval mode).
+            inputs: The batch's images, (B, 3, H, W): the teacher's forward reads their size
+                (a ViT's patch grid), not their values.
             data_samples: The batch's data samples, for the hybrids' task losses.
             stages: Which hybrids to run (see :meth:`scheduled`). Defaults to all of
                 ``stages``.
@@ -329,16 +461,20 @@ class HybridNetworks(nn.Module):
         stages = self.stages if stages is None else tuple(stages)
         # hybrid N_i reads C_i, and C_j of the earlier stages j that the teacher's neck reads
         used = set(stages) | {j for j in self.read_stages if j <= max(stages)}
-        connected = {stage: self.connectors[f'stage{stage}'](student_features[stage])
-                     for stage in self.connected_stages}
+        connected = {
+            stage: with_features(student_states[stage], self.connectors[f'stage{stage}'](
+                state_features(student_states[stage])))
+            for stage in self.connected_stages
+        }
         results = []
         for stage in stages:
             features = {j: connected[j] for j in self.connected_stages if j <= stage}
             if self.recompute_teacher_tails:
-                outputs = checkpoint(self._teacher_tail, teacher, stage, features, records,
-                                     use_reentrant=False)
+                outputs = checkpoint(self._teacher_tail, teacher, stage, features, inputs,
+                                     records, self.task_losses, use_reentrant=False)
             else:
-                outputs = self._teacher_tail(teacher, stage, features, records)
+                outputs = self._teacher_tail(teacher, stage, features, inputs, records,
+                                             self.task_losses)
             if self.task_losses:
                 results.append(HybridOutput(
                     stage, self.adapter.head_logits(teacher, outputs),
@@ -347,34 +483,34 @@ class HybridNetworks(nn.Module):
                 results.append(HybridOutput(stage, outputs, {}))
         unused = [connected[j] for j in self.connected_stages if j not in used]
         if unused:
-            zero = sum(output.sum() for output in unused) * 0.0
+            zero = sum(state_features(state).sum() for state in unused) * 0.0
             first = results[0]
             logits = ([first.logits[0] + zero] + list(first.logits[1:])
                       if isinstance(first.logits, (list, tuple)) else first.logits + zero)
             results[0] = first._replace(logits=logits)
         return results
 
-    def _teacher_tail(self, teacher: BaseModel, stage: int,
-                      connected: Dict[int, torch.Tensor], records: Optional[dict]):
-        """The teacher's part of hybrid N_i: its stages i+1..n, neck and head.
+    def _teacher_tail(self, teacher: BaseModel, stage: int, connected: Dict[int, StageState],
+                      inputs: torch.Tensor, records: Optional[dict], task_losses: bool):
+        """The teacher's part of hybrid N_i: its forward from stage i on (later stages, neck,
+        head).
 
         Args:
             teacher: The frozen teacher.
             stage: i.
-            connected: Stage j -> C_j(S_j), for the connected stages j <= i; C_i(S_i) is
-                (B, C_t, H, W).
+            connected: Stage j -> C_j(S_j), for the connected stages j <= i, in the layout of
+                the teacher's stage-j state.
+            inputs: The batch's images, for their size.
             records: As for :meth:`forward`.
+            task_losses: Whether to return the head's outputs for its task losses too.
 
         Returns:
             The teacher head's outputs (the task adapter's ``head_forward``), or with
             ``task_losses=False`` only its logits (``head_class_logits``).
         """
-        features = dict(connected)
-        tail = self.teacher_split.run(teacher.backbone, features[stage], first=stage)
-        features.update({stage + 1 + k: output for k, output in enumerate(tail)})
-        unread = features[stage].new_zeros(0)  # an output the neck never reads
-        backbone_outputs = tuple(features.get(j + 1, unread)
-                                 for j in self.teacher_split.output_stages)
-        if self.task_losses:
+        states = {j - 1: state for j, state in connected.items()}
+        with stages_cut_at(teacher.backbone, self.teacher_split, states, last=stage - 1):
+            backbone_outputs = tuple(teacher.backbone(inputs))
+        if task_losses:
             return self.adapter.head_forward(teacher, backbone_outputs, records)
         return self.adapter.head_class_logits(teacher, backbone_outputs, records)

@@ -64,7 +64,7 @@ class BlockwiseDistiller(Distiller):
         distill_losses: Name -> loss config; each loss d compares logits (no
             ``student_output`` / ``teacher_output``).
         hybrids: ``dict(stages=None, connector=dict(type='ConvBNConnector'),
-            weights='uniform', probe_size=384, per_step=None,
+            weights='uniform', probe_size=None, per_step=None,
             recompute_teacher_tails=False, task_losses=True)``, see
             :class:`~mmkd_plugins.models.blockwise.HybridNetworks`. Defaults to all stages.
         alpha: α, weight of the task losses. Defaults to 1.0.
@@ -124,10 +124,10 @@ class BlockwiseDistiller(Distiller):
             student_losses, student_outputs, teacher_outputs = self.run_student_and_teachers(
                 inputs, data_samples)
         teacher_logits = teacher_outputs[SINGLE][LOGITS]
-        student_features = {stage: self.student_recorder.outputs[name]
-                            for stage, name in self.hybrids.student_modules.items()}
+        student_states = {stage: self.student_recorder.outputs[name]
+                          for stage, name in self.hybrids.student_modules.items()}
         scheduled = dict(self.hybrids.scheduled())
-        hybrid_outputs = self.hybrids(student_features, self.teacher, data_samples,
+        hybrid_outputs = self.hybrids(student_states, self.teacher, inputs, data_samples,
                                       stages=list(scheduled), records=records)
         ensemble = mean_logits([hybrid.logits for hybrid in hybrid_outputs])
         if self.detach_ensemble:

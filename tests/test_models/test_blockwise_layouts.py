@@ -1,0 +1,124 @@
+"""Block-wise distillation on every stage layout: CNN maps (ConvNeXt), plain tokens with a class
+token (DeiT), a hierarchical transformer whose stages pass (tokens, (H, W)) (Swin), on small
+versions of the stock configs."""
+import pytest
+import torch
+from mmengine.optim import OptimWrapper
+from torch import nn
+
+from mmkd_plugins.checkpoint import extract_student_state_dict
+from mmkd_plugins.models import BlockwiseDistiller
+from mmkd_plugins.models.blockwise import BackboneStages
+from mmkd_plugins.models.blockwise.hybrid_networks import check_stage_split, probe_stages
+from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
+from ..conftest import save_random_checkpoint
+from ..support.classifiers import KD, make_batch
+
+IDENTITY = dict(connector=dict(type='IdentityConnector'), probe_size=64)
+SMALL_HEAD = {'model.head.num_classes': 10, 'model.train_cfg': None}
+LAYOUTS = {
+    'maps-convnext': ('mmpretrain::convnext/convnext-tiny_32xb128_in1k.py', {
+        'model.backbone': dict(_delete_=True, type='ConvNeXt', drop_path_rate=0.1,
+                               arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 24, 32])),
+        'model.head.in_channels': 32, **SMALL_HEAD}),
+    'tokens-deit': ('mmpretrain::deit/deit-tiny_4xb256_in1k.py', {
+        'model.backbone': dict(_delete_=True, type='VisionTransformer', img_size=32,
+                               patch_size=8, drop_path_rate=0.1,
+                               arch=dict(embed_dims=32, num_layers=4, num_heads=2,
+                                         feedforward_channels=64)),
+        'model.head.in_channels': 32, **SMALL_HEAD}),
+    'hierarchical-swin': ('mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py', {
+        'model.backbone': dict(_delete_=True, type='SwinTransformer', img_size=32,
+                               window_size=2, pad_small_map=True, drop_path_rate=0.1,
+                               arch=dict(embed_dims=8, depths=[1, 1, 1, 1],
+                                         num_heads=[1, 1, 1, 1])),
+        'model.head.in_channels': 64, **SMALL_HEAD}),
+}
+# the first stage's modules, whose parameters a stage-1 hybrid's term must reach (a Swin
+# stage's patch merging runs after its state, in the next stage)
+FIRST_STAGE = {'maps-convnext': 'stages.0', 'tokens-deit': 'layers.0',
+               'hierarchical-swin': 'stages.0.blocks'}
+
+
+def model_cfg(layout: str, **overrides) -> dict:
+    config, options = LAYOUTS[layout]
+    cfg = load_model_config(config, 'test', options)
+    return dict(cfg.model, data_preprocessor=cfg.get('data_preprocessor'), **overrides)
+
+
+def same_network_distiller(layout: str, tmp_path, hybrids: dict) -> BlockwiseDistiller:
+    """Student and teacher of one architecture with the teacher's random weights."""
+    config, options = LAYOUTS[layout]
+    checkpoint = save_random_checkpoint(config, str(tmp_path / f'{layout}.pth'), options, seed=4)
+    student = model_cfg(layout, init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
+    model = BlockwiseDistiller(
+        student=student, teacher=dict(config=config, checkpoint=checkpoint,
+                                      cfg_options=options),
+        distill_losses=KD, hybrids=hybrids)
+    model.init_weights()
+    return model
+
+
+@pytest.mark.parametrize('layout', list(LAYOUTS))
+def test_a_same_network_with_identity_connectors_gives_the_teachers_logits_and_trains(
+        layout, tmp_path):
+    model = same_network_distiller(layout, tmp_path, IDENTITY).eval()
+    data = model.data_preprocessor(make_batch(size=32), training=False)
+    _, outputs = model.run_student(data['inputs'], data['data_samples'])
+    states = {stage: model.student_recorder.outputs[name]
+              for stage, name in model.hybrids.student_modules.items()}
+    hybrids = model.hybrids(states, model.teacher, data['inputs'], data['data_samples'])
+    teacher_logits = model.run_teacher(data['inputs'], data['data_samples'])['logits']
+    assert [hybrid.stage for hybrid in hybrids] == [1, 2, 3, 4]
+    assert teacher_logits.std() > 1e-3  # not a trivially equal comparison
+    for hybrid in hybrids:
+        torch.testing.assert_close(hybrid.logits, teacher_logits, rtol=1e-4, atol=1e-5)
+
+    # trained with learned connectors: one hybrid's term alone reaches the student's first
+    # stage; the teacher stays bit-identical; the export loads into the stock config
+    model = same_network_distiller(layout, tmp_path, dict(probe_size=64)).train()
+    teacher_before = {key: value.clone() for key, value in model.teacher.state_dict().items()}
+    data = model.data_preprocessor(make_batch(size=32), training=True)
+    hybrid_term = model.loss(**data)['hybrid1.distill.loss_kd']
+    first_stage = list(model.student.backbone.get_submodule(FIRST_STAGE[layout]).parameters())
+    gradients = torch.autograd.grad(hybrid_term, first_stage, allow_unused=True)
+    assert all(grad is not None and grad.abs().sum() > 0 for grad in gradients)
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    log_vars = model.train_step(make_batch(size=32), optim_wrapper)
+    assert {f'hybrid{stage}.distill.loss_kd' for stage in range(1, 5)} <= set(log_vars)
+    assert all(torch.isfinite(value) for value in log_vars.values())
+    for key, value in model.teacher.state_dict().items():
+        assert torch.equal(value, teacher_before[key]), key
+    config, options = LAYOUTS[layout]
+    stock = build_model_from_config(load_model_config(config, 'test', options))
+    stock.load_state_dict(extract_student_state_dict(model.state_dict()), strict=True)
+
+
+class StemSkipNet(nn.Module):
+    """Three conv stages whose forward adds the stem's output to stage 2's: not a cut at
+    stage 1 or 2 (what follows them also reads the stem)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.stage1, self.stage2, self.stage3 = (nn.Conv2d(3, 4, 3, padding=1),
+                                                            *(nn.Conv2d(4, 4, 3, padding=1)
+                                                              for _ in range(3)))
+
+    def forward(self, x):
+        stem = self.stem(x)
+        return (self.stage3(self.stage2(self.stage1(stem)) + stem), )
+
+
+def test_a_split_that_is_not_a_cut_of_the_forward_is_refused_naming_the_stage():
+    net = StemSkipNet().eval()
+    probe = torch.randn(1, 3, 8, 8)
+    split = BackboneStages(stages=(('stage1', ), ('stage2', ), ('stage3', )))
+    states, outputs = probe_stages(net, split, probe)
+    with pytest.raises(ValueError, match=r"field: this StemSkipNet is not a sequence of the "
+                       r"stages \(stage1\) -> \(stage2\) -> \(stage3\): its forward continued "
+                       r"from the state of stage 1 \('stage1'\) returns other outputs"):
+        check_stage_split(net, split, states, outputs, probe, 'field')
+    # the same forward is a cut after stage 2's sum (stage 3 reads only it)
+    split = BackboneStages(stages=(('stage1', 'stage2', 'stage3'), ))
+    states, outputs = probe_stages(net, split, probe)
+    check_stage_split(net, split, states, outputs, probe, 'field')
