@@ -23,7 +23,7 @@ forward does something else is refused rather than silently mis-distilled.
 """
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from torch import nn
 
@@ -38,9 +38,13 @@ class BackboneStages:
         stem: Modules the backbone runs before stage 1 whose outputs only stage 1 reads: a
             hybrid skips them (they pass their input through). Defaults to none (the stem
             runs, and its outputs may be read later, as a ViT's patch grid is).
+        input_size: The (H, W) input the backbone's forward requires, where it fixes one (its
+            attention biases are built for one resolution) without saying so in an
+            ``img_size`` attribute; the build-time probe uses it. Defaults to None.
     """
     stages: Tuple[Tuple[str, ...], ...]
     stem: Tuple[str, ...] = ()
+    input_size: Optional[Tuple[int, int]] = None
 
     @property
     def num_stages(self) -> int:

@@ -83,13 +83,15 @@ def _check_stages(stages: Optional[Sequence[int]], num_stages: int,
 DEFAULT_PROBE_SIZE = 384
 
 
-def probe_image_size(probe_size: Optional[int], *models: BaseModel) -> Tuple[int, int]:
-    """(H, W) of the probe image: ``probe_size`` if given, else the first fixed input size
-    (``backbone.img_size``) of ``models``, else :data:`DEFAULT_PROBE_SIZE`."""
+def probe_image_size(probe_size: Optional[int],
+                     backbones: Sequence[Tuple[nn.Module, BackboneStages]]) -> Tuple[int, int]:
+    """(H, W) of the probe image: ``probe_size`` if given, else the first fixed input size of
+    ``backbones`` (the split's ``input_size``, or the backbone's ``img_size``), else
+    :data:`DEFAULT_PROBE_SIZE`."""
     if probe_size is not None:
         return probe_size, probe_size
-    for model in models:
-        size = getattr(model.backbone, 'img_size', None)
+    for backbone, split in backbones:
+        size = split.input_size or getattr(backbone, 'img_size', None)
         if isinstance(size, int):
             return size, size
         if isinstance(size, (tuple, list)) and len(size) == 2:
@@ -281,8 +283,9 @@ class HybridNetworks(nn.Module):
             ``dict(type='ConvBNConnector')``.
         weights: Per-hybrid weights w_i, see :func:`hybrid_weights`. Defaults to 'uniform'.
         probe_size: Side of the probe image. Defaults to the input size the teacher's
-            backbone fixes (``img_size``, as transformers whose position embeddings fix it
-            have), else the student's, else 384: every FPN level of a detector (stride 128 for
+            backbone fixes (its split's ``input_size`` or its ``img_size``, as transformers
+            whose position embeddings or attention biases fix it have), else the student's,
+            else 384: every FPN level of a detector (stride 128 for
             P7) is then at least 3×3, as DDOD's and other heads' deformable convolutions need
             (mmcv refuses maps smaller than the kernel).
         per_step: How many of the hybrids run in each training step, k. None (default, the
@@ -354,7 +357,9 @@ class HybridNetworks(nn.Module):
         if self.per_step is not None:
             self.register_buffer('step', torch.zeros((), dtype=torch.long))
 
-        probe = torch.randn(1, 3, *probe_image_size(probe_size, teacher, student),
+        probe_shape = probe_image_size(probe_size, [(teacher.backbone, self.teacher_split),
+                                                    (student.backbone, self.student_split)])
+        probe = torch.randn(1, 3, *probe_shape,
                             generator=torch.Generator().manual_seed(0))
         with _eval_mode(student, teacher):
             student_states, student_outputs = probe_stages(student.backbone,

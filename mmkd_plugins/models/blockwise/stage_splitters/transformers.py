@@ -178,13 +178,25 @@ def split_twins(backbone: Any) -> BackboneStages:
 
 
 @register_stage_splitter('mmpretrain.models.backbones.tinyvit.TinyViT')
-@register_stage_splitter('mmpretrain.models.backbones.levit.LeViT')
 def split_tinyvit(backbone: Any) -> BackboneStages:
-    """TinyViT (four stages) and LeViT (three: its resolutions 16, 32, 64) (mmpretrain): one
-    stage per module of ``stages`` (a TinyViT stage ends with its patch merging); the patch
-    embedding feeds only the first."""
+    """TinyViT (mmpretrain): one stage per module of ``stages`` (each but the last ends with its
+    patch merging); the patch embedding feeds only the first."""
     return BackboneStages(stages=tuple((f'stages.{k}', ) for k in range(len(backbone.stages))),
                           stem=('patch_embed', ))
+
+
+LEVIT_PATCH_STRIDE = 16  # its convolutional patch embedding: four stride-2 convolutions
+
+
+@register_stage_splitter('mmpretrain.models.backbones.levit.LeViT')
+def split_levit(backbone: Any) -> BackboneStages:
+    """LeViT (mmpretrain): three stages, one per module of ``stages`` (resolutions 16, 32, 64);
+    the patch embedding feeds only the first. Its attention biases are built for one input
+    size (``img_size``, not kept as an attribute): the first stage's resolution times the
+    patch stride."""
+    side = backbone.resolutions[0] * LEVIT_PATCH_STRIDE
+    return BackboneStages(stages=tuple((f'stages.{k}', ) for k in range(len(backbone.stages))),
+                          stem=('patch_embed', ), input_size=(side, side))
 
 
 @register_stage_splitter('mmpretrain.models.backbones.efficientformer.EfficientFormer')
