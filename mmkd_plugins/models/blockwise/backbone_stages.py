@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+import torch
 from torch import nn
 
 
@@ -114,6 +115,25 @@ def stages_cut_at(backbone: nn.Module, split: BackboneStages, states: Dict[int, 
     finally:
         for parent, key, original in reversed(replaced):
             parent._modules[key] = original
+
+
+StageState = Any  # a stage's output: a tensor, or a tuple holding one with its shape
+
+
+def state_features(state: StageState) -> torch.Tensor:
+    """The features of a stage state: the state itself, or the first tensor of a tuple (a
+    Swin stage's (tokens, (H, W)))."""
+    if isinstance(state, torch.Tensor):
+        return state
+    return next(item for item in state if isinstance(item, torch.Tensor))
+
+
+def with_features(state: StageState, features: torch.Tensor) -> StageState:
+    """``state`` with its features (see :func:`state_features`) replaced by ``features``."""
+    if isinstance(state, torch.Tensor):
+        return features
+    position = next(k for k, item in enumerate(state) if isinstance(item, torch.Tensor))
+    return type(state)(features if k == position else item for k, item in enumerate(state))
 
 
 StageSplitter = Callable[[nn.Module], BackboneStages]

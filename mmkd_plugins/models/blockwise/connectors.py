@@ -1,18 +1,21 @@
 """Stage connectors: map a student stage's features into the teacher's feature space.
 
-A connector is built with ``in_channels``, ``out_channels`` and ``scale_factor`` filled in by
-:class:`~mmkd_plugins.models.blockwise.HybridNetworks` from a probe forward of both models; a
-config names only its type (and any other argument of its own).
+A connector is built by :func:`build_connector`, with ``in_channels``, ``out_channels`` and
+``scale_factor`` filled in from a probe forward of both models (see
+:class:`~mmkd_plugins.models.blockwise.HybridNetworks`); a config names only its type (and any
+other argument of its own).
 """
-from typing import Tuple, Union
+from typing import Any, Dict, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.registry import DefaultScope
 from torch import nn
 
-from mmkd_plugins.registry import MODELS
+from mmkd_plugins.registry import MODELS, SCOPE
 
 ScaleFactor = Union[float, Tuple[float, float]]
+INFERRED_CONNECTOR_ARGS = ('in_channels', 'out_channels', 'scale_factor')
 
 
 def is_unit_scale(scale_factor: ScaleFactor) -> bool:
@@ -78,3 +81,46 @@ class IdentityConnector(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) or (B, N, C) -> the same tensor."""
         return features
+
+
+def build_connector(cfg: dict, student_features: torch.Tensor, teacher_features: torch.Tensor,
+                    field: str) -> nn.Module:
+    """Build a connector from student-stage to teacher-stage features of the probe's shapes.
+
+    Args:
+        cfg: The connector config without shapes, e.g. ``dict(type='ConvBNConnector')``.
+        student_features: The student stage's probe features, (1, C_s, H_s, W_s) maps or
+            (1, N_s, C_s) tokens.
+        teacher_features: The teacher stage's, of the same layout.
+        field: Config field for errors.
+    """
+    given = sorted(set(cfg) & set(INFERRED_CONNECTOR_ARGS))
+    if given:
+        raise ValueError(f'{field}: {given} are inferred from the models; remove them')
+    layouts = {4: 'a (B, C, H, W) map', 3: '(B, N, C) tokens'}
+    student_dims, teacher_dims = student_features.dim(), teacher_features.dim()
+    if student_dims != teacher_dims or student_dims not in layouts:
+        raise ValueError(f'{field}: the student stage gives {tuple(student_features.shape)} '
+                         f'and the teacher stage {tuple(teacher_features.shape)}; connectors '
+                         'map between two maps or two token sequences of one layout')
+    shapes: Dict[str, Any]
+    if student_dims == 3:
+        if student_features.shape[1] != teacher_features.shape[1]:
+            raise ValueError(f'{field}: the student stage has {student_features.shape[1]} '
+                             f'tokens and the teacher stage {teacher_features.shape[1]}; '
+                             'connectors keep the token count (same patch size and extra '
+                             'tokens on both sides)')
+        shapes = dict(in_channels=student_features.shape[2],
+                      out_channels=teacher_features.shape[2], scale_factor=1.0)
+    else:
+        height_ratio = teacher_features.shape[2] / student_features.shape[2]
+        width_ratio = teacher_features.shape[3] / student_features.shape[3]
+        shapes = dict(in_channels=student_features.shape[1],
+                      out_channels=teacher_features.shape[1],
+                      scale_factor=height_ratio if height_ratio == width_ratio else
+                      (height_ratio, width_ratio))
+    try:
+        with DefaultScope.overwrite_default_scope(SCOPE):
+            return MODELS.build(dict(cfg, **shapes))
+    except (KeyError, ValueError) as error:
+        raise type(error)(f'{field}: {error}') from error

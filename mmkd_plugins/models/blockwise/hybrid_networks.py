@@ -12,22 +12,20 @@ When the teacher's backbone outputs, neck or head read the states of several sta
 the hybrid gives them, for every such stage j <= i, the connected student state C_j(S_j), and
 the teacher's own for the later stages; the stages j < i that nothing reads are skipped.
 """
-from contextlib import contextmanager
-from typing import (Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Union,
-                    cast)
+from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
-from mmengine.registry import DefaultScope
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from mmkd_plugins.registry import MODELS, SCOPE
-from ..module_output_recorder import ModuleOutputRecorder
 from ..task_adapters.protocol import HybridTaskAdapter
-from .backbone_stages import BackboneStages, split_backbone, stages_cut_at
+from .backbone_stages import (StageState, split_backbone, stages_cut_at, state_features,
+                              with_features)
+from .connectors import build_connector
+from .stage_probe import (check_stage_split, eval_mode, other_image_like, probe_image_size,
+                          probe_stages, read_by_head, same_tensors)
 
-INFERRED_CONNECTOR_ARGS = ('in_channels', 'out_channels', 'scale_factor')
 HYBRID_WEIGHTINGS = ('uniform', 'halving')
 
 
@@ -78,190 +76,6 @@ def _check_stages(stages: Optional[Sequence[int]], num_stages: int,
         raise ValueError(f'{field}.stages: expected stage numbers in 1..{num_stages}, '
                          f'got {stages!r}')
     return chosen
-
-
-DEFAULT_PROBE_SIZE = 384
-
-
-def probe_image_size(probe_size: Optional[int],
-                     backbones: Sequence[Tuple[nn.Module, BackboneStages]]) -> Tuple[int, int]:
-    """(H, W) of the probe image: ``probe_size`` if given, else the first fixed input size of
-    ``backbones`` (the split's ``input_size``, or the backbone's ``img_size``), else
-    :data:`DEFAULT_PROBE_SIZE`."""
-    if probe_size is not None:
-        return probe_size, probe_size
-    for backbone, split in backbones:
-        size = split.input_size or getattr(backbone, 'img_size', None)
-        if isinstance(size, int):
-            return size, size
-        if isinstance(size, (tuple, list)) and len(size) == 2:
-            return int(size[0]), int(size[1])
-    return DEFAULT_PROBE_SIZE, DEFAULT_PROBE_SIZE
-
-
-@contextmanager
-def _eval_mode(*models: nn.Module) -> Iterator[None]:
-    """Put every submodule in eval mode for a probe, then restore each one's mode."""
-    modes = [(module, module.training) for model in models for module in model.modules()]
-    for model in models:
-        model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
-
-
-StageState = Any  # a stage's output: a tensor, or a tuple holding one with its shape
-
-
-def state_features(state: StageState) -> torch.Tensor:
-    """The features of a stage state: the state itself, or the first tensor of a tuple (a
-    Swin stage's (tokens, (H, W)))."""
-    if isinstance(state, torch.Tensor):
-        return state
-    return next(item for item in state if isinstance(item, torch.Tensor))
-
-
-def with_features(state: StageState, features: torch.Tensor) -> StageState:
-    """``state`` with its features (see :func:`state_features`) replaced by ``features``."""
-    if isinstance(state, torch.Tensor):
-        return features
-    position = next(k for k, item in enumerate(state) if isinstance(item, torch.Tensor))
-    return type(state)(features if k == position else item for k, item in enumerate(state))
-
-
-def probe_stages(backbone: nn.Module, split: BackboneStages,
-                 inputs: torch.Tensor) -> Tuple[List[StageState], tuple]:
-    """Run ``backbone`` once and record every stage's state.
-
-    Returns:
-        The state of each stage, and what the backbone's ``forward`` returned.
-    """
-    names = [split.output_module(stage) for stage in range(split.num_stages)]
-    with torch.no_grad(), ModuleOutputRecorder(backbone, names) as recorder:
-        outputs = backbone(inputs)
-    return [recorder.outputs[name] for name in names], tuple(outputs)
-
-
-def _same(expected: Sequence[torch.Tensor], produced: Sequence[torch.Tensor]) -> bool:
-    return len(expected) == len(produced) and all(
-        a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
-        for a, b in zip(expected, produced))
-
-
-def other_image_like(probe: torch.Tensor) -> torch.Tensor:
-    """Another random image of the probe's shape: a forward continued from recorded stage
-    states on it returns the same outputs only if it reads nothing of its input but sizes."""
-    return torch.randn(probe.shape, generator=torch.Generator().manual_seed(1))
-
-
-def check_stage_split(backbone: nn.Module, split: BackboneStages, states: List[StageState],
-                      backbone_outputs: tuple, probe: torch.Tensor, field: str) -> None:
-    """Check that the split is a cut of the backbone's forward: for every stage i, the
-    forward continued from stage i's recorded state (:func:`stages_cut_at`, on another
-    image) returns what the whole forward returned.
-
-    Raises:
-        ValueError: naming the first stage after which the forward reads more than that
-            stage's state (an earlier stage's, the stem's, or its input's), or fails.
-    """
-    other_image = other_image_like(probe)
-    for stage in range(split.num_stages):
-        cut = dict(enumerate(states[:stage + 1]))
-        try:
-            with torch.no_grad(), stages_cut_at(backbone, split, cut, last=stage):
-                produced = tuple(backbone(other_image))
-        except Exception as error:  # the forward cannot go on from a stage state
-            reason = f'fails ({type(error).__name__}: {error})'
-        else:
-            if _same(_tensors_in(backbone_outputs), _tensors_in(produced)):
-                continue
-            reason = 'returns other outputs'
-        modules = ' -> '.join('(' + ', '.join(names) + ')' for names in split.stages)
-        raise ValueError(
-            f'{field}: this {type(backbone).__name__} is not a sequence of the stages '
-            f'{modules}: its forward continued from the state of stage {stage + 1} '
-            f'({split.output_module(stage)!r}) {reason}, so what follows stage '
-            f'{stage + 1} reads more than that stage\'s output (the stem, the input or an '
-            'earlier stage) and block-wise distillation cannot cut it there')
-
-
-def _tensors_in(nested) -> List[torch.Tensor]:
-    if isinstance(nested, torch.Tensor):
-        return [nested]
-    if isinstance(nested, (list, tuple)):
-        return [tensor for item in nested for tensor in _tensors_in(item)]
-    return []
-
-
-def read_by_head(adapter: HybridTaskAdapter, model: BaseModel, split: BackboneStages,
-                 states: List[StageState], probe: torch.Tensor) -> Tuple[Set[int], Set[int]]:
-    """Which stage states and which backbone outputs ``model``'s neck and head read (an FPN
-    reads several, may skip the first), found by a backward pass from the head's outputs,
-    with all stages standing in.
-
-    Returns:
-        The stages (1-based) whose states reach the head, and the positions of the backbone
-        outputs it reads.
-    """
-    features = [state_features(state).detach().clone().requires_grad_() for state in states]
-    cut = {stage: with_features(state, features[stage]) for stage, state in enumerate(states)}
-    with torch.enable_grad(), stages_cut_at(model.backbone, split, cut,
-                                            last=split.num_stages - 1):
-        backbone_outputs = tuple(model.backbone(probe))
-        outputs = [output for output in backbone_outputs if output.requires_grad]
-        total = sum(t.sum() for t in _tensors_in(adapter.head_forward(model, backbone_outputs)))
-        grads = torch.autograd.grad(cast(torch.Tensor, total), features + outputs,
-                                    allow_unused=True)
-    read_outputs = {id(output) for output, grad in zip(outputs, grads[len(features):])
-                    if grad is not None}
-    return ({stage + 1 for stage, grad in enumerate(grads[:len(features)]) if grad is not None},
-            {position for position, output in enumerate(backbone_outputs)
-             if id(output) in read_outputs})
-
-
-def build_connector(cfg: dict, student_features: torch.Tensor, teacher_features: torch.Tensor,
-                    field: str) -> nn.Module:
-    """Build a connector from student-stage to teacher-stage features of the probe's shapes.
-
-    Args:
-        cfg: The connector config without shapes, e.g. ``dict(type='ConvBNConnector')``.
-        student_features: The student stage's probe features, (1, C_s, H_s, W_s) maps or
-            (1, N_s, C_s) tokens.
-        teacher_features: The teacher stage's, of the same layout.
-        field: Config field for errors.
-    """
-    given = sorted(set(cfg) & set(INFERRED_CONNECTOR_ARGS))
-    if given:
-        raise ValueError(f'{field}: {given} are inferred from the models; remove them')
-    layouts = {4: 'a (B, C, H, W) map', 3: '(B, N, C) tokens'}
-    student_dims, teacher_dims = student_features.dim(), teacher_features.dim()
-    if student_dims != teacher_dims or student_dims not in layouts:
-        raise ValueError(f'{field}: the student stage gives {tuple(student_features.shape)} '
-                         f'and the teacher stage {tuple(teacher_features.shape)}; connectors '
-                         'map between two maps or two token sequences of one layout')
-    shapes: Dict[str, Any]
-    if student_dims == 3:
-        if student_features.shape[1] != teacher_features.shape[1]:
-            raise ValueError(f'{field}: the student stage has {student_features.shape[1]} '
-                             f'tokens and the teacher stage {teacher_features.shape[1]}; '
-                             'connectors keep the token count (same patch size and extra '
-                             'tokens on both sides)')
-        shapes = dict(in_channels=student_features.shape[2],
-                      out_channels=teacher_features.shape[2], scale_factor=1.0)
-    else:
-        height_ratio = teacher_features.shape[2] / student_features.shape[2]
-        width_ratio = teacher_features.shape[3] / student_features.shape[3]
-        shapes = dict(in_channels=student_features.shape[1],
-                      out_channels=teacher_features.shape[1],
-                      scale_factor=height_ratio if height_ratio == width_ratio else
-                      (height_ratio, width_ratio))
-    try:
-        with DefaultScope.overwrite_default_scope(SCOPE):
-            return MODELS.build(dict(cfg, **shapes))
-    except (KeyError, ValueError) as error:
-        raise type(error)(f'{field}: {error}') from error
 
 
 class HybridNetworks(nn.Module):
@@ -361,7 +175,7 @@ class HybridNetworks(nn.Module):
                                                     (student.backbone, self.student_split)])
         probe = torch.randn(1, 3, *probe_shape,
                             generator=torch.Generator().manual_seed(0))
-        with _eval_mode(student, teacher):
+        with eval_mode(student, teacher):
             student_states, student_outputs = probe_stages(student.backbone,
                                                            self.student_split, probe)
             teacher_states, teacher_outputs = probe_stages(teacher.backbone,
@@ -408,7 +222,7 @@ class HybridNetworks(nn.Module):
             except Exception as error:  # the forward cannot go on from the stage states
                 reason = f'fails ({type(error).__name__}: {error})'
             else:
-                if _same(expected, produced):
+                if same_tensors(expected, produced):
                     continue
                 reason = "returns outputs other than the teacher's"
             skipped = [j for j in range(1, stage) if j not in self.connected_stages]

@@ -1,0 +1,137 @@
+"""The build-time probe of block-wise distillation: record both backbones' stage states on a
+random image, check that each split is a cut of its backbone's forward, and find which stage
+states a model's neck and head read."""
+from contextlib import contextmanager
+from typing import Any, Iterator, List, Optional, Sequence, Set, Tuple, cast
+
+import torch
+from mmengine.model import BaseModel
+from torch import nn
+
+from ..module_output_recorder import ModuleOutputRecorder
+from ..task_adapters.protocol import HybridTaskAdapter
+from .backbone_stages import (BackboneStages, StageState, stages_cut_at, state_features,
+                              with_features)
+
+DEFAULT_PROBE_SIZE = 384
+
+
+def probe_image_size(probe_size: Optional[int],
+                     backbones: Sequence[Tuple[nn.Module, BackboneStages]]) -> Tuple[int, int]:
+    """(H, W) of the probe image: ``probe_size`` if given, else the first fixed input size of
+    ``backbones`` (the split's ``input_size``, or the backbone's ``img_size``), else
+    :data:`DEFAULT_PROBE_SIZE`."""
+    if probe_size is not None:
+        return probe_size, probe_size
+    for backbone, split in backbones:
+        size = split.input_size or getattr(backbone, 'img_size', None)
+        if isinstance(size, int):
+            return size, size
+        if isinstance(size, (tuple, list)) and len(size) == 2:
+            return int(size[0]), int(size[1])
+    return DEFAULT_PROBE_SIZE, DEFAULT_PROBE_SIZE
+
+
+@contextmanager
+def eval_mode(*models: nn.Module) -> Iterator[None]:
+    """Put every submodule in eval mode for a probe, then restore each one's mode."""
+    modes = [(module, module.training) for model in models for module in model.modules()]
+    for model in models:
+        model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def probe_stages(backbone: nn.Module, split: BackboneStages,
+                 inputs: torch.Tensor) -> Tuple[List[StageState], tuple]:
+    """Run ``backbone`` once and record every stage's state.
+
+    Returns:
+        The state of each stage, and what the backbone's ``forward`` returned.
+    """
+    names = [split.output_module(stage) for stage in range(split.num_stages)]
+    with torch.no_grad(), ModuleOutputRecorder(backbone, names) as recorder:
+        outputs = backbone(inputs)
+    return [recorder.outputs[name] for name in names], tuple(outputs)
+
+
+def same_tensors(expected: Sequence[torch.Tensor], produced: Sequence[torch.Tensor]) -> bool:
+    """Whether two tensor lists have equal shapes and close values, pairwise."""
+    return len(expected) == len(produced) and all(
+        a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+        for a, b in zip(expected, produced))
+
+
+def other_image_like(probe: torch.Tensor) -> torch.Tensor:
+    """Another random image of the probe's shape: a forward continued from recorded stage
+    states on it returns the same outputs only if it reads nothing of its input but sizes."""
+    return torch.randn(probe.shape, generator=torch.Generator().manual_seed(1))
+
+
+def check_stage_split(backbone: nn.Module, split: BackboneStages, states: List[StageState],
+                      backbone_outputs: tuple, probe: torch.Tensor, field: str) -> None:
+    """Check that the split is a cut of the backbone's forward: for every stage i, the
+    forward continued from stage i's recorded state (:func:`stages_cut_at`, on another
+    image) returns what the whole forward returned.
+
+    Raises:
+        ValueError: naming the first stage after which the forward reads more than that
+            stage's state (an earlier stage's, the stem's, or its input's), or fails.
+    """
+    other_image = other_image_like(probe)
+    for stage in range(split.num_stages):
+        cut = dict(enumerate(states[:stage + 1]))
+        try:
+            with torch.no_grad(), stages_cut_at(backbone, split, cut, last=stage):
+                produced = tuple(backbone(other_image))
+        except Exception as error:  # the forward cannot go on from a stage state
+            reason = f'fails ({type(error).__name__}: {error})'
+        else:
+            if same_tensors(tensors_in(backbone_outputs), tensors_in(produced)):
+                continue
+            reason = 'returns other outputs'
+        modules = ' -> '.join('(' + ', '.join(names) + ')' for names in split.stages)
+        raise ValueError(
+            f'{field}: this {type(backbone).__name__} is not a sequence of the stages '
+            f'{modules}: its forward continued from the state of stage {stage + 1} '
+            f'({split.output_module(stage)!r}) {reason}, so what follows stage '
+            f'{stage + 1} reads more than that stage\'s output (the stem, the input or an '
+            'earlier stage) and block-wise distillation cannot cut it there')
+
+
+def tensors_in(nested: Any) -> List[torch.Tensor]:
+    """The tensors of a nested tuple/list structure, depth first."""
+    if isinstance(nested, torch.Tensor):
+        return [nested]
+    if isinstance(nested, (list, tuple)):
+        return [tensor for item in nested for tensor in tensors_in(item)]
+    return []
+
+
+def read_by_head(adapter: HybridTaskAdapter, model: BaseModel, split: BackboneStages,
+                 states: List[StageState], probe: torch.Tensor) -> Tuple[Set[int], Set[int]]:
+    """Which stage states and which backbone outputs ``model``'s neck and head read (an FPN
+    reads several, may skip the first), found by a backward pass from the head's outputs,
+    with all stages standing in.
+
+    Returns:
+        The stages (1-based) whose states reach the head, and the positions of the backbone
+        outputs it reads.
+    """
+    features = [state_features(state).detach().clone().requires_grad_() for state in states]
+    cut = {stage: with_features(state, features[stage]) for stage, state in enumerate(states)}
+    with torch.enable_grad(), stages_cut_at(model.backbone, split, cut,
+                                            last=split.num_stages - 1):
+        backbone_outputs = tuple(model.backbone(probe))
+        outputs = [output for output in backbone_outputs if output.requires_grad]
+        total = sum(t.sum() for t in tensors_in(adapter.head_forward(model, backbone_outputs)))
+        grads = torch.autograd.grad(cast(torch.Tensor, total), features + outputs,
+                                    allow_unused=True)
+    read_outputs = {id(output) for output, grad in zip(outputs, grads[len(features):])
+                    if grad is not None}
+    return ({stage + 1 for stage, grad in enumerate(grads[:len(features)]) if grad is not None},
+            {position for position, output in enumerate(backbone_outputs)
+             if id(output) in read_outputs})
