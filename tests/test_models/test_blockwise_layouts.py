@@ -1,6 +1,7 @@
 """Block-wise distillation on every stage layout: CNN maps (ConvNeXt), plain tokens with a class
-token (DeiT), a hierarchical transformer whose stages pass (tokens, (H, W)) (Swin), on small
-versions of the stock configs."""
+token (DeiT), tokens whose backbone outputs (class, distillation) token pairs (DeiT distilled), a
+hierarchical transformer whose stages pass (tokens, (H, W)) (Swin), on small versions of the
+stock configs."""
 import pytest
 import torch
 from mmengine.optim import OptimWrapper
@@ -27,6 +28,12 @@ LAYOUTS = {
                                arch=dict(embed_dims=32, num_layers=4, num_heads=2,
                                          feedforward_channels=64)),
         'model.head.in_channels': 32, **SMALL_HEAD}),
+    'two-tokens-deit-distilled': ('mmpretrain::deit/deit-tiny-distilled_4xb256_in1k.py', {
+        'model.backbone': dict(_delete_=True, type='DistilledVisionTransformer', img_size=32,
+                               patch_size=8, drop_path_rate=0.1,
+                               arch=dict(embed_dims=32, num_layers=4, num_heads=2,
+                                         feedforward_channels=64)),
+        'model.head.in_channels': 32, **SMALL_HEAD}),
     'hierarchical-swin': ('mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py', {
         'model.backbone': dict(_delete_=True, type='SwinTransformer', img_size=32,
                                window_size=2, pad_small_map=True, drop_path_rate=0.1,
@@ -37,7 +44,7 @@ LAYOUTS = {
 # the first stage's modules, whose parameters a stage-1 hybrid's term must reach (a Swin
 # stage's patch merging runs after its state, in the next stage)
 FIRST_STAGE = {'maps-convnext': 'stages.0', 'tokens-deit': 'layers.0',
-               'hierarchical-swin': 'stages.0.blocks'}
+               'two-tokens-deit-distilled': 'layers.0', 'hierarchical-swin': 'stages.0.blocks'}
 
 
 def model_cfg(layout: str, **overrides) -> dict:

@@ -24,7 +24,7 @@ from .backbone_stages import (StageState, split_backbone, stages_cut_at, state_f
                               with_features)
 from .connectors import build_connector
 from .stage_probe import (check_stage_split, eval_mode, other_image_like, probe_image_size,
-                          probe_stages, read_by_head, same_tensors)
+                          probe_stages, read_by_head, same_tensors, tensors_in)
 
 HYBRID_WEIGHTINGS = ('uniform', 'halving')
 
@@ -211,14 +211,14 @@ class HybridNetworks(nn.Module):
             ValueError: naming the hybrid, and the stages it skips.
         """
         other_image = other_image_like(probe)
-        expected = [backbone_outputs[position] for position in sorted(read_outputs)]
+        expected = tensors_in([backbone_outputs[position] for position in sorted(read_outputs)])
         for stage in self.stages:
             cut = {j - 1: states[j - 1] for j in self.connected_stages if j <= stage}
             try:
                 with torch.no_grad(), stages_cut_at(teacher.backbone, self.teacher_split, cut,
                                                     last=stage - 1):
                     outputs = tuple(teacher.backbone(other_image))
-                produced = [outputs[position] for position in sorted(read_outputs)]
+                produced = tensors_in([outputs[position] for position in sorted(read_outputs)])
             except Exception as error:  # the forward cannot go on from the stage states
                 reason = f'fails ({type(error).__name__}: {error})'
             else:

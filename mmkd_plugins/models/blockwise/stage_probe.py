@@ -119,19 +119,20 @@ def read_by_head(adapter: HybridTaskAdapter, model: BaseModel, split: BackboneSt
 
     Returns:
         The stages (1-based) whose states reach the head, and the positions of the backbone
-        outputs it reads.
+        outputs it reads (an output may be a tuple of tensors, as a DeiT's (class token,
+        distillation token)).
     """
     features = [state_features(state).detach().clone().requires_grad_() for state in states]
     cut = {stage: with_features(state, features[stage]) for stage, state in enumerate(states)}
     with torch.enable_grad(), stages_cut_at(model.backbone, split, cut,
                                             last=split.num_stages - 1):
         backbone_outputs = tuple(model.backbone(probe))
-        outputs = [output for output in backbone_outputs if output.requires_grad]
+        outputs = [tensor for tensor in tensors_in(backbone_outputs) if tensor.requires_grad]
         total = sum(t.sum() for t in tensors_in(adapter.head_forward(model, backbone_outputs)))
         grads = torch.autograd.grad(cast(torch.Tensor, total), features + outputs,
                                     allow_unused=True)
-    read_outputs = {id(output) for output, grad in zip(outputs, grads[len(features):])
+    read_tensors = {id(output) for output, grad in zip(outputs, grads[len(features):])
                     if grad is not None}
     return ({stage + 1 for stage, grad in enumerate(grads[:len(features)]) if grad is not None},
             {position for position, output in enumerate(backbone_outputs)
-             if id(output) in read_outputs})
+             if any(id(tensor) in read_tensors for tensor in tensors_in(output))})

@@ -10,8 +10,10 @@ SVT uses PCPVT's. The masked pre-training backbones MAEViT, MaskFeatViT, SimMIMS
 mask their input when called as ``backbone(x)`` (or need a mask), so the stage check refuses
 them.
 """
+import math
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..backbone_stages import BackboneStages, register_stage_splitter
@@ -199,13 +201,19 @@ def split_levit(backbone: Any) -> BackboneStages:
                           stem=('patch_embed', ), input_size=(side, side))
 
 
+EFFICIENTFORMER_LAST_STRIDE = 32
+
+
 @register_stage_splitter('mmpretrain.models.backbones.efficientformer.EfficientFormer')
 def split_efficientformer(backbone: Any) -> BackboneStages:
     """EfficientFormer (mmpretrain): one stage per module of ``network`` (each starts with its
     downsampling; the last ends with the Meta3D attention blocks); the stem feeds only the
-    first."""
+    first. Its attention biases (N × N, for a √N × √N map at stride 32) fix the input size."""
+    biases = [module.attention_bias_idxs for module in backbone.modules()
+              if isinstance(getattr(module, 'attention_bias_idxs', None), torch.Tensor)]
+    side = math.isqrt(biases[0].shape[-1]) * EFFICIENTFORMER_LAST_STRIDE if biases else None
     return BackboneStages(stages=tuple((f'network.{k}', ) for k in range(len(backbone.network))),
-                          stem=('patch_embed', ))
+                          stem=('patch_embed', ), input_size=(side, side) if side else None)
 
 
 @register_stage_splitter('mmpretrain.models.backbones.poolformer.PoolFormer')
