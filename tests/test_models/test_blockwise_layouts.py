@@ -120,12 +120,30 @@ def test_a_split_that_is_not_a_cut_of_the_forward_is_refused_naming_the_stage():
     net = StemSkipNet().eval()
     probe = torch.randn(1, 3, 8, 8)
     split = BackboneStages(stages=(('stage1', ), ('stage2', ), ('stage3', )))
-    states, outputs = probe_stages(net, split, probe)
+    states, outputs = probe_stages(net, split, probe, 'field')
     with pytest.raises(ValueError, match=r"field: this StemSkipNet is not a sequence of the "
                        r"stages \(stage1\) -> \(stage2\) -> \(stage3\): its forward continued "
                        r"from the state of stage 1 \('stage1'\) returns other outputs"):
         check_stage_split(net, split, states, outputs, probe, 'field')
     # the same forward is a cut after stage 2's sum (stage 3 reads only it)
     split = BackboneStages(stages=(('stage1', 'stage2', 'stage3'), ))
-    states, outputs = probe_stages(net, split, probe)
+    states, outputs = probe_stages(net, split, probe, 'field')
     check_stage_split(net, split, states, outputs, probe, 'field')
+
+
+class FixedSizeNet(StemSkipNet):
+    """Built for 8×8 inputs only (as RepMLP and others check their input size)."""
+
+    def forward(self, x):
+        if x.shape[2:] != (8, 8):
+            raise RuntimeError('input images must be 8×8')
+        return super().forward(x)
+
+
+def test_a_backbone_that_cannot_run_at_the_probe_size_is_refused_naming_the_sizes():
+    split = BackboneStages(stages=(('stage1', ), ('stage2', ), ('stage3', )))
+    with pytest.raises(ValueError, match=r'model\.student\.backbone: this FixedSizeNet does not '
+                       r'run on a 16×16 image \(RuntimeError: input images must be 8×8\); '
+                       r'block-wise hybrids run both backbones at one input size'):
+        probe_stages(FixedSizeNet().eval(), split, torch.randn(1, 3, 16, 16),
+                     'model.student.backbone')

@@ -176,10 +176,10 @@ class HybridNetworks(nn.Module):
         probe = torch.randn(1, 3, *probe_shape,
                             generator=torch.Generator().manual_seed(0))
         with eval_mode(student, teacher):
-            student_states, student_outputs = probe_stages(student.backbone,
-                                                           self.student_split, probe)
-            teacher_states, teacher_outputs = probe_stages(teacher.backbone,
-                                                           self.teacher_split, probe)
+            student_states, student_outputs = probe_stages(student.backbone, self.student_split,
+                                                           probe, 'model.student.backbone')
+            teacher_states, teacher_outputs = probe_stages(
+                teacher.backbone, self.teacher_split, probe, 'model.teacher.config backbone')
             check_stage_split(student.backbone, self.student_split, student_states,
                               student_outputs, probe, 'model.student.backbone')
             # the stages whose states the teacher's backbone outputs, neck and head read

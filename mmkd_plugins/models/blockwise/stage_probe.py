@@ -16,19 +16,30 @@ from .backbone_stages import (BackboneStages, StageState, stages_cut_at, state_f
 DEFAULT_PROBE_SIZE = 384
 
 
-def probe_image_size(probe_size: Optional[int],
-                     backbones: Sequence[Tuple[nn.Module, BackboneStages]]) -> Tuple[int, int]:
-    """(H, W) of the probe image: ``probe_size`` if given, else the first fixed input size of
-    ``backbones`` (the split's ``input_size``, or the backbone's ``img_size``), else
-    :data:`DEFAULT_PROBE_SIZE`."""
-    if probe_size is not None:
-        return probe_size, probe_size
-    for backbone, split in backbones:
-        size = split.input_size or getattr(backbone, 'img_size', None)
+def fixed_input_size(backbone: nn.Module, split: BackboneStages) -> Optional[Tuple[int, int]]:
+    """The (H, W) input ``backbone`` was built for, where it says: its split's ``input_size``,
+    its ``img_size``, or its patch embedding's ``img_size`` or ``init_input_size``."""
+    patch_embed = getattr(backbone, 'patch_embed', None)
+    for size in (split.input_size, getattr(backbone, 'img_size', None),
+                 getattr(patch_embed, 'img_size', None),
+                 getattr(patch_embed, 'init_input_size', None)):
         if isinstance(size, int):
             return size, size
         if isinstance(size, (tuple, list)) and len(size) == 2:
             return int(size[0]), int(size[1])
+    return None
+
+
+def probe_image_size(probe_size: Optional[int],
+                     backbones: Sequence[Tuple[nn.Module, BackboneStages]]) -> Tuple[int, int]:
+    """(H, W) of the probe image: ``probe_size`` if given, else the first fixed input size of
+    ``backbones`` (:func:`fixed_input_size`), else :data:`DEFAULT_PROBE_SIZE`."""
+    if probe_size is not None:
+        return probe_size, probe_size
+    for backbone, split in backbones:
+        size = fixed_input_size(backbone, split)
+        if size is not None:
+            return size
     return DEFAULT_PROBE_SIZE, DEFAULT_PROBE_SIZE
 
 
@@ -45,16 +56,34 @@ def eval_mode(*models: nn.Module) -> Iterator[None]:
             module.training = training
 
 
-def probe_stages(backbone: nn.Module, split: BackboneStages,
-                 inputs: torch.Tensor) -> Tuple[List[StageState], tuple]:
+def probe_stages(backbone: nn.Module, split: BackboneStages, inputs: torch.Tensor,
+                 field: str) -> Tuple[List[StageState], tuple]:
     """Run ``backbone`` once and record every stage's state.
+
+    Args:
+        backbone: The backbone.
+        split: Its stages.
+        inputs: The probe image, (1, 3, H, W).
+        field: The config field to name in errors.
 
     Returns:
         The state of each stage, and what the backbone's ``forward`` returned.
+
+    Raises:
+        ValueError: the backbone cannot run on the probe image (an input size other than the
+            one it was built for: the other model's, or ``model.hybrids.probe_size``).
     """
     names = [split.output_module(stage) for stage in range(split.num_stages)]
-    with torch.no_grad(), ModuleOutputRecorder(backbone, names) as recorder:
-        outputs = backbone(inputs)
+    try:
+        with torch.no_grad(), ModuleOutputRecorder(backbone, names) as recorder:
+            outputs = backbone(inputs)
+    except Exception as error:  # the backbone's own message says what it expected
+        raise ValueError(
+            f'{field}: this {type(backbone).__name__} does not run on a {inputs.shape[2]}×'
+            f'{inputs.shape[3]} image ({type(error).__name__}: {error}); block-wise hybrids '
+            'run both backbones at one input size (the teacher\'s fixed input size where it '
+            'has one, else the student\'s, else model.hybrids.probe_size): pick student and '
+            'teacher configs of one input size') from error
     return [recorder.outputs[name] for name in names], tuple(outputs)
 
 

@@ -113,7 +113,9 @@ def split_hivit(backbone: Any) -> BackboneStages:
                  for stage in main)
     pre = tuple(f'blocks.{k}' for k in range(num_pre)
                 if type(blocks[k]).__name__ != 'PatchMerge')
-    return BackboneStages(stages=(pre + main[0], ) + main[1:])
+    # it is built for one input size, its patch embedding's (other sizes fail in its blocks)
+    height, width = backbone.patch_embed.img_size
+    return BackboneStages(stages=(pre + main[0], ) + main[1:], input_size=(height, width))
 
 
 # ------------------------------------------------------------------------ hierarchical families
