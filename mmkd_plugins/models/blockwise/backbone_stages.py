@@ -18,7 +18,7 @@ project knows are in :mod:`mmkd_plugins.models.blockwise.stage_splitters`)::
 Subclasses use their closest registered base class's splitter. Whether a split is a real cut
 of the backbone's forward (the forward after stage i reads nothing but stage i's state) is
 checked when a hybrid is built (see
-:func:`mmkd_plugins.models.blockwise.hybrid_networks.check_stage_split`), so a subclass whose
+:func:`mmkd_plugins.models.blockwise.stage_probe.check_stage_split`), so a subclass whose
 forward does something else is refused rather than silently mis-distilled.
 """
 from contextlib import contextmanager

@@ -24,7 +24,7 @@ from .backbone_stages import (StageState, split_backbone, stages_cut_at, state_f
                               with_features)
 from .connectors import build_connector
 from .stage_probe import (check_stage_split, eval_mode, other_image_like, probe_image_size,
-                          probe_stages, read_by_head, same_tensors, tensors_in)
+                          probe_stages, read_by_head, tensors_in, why_not_a_cut)
 
 HYBRID_WEIGHTINGS = ('uniform', 'halving')
 
@@ -211,20 +211,15 @@ class HybridNetworks(nn.Module):
             ValueError: naming the hybrid, and the stages it skips.
         """
         other_image = other_image_like(probe)
-        expected = tensors_in([backbone_outputs[position] for position in sorted(read_outputs)])
+        positions = sorted(read_outputs)
+        expected = tensors_in([backbone_outputs[position] for position in positions])
         for stage in self.stages:
             cut = {j - 1: states[j - 1] for j in self.connected_stages if j <= stage}
-            try:
-                with torch.no_grad(), stages_cut_at(teacher.backbone, self.teacher_split, cut,
-                                                    last=stage - 1):
-                    outputs = tuple(teacher.backbone(other_image))
-                produced = tensors_in([outputs[position] for position in sorted(read_outputs)])
-            except Exception as error:  # the forward cannot go on from the stage states
-                reason = f'fails ({type(error).__name__}: {error})'
-            else:
-                if same_tensors(expected, produced):
-                    continue
-                reason = "returns outputs other than the teacher's"
+            reason = why_not_a_cut(teacher.backbone, self.teacher_split, cut, stage - 1,
+                                   other_image, expected, positions,
+                                   differs="returns outputs other than the teacher's")
+            if reason is None:
+                continue
             skipped = [j for j in range(1, stage) if j not in self.connected_stages]
             hint = (f'; its neck may read stages {skipped}, which the hybrid skips: add them to '
                     f'{field}.stages' if skipped else '')

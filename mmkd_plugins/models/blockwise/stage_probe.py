@@ -2,7 +2,7 @@
 random image, check that each split is a cut of its backbone's forward, and find which stage
 states a model's neck and head read."""
 from contextlib import contextmanager
-from typing import Any, Iterator, List, Optional, Sequence, Set, Tuple, cast
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, cast
 
 import torch
 from mmengine.model import BaseModel
@@ -100,6 +100,37 @@ def other_image_like(probe: torch.Tensor) -> torch.Tensor:
     return torch.randn(probe.shape, generator=torch.Generator().manual_seed(1))
 
 
+def why_not_a_cut(backbone: nn.Module, split: BackboneStages, states: Dict[int, StageState],
+                  last: int, image: torch.Tensor, expected: List[torch.Tensor],
+                  positions: Optional[Sequence[int]] = None,
+                  differs: str = 'returns other outputs') -> Optional[str]:
+    """Run ``backbone``'s forward continued from ``states`` (:func:`stages_cut_at`, stages
+    ``0..last`` standing in) on ``image``, and say why it does not give ``expected``.
+
+    Args:
+        backbone: The backbone.
+        split: Its stages.
+        states: Stage (0-based) -> the state it returns.
+        last: The last stage that stands in.
+        image: Another image than the one the states were recorded on.
+        expected: The tensors the whole forward returned (at ``positions``).
+        positions: Which of the forward's outputs to compare. Defaults to all.
+        differs: The reason when the outputs differ.
+
+    Returns:
+        None when the outputs are ``expected``; else why not (the forward fails, or
+        ``differs``).
+    """
+    try:
+        with torch.no_grad(), stages_cut_at(backbone, split, states, last=last):
+            outputs = tuple(backbone(image))
+        if positions is not None:
+            outputs = tuple(outputs[position] for position in positions)
+    except Exception as error:  # the forward cannot go on from the stage states
+        return f'fails ({type(error).__name__}: {error})'
+    return None if same_tensors(expected, tensors_in(outputs)) else differs
+
+
 def check_stage_split(backbone: nn.Module, split: BackboneStages, states: List[StageState],
                       backbone_outputs: tuple, probe: torch.Tensor, field: str) -> None:
     """Check that the split is a cut of the backbone's forward: for every stage i, the
@@ -112,16 +143,10 @@ def check_stage_split(backbone: nn.Module, split: BackboneStages, states: List[S
     """
     other_image = other_image_like(probe)
     for stage in range(split.num_stages):
-        cut = dict(enumerate(states[:stage + 1]))
-        try:
-            with torch.no_grad(), stages_cut_at(backbone, split, cut, last=stage):
-                produced = tuple(backbone(other_image))
-        except Exception as error:  # the forward cannot go on from a stage state
-            reason = f'fails ({type(error).__name__}: {error})'
-        else:
-            if same_tensors(tensors_in(backbone_outputs), tensors_in(produced)):
-                continue
-            reason = 'returns other outputs'
+        reason = why_not_a_cut(backbone, split, dict(enumerate(states[:stage + 1])), stage,
+                               other_image, tensors_in(backbone_outputs))
+        if reason is None:
+            continue
         modules = ' -> '.join('(' + ', '.join(names) + ')' for names in split.stages)
         raise ValueError(
             f'{field}: this {type(backbone).__name__} is not a sequence of the stages '
