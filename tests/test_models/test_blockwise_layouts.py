@@ -17,22 +17,18 @@ from ..support.classifiers import KD, make_batch
 
 IDENTITY = dict(connector=dict(type='IdentityConnector'), probe_size=64)
 SMALL_HEAD = {'model.head.num_classes': 10, 'model.train_cfg': None}
+SMALL_VIT = dict(img_size=32, patch_size=8, drop_path_rate=0.1,
+                 arch=dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64))
 LAYOUTS = {
     'maps-convnext': ('mmpretrain::convnext/convnext-tiny_32xb128_in1k.py', {
         'model.backbone': dict(_delete_=True, type='ConvNeXt', drop_path_rate=0.1,
                                arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 24, 32])),
         'model.head.in_channels': 32, **SMALL_HEAD}),
     'tokens-deit': ('mmpretrain::deit/deit-tiny_4xb256_in1k.py', {
-        'model.backbone': dict(_delete_=True, type='VisionTransformer', img_size=32,
-                               patch_size=8, drop_path_rate=0.1,
-                               arch=dict(embed_dims=32, num_layers=4, num_heads=2,
-                                         feedforward_channels=64)),
+        'model.backbone': dict(_delete_=True, type='VisionTransformer', **SMALL_VIT),
         'model.head.in_channels': 32, **SMALL_HEAD}),
     'two-tokens-deit-distilled': ('mmpretrain::deit/deit-tiny-distilled_4xb256_in1k.py', {
-        'model.backbone': dict(_delete_=True, type='DistilledVisionTransformer', img_size=32,
-                               patch_size=8, drop_path_rate=0.1,
-                               arch=dict(embed_dims=32, num_layers=4, num_heads=2,
-                                         feedforward_channels=64)),
+        'model.backbone': dict(_delete_=True, type='DistilledVisionTransformer', **SMALL_VIT),
         'model.head.in_channels': 32, **SMALL_HEAD}),
     'hierarchical-swin': ('mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py', {
         'model.backbone': dict(_delete_=True, type='SwinTransformer', img_size=32,
