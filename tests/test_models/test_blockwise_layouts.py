@@ -9,8 +9,9 @@ from torch import nn
 
 from mmkd_plugins.checkpoint import extract_student_state_dict
 from mmkd_plugins.models import BlockwiseDistiller
-from mmkd_plugins.models.blockwise import BackboneStages
-from mmkd_plugins.models.blockwise.stage_probe import check_stage_split, probe_stages
+from mmkd_plugins.models.blockwise import BackboneStages, split_backbone
+from mmkd_plugins.models.blockwise.stage_probe import (check_stage_split, probe_image_size,
+                                                      probe_stages)
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from ..conftest import save_random_checkpoint
 from ..support.classifiers import KD, make_batch
@@ -143,3 +144,19 @@ def test_a_backbone_that_cannot_run_at_the_probe_size_is_refused_naming_the_size
                        r'block-wise hybrids run both backbones at one input size'):
         probe_stages(FixedSizeNet().eval(), split, torch.randn(1, 3, 16, 16),
                      'model.student.backbone')
+
+
+@pytest.mark.parametrize('backbone, size', [
+    (dict(type='VGG', depth=11, num_classes=10), 224),  # its classifier reads a 7×7 map
+    (dict(type='VGG', depth=11, num_classes=10, with_last_pool=False), 112),
+    (dict(type='Vig', arch='tiny'), 224),  # its position embedding is 14×14
+])
+def test_a_backbone_built_for_one_input_size_is_probed_and_split_at_it(backbone, size):
+    from mmpretrain.registry import MODELS
+    net = MODELS.build(backbone)
+    net.eval()  # (VGG's train() returns None)
+    split = split_backbone(net, 'model.student.backbone')
+    assert probe_image_size(None, [(net, split)]) == (size, size)
+    probe = torch.randn(1, 3, size, size)
+    states, outputs = probe_stages(net, split, probe, 'model.student.backbone')
+    check_stage_split(net, split, states, outputs, probe, 'model.student.backbone')

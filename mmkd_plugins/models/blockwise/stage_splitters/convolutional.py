@@ -139,7 +139,8 @@ def split_vgg(backbone: Any) -> BackboneStages:
     """VGG (mmpretrain): each VGG block's convs end in a stride-2 max-pool, so block i returns
     stride 2^(i+1); stages: (block 0, block 1), (block 2), (block 3), (block 4) at strides 4, 8,
     16, 32 (each block being its ``features.*`` modules). The classifier stays in the
-    forward."""
+    forward; with one (``num_classes > 0``) the backbone is built for one input size, as its
+    first linear layer reads a 7 × 7 map: 7·2^p for p max-pools (224 × 224 with all five)."""
     ranges = backbone.range_sub_modules
     blocks = [tuple(f'features.{j}' for j in range(start, end)) for start, end in ranges]
     ends = list(range(min(1, len(blocks) - 1), len(blocks)))
@@ -147,7 +148,9 @@ def split_vgg(backbone: Any) -> BackboneStages:
                                                    len(blocks)) if index < len(blocks)]
     check_outputs_at_stage_ends(outputs, ends, 'VGG')
     stages = [sum(blocks[:ends[0] + 1], ())] + [blocks[end] for end in ends[1:]]
-    return BackboneStages(stages=tuple(stages))
+    side = 7 * 2**sum(isinstance(layer, nn.MaxPool2d) for layer in backbone.features)
+    return BackboneStages(stages=tuple(stages),
+                          input_size=(side, side) if backbone.num_classes > 0 else None)
 
 
 @register_stage_splitter('mmpretrain.models.backbones.repvgg.RepVGG')

@@ -80,9 +80,13 @@ def split_xcit(backbone: Any) -> BackboneStages:
 def split_vig(backbone: Any) -> BackboneStages:
     """Vig (isotropic, mmpretrain): four equal groups of ``blocks`` and a stage end at every
     out index. No stem is skipped: the forward adds the position embedding to the stem's
-    output."""
+    output. It is built for one input size: its position embedding is a (1, C, h, w) map
+    added to the stride-16 stem output, so the input is 16·h × 16·w (224 × 224 in
+    mmpretrain)."""
+    height, width = backbone.pos_embed.shape[-2:]
     return BackboneStages(stages=plain_stages('blocks', len(backbone.blocks),
-                                              backbone.out_indices))
+                                              backbone.out_indices),
+                          input_size=(16 * height, 16 * width))
 
 
 @register_stage_splitter('mmpretrain.models.backbones.hivit.HiViT')
