@@ -11,7 +11,7 @@ from mmkd_plugins.checkpoint import extract_student_state_dict
 from mmkd_plugins.models import BlockwiseDistiller
 from mmkd_plugins.models.blockwise import BackboneStages, split_backbone
 from mmkd_plugins.models.blockwise.stage_probe import (check_stage_split, probe_image_size,
-                                                      probe_stages)
+                                                       probe_stages)
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from ..conftest import save_random_checkpoint
 from ..support.classifiers import KD, make_batch
