@@ -455,16 +455,75 @@ def test_faster_rcnn_hybrids_train_the_connectors_and_the_students_stages(
     assert all(grad.abs().sum() > 0 for grad in grads)
 
 
-def test_a_cascade_rcnn_pair_is_refused_for_block_wise(tmp_path):
+def cascade_blockwise(checkpoint, student: dict, **kwargs) -> BlockwiseDistiller:
+    """A block-wise distiller of ``student`` from the small Cascade R-CNN teacher."""
+    model = BlockwiseDistiller(
+        student=student, distill_losses=dict(loss_kd=dict(type='KDLoss', tau=1.0)),
+        teacher=dict(config=CASCADE, checkpoint=checkpoint,
+                     cfg_options=dict(model=CASCADE_SMALL)), **kwargs)
+    model.init_weights()
+    return model
+
+
+def test_cascade_rcnn_hybrids_score_the_students_last_stage_rois_with_the_teachers_last_stage(
+        tmp_path, shapes_root):
+    """Student = teacher weights and identity connectors: a hybrid runs the teacher's last RoI
+    stage (the compared one, as the logit term) on the student's last-stage sampled RoIs, so
+    its class logits are the teacher's and its box-head loss with the student's targets is the
+    student's own last-stage loss, weighted as the student weighs that stage."""
     init_default_scope('mmdet')
-    options = dict(model=CASCADE_SMALL)
-    checkpoint = save_random_checkpoint(CASCADE, str(tmp_path / 'cascade.pth'), options)
-    with pytest.raises(TypeError, match=r'model\.teacher\.config: block-wise distillation of '
-                       r'two-stage detectors needs one RoI stage .* CascadeRoIHead has 3'):
-        BlockwiseDistiller(student=detector_cfg(FASTER, **FASTER_RCNN_SMALL),
-                           teacher=dict(config=CASCADE, checkpoint=checkpoint,
-                                        cfg_options=options),
-                           distill_losses=dict(loss_kd=dict(type='KDLoss')))
+    checkpoint = save_random_checkpoint(CASCADE, str(tmp_path / 'cascade.pth'),
+                                        dict(model=CASCADE_SMALL), seed=3)
+    student = detector_cfg(CASCADE, **CASCADE_SMALL,
+                           init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
+    model = cascade_blockwise(checkpoint, student, hybrids=IDENTITY).eval()
+    data = model.data_preprocessor(batch_of(shapes_root), training=True)
+    with model.adapter.record_student_step(model.student) as records:
+        student_losses, outputs = model.run_student(data['inputs'], data['data_samples'])
+    features = {stage: model.student_recorder.outputs[name]
+                for stage, name in model.hybrids.student_modules.items()}
+    called = {stage: 0 for stage in range(3)}
+    for stage, head in enumerate(model.teacher.roi_head.bbox_head):
+        head.register_forward_hook(lambda *_, stage=stage: called.__setitem__(
+            stage, called[stage] + 1))
+    hybrids = model.hybrids(features, model.teacher, data['inputs'], data['data_samples'],
+                            records=records)
+    assert called == {0: 0, 1: 0, 2: 4}  # the last stage only, once per hybrid
+    teacher_logits = model.run_teacher(data['inputs'], data['data_samples'])['logits']
+    torch.testing.assert_close(outputs['logits'], teacher_logits, rtol=1e-4, atol=1e-5)
+    assert [hybrid.stage for hybrid in hybrids] == [1, 2, 3, 4]
+    for hybrid in hybrids:
+        torch.testing.assert_close(hybrid.logits, teacher_logits, rtol=1e-4, atol=1e-5)
+        for key in ('loss_cls', 'loss_bbox'):  # (the student's s2 terms weigh 0.25)
+            torch.testing.assert_close(hybrid.task_losses[key], student_losses[f's2.{key}'],
+                                       rtol=1e-4, atol=1e-6)
+
+
+def test_a_faster_rcnn_student_trains_through_a_cascade_teachers_first_stage(
+        tmp_path, shapes_root):
+    """A one-stage RoI student's RoIs are proposals at the first stage's IoU: its hybrids run
+    the cascade teacher's first stage on them (as its logit term compares), and the hybrid's
+    term trains the connector and the student's stage."""
+    init_default_scope('mmdet')
+    checkpoint = save_random_checkpoint(CASCADE, str(tmp_path / 'cascade.pth'),
+                                        dict(model=CASCADE_SMALL))
+    model = cascade_blockwise(checkpoint, detector_cfg(FASTER, **FASTER_RCNN_SMALL),
+                              hybrids=dict(per_step=1))
+    model.train()
+    model.hybrids.step.fill_(1)  # the turn of hybrid N_2
+    seen_rois = []
+    model.teacher.roi_head.bbox_roi_extractor[0].register_forward_hook(
+        lambda module, args, output: seen_rois.append(args[1]))
+    data = model.data_preprocessor(batch_of(shapes_root), training=True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    student_rois = model.student_recorder.inputs['roi_head.bbox_roi_extractor'][1]
+    assert len(seen_rois) == 2 and all(torch.equal(rois, student_rois) for rois in seen_rois)
+    hybrid_terms = sum(value for key, value in losses.items()
+                       if key.startswith('hybrid2.') and 'loss' in key)
+    stage_2 = model.student.backbone.layer2[0].downsample[0].weight
+    connector = model.hybrids.connectors['stage2'].conv.weight
+    grads = torch.autograd.grad(hybrid_terms, [stage_2, connector])
+    assert all(grad.abs().sum() > 0 for grad in grads)
 
 
 def test_the_students_step_is_recorded_whatever_else_its_bbox_loss_takes(tmp_path):

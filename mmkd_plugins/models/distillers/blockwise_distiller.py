@@ -104,8 +104,8 @@ class BlockwiseDistiller(Distiller):
         if not getattr(self.adapter, 'supports_hybrids', False):
             raise TypeError('model.student: block-wise distillation of a '
                             f'{type(self.student).__name__} is not supported; it supports '
-                            'mmpretrain classifiers and mmdet one-stage and Faster R-CNN-style '
-                            'two-stage detectors')
+                            'mmpretrain classifiers and mmdet one-stage and Faster/Cascade '
+                            'R-CNN-style two-stage detectors')
         self.hybrids = HybridNetworks(self.student, self.teacher,
                                       cast(HybridTaskAdapter, self.adapter),
                                       **dict(hybrids or {}))

@@ -40,10 +40,20 @@ def compared_stages(student: BaseModel, teacher: BaseModel) -> Tuple[int, int]:
     return student_stage, min(student_stage, num_box_stages(teacher) - 1)
 
 
-def _box_head(detector: BaseModel):
-    """The last stage's box head of a standard or cascade RoI head."""
+def _box_head(detector: BaseModel, stage: int = -1):
+    """The box head of ``stage`` (default: the last) of a standard or cascade RoI head."""
     head = detector.roi_head.bbox_head
-    return head[-1] if isinstance(head, torch.nn.ModuleList) else head
+    return head[stage] if isinstance(head, torch.nn.ModuleList) else head
+
+
+def _bbox_forward(detector: BaseModel, stage: int, features: tuple, rois: torch.Tensor) -> dict:
+    """``detector``'s RoI extractor and box head of ``stage`` (0-based; its last if it has
+    fewer) on ``rois`` (num_rois, 5): mmdet's ``_bbox_forward`` result (``cls_score``,
+    ``bbox_pred``, ...)."""
+    roi_head = detector.roi_head
+    if isinstance(roi_head.bbox_head, torch.nn.ModuleList):  # cascade
+        return roi_head._bbox_forward(min(stage, num_box_stages(detector) - 1), features, rois)
+    return roi_head._bbox_forward(features, rois)
 
 
 class RoIHeadAdapter:
@@ -59,10 +69,13 @@ class RoIHeadAdapter:
     other stage. Logits are (num_rois, K + 1), background last, to be compared with a softmax.
     A cascade student's earlier stages learn from their task losses only.
 
-    Block-wise hybrids (Faster R-CNN-style student and teacher, one RoI stage each) run the
-    teacher's neck on the hybrid's backbone outputs, then its RoI extractor and box head on the
-    student's sampled RoIs of this step; their task loss is the teacher box head's loss with the
-    student's targets for those RoIs (:meth:`record_student_step` keeps the student's sampling).
+    Block-wise hybrids run the teacher's neck on the hybrid's backbone outputs, then the RoI
+    extractor and box head of the teacher's compared stage on the student's sampled RoIs of its
+    compared stage in this step: the stage pair the logit term compares, so a hybrid's logits
+    and the teacher's are scores of one kind of RoI, and a hybrid costs one RoI stage whatever
+    the cascade's length. Their task loss is that box head's loss with the student's targets
+    for those RoIs, weighted as the student weighs its stage (:meth:`record_student_step` keeps
+    the student's sampling).
     """
 
     task = 'two-stage detection (mmdet RoI heads)'
@@ -167,45 +180,42 @@ class RoIHeadAdapter:
                 f'model.student: its RoIs index {int(rois[:, 0].max()) + 1} images but the '
                 f"teacher's features hold {images}; the student's RoI head must score the "
                 "batch's own images, one RoI set each")
-        roi_head = teacher.roi_head
-        if isinstance(roi_head.bbox_head, torch.nn.ModuleList):  # cascade
-            _, student_stage = cls._recorded(student_calls, BOX_HEAD)
-            stage = min(student_stage, len(roi_head.bbox_head) - 1)  # as compared_stages
-            return roi_head._bbox_forward(stage, features, rois)['cls_score']
-        return roi_head._bbox_forward(features, rois)['cls_score']
+        _, student_stage = cls._recorded(student_calls, BOX_HEAD)
+        return _bbox_forward(teacher, student_stage, features, rois)['cls_score']
 
     @staticmethod
     def check_hybrid_pair(student: BaseModel, teacher: BaseModel, field: str) -> None:
-        """Block-wise hybrids need one RoI stage in both (Faster R-CNN-style): a hybrid scores
-        the student's RoIs with the teacher's single box head.
-
-        Raises:
-            TypeError: the student or the teacher has a multi-stage RoI head (Cascade R-CNN).
-        """
-        for name, model in (('model.student', student), (f'{field}.config', teacher)):
-            if num_box_stages(model) != 1:
-                raise TypeError(
-                    f'{name}: block-wise distillation of two-stage detectors needs one RoI '
-                    f'stage in student and teacher (Faster R-CNN-style); this '
-                    f'{type(model.roi_head).__name__} has {num_box_stages(model)}')
+        """Block-wise hybrids take any pair that :meth:`check_pair` accepts (the teacher's
+        compared stage scores the student's compared stage's RoIs)."""
 
     @staticmethod
     @contextmanager
     def record_student_step(student: BaseModel) -> Iterator[dict]:
-        """While the student's ``loss()`` runs inside, keep what its box head was trained on:
-        ``sampling_results`` (its sampled RoIs and their targets), ``rois`` (num_rois, 5) and
-        its ``rcnn_train_cfg``, in the dict this yields."""
+        """While the student's ``loss()`` runs inside, keep what the box head of its compared
+        (last) stage was trained on, in the dict this yields: ``sampling_results`` (its sampled
+        RoIs and their targets), ``rois`` (num_rois, 5), ``rcnn_train_cfg``, ``stage``
+        (0-based) and ``loss_weight`` (the student's weight of that stage's losses: a
+        cascade's ``stage_loss_weights``, else 1)."""
         from mmdet.structures.bbox import bbox2roi
         records: dict = {}
         roi_head = student.roi_head
         stock_bbox_loss = roi_head.bbox_loss
+        cascade = isinstance(roi_head.bbox_head, torch.nn.ModuleList)
+        compared = num_box_stages(student) - 1
 
-        def recording_bbox_loss(features, sampling_results, *args, **kwargs):
-            # (Grid R-CNN's also takes the image metas, PISA's its sample weights)
-            records.update(sampling_results=sampling_results,
-                           rois=bbox2roi([result.priors for result in sampling_results]),
-                           rcnn_train_cfg=roi_head.train_cfg)
-            return stock_bbox_loss(features, sampling_results, *args, **kwargs)
+        def recording_bbox_loss(*args, **kwargs):
+            # a cascade's takes (stage, features, sampling_results), others (features,
+            # sampling_results, ...): Grid R-CNN's also takes the image metas, PISA's its
+            # sample weights
+            stage, (_, sampling_results) = (args[0], args[1:3]) if cascade else (0, args[:2])
+            if stage == compared:
+                records.update(
+                    sampling_results=sampling_results,
+                    rois=bbox2roi([result.priors for result in sampling_results]),
+                    rcnn_train_cfg=roi_head.train_cfg[stage] if cascade else roi_head.train_cfg,
+                    stage=stage,
+                    loss_weight=roi_head.stage_loss_weights[stage] if cascade else 1.0)
+            return stock_bbox_loss(*args, **kwargs)
 
         own = roi_head.__dict__.get('bbox_loss')  # an instance's own override, kept
         roi_head.bbox_loss = recording_bbox_loss  # this instance only, for this step
@@ -220,8 +230,9 @@ class RoIHeadAdapter:
     @staticmethod
     def head_forward(model: BaseModel, backbone_outputs: tuple,
                      records: Optional[dict] = None) -> tuple:
-        """``model``'s neck on given backbone outputs (a block-wise hybrid), then its RoI
-        extractor and box head on the student's RoIs of ``records``.
+        """``model``'s neck on given backbone outputs (a block-wise hybrid), then the RoI
+        extractor and box head of its stage compared with the student's (:func:`compared_stages`)
+        on the student's RoIs of ``records``.
 
         Returns:
             (cls_score (num_rois, K + 1), bbox_pred (num_rois, 4·K)); the neck's outputs alone
@@ -230,7 +241,7 @@ class RoIHeadAdapter:
         features = model.neck(backbone_outputs) if model.with_neck else backbone_outputs
         if not records:
             return tuple(features)
-        results = model.roi_head._bbox_forward(features, records['rois'])
+        results = _bbox_forward(model, records['stage'], features, records['rois'])
         return results['cls_score'], results['bbox_pred']
 
     @staticmethod
@@ -248,12 +259,15 @@ class RoIHeadAdapter:
     @staticmethod
     def head_task_losses(model: BaseModel, head_outputs: tuple, data_samples: list,
                          records: Optional[dict] = None) -> dict:
-        """``model``'s box head loss (``loss_cls``, ``acc``, ``loss_bbox``) on
-        :meth:`head_forward`'s outputs, with the targets the student's sampling gave its RoIs
-        (``records``)."""
+        """The loss of the box head that gave :meth:`head_forward`'s outputs (``loss_cls``,
+        ``acc``, ``loss_bbox``), with the targets the student's sampling gave its RoIs
+        (``records``), its loss terms weighted as the student weighs that stage."""
         cls_score, bbox_pred = head_outputs
         records = cast(dict, records)  # record_student_step's, given in training
-        return model.roi_head.bbox_head.loss_and_target(
+        box_head = _box_head(model, min(records['stage'], num_box_stages(model) - 1))
+        losses = box_head.loss_and_target(
             cls_score=cls_score, bbox_pred=bbox_pred, rois=records['rois'],
             sampling_results=records['sampling_results'],
             rcnn_train_cfg=records['rcnn_train_cfg'])['loss_bbox']
+        return {name: value * records['loss_weight'] if 'loss' in name else value
+                for name, value in losses.items()}
