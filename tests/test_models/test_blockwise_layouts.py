@@ -1,10 +1,12 @@
 """Block-wise distillation on every stage layout: CNN maps (ConvNeXt), plain tokens with a class
 token (DeiT), tokens whose backbone outputs (class, distillation) token pairs (DeiT distilled), a
-hierarchical transformer whose stages pass (tokens, (H, W)) (Swin), on small versions of the
+hierarchical transformer whose stages pass (tokens, (H, W)) (Swin), and a detector's backbone
+whose later stages feed a neck and a dense head (RTMDet's CSPNeXt), on small versions of the
 stock configs."""
 import pytest
 import torch
 from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
 from torch import nn
 
 from mmkd_plugins.checkpoint import extract_student_state_dict
@@ -15,6 +17,7 @@ from mmkd_plugins.models.blockwise.stage_probe import (check_stage_split, probe_
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from ..conftest import save_random_checkpoint
 from ..support.classifiers import KD, make_batch
+from ..support.detectors import batch_of
 
 IDENTITY = dict(connector=dict(type='IdentityConnector'), probe_size=64)
 SMALL_HEAD = {'model.head.num_classes': 10, 'model.train_cfg': None}
@@ -37,17 +40,34 @@ LAYOUTS = {
                                arch=dict(embed_dims=8, depths=[1, 1, 1, 1],
                                          num_heads=[1, 1, 1, 1])),
         'model.head.in_channels': 64, **SMALL_HEAD}),
+    'detector-rtmdet': ('mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py', {
+        'model.backbone.widen_factor': 0.125, 'model.backbone.init_cfg': None,
+        'model.neck.in_channels': [32, 64, 128], 'model.neck.out_channels': 32,
+        'model.bbox_head.in_channels': 32, 'model.bbox_head.feat_channels': 32,
+        'model.bbox_head.num_classes': 3}),
 }
+DETECTORS = ('detector-rtmdet', )
 # the first stage's modules, whose parameters a stage-1 hybrid's term must reach (a Swin
 # stage's patch merging runs after its state, in the next stage)
 FIRST_STAGE = {'maps-convnext': 'stages.0', 'tokens-deit': 'layers.0',
-               'two-tokens-deit-distilled': 'layers.0', 'hierarchical-swin': 'stages.0.blocks'}
+               'two-tokens-deit-distilled': 'layers.0', 'hierarchical-swin': 'stages.0.blocks',
+               'detector-rtmdet': 'stage1'}
 
 
 def model_cfg(layout: str, **overrides) -> dict:
     config, options = LAYOUTS[layout]
     cfg = load_model_config(config, 'test', options)
-    return dict(cfg.model, data_preprocessor=cfg.get('data_preprocessor'), **overrides)
+    # (mmpretrain's configs set the data preprocessor beside the model, mmdet's in it)
+    preprocessor = cfg.model.get('data_preprocessor') or cfg.get('data_preprocessor')
+    return dict(cfg.model, data_preprocessor=preprocessor, **overrides)
+
+
+def batch_for(layout: str, request: pytest.FixtureRequest) -> dict:
+    """A batch of 32-pixel random images with labels, or of generated shapes with boxes."""
+    if layout in DETECTORS:
+        init_default_scope('mmdet')
+        return batch_of(request.getfixturevalue('shapes_root'))
+    return make_batch(size=32)
 
 
 def same_network_distiller(layout: str, tmp_path, hybrids: dict) -> BlockwiseDistiller:
@@ -65,16 +85,18 @@ def same_network_distiller(layout: str, tmp_path, hybrids: dict) -> BlockwiseDis
 
 @pytest.mark.parametrize('layout', list(LAYOUTS))
 def test_a_same_network_with_identity_connectors_gives_the_teachers_logits_and_trains(
-        layout, tmp_path):
+        layout, tmp_path, request):
+    batch = batch_for(layout, request)
     model = same_network_distiller(layout, tmp_path, IDENTITY).eval()
-    data = model.data_preprocessor(make_batch(size=32), training=False)
+    data = model.data_preprocessor(batch, training=False)
     _, outputs = model.run_student(data['inputs'], data['data_samples'])
     states = {stage: model.student_recorder.outputs[name]
               for stage, name in model.hybrids.student_modules.items()}
     hybrids = model.hybrids(states, model.teacher, data['inputs'], data['data_samples'])
     teacher_logits = model.run_teacher(data['inputs'], data['data_samples'])['logits']
     assert [hybrid.stage for hybrid in hybrids] == [1, 2, 3, 4]
-    assert teacher_logits.std() > 1e-3  # not a trivially equal comparison
+    # not a trivially equal comparison (a dense head's logits are a list, one per level)
+    assert torch.cat([level.flatten() for level in teacher_logits]).std() > 1e-3
     for hybrid in hybrids:
         torch.testing.assert_close(hybrid.logits, teacher_logits, rtol=1e-4, atol=1e-5)
 
@@ -82,13 +104,13 @@ def test_a_same_network_with_identity_connectors_gives_the_teachers_logits_and_t
     # stage; the teacher stays bit-identical; the export loads into the stock config
     model = same_network_distiller(layout, tmp_path, dict(probe_size=64)).train()
     teacher_before = {key: value.clone() for key, value in model.teacher.state_dict().items()}
-    data = model.data_preprocessor(make_batch(size=32), training=True)
+    data = model.data_preprocessor(batch, training=True)
     hybrid_term = model.loss(**data)['hybrid1.distill.loss_kd']
     first_stage = list(model.student.backbone.get_submodule(FIRST_STAGE[layout]).parameters())
     gradients = torch.autograd.grad(hybrid_term, first_stage, allow_unused=True)
     assert all(grad is not None and grad.abs().sum() > 0 for grad in gradients)
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
-    log_vars = model.train_step(make_batch(size=32), optim_wrapper)
+    log_vars = model.train_step(batch, optim_wrapper)
     assert {f'hybrid{stage}.distill.loss_kd' for stage in range(1, 5)} <= set(log_vars)
     assert all(torch.isfinite(value) for value in log_vars.values())
     for key, value in model.teacher.state_dict().items():
