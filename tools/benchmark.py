@@ -2,8 +2,10 @@
 
 For a classification pair (ResNet-34 -> ResNet-18, 224x224) and a detection pair (RetinaNet
 R101 -> R50) (and, with ``--pairs classification_resnet101_teacher``, the classification student
-with a ResNet-101 teacher: the KD step live and from a soft-label store), built from the
-model-zoo distillation configs with random weights (speed does not depend on them), it times
+with a ResNet-101 teacher: the KD step live and from a soft-label store; with ``--pairs convnext
+deit rtmdet``, the block-wise configs of other layouts: ConvNeXt-V2 nano -> atto, DeiT-S -> Ti,
+RTMDet-S -> tiny, each against DIST on the same pair), built from the model-zoo distillation
+configs with random weights (speed does not depend on them), it times
 per iteration, after warm-up, interleaving A B C D A B C D ...:
 
 * ``student``: the stock student's training step (forward, loss, backward, SGD step);
@@ -124,7 +126,23 @@ PAIRS = {
         dist='configs/dist/dist_retinanet_r101_retinanet_r50_fpn_1x_coco.py',
         blockwise='configs/blockwise/blockwise_retinanet_r101_retinanet_r50_fpn_1x_coco.py',
         scope='mmdet', task='detection'),
+    # block-wise on other stage layouts, against DIST on the same pair (the block-wise config's
+    # student and teacher in a Distiller with DIST_OF_TASK's loss: no DIST config is shipped)
+    'convnext': dict(
+        blockwise='configs/blockwise/blockwise_convnext-v2-nano_convnext-v2-atto_32xb32_in1k.py',
+        variants=('dist', 'blockwise'), scope='mmpretrain', task='classification'),
+    'deit': dict(
+        blockwise='configs/blockwise/blockwise_deit-small_deit-tiny_4xb256_in1k.py',
+        variants=('dist', 'blockwise'), scope='mmpretrain', task='classification'),
+    'rtmdet': dict(
+        blockwise='configs/blockwise/blockwise_rtmdet-s_rtmdet-tiny_8xb32-300e_coco.py',
+        variants=('dist', 'blockwise'), scope='mmdet', task='detection'),
 }
+# the DIST of a pair that ships only a block-wise config: the shipped DIST configs' losses
+DIST_OF_TASK = dict(
+    classification=dict(type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0, loss_weight=2.0),
+    detection=dict(type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0, loss_weight=1.0,
+                   activation='sigmoid'))
 
 
 TEACHER_VARIANTS = ('teacher', 'teacher_logits', 'teacher_channels_last', 'teacher_bf16',
@@ -221,11 +239,23 @@ def detection_batch(batch_size: int, image_size: int, folder: str) -> dict:
     return next(iter(loader))
 
 
-def pair_config(config_path: str, teacher_config: Optional[str] = None) -> Config:
-    """A pair's distillation config, with its teacher's config replaced when given."""
-    cfg = Config.fromfile(osp.join(REPO_ROOT, config_path))
-    if teacher_config is not None:
-        cfg.model.teacher.config = teacher_config
+def pair_config(name: str, method: str) -> Config:
+    """Pair ``name``'s distillation config of ``method`` (``'kd'``, ``'dist'``,
+    ``'blockwise'``), with its teacher's config replaced where the pair says; a pair without a
+    DIST config gets its block-wise config's student and teacher in a ``Distiller`` with
+    :data:`DIST_OF_TASK`'s loss."""
+    pair = PAIRS[name]
+    if method in pair:
+        cfg = Config.fromfile(osp.join(REPO_ROOT, pair[method]))
+    elif method == 'dist':
+        cfg = Config.fromfile(osp.join(REPO_ROOT, pair['blockwise']))
+        cfg.model = Config(dict(type='mmkd_plugins.Distiller', student=cfg.model.student,
+                                teacher=cfg.model.teacher,
+                                distill_losses=dict(loss_dist=DIST_OF_TASK[pair['task']])))
+    else:
+        raise ValueError(f'pair {name!r} has no {method} config')
+    if pair.get('teacher_config') is not None:
+        cfg.model.teacher.config = pair['teacher_config']
     return cfg
 
 
@@ -327,17 +357,19 @@ def build_variants(name: str, variants: List[str], args: argparse.Namespace,
     init_default_scope(pair['scope'])
     runs = {}
     with tempfile.TemporaryDirectory() as folder:
-        kd_cfg = pair_config(pair['kd'], pair.get('teacher_config'))
-        checkpoint = random_teacher_checkpoint(kd_cfg, folder)
+        # the floors (student, teacher) come from the pair's KD config, else its DIST one; one
+        # teacher checkpoint serves every method
+        floor_method = 'kd' if 'kd' in pair else 'dist'
+        floor_cfg = pair_config(name, floor_method)
+        checkpoint = random_teacher_checkpoint(floor_cfg, folder)
         batch = (classification_batch(args.batch_size) if pair['task'] == 'classification' else
                  detection_batch(args.det_batch_size, args.det_image_size, folder))
         for variant in variants:
-            method = variant.split('_')[0] if variant in DISTILLED else 'kd'
+            method = variant.split('_')[0] if variant in DISTILLED else floor_method
             hybrids_options = HYBRIDS_OPTIONS.get(variant, {})
-            store = (random_soft_label_store(kd_cfg, checkpoint, folder, args.batch_size)
+            store = (random_soft_label_store(floor_cfg, checkpoint, folder, args.batch_size)
                      if variant == 'kd_stored' else None)
-            model = build_distiller(pair_config(pair[method], pair.get('teacher_config')),
-                                    checkpoint, device,
+            model = build_distiller(pair_config(name, method), checkpoint, device,
                                     TEACHER_OPTIONS.get(variant, {}), hybrids_options, store)
             if variant == 'student':  # the stock student model, trained on its own
                 runs[variant] = step_of(model.student, batch, amp=args.amp)
