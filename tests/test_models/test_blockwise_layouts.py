@@ -182,3 +182,21 @@ def test_a_backbone_built_for_one_input_size_is_probed_and_split_at_it(backbone,
     probe = torch.randn(1, 3, size, size)
     states, outputs = probe_stages(net, split, probe, 'model.student.backbone')
     check_stage_split(net, split, states, outputs, probe, 'model.student.backbone')
+
+
+def test_a_teacher_that_cannot_run_at_the_students_input_size_is_refused_naming_it(tmp_path):
+    """Hybrids run the teacher's later stages on the student's states, i.e. at the student's
+    input size: a Swin teacher built for 128 px with 4×4 windows cannot take a 32-px student's
+    stage-3 map (2×2), though both backbones run at the teacher's 128 px."""
+    config, student_options = LAYOUTS['hierarchical-swin']
+    teacher_options = dict(student_options)
+    teacher_options['model.backbone'] = dict(student_options['model.backbone'], img_size=128,
+                                             window_size=4, pad_small_map=False)
+    checkpoint = save_random_checkpoint(config, str(tmp_path / 'swin128.pth'), teacher_options)
+    with pytest.raises(ValueError, match=r'model\.teacher\.config backbone: this '
+                       r'SwinTransformer does not run on a 32×32 image \(AssertionError: The '
+                       r'input shape \(2, 2\) is smaller than the window size \(4\)'):
+        BlockwiseDistiller(student=model_cfg('hierarchical-swin'),
+                           teacher=dict(config=config, checkpoint=checkpoint,
+                                        cfg_options=teacher_options),
+                           distill_losses=KD)

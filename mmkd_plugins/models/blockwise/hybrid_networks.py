@@ -96,10 +96,11 @@ class HybridNetworks(nn.Module):
         connector: Connector config without shapes. Defaults to
             ``dict(type='ConvBNConnector')``.
         weights: Per-hybrid weights w_i, see :func:`hybrid_weights`. Defaults to 'uniform'.
-        probe_size: Side of the probe image. Defaults to the input size the teacher's
+        probe_size: Side of the probe image. Defaults to the input size the student's
             backbone fixes (its split's ``input_size`` or its ``img_size``, as transformers
-            whose position embeddings or attention biases fix it have), else the student's,
-            else 384: every FPN level of a detector (stride 128 for
+            whose position embeddings or attention biases fix it have; the hybrids run the
+            teacher's later stages at the student's size), else the teacher's, else 384: every
+            FPN level of a detector (stride 128 for
             P7) is then at least 3×3, as DDOD's and other heads' deformable convolutions need
             (mmcv refuses maps smaller than the kernel).
         per_step: How many of the hybrids run in each training step, k. None (default, the
@@ -171,8 +172,9 @@ class HybridNetworks(nn.Module):
         if self.per_step is not None:
             self.register_buffer('step', torch.zeros((), dtype=torch.long))
 
-        probe_shape = probe_image_size(probe_size, [(teacher.backbone, self.teacher_split),
-                                                    (student.backbone, self.student_split)])
+        # the hybrids run the teacher's later stages on the student's states: at its input size
+        probe_shape = probe_image_size(probe_size, [(student.backbone, self.student_split),
+                                                    (teacher.backbone, self.teacher_split)])
         probe = torch.randn(1, 3, *probe_shape,
                             generator=torch.Generator().manual_seed(0))
         with eval_mode(student, teacher):

@@ -81,8 +81,8 @@ def probe_stages(backbone: nn.Module, split: BackboneStages, inputs: torch.Tenso
         raise ValueError(
             f'{field}: this {type(backbone).__name__} does not run on a {inputs.shape[2]}×'
             f'{inputs.shape[3]} image ({type(error).__name__}: {error}); block-wise hybrids '
-            'run both backbones at one input size (the teacher\'s fixed input size where it '
-            'has one, else the student\'s, else model.hybrids.probe_size): pick student and '
+            'run both backbones at one input size (the student\'s fixed input size where it '
+            'has one, else the teacher\'s, else model.hybrids.probe_size): pick student and '
             'teacher configs of one input size') from error
     return [recorder.outputs[name] for name in names], tuple(outputs)
 
