@@ -33,10 +33,11 @@ def detector_cfg(config: str, **overrides) -> dict:
     return cfg.model
 
 
-def batch_of(shapes_root: str, size: int = 4, scale: int = 64) -> dict:
-    """The first ``size`` generated training images, resized to ``scale`` pixels a side."""
-    pipeline = [dict(step, scale=(scale, scale)) if step['type'] == 'Resize' else step
-                for step in SMALL_PIPELINE]
+def batch_of(shapes_root: str, size: int = 4, scale: int = 64, with_mask: bool = False) -> dict:
+    """The first ``size`` generated training images, resized to ``scale`` pixels a side (with
+    their instance masks when ``with_mask``)."""
+    resized = {'Resize': dict(scale=(scale, scale)), 'LoadAnnotations': dict(with_mask=with_mask)}
+    pipeline = [dict(step, **resized.get(step['type'], {})) for step in SMALL_PIPELINE]
     loader = Runner.build_dataloader(dict(
         batch_size=size, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
         collate_fn=dict(type='pseudo_collate'),

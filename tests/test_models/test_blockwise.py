@@ -455,6 +455,48 @@ def test_faster_rcnn_hybrids_train_the_connectors_and_the_students_stages(
     assert all(grad.abs().sum() > 0 for grad in grads)
 
 
+MASK_RCNN = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+MASK_RCNN_SMALL = dict(FASTER_RCNN_SMALL, roi_head=dict(
+    FASTER_RCNN_SMALL['roi_head'], mask_roi_extractor=dict(out_channels=64),
+    mask_head=dict(in_channels=64, conv_out_channels=64, num_classes=3)))
+
+
+def test_mask_rcnn_hybrids_run_the_box_branch_only(tmp_path, shapes_root):
+    """A Mask R-CNN pair (student = teacher weights, identity connectors): the hybrids score
+    the student's sampled RoIs with the teacher's box head, so their logits are the teacher's
+    and their task losses the student's box losses; the teacher's mask branch never runs."""
+    init_default_scope('mmdet')
+    options = dict(model=MASK_RCNN_SMALL)
+    checkpoint = save_random_checkpoint(MASK_RCNN, str(tmp_path / 'mask_rcnn.pth'), options,
+                                        seed=3)
+    model = BlockwiseDistiller(
+        student=detector_cfg(MASK_RCNN, **MASK_RCNN_SMALL,
+                             init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
+        teacher=dict(config=MASK_RCNN, checkpoint=checkpoint, cfg_options=options),
+        distill_losses=dict(loss_kd=dict(type='KDLoss', tau=1.0)), hybrids=IDENTITY)
+    model.init_weights()
+    model.eval()
+    mask_calls = []
+    model.teacher.roi_head.mask_head.register_forward_hook(
+        lambda *_: mask_calls.append(1))
+    data = model.data_preprocessor(batch_of(shapes_root, with_mask=True), training=True)
+    with model.adapter.record_student_step(model.student) as records:
+        student_losses, outputs = model.run_student(data['inputs'], data['data_samples'])
+    assert student_losses['loss_mask'] > 0  # the student trains its mask branch
+    features = {stage: model.student_recorder.outputs[name]
+                for stage, name in model.hybrids.student_modules.items()}
+    hybrids = model.hybrids(features, model.teacher, data['inputs'], data['data_samples'],
+                            records=records)
+    teacher_logits = model.run_teacher(data['inputs'], data['data_samples'])['logits']
+    assert not mask_calls
+    for hybrid in hybrids:
+        torch.testing.assert_close(hybrid.logits, teacher_logits, rtol=1e-4, atol=1e-5)
+        assert set(hybrid.task_losses) == {'loss_cls', 'acc', 'loss_bbox'}
+        for key in ('loss_cls', 'loss_bbox'):
+            torch.testing.assert_close(hybrid.task_losses[key], student_losses[key],
+                                       rtol=1e-4, atol=1e-6)
+
+
 def cascade_blockwise(checkpoint, student: dict, **kwargs) -> BlockwiseDistiller:
     """A block-wise distiller of ``student`` from the small Cascade R-CNN teacher."""
     model = BlockwiseDistiller(
