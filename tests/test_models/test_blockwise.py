@@ -390,18 +390,25 @@ def test_recompute_teacher_tails_must_be_a_bool(teacher_checkpoint):
         build_blockwise(teacher_checkpoint, hybrids=dict(recompute_teacher_tails='yes'))
 
 
+def two_stage_blockwise(student: dict, teacher_config: str, teacher_small: dict,
+                        checkpoint: str, **kwargs) -> BlockwiseDistiller:
+    """A block-wise distiller (KD on RoI logits, tau 1) of ``student`` from a small two-stage
+    teacher: ``teacher_config`` with ``teacher_small`` merged into its model."""
+    model = BlockwiseDistiller(
+        student=student, distill_losses=dict(loss_kd=dict(type='KDLoss', tau=1.0)),
+        teacher=dict(config=teacher_config, checkpoint=checkpoint,
+                     cfg_options=dict(model=teacher_small)), **kwargs)
+    model.init_weights()
+    return model
+
+
 def faster_rcnn_blockwise(checkpoint, same_weights: bool, **kwargs) -> BlockwiseDistiller:
     """A small Faster R-CNN student and teacher (ResNet-18, 64-channel FPN, 3 classes); the
     student starts from the teacher's weights when ``same_weights``."""
     student = detector_cfg(FASTER, **FASTER_RCNN_SMALL)
     if same_weights:
         student['init_cfg'] = dict(type='Pretrained', checkpoint=checkpoint)
-    model = BlockwiseDistiller(
-        student=student, distill_losses=dict(loss_kd=dict(type='KDLoss', tau=1.0)),
-        teacher=dict(config=FASTER, checkpoint=checkpoint,
-                     cfg_options=dict(model=FASTER_RCNN_SMALL)), **kwargs)
-    model.init_weights()
-    return model
+    return two_stage_blockwise(student, FASTER, FASTER_RCNN_SMALL, checkpoint, **kwargs)
 
 
 def test_faster_rcnn_hybrids_score_the_students_rois_with_the_teachers_box_head(
@@ -466,16 +473,12 @@ def test_mask_rcnn_hybrids_run_the_box_branch_only(tmp_path, shapes_root):
     the student's sampled RoIs with the teacher's box head, so their logits are the teacher's
     and their task losses the student's box losses; the teacher's mask branch never runs."""
     init_default_scope('mmdet')
-    options = dict(model=MASK_RCNN_SMALL)
-    checkpoint = save_random_checkpoint(MASK_RCNN, str(tmp_path / 'mask_rcnn.pth'), options,
-                                        seed=3)
-    model = BlockwiseDistiller(
-        student=detector_cfg(MASK_RCNN, **MASK_RCNN_SMALL,
-                             init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
-        teacher=dict(config=MASK_RCNN, checkpoint=checkpoint, cfg_options=options),
-        distill_losses=dict(loss_kd=dict(type='KDLoss', tau=1.0)), hybrids=IDENTITY)
-    model.init_weights()
-    model.eval()
+    checkpoint = save_random_checkpoint(MASK_RCNN, str(tmp_path / 'mask_rcnn.pth'),
+                                        dict(model=MASK_RCNN_SMALL), seed=3)
+    student = detector_cfg(MASK_RCNN, **MASK_RCNN_SMALL,
+                           init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
+    model = two_stage_blockwise(student, MASK_RCNN, MASK_RCNN_SMALL, checkpoint,
+                                hybrids=IDENTITY).eval()
     mask_calls = []
     model.teacher.roi_head.mask_head.register_forward_hook(
         lambda *_: mask_calls.append(1))
@@ -497,16 +500,6 @@ def test_mask_rcnn_hybrids_run_the_box_branch_only(tmp_path, shapes_root):
                                        rtol=1e-4, atol=1e-6)
 
 
-def cascade_blockwise(checkpoint, student: dict, **kwargs) -> BlockwiseDistiller:
-    """A block-wise distiller of ``student`` from the small Cascade R-CNN teacher."""
-    model = BlockwiseDistiller(
-        student=student, distill_losses=dict(loss_kd=dict(type='KDLoss', tau=1.0)),
-        teacher=dict(config=CASCADE, checkpoint=checkpoint,
-                     cfg_options=dict(model=CASCADE_SMALL)), **kwargs)
-    model.init_weights()
-    return model
-
-
 def test_cascade_rcnn_hybrids_score_the_students_last_stage_rois_with_the_teachers_last_stage(
         tmp_path, shapes_root):
     """Student = teacher weights and identity connectors: a hybrid runs the teacher's last RoI
@@ -518,7 +511,8 @@ def test_cascade_rcnn_hybrids_score_the_students_last_stage_rois_with_the_teache
                                         dict(model=CASCADE_SMALL), seed=3)
     student = detector_cfg(CASCADE, **CASCADE_SMALL,
                            init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
-    model = cascade_blockwise(checkpoint, student, hybrids=IDENTITY).eval()
+    model = two_stage_blockwise(student, CASCADE, CASCADE_SMALL, checkpoint,
+                                hybrids=IDENTITY).eval()
     data = model.data_preprocessor(batch_of(shapes_root), training=True)
     with model.adapter.record_student_step(model.student) as records:
         student_losses, outputs = model.run_student(data['inputs'], data['data_samples'])
@@ -549,8 +543,8 @@ def test_a_faster_rcnn_student_trains_through_a_cascade_teachers_first_stage(
     init_default_scope('mmdet')
     checkpoint = save_random_checkpoint(CASCADE, str(tmp_path / 'cascade.pth'),
                                         dict(model=CASCADE_SMALL))
-    model = cascade_blockwise(checkpoint, detector_cfg(FASTER, **FASTER_RCNN_SMALL),
-                              hybrids=dict(per_step=1))
+    model = two_stage_blockwise(detector_cfg(FASTER, **FASTER_RCNN_SMALL), CASCADE,
+                                CASCADE_SMALL, checkpoint, hybrids=dict(per_step=1))
     model.train()
     model.hybrids.step.fill_(1)  # the turn of hybrid N_2
     seen_rois = []
