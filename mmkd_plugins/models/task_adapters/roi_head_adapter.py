@@ -31,13 +31,18 @@ def stage_modules(detector: BaseModel, stage: int) -> Tuple[str, str]:
     return f'{ROI_EXTRACTOR}.{stage}', f'{BOX_HEAD}.{stage}'
 
 
+def stage_of_index(detector: BaseModel, stage: int) -> int:
+    """``detector``'s RoI stage of index ``stage`` (0-based), or its last if it has fewer."""
+    return min(stage, num_box_stages(detector) - 1)
+
+
 def compared_stages(student: BaseModel, teacher: BaseModel) -> Tuple[int, int]:
     """(student stage, teacher stage) whose class logits are compared: the student's last
     stage, and the teacher's stage of the same index (its last if it has fewer), i.e. the
     teacher's classifier trained on RoIs of the same kind (stage 1: RPN proposals at IoU 0.5;
     a cascade's last stage: refined boxes at its highest IoU)."""
     student_stage = num_box_stages(student) - 1
-    return student_stage, min(student_stage, num_box_stages(teacher) - 1)
+    return student_stage, stage_of_index(teacher, student_stage)
 
 
 def _box_head(detector: BaseModel, stage: int = -1):
@@ -47,12 +52,12 @@ def _box_head(detector: BaseModel, stage: int = -1):
 
 
 def _bbox_forward(detector: BaseModel, stage: int, features: tuple, rois: torch.Tensor) -> dict:
-    """``detector``'s RoI extractor and box head of ``stage`` (0-based; its last if it has
-    fewer) on ``rois`` (num_rois, 5): mmdet's ``_bbox_forward`` result (``cls_score``,
-    ``bbox_pred``, ...)."""
+    """``detector``'s RoI extractor and box head of its stage of index ``stage``
+    (:func:`stage_of_index`) on ``rois`` (num_rois, 5): mmdet's ``_bbox_forward`` result
+    (``cls_score``, ``bbox_pred``, ...)."""
     roi_head = detector.roi_head
     if isinstance(roi_head.bbox_head, torch.nn.ModuleList):  # cascade
-        return roi_head._bbox_forward(min(stage, num_box_stages(detector) - 1), features, rois)
+        return roi_head._bbox_forward(stage_of_index(detector, stage), features, rois)
     return roi_head._bbox_forward(features, rois)
 
 
@@ -264,7 +269,7 @@ class RoIHeadAdapter:
         (``records``), its loss terms weighted as the student weighs that stage."""
         cls_score, bbox_pred = head_outputs
         records = cast(dict, records)  # record_student_step's, given in training
-        box_head = _box_head(model, min(records['stage'], num_box_stages(model) - 1))
+        box_head = _box_head(model, stage_of_index(model, records['stage']))
         losses = box_head.loss_and_target(
             cls_score=cls_score, bbox_pred=bbox_pred, rois=records['rois'],
             sampling_results=records['sampling_results'],
