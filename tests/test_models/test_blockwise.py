@@ -328,7 +328,7 @@ def blockwise_model_and_data(model_kind: str, teacher_checkpoint: str, tmp_path,
         model = (BlockwiseDistiller(student=detector_cfg(RETINANET),
                                     teacher=dict(config=RETINANET, checkpoint=checkpoint),
                                     distill_losses=SIGMOID_KD)
-                 if config == RETINANET else faster_rcnn_blockwise(checkpoint, False))
+                 if config == RETINANET else faster_rcnn_blockwise(checkpoint))
         batch = batch_of(shapes_root, scale=image_scale)
     model.init_weights()
     model.train()
@@ -402,13 +402,35 @@ def two_stage_blockwise(student: dict, teacher_config: str, teacher_small: dict,
     return model
 
 
-def faster_rcnn_blockwise(checkpoint, same_weights: bool, **kwargs) -> BlockwiseDistiller:
-    """A small Faster R-CNN student and teacher (ResNet-18, 64-channel FPN, 3 classes); the
-    student starts from the teacher's weights when ``same_weights``."""
-    student = detector_cfg(FASTER, **FASTER_RCNN_SMALL)
-    if same_weights:
-        student['init_cfg'] = dict(type='Pretrained', checkpoint=checkpoint)
-    return two_stage_blockwise(student, FASTER, FASTER_RCNN_SMALL, checkpoint, **kwargs)
+def faster_rcnn_blockwise(checkpoint, **kwargs) -> BlockwiseDistiller:
+    """A small Faster R-CNN student (random weights) and teacher (ResNet-18, 64-channel FPN,
+    3 classes)."""
+    return two_stage_blockwise(detector_cfg(FASTER, **FASTER_RCNN_SMALL), FASTER,
+                               FASTER_RCNN_SMALL, checkpoint, **kwargs)
+
+
+def distilled_from_itself(config: str, small: dict, tmp_path) -> BlockwiseDistiller:
+    """A small two-stage detector as student and teacher with the teacher's random weights and
+    identity connectors (eval mode): every hybrid is then the teacher."""
+    init_default_scope('mmdet')
+    checkpoint = save_random_checkpoint(config, str(tmp_path / 'detector.pth'),
+                                        dict(model=small), seed=3)
+    student = detector_cfg(config, **small,
+                           init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
+    return two_stage_blockwise(student, config, small, checkpoint, hybrids=IDENTITY).eval()
+
+
+def run_student_and_hybrids(model: BlockwiseDistiller, data: dict) -> tuple:
+    """The student's losses and outputs, what its step recorded, every hybrid's output and the
+    teacher's logits, for one preprocessed batch."""
+    with model.adapter.record_student_step(model.student) as records:
+        student_losses, outputs = model.run_student(data['inputs'], data['data_samples'])
+    states = {stage: model.student_recorder.outputs[name]
+              for stage, name in model.hybrids.student_modules.items()}
+    hybrids = model.hybrids(states, model.teacher, data['inputs'], data['data_samples'],
+                            records=records)
+    teacher_logits = model.run_teacher(data['inputs'], data['data_samples'])['logits']
+    return student_losses, outputs, records, hybrids, teacher_logits
 
 
 def test_faster_rcnn_hybrids_score_the_students_rois_with_the_teachers_box_head(
@@ -417,21 +439,13 @@ def test_faster_rcnn_hybrids_score_the_students_rois_with_the_teachers_box_head(
     the student's sampled RoIs its class logits are the teacher's, and its box-head loss with
     the student's targets for those RoIs is the student's own RoI loss (no second RPN, no
     second sampling: the same proposals, the same targets)."""
-    init_default_scope('mmdet')
-    checkpoint = save_random_checkpoint(FASTER, str(tmp_path / 'frcnn.pth'),
-                                        dict(model=FASTER_RCNN_SMALL), seed=3)
-    model = faster_rcnn_blockwise(checkpoint, same_weights=True, hybrids=IDENTITY).eval()
+    model = distilled_from_itself(FASTER, FASTER_RCNN_SMALL, tmp_path)
     data = model.data_preprocessor(batch_of(shapes_root), training=True)
     losses = model.loss(data['inputs'], data['data_samples'])
     assert {f'hybrid{stage}.loss_cls' for stage in range(1, 5)} <= set(losses)
-    with model.adapter.record_student_step(model.student) as records:
-        student_losses, outputs = model.run_student(data['inputs'], data['data_samples'])
+    student_losses, outputs, records, hybrids, teacher_logits = run_student_and_hybrids(
+        model, data)
     assert records['rois'].shape[1] == 5 and len(records['sampling_results']) == 4
-    features = {stage: model.student_recorder.outputs[name]
-                for stage, name in model.hybrids.student_modules.items()}
-    hybrids = model.hybrids(features, model.teacher, data['inputs'], data['data_samples'],
-                            records=records)
-    teacher_logits = model.run_teacher(data['inputs'], data['data_samples'])['logits']
     torch.testing.assert_close(outputs['logits'], teacher_logits, rtol=1e-4, atol=1e-5)
     assert [hybrid.stage for hybrid in hybrids] == [1, 2, 3, 4]
     for hybrid in hybrids:
@@ -446,7 +460,7 @@ def test_faster_rcnn_hybrids_train_the_connectors_and_the_students_stages(
     init_default_scope('mmdet')
     checkpoint = save_random_checkpoint(FASTER, str(tmp_path / 'frcnn.pth'),
                                         dict(model=FASTER_RCNN_SMALL))
-    model = faster_rcnn_blockwise(checkpoint, same_weights=False, hybrids=dict(per_step=1))
+    model = faster_rcnn_blockwise(checkpoint, hybrids=dict(per_step=1))
     model.train()
     model.hybrids.step.fill_(1)  # the turn of hybrid N_2 (the stock config freezes stage 1)
     data = model.data_preprocessor(batch_of(shapes_root), training=True)
@@ -472,25 +486,13 @@ def test_mask_rcnn_hybrids_run_the_box_branch_only(tmp_path, shapes_root):
     """A Mask R-CNN pair (student = teacher weights, identity connectors): the hybrids score
     the student's sampled RoIs with the teacher's box head, so their logits are the teacher's
     and their task losses the student's box losses; the teacher's mask branch never runs."""
-    init_default_scope('mmdet')
-    checkpoint = save_random_checkpoint(MASK_RCNN, str(tmp_path / 'mask_rcnn.pth'),
-                                        dict(model=MASK_RCNN_SMALL), seed=3)
-    student = detector_cfg(MASK_RCNN, **MASK_RCNN_SMALL,
-                           init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
-    model = two_stage_blockwise(student, MASK_RCNN, MASK_RCNN_SMALL, checkpoint,
-                                hybrids=IDENTITY).eval()
+    model = distilled_from_itself(MASK_RCNN, MASK_RCNN_SMALL, tmp_path)
     mask_calls = []
     model.teacher.roi_head.mask_head.register_forward_hook(
         lambda *_: mask_calls.append(1))
     data = model.data_preprocessor(batch_of(shapes_root, with_mask=True), training=True)
-    with model.adapter.record_student_step(model.student) as records:
-        student_losses, outputs = model.run_student(data['inputs'], data['data_samples'])
+    student_losses, _, _, hybrids, teacher_logits = run_student_and_hybrids(model, data)
     assert student_losses['loss_mask'] > 0  # the student trains its mask branch
-    features = {stage: model.student_recorder.outputs[name]
-                for stage, name in model.hybrids.student_modules.items()}
-    hybrids = model.hybrids(features, model.teacher, data['inputs'], data['data_samples'],
-                            records=records)
-    teacher_logits = model.run_teacher(data['inputs'], data['data_samples'])['logits']
     assert not mask_calls
     for hybrid in hybrids:
         torch.testing.assert_close(hybrid.logits, teacher_logits, rtol=1e-4, atol=1e-5)
@@ -506,26 +508,15 @@ def test_cascade_rcnn_hybrids_score_the_students_last_stage_rois_with_the_teache
     stage (the compared one, as the logit term) on the student's last-stage sampled RoIs, so
     its class logits are the teacher's and its box-head loss with the student's targets is the
     student's own last-stage loss, weighted as the student weighs that stage."""
-    init_default_scope('mmdet')
-    checkpoint = save_random_checkpoint(CASCADE, str(tmp_path / 'cascade.pth'),
-                                        dict(model=CASCADE_SMALL), seed=3)
-    student = detector_cfg(CASCADE, **CASCADE_SMALL,
-                           init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
-    model = two_stage_blockwise(student, CASCADE, CASCADE_SMALL, checkpoint,
-                                hybrids=IDENTITY).eval()
+    model = distilled_from_itself(CASCADE, CASCADE_SMALL, tmp_path)
     data = model.data_preprocessor(batch_of(shapes_root), training=True)
-    with model.adapter.record_student_step(model.student) as records:
-        student_losses, outputs = model.run_student(data['inputs'], data['data_samples'])
-    features = {stage: model.student_recorder.outputs[name]
-                for stage, name in model.hybrids.student_modules.items()}
     called = {stage: 0 for stage in range(3)}
     for stage, head in enumerate(model.teacher.roi_head.bbox_head):
         head.register_forward_hook(lambda *_, stage=stage: called.__setitem__(
             stage, called[stage] + 1))
-    hybrids = model.hybrids(features, model.teacher, data['inputs'], data['data_samples'],
-                            records=records)
-    assert called == {0: 0, 1: 0, 2: 4}  # the last stage only, once per hybrid
-    teacher_logits = model.run_teacher(data['inputs'], data['data_samples'])['logits']
+    student_losses, outputs, _, hybrids, teacher_logits = run_student_and_hybrids(model, data)
+    # the last stage only: once per hybrid, once for the teacher's logits
+    assert called == {0: 0, 1: 0, 2: 5}
     torch.testing.assert_close(outputs['logits'], teacher_logits, rtol=1e-4, atol=1e-5)
     assert [hybrid.stage for hybrid in hybrids] == [1, 2, 3, 4]
     for hybrid in hybrids:
@@ -568,7 +559,7 @@ def test_the_students_step_is_recorded_whatever_else_its_bbox_loss_takes(tmp_pat
     init_default_scope('mmdet')
     checkpoint = save_random_checkpoint(FASTER, str(tmp_path / 'frcnn.pth'),
                                         dict(model=FASTER_RCNN_SMALL))
-    model = faster_rcnn_blockwise(checkpoint, same_weights=False)
+    model = faster_rcnn_blockwise(checkpoint)
     received = []
 
     def stand_in(features, sampling_results, metas, neg_label_weights=None):
