@@ -455,6 +455,19 @@ def test_faster_rcnn_hybrids_score_the_students_rois_with_the_teachers_box_head(
                                        rtol=1e-4, atol=1e-6)
 
 
+def assert_hybrid_2_trains_stage_2_and_its_connector(model: BlockwiseDistiller,
+                                                     losses: dict) -> None:
+    """Hybrid N_2's terms alone send gradients into the ResNet student's stage 2 and connector
+    C_2 (mmdet's ResNet zero-initialises each block's last BN, so the block convolutions get no
+    gradient yet; the shortcut's does)."""
+    hybrid_terms = sum(value for key, value in losses.items()
+                       if key.startswith('hybrid2.') and 'loss' in key)
+    stage_2 = model.student.backbone.layer2[0].downsample[0].weight
+    connector = model.hybrids.connectors['stage2'].conv.weight
+    grads = torch.autograd.grad(hybrid_terms, [stage_2, connector])
+    assert all(grad.abs().sum() > 0 for grad in grads)
+
+
 def test_faster_rcnn_hybrids_train_the_connectors_and_the_students_stages(
         tmp_path, shapes_root):
     init_default_scope('mmdet')
@@ -466,14 +479,7 @@ def test_faster_rcnn_hybrids_train_the_connectors_and_the_students_stages(
     data = model.data_preprocessor(batch_of(shapes_root), training=True)
     losses = model.loss(data['inputs'], data['data_samples'])
     assert {key.split('.')[0] for key in losses if key.startswith('hybrid')} == {'hybrid2'}
-    hybrid_terms = sum(value for key, value in losses.items()
-                       if key.startswith('hybrid2.') and 'loss' in key)
-    # (mmdet's ResNet zero-initialises each block's last BN, so the block convolutions get no
-    # gradient yet; the shortcut's does)
-    stage_2 = model.student.backbone.layer2[0].downsample[0].weight
-    connector = model.hybrids.connectors['stage2'].conv.weight
-    grads = torch.autograd.grad(hybrid_terms, [stage_2, connector])
-    assert all(grad.abs().sum() > 0 for grad in grads)
+    assert_hybrid_2_trains_stage_2_and_its_connector(model, losses)
 
 
 MASK_RCNN = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
@@ -545,12 +551,7 @@ def test_a_faster_rcnn_student_trains_through_a_cascade_teachers_first_stage(
     losses = model.loss(data['inputs'], data['data_samples'])
     student_rois = model.student_recorder.inputs['roi_head.bbox_roi_extractor'][1]
     assert len(seen_rois) == 2 and all(torch.equal(rois, student_rois) for rois in seen_rois)
-    hybrid_terms = sum(value for key, value in losses.items()
-                       if key.startswith('hybrid2.') and 'loss' in key)
-    stage_2 = model.student.backbone.layer2[0].downsample[0].weight
-    connector = model.hybrids.connectors['stage2'].conv.weight
-    grads = torch.autograd.grad(hybrid_terms, [stage_2, connector])
-    assert all(grad.abs().sum() > 0 for grad in grads)
+    assert_hybrid_2_trains_stage_2_and_its_connector(model, losses)
 
 
 def test_the_students_step_is_recorded_whatever_else_its_bbox_loss_takes(tmp_path):
