@@ -12,17 +12,20 @@ distills:
   detector class, head class and class count (the biggest group), except mmdet's own
   distillation detectors (their teacher is part of the model).
 
-Within the group the student is the smallest model and the teacher the biggest one whose
-parameter count is at most ``max_teacher_params`` (the same config where the group has one
-size). Any other model kind (self-supervised, multimodal, retrieval, DETR-like, panoptic,
-instance segmentation without boxes heads, tracking) is reported as not attempted, with its type.
+Within the group the student is the smallest model and the teacher the biggest one of the
+student's input geometry (:func:`input_geometry`: backbones that fix an input size or a patch
+size are paired with one of the same sizes, since block-wise distillation pairs stage states
+of one shape) whose parameter count is at most ``max_teacher_params`` (the same config where
+the group has no other). Any other model kind (self-supervised, multimodal, retrieval,
+DETR-like, panoptic, instance segmentation without boxes heads, tracking) is reported as not
+attempted, with its type.
 """
 import copy
 import glob
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmengine.config import Config
@@ -87,6 +90,35 @@ def _build_for_counting(model_cfg: dict, scope: str) -> torch.nn.Module:
             return MODELS.build(model_cfg)
 
 
+def input_geometry(model_cfg: dict) -> Tuple[Optional[tuple], Optional[tuple]]:
+    """The input size and patch size a config's backbone is built for, each as (H, W), None
+    where the config leaves it to the backbone (CNNs take any size)."""
+    backbone = model_cfg.get('backbone') or {}
+
+    def pair(value) -> Optional[tuple]:
+        if value is None:
+            return None
+        return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+    return pair(backbone.get('img_size')), pair(backbone.get('patch_size'))
+
+
+def choose_pair(group: List[dict], max_teacher_params: float) -> Tuple[dict, dict]:
+    """The student (the smallest model of ``group``) and the teacher (the biggest of the
+    student's ``geometry`` with at most ``max_teacher_params`` parameters, else the student).
+
+    Args:
+        group: Described configs (:func:`describe_config`), each with ``params``, ``config``
+            and ``geometry``.
+        max_teacher_params: The biggest teacher, in parameters.
+    """
+    ordered = sorted(group, key=lambda d: (d['params'], len(d['config']), d['config']))
+    student = ordered[0]
+    fitting = [d for d in ordered if d['params'] <= max_teacher_params
+               and d['geometry'] == student['geometry']] or [student]
+    return student, max(fitting, key=lambda d: (d['params'], -len(d['config'])))
+
+
 def _head_signature(model: torch.nn.Module, kind: str) -> str:
     """The head class and class count: student and teacher must agree on them."""
     if kind == 'classifier':
@@ -125,6 +157,7 @@ def describe_config(zoo: str, family: str, path: str, described: Dict[str, dict]
         described[model_key] = dict(
             config=name, model_type=str(model_cfg.type), kind=kind,
             head=_head_signature(model, kind), model_key=model_key,
+            geometry=input_geometry(model_cfg),
             params=sum(parameter.numel() for parameter in model.parameters()))
         return described[model_key]
     except Exception as error:  # a stock config that does not load or build on this stack
@@ -166,11 +199,7 @@ def plan_family(zoo: str, family: str, max_teacher_params: float) -> dict:
     unique = {}
     for candidate in sorted(candidates, key=lambda d: (len(d['config']), d['config'])):
         unique.setdefault(candidate['model_key'], candidate)  # one config per architecture
-    group = sorted(_preferred_group(list(unique.values())),
-                   key=lambda d: (d['params'], len(d['config']), d['config']))
-    student = group[0]
-    fitting = [d for d in group if d['params'] <= max_teacher_params] or [student]
-    teacher = max(fitting, key=lambda d: (d['params'], -len(d['config'])))
+    student, teacher = choose_pair(_preferred_group(list(unique.values())), max_teacher_params)
     return dict(plan, kind=student['kind'], student=student['config'],
                 teacher=teacher['config'], student_params=student['params'],
                 teacher_params=teacher['params'])

@@ -6,16 +6,18 @@ batch augments) and two families that distill with every method. The whole sweep
 by hand; its table is ``docs/zoo_coverage.md``.
 """
 import json
+import os.path as osp
 import sys
 
 import pytest
+from mmengine.config import Config
 
 from ..conftest import REPO_ROOT, run_tool
 
 sys.path.insert(0, str(REPO_ROOT / '.dev_scripts'))
 from zoo.case_configs import generated_dataset, halve_scales, without_pretrained  # noqa: E402
 from zoo.case_runner import stock_outcome  # noqa: E402
-from zoo.planning import families  # noqa: E402
+from zoo.planning import choose_pair, config_tree, families, input_geometry  # noqa: E402
 
 # (A 384-px Swin teacher for a 224-px student and a Cascade R-CNN student, which the sweep
 # found failing, are tested in tests/test_models/test_distiller.py and test_detection.py on
@@ -25,6 +27,30 @@ from zoo.planning import families  # noqa: E402
 # teacher of another size) and YOLOX (its own hooks, EMA, batch resizing and mosaic wrapper).
 # Dense heads whose scores are probabilities (TOOD) are checked in test_dense_head_scores.py.
 SUBSET = ('mmpretrain/levit', 'mmdet/yolox')
+
+
+def test_the_teacher_is_the_biggest_model_of_the_students_input_geometry():
+    """Block-wise pairs stage states of one shape: a 224-px Swin-T student gets the 224-px
+    Swin-B teacher, not the 384-px one with more parameters (the sweep of 2026-12-06 paired
+    them and block-wise was refused); families of CNNs, which fix no size, are unchanged."""
+    swin = osp.join(config_tree('mmpretrain'), 'swin_transformer')
+    assert input_geometry(Config.fromfile(osp.join(swin, 'swin-base_16xb64_in1k-384px.py')).model
+                          ) == ((384, 384), None)
+    assert input_geometry(dict(backbone=dict(type='ViT', img_size=224, patch_size=(16, 16)))
+                          ) == ((224, 224), (16, 16))
+
+    def described(config, params, geometry):
+        return dict(config=config, params=params, geometry=geometry)
+
+    tiny = described('swin-tiny.py', 28e6, ((224, 224), None))
+    base = described('swin-base.py', 87e6, ((224, 224), None))
+    base_384 = described('swin-base-384px.py', 88e6, ((384, 384), None))
+    large = described('swin-large.py', 196e6, ((224, 224), None))
+    assert choose_pair([large, base_384, base, tiny], 1e8) == (tiny, base)
+    assert choose_pair([base_384, tiny], 1e8) == (tiny, tiny)  # none other of its size
+    cnn = [described('r18.py', 11e6, (None, None)), described('r50.py', 25e6, (None, None))]
+    assert choose_pair(cnn, 1e8) == (cnn[0], cnn[1])
+    assert choose_pair(cnn, 1e7) == (cnn[0], cnn[0])  # no teacher fits: the student
 
 
 def test_image_scales_are_halved_to_multiples_of_32_and_borders_exactly():
