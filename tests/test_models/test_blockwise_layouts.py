@@ -184,6 +184,22 @@ def test_a_backbone_built_for_one_input_size_is_probed_and_split_at_it(backbone,
     check_stage_split(net, split, states, outputs, probe, 'model.student.backbone')
 
 
+@pytest.mark.parametrize('backbone', [
+    dict(type='VAN', arch='tiny'),  # (H, W) from each stage's patch embedding
+])
+def test_a_backbone_whose_patch_embeddings_return_the_grid_splits_after_them(backbone):
+    from mmpretrain.registry import MODELS
+    net = MODELS.build(backbone)
+    net.eval()  # (VAN's train() returns None)
+    split = split_backbone(net, 'model.student.backbone')
+    assert split.num_stages == 4
+    probe = torch.randn(1, 3, 64, 64)
+    states, outputs = probe_stages(net, split, probe, 'model.student.backbone')
+    assert [tuple(state.shape) for state in states] == [(1, 256, 32), (1, 64, 64), (1, 16, 160),
+                                                        (1, 4, 256)]
+    check_stage_split(net, split, states, outputs, probe, 'model.student.backbone')
+
+
 def test_a_teacher_that_cannot_run_at_the_students_input_size_is_refused_naming_it(tmp_path):
     """Hybrids run the teacher's later stages on the student's states, i.e. at the student's
     input size: a Swin teacher built for 128 px with 4×4 windows cannot take a 32-px student's

@@ -15,11 +15,6 @@ register_not_splittable(
     "every stack's output is returned and the next stack also reads the previous stack's "
     "input, so no module's output is all that the rest of the forward reads")
 register_not_splittable(
-    'mmpretrain.models.backbones.van.VAN',
-    "after a stage's last module the forward reshapes its tokens with the (H, W) that the "
-    "stage's patch embedding returned at its start, so what follows a stage reads more than "
-    'its output')
-register_not_splittable(
     'mmpretrain.models.backbones.conformer.Conformer',
     'a convolutional and a transformer branch exchange features in every block, so the state '
     'between blocks is a pair of tensors')

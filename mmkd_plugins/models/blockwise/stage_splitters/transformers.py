@@ -168,6 +168,16 @@ def split_mmdet_pvt(backbone: Any) -> BackboneStages:
         for i, layer in enumerate(backbone.layers)))
 
 
+@register_stage_splitter('mmpretrain.models.backbones.van.VAN')
+def split_van(backbone: Any) -> BackboneStages:
+    """VAN (mmpretrain): one stage per resolution, its blocks and norm. Each resolution's patch
+    embedding (``patch_embed{i}``) runs in every hybrid: it returns the (H, W) the forward
+    reshapes the stage's normed (B, H·W, C) tokens with."""
+    return BackboneStages(stages=tuple(
+        tuple(f'blocks{i}.{k}' for k in range(len(getattr(backbone, f'blocks{i}'))))
+        + (f'norm{i}', ) for i in range(1, backbone.num_stages + 1)))
+
+
 @register_stage_splitter('mmpretrain.models.backbones.twins.PCPVT')
 def split_twins(backbone: Any) -> BackboneStages:
     """PCPVT and SVT (Twins, mmpretrain): one stage per resolution, its dropout, encoder
