@@ -172,6 +172,7 @@ def test_a_backbone_that_cannot_run_at_the_probe_size_is_refused_naming_the_size
     (dict(type='VGG', depth=11, num_classes=10), 224),  # its classifier reads a 7×7 map
     (dict(type='VGG', depth=11, num_classes=10, with_last_pool=False), 112),
     (dict(type='Vig', arch='tiny'), 224),  # its position embedding is 14×14
+    (dict(type='LeNet5', num_classes=10), 32),  # its classifier reads a 1×1 map; one channel
 ])
 def test_a_backbone_built_for_one_input_size_is_probed_and_split_at_it(backbone, size):
     from mmpretrain.registry import MODELS
@@ -179,7 +180,7 @@ def test_a_backbone_built_for_one_input_size_is_probed_and_split_at_it(backbone,
     net.eval()  # (VGG's train() returns None)
     split = split_backbone(net, 'model.student.backbone')
     assert probe_image_size(None, [(net, split)]) == (size, size)
-    probe = torch.randn(1, 3, size, size)
+    probe = torch.randn(1, split.input_channels, size, size)
     states, outputs = probe_stages(net, split, probe, 'model.student.backbone')
     check_stage_split(net, split, states, outputs, probe, 'model.student.backbone')
 

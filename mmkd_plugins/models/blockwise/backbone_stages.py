@@ -42,10 +42,13 @@ class BackboneStages:
         input_size: The (H, W) input the backbone's forward requires, where it fixes one (its
             attention biases are built for one resolution) without saying so in an
             ``img_size`` attribute; the build-time probe uses it. Defaults to None.
+        input_channels: The channels of the images the backbone takes (the probe image's).
+            Defaults to 3.
     """
     stages: Tuple[Tuple[str, ...], ...]
     stem: Tuple[str, ...] = ()
     input_size: Optional[Tuple[int, int]] = None
+    input_channels: int = 3
 
     @property
     def num_stages(self) -> int:

@@ -175,7 +175,7 @@ class HybridNetworks(nn.Module):
         # the hybrids run the teacher's later stages on the student's states: at its input size
         probe_shape = probe_image_size(probe_size, [(student.backbone, self.student_split),
                                                     (teacher.backbone, self.teacher_split)])
-        probe = torch.randn(1, 3, *probe_shape,
+        probe = torch.randn(1, self.student_split.input_channels, *probe_shape,
                             generator=torch.Generator().manual_seed(0))
         with eval_mode(student, teacher):
             student_states, student_outputs = probe_stages(student.backbone, self.student_split,

@@ -153,6 +153,20 @@ def split_vgg(backbone: Any) -> BackboneStages:
                           input_size=(side, side) if backbone.num_classes > 0 else None)
 
 
+@register_stage_splitter('mmpretrain.models.backbones.lenet.LeNet5')
+def split_lenet5(backbone: Any) -> BackboneStages:
+    """LeNet5 (mmpretrain): its three convolutions with their tanh, the second and third after
+    an average pool: (features.0, 1), (features.2 ... 4), (features.5 ... 7) at strides 1, 2, 4,
+    so it pairs with a three-stage backbone (another LeNet-5). It takes one-channel images; with
+    a classifier (``num_classes > 0``) it is built for 32 × 32, where the last convolution
+    leaves 1 × 1 for its first linear layer."""
+    return BackboneStages(
+        stages=(('features.0', 'features.1'), ('features.2', 'features.3', 'features.4'),
+                ('features.5', 'features.6', 'features.7')),
+        input_size=(32, 32) if backbone.num_classes > 0 else None,
+        input_channels=backbone.features[0].in_channels)
+
+
 @register_stage_splitter('mmpretrain.models.backbones.repvgg.RepVGG')
 def split_repvgg(backbone: Any) -> BackboneStages:
     """RepVGG (mmpretrain): one stage per RepVGG stage (stage_1 ... stage_4, strides 4, 8, 16,

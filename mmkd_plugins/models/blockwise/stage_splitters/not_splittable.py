@@ -26,7 +26,3 @@ register_not_splittable(
     'mmpretrain.models.backbones.revvit.RevVisionTransformer',
     'its reversible layers carry two streams, and in training they run in an autograd '
     'function that returns no gradient for a state fed in at a later stage')
-register_not_splittable(
-    'mmpretrain.models.backbones.lenet.LeNet5',
-    'it has three resolutions at most (strides 1, 2, 4) and no size options, so it pairs '
-    'with no four-stage teacher')
