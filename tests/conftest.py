@@ -25,6 +25,14 @@ TINY_SPLITS = {'test': 30, 'student_train': 40, 'teacher_train': 40}
 DET_DEMO_CONFIGS = DEMO_CONFIGS / 'det'
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """On pytest-xdist's worker processes, share the cores: each worker's torch gets its
+    part of them (tools/run_tests.sh starts one worker per core)."""
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 @pytest.fixture(autouse=True)
 def mmpretrain_scope():
     """Build models as the Runner of an mmpretrain config would."""

@@ -4,7 +4,7 @@
 # CPU ops), mmpretrain 1.2.0, mmdet 3.3.0, timm 1.0.31 and transformers 4.50.3 (teachers from
 # timm and HuggingFace; transformers >= 4.53 breaks `import mmpretrain.models`, whose BLIP code
 # imports names those versions removed), openmim 0.3.9 (`mim train`), the checks' tools
-# (pre-commit, ruff, isort, mypy), and this package in editable mode.
+# (pre-commit, ruff, isort, mypy), pytest with pytest-xdist, and this package in editable mode.
 #
 # STACK=onedl installs the maintained OneDL forks instead, on the same torch: onedl-mmengine
 # 0.10.12, onedl-mmcv 2.3.6 (also built from source), onedl-mmpretrain 1.3.6, onedl-mmdetection
@@ -34,6 +34,7 @@ STAMP="$VENV/.mmkd_stack_ok_$STACK"
 stack_works() {
   "$PY" - <<'PY' 2>/dev/null
 import mmcv.ops, mmdet, mmengine, mmpretrain, torch, torchvision, sklearn, pycocotools, pytest
+import xdist  # noqa: F401  (pytest-xdist: the suite runs on several processes)
 import safetensors, timm, transformers
 import mmpretrain.models  # imports transformers' internals (BLIP): the pinned version has them
 import mmkd_plugins  # noqa: F401
@@ -88,7 +89,7 @@ fi
 
 echo "[setup] installing ${HOSTS[*]} and the package"
 "${PIP[@]}" "${HOSTS[@]}" 'pycocotools' 'scikit-learn' 'matplotlib' 'pytest' \
-  'timm==1.0.31' 'transformers==4.50.3'
+  'pytest-xdist==3.8.0' 'timm==1.0.31' 'transformers==4.50.3'
 # the checks of .pre-commit-config.yaml (CI runs them)
 "${PIP[@]}" 'pre-commit==4.7.0' 'ruff==0.17.6' 'isort==9.0.2' 'mypy==2.4.1'
 # mim (`mim train`): without its dataset-download dependencies (opendatalab, openxlab), which
