@@ -37,6 +37,10 @@ per iteration, after warm-up, interleaving A B C D A B C D ...:
 * ``blockwise_no_task`` / ``blockwise_late_no_task`` / ``blockwise_last_no_task``: the same
   with ``hybrids=dict(task_losses=False)`` (the hybrids have no head loss of their own, so a
   dense detector's hybrids run only the teacher head's class branch);
+* ``blockwise_lean`` / ``blockwise_last_lean`` / ``blockwise_last_no_task_lean``:
+  ``blockwise`` / ``blockwise_last`` / ``blockwise_last_no_task`` with
+  ``recompute_logit_terms=True`` (the distillation and cross terms keep only their logit inputs
+  for backward and run their forward again there);
 * ``kd_cached``: the KD step with the teacher-logits cache warm (a second epoch of a
   deterministic pipeline: no teacher forward at all);
 * ``kd_bf16``: the KD step with a bf16 teacher;
@@ -150,7 +154,8 @@ TEACHER_VARIANTS = ('teacher', 'teacher_logits', 'teacher_channels_last', 'teach
 DISTILLED = ('kd', 'dist', 'blockwise', 'blockwise_k2', 'blockwise_k1', 'blockwise_late',
              'blockwise_last', 'blockwise_recomputed', 'blockwise_late_recomputed',
              'blockwise_last_recomputed', 'blockwise_no_task', 'blockwise_late_no_task',
-             'blockwise_last_no_task', 'kd_cached', 'kd_bf16', 'kd_stored')
+             'blockwise_last_no_task', 'blockwise_lean', 'blockwise_last_lean',
+             'blockwise_last_no_task_lean', 'kd_cached', 'kd_bf16', 'kd_stored')
 FLOORS = ('student', 'teacher', 'teacher_logits')  # measured whatever --variants asks
 CLASSIFICATION_ONLY = ('kd_stored', )  # a soft-label store serves classifiers
 BLOCKWISE = tuple(variant for variant in DISTILLED if variant.startswith('blockwise'))
@@ -170,7 +175,12 @@ HYBRIDS_OPTIONS = dict(blockwise_k2=dict(per_step=2), blockwise_k1=dict(per_step
                                                       recompute_teacher_tails=True),
                        blockwise_no_task=dict(task_losses=False),
                        blockwise_late_no_task=dict(stages=[3, 4], task_losses=False),
-                       blockwise_last_no_task=dict(stages=[4], task_losses=False))
+                       blockwise_last_no_task=dict(stages=[4], task_losses=False),
+                       blockwise_last_lean=dict(stages=[4]),
+                       blockwise_last_no_task_lean=dict(stages=[4], task_losses=False))
+# variant -> options of the block-wise distiller itself: its logit terms recomputed in backward
+DISTILLER_OPTIONS = {variant: dict(recompute_logit_terms=True) for variant in
+                     ('blockwise_lean', 'blockwise_last_lean', 'blockwise_last_no_task_lean')}
 AMP_DTYPES = dict(fp16=torch.float16, bf16=torch.bfloat16)  # --amp: mixed precision on CUDA
 SETTLED = 0.05  # warm-up ends when no variant's time moved by more than this between rounds
 # glibc settings of a CPU memory probe: allocations of 64 KiB and more get their own mapping
@@ -261,8 +271,10 @@ def pair_config(name: str, method: str) -> Config:
 
 def build_distiller(cfg: Config, teacher_checkpoint: str, device: str,
                     teacher_options: dict, hybrids_options: Optional[dict] = None,
-                    soft_labels: Optional[str] = None) -> Distiller:
+                    soft_labels: Optional[str] = None,
+                    distiller_options: Optional[dict] = None) -> Distiller:
     model_cfg = cfg.model
+    model_cfg.update(distiller_options or {})
     model_cfg.teacher.checkpoint = teacher_checkpoint
     model_cfg.teacher.update(teacher_options)
     if soft_labels is not None:
@@ -370,7 +382,8 @@ def build_variants(name: str, variants: List[str], args: argparse.Namespace,
             store = (random_soft_label_store(floor_cfg, checkpoint, folder, args.batch_size)
                      if variant == 'kd_stored' else None)
             model = build_distiller(pair_config(name, method), checkpoint, device,
-                                    TEACHER_OPTIONS.get(variant, {}), hybrids_options, store)
+                                    TEACHER_OPTIONS.get(variant, {}), hybrids_options, store,
+                                    DISTILLER_OPTIONS.get(variant))
             if variant == 'student':  # the stock student model, trained on its own
                 runs[variant] = step_of(model.student, batch, amp=args.amp)
             elif variant in TEACHER_VARIANTS:

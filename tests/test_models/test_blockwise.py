@@ -313,12 +313,12 @@ def assert_same_losses_and_gradients(losses: dict, grads: dict, expected_losses:
 
 
 def blockwise_model_and_data(model_kind: str, teacher_checkpoint: str, tmp_path,
-                             shapes_root: str, image_scale: int = 64) -> tuple:
+                             shapes_root: str, image_scale: int = 64, **kwargs) -> tuple:
     """A block-wise distiller in training mode (ResNet, RetinaNet or Faster R-CNN pair, all
-    hybrids) and a preprocessed batch for it (detection images ``image_scale`` pixels a
-    side)."""
+    hybrids; ``kwargs`` go to the ResNet and RetinaNet distillers) and a preprocessed batch
+    for it (detection images ``image_scale`` pixels a side)."""
     if model_kind == 'resnet':
-        model, batch = build_blockwise(teacher_checkpoint), make_batch(size=32)
+        model, batch = build_blockwise(teacher_checkpoint, **kwargs), make_batch(size=32)
     else:
         init_default_scope('mmdet')
         config = RETINANET if model_kind == 'retinanet' else FASTER
@@ -327,7 +327,7 @@ def blockwise_model_and_data(model_kind: str, teacher_checkpoint: str, tmp_path,
             None if config == RETINANET else dict(model=FASTER_RCNN_SMALL), seed=1)
         model = (BlockwiseDistiller(student=detector_cfg(RETINANET),
                                     teacher=dict(config=RETINANET, checkpoint=checkpoint),
-                                    distill_losses=SIGMOID_KD)
+                                    **dict(dict(distill_losses=SIGMOID_KD), **kwargs))
                  if config == RETINANET else faster_rcnn_blockwise(checkpoint))
         batch = batch_of(shapes_root, scale=image_scale)
     model.init_weights()
@@ -382,6 +382,38 @@ def test_recomputed_teacher_tails_under_bf16_autocast_keep_losses_and_gradients(
                                                 stacked(float32_losses[key]))
                                 for key in hybrid_terms)
     assert_same_losses_and_gradients(losses_recomputing, grads_recomputing, losses, grads)
+
+
+@pytest.mark.parametrize('model_kind', ['resnet', 'retinanet'])
+def test_recomputed_logit_terms_keep_losses_and_gradients_and_save_their_intermediates(
+        teacher_checkpoint, tmp_path, shapes_root, model_kind):
+    """recompute_logit_terms: every loss term and gradient as without it, while autograd keeps
+    (outside the checkpoints) less by at least two copies of the logits per distillation and
+    cross term (a DIST term keeps its probabilities and their centred and normalised forms,
+    each the logits' size, besides its inputs)."""
+    activation = 'softmax' if model_kind == 'resnet' else 'sigmoid'
+    model, data = blockwise_model_and_data(
+        model_kind, teacher_checkpoint, tmp_path, shapes_root,
+        distill_losses=dict(loss_dist=dict(type='DISTLoss', activation=activation)))
+    kept, losses, grads = saved_bytes_and_gradients(model, data)
+    model.recompute_logit_terms = True
+    kept_recomputing, losses_recomputing, grads_recomputing = saved_bytes_and_gradients(
+        model, data)
+    assert_same_losses_and_gradients(losses_recomputing, grads_recomputing, losses, grads)
+    with torch.no_grad():
+        logits = model.run_teacher(data['inputs'], data['data_samples'])['logits']
+    logit_bytes = sum(level.numel() * level.element_size()
+                      for level in (logits if isinstance(logits, list) else [logits]))
+    terms = [key for key in losses if '.distill.' in key or '.cross.' in key
+             or key.startswith(('distill.', 'cross.'))]
+    assert len(terms) == 10  # the student's and four hybrids', distill and cross
+    assert kept - kept_recomputing >= 2 * len(terms) * logit_bytes
+
+
+def test_recompute_logit_terms_must_be_a_bool(teacher_checkpoint):
+    with pytest.raises(TypeError, match=r'model\.recompute_logit_terms: expected True or '
+                       r'False, got 1'):
+        build_blockwise(teacher_checkpoint, recompute_logit_terms=1)
 
 
 def test_recompute_teacher_tails_must_be_a_bool(teacher_checkpoint):

@@ -1,11 +1,13 @@
 """Block-wise logit distillation: hybrid student/teacher networks distilled through their logits
 (Yu et al., arXiv 2411.01547; methods.md §3)."""
 import inspect
-from typing import Dict, List, Optional, Sequence, Union, cast
+from functools import partial
+from typing import Callable, Dict, List, Optional, Sequence, Union, cast
 
 import torch
 from mmengine.model import BaseModel
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from mmkd_plugins.registry import MODELS
 from ..blockwise import HybridNetworks
@@ -73,6 +75,12 @@ class BlockwiseDistiller(Distiller):
         detach_ensemble: Whether Y^ens is a fixed target. With False, the cross terms also
             send gradients through Y^ens into every hybrid (the losses must accept
             ``detach_target``, as KDLoss and DISTLoss do). Defaults to True.
+        recompute_logit_terms: Whether every distillation and cross term keeps only its two
+            logit inputs for backward and recomputes the rest there (activation
+            checkpointing of the loss). Same losses and gradients, for a second forward of
+            each term in backward; it saves the terms' intermediates (several copies of each
+            logit map per term), large for dense detectors, whose logits have a row per
+            position and FPN level (docs/benchmark.md). Defaults to False.
         data_preprocessor: As for :class:`Distiller`.
         init_cfg: Initialization config of the distiller itself.
     """
@@ -86,6 +94,7 @@ class BlockwiseDistiller(Distiller):
                  beta: float = 1.0,
                  gamma: float = 1.0,
                  detach_ensemble: bool = True,
+                 recompute_logit_terms: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if teacher.get('class_index_map') is not None:
@@ -111,6 +120,10 @@ class BlockwiseDistiller(Distiller):
                                       **dict(hybrids or {}))
         self.beta, self.gamma = beta, gamma
         self.detach_ensemble = detach_ensemble
+        if not isinstance(recompute_logit_terms, bool):
+            raise TypeError('model.recompute_logit_terms: expected True or False, got '
+                            f'{recompute_logit_terms!r}')
+        self.recompute_logit_terms = recompute_logit_terms
         if not detach_ensemble:
             _check_losses_take_detach_target(self.distill_losses)
         self.student_recorder = ModuleOutputRecorder(
@@ -149,11 +162,14 @@ class BlockwiseDistiller(Distiller):
         """β·w·d(logits, Y^T) and γ·w·d(logits, Y^ens) for every loss d."""
         terms = {}
         for name, loss_module in self.distill_losses.items():
+            loss: Callable[..., torch.Tensor] = (
+                partial(checkpoint, loss_module, use_reentrant=False)
+                if self.recompute_logit_terms else loss_module)
             terms[f'{prefix}distill.{name}'] = (
-                self.beta * weight * sum_over_levels(loss_module, logits, teacher_logits))
+                self.beta * weight * sum_over_levels(loss, logits, teacher_logits))
             cross_options = {} if self.detach_ensemble else dict(detach_target=False)
             terms[f'{prefix}cross.{name}'] = (self.gamma * weight * sum_over_levels(
-                loss_module, logits, ensemble, **cross_options))
+                loss, logits, ensemble, **cross_options))
         return terms
 
 

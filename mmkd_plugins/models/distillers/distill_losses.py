@@ -1,7 +1,7 @@
 """The bookkeeping of a distiller's losses: building ``distill_losses`` from the config, what
 each loss compares, their weighted values under their log keys, and the learned temperatures
 for the log."""
-from typing import Dict, List, NamedTuple, Tuple, Union
+from typing import Callable, Dict, List, NamedTuple, Tuple, Union, cast
 
 import torch
 from mmengine.registry import DefaultScope
@@ -122,7 +122,8 @@ def weighted_task_losses(task_losses: dict, prefix: str,
             for key, value in task_losses.items()}
 
 
-def sum_over_levels(loss_module: nn.Module, student_output: Union[torch.Tensor, list],
+def sum_over_levels(loss_module: Callable[..., torch.Tensor],
+                    student_output: Union[torch.Tensor, list],
                     teacher_output: Union[torch.Tensor, list], **kwargs) -> torch.Tensor:
     """The loss of one tensor pair, or the sum over the levels of per-level outputs (FPN);
     ``kwargs`` go to every call of ``loss_module``."""
@@ -131,7 +132,8 @@ def sum_over_levels(loss_module: nn.Module, student_output: Union[torch.Tensor, 
     if len(student_output) != len(teacher_output):
         raise ValueError(f'the student has {len(student_output)} output levels and the teacher '
                          f'{len(teacher_output)}')
-    return sum(loss_module(s, t, **kwargs) for s, t in zip(student_output, teacher_output))
+    return cast(torch.Tensor,
+                sum(loss_module(s, t, **kwargs) for s, t in zip(student_output, teacher_output)))
 
 
 def scale_loss(value: LossValue, scale: float) -> LossValue:
