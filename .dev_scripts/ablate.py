@@ -22,7 +22,8 @@ Studies (``STUDY``):
   (``configs/demo/det/blockwise_late_retinanet_r18_retinanet_r18w16_shapes.py``, hybrids N_3
   and N_4) without the hybrids' task losses (``hybrids.task_losses=False``: the teacher head's
   box branch, label assignment and loss are not run), and the hybrid N_4 alone, with and
-  without its task loss.
+  without its task loss, and without it with the logit terms recomputed in backward (the
+  cheapest form, ``recompute_logit_terms=True``).
 
 Each setting trains against the teacher of a finished demo run (digits, or shapes for the
 detection study); the tool prints a table of final top-1 accuracies or bbox mAPs (mean ± sample
@@ -110,6 +111,10 @@ STUDIES: Dict[str, Tuple[str, Dict[str, Tuple[str, str, List[str]]]]] = {
                  ['model.hybrids.stages=[4]']),
         'last_no_task': ('N_4 only, no task loss', BLOCKWISE_DETECTION,
                          ['model.hybrids.stages=[4]', 'model.hybrids.task_losses=False']),
+        'last_no_task_lean': ('N_4 only, no task loss, logit terms recomputed in backward',
+                              BLOCKWISE_DETECTION,
+                              ['model.hybrids.stages=[4]', 'model.hybrids.task_losses=False',
+                               'model.recompute_logit_terms=True']),
     }),
 }
 

@@ -83,6 +83,40 @@ def test_a_same_retinanet_with_identity_connectors_gives_the_teachers_class_maps
         assert {'loss_cls', 'loss_bbox'} <= set(hybrid.task_losses)
 
 
+FCOS_NORM_ON_BBOX = ('mmdet::fcos/fcos_r18_fpn_gn-head-center-normbbox-centeronreg-giou_'
+                     '8xb8-amp-lsj-200e_coco.py')
+FCOS_SMALL = dict(backbone=dict(init_cfg=None), neck=dict(out_channels=64),
+                  bbox_head=dict(in_channels=64, feat_channels=64, num_classes=3))
+
+
+def test_a_hybrids_task_loss_takes_the_teacher_heads_training_outputs(tmp_path, shapes_root):
+    """FCOS with norm_on_bbox multiplies its box maps by the stride in eval mode, where the
+    frozen teacher is: the hybrids' box loss must see the maps as in training. With the
+    teacher's weights, identity connectors and the student's batch norms in eval mode, hybrid
+    N_4 is the student, so its task losses are the student's own."""
+    init_default_scope('mmdet')
+    checkpoint = save_random_checkpoint(FCOS_NORM_ON_BBOX, str(tmp_path / 'fcos.pth'),
+                                        dict(model=FCOS_SMALL), seed=3)
+    model = BlockwiseDistiller(
+        student=detector_cfg(FCOS_NORM_ON_BBOX, **FCOS_SMALL,
+                             init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
+        teacher=dict(config=FCOS_NORM_ON_BBOX, checkpoint=checkpoint,
+                     cfg_options=dict(model=FCOS_SMALL)),
+        distill_losses=SIGMOID_KD, hybrids=dict(IDENTITY, stages=[4]))
+    model.init_weights()
+    model.train()
+    for module in model.student.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    data = model.data_preprocessor(batch_of(shapes_root, scale=128), training=True)
+    losses = model.loss(**data)
+    assert model.teacher.bbox_head.training is False
+    for name in ('loss_cls', 'loss_bbox', 'loss_centerness'):
+        assert losses[f'student.{name}'] > 0
+        torch.testing.assert_close(losses[f'hybrid4.{name}'], losses[f'student.{name}'],
+                                   rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_fpn_hybrids_connect_every_stage_the_neck_reads(tmp_path, shapes_root):
     """RetinaNet's FPN reads stages 2-4 only: a stage-3 hybrid needs C_2 and C_3, not C_1."""
     init_default_scope('mmdet')

@@ -1,9 +1,10 @@
 """How a distiller reads comparable outputs from mmdet's one-stage dense detectors."""
-from contextlib import nullcontext
-from typing import ContextManager, List, Optional, Sequence, Tuple
+from contextlib import contextmanager, nullcontext
+from typing import ContextManager, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModel
+from torch import nn
 
 from ..module_output_recorder import ModuleOutputRecorder, names_a_loss
 from .batch_padding import check_teacher_takes_student_padding
@@ -84,6 +85,21 @@ def class_logits_of_features(head, features: Sequence[torch.Tensor]) -> List[tor
     """
     scores = class_branch_scores(head, features)
     return as_logits(head, flatten_levels(head(features)[0] if scores is None else scores))
+
+
+@contextmanager
+def training_outputs(head: nn.Module) -> Iterator[None]:
+    """Within the context, ``head``'s own forward returns what it returns in training, while
+    its submodules keep their mode (a frozen teacher's norms stay in eval mode). Heads whose
+    forward reads ``self.training`` return other outputs in eval mode: FCOS with
+    ``norm_on_bbox`` scales its box maps by the stride, VFNet and RepPoints return fewer or
+    decoded maps; their ``loss_by_feat`` takes the training outputs."""
+    mode = head.training
+    head.training = True
+    try:
+        yield
+    finally:
+        head.training = mode
 
 
 def _head_layout(detector: BaseModel) -> dict:
@@ -200,10 +216,12 @@ class DenseHeadAdapter:
     def head_forward(model: BaseModel, backbone_outputs: tuple,
                      records: Optional[dict] = None) -> Tuple[list, ...]:
         """``model``'s neck and ``bbox_head`` forward on given backbone outputs (a block-wise
-        hybrid): per-level class maps, box maps (and any other per-level outputs); ``records``
-        is unused (see :meth:`record_student_step`)."""
+        hybrid): per-level class maps, box maps (and any other per-level outputs), as the head
+        returns them in training (:func:`training_outputs`), for its ``loss_by_feat``;
+        ``records`` is unused (see :meth:`record_student_step`)."""
         features = model.neck(backbone_outputs) if model.with_neck else backbone_outputs
-        return model.bbox_head(features)
+        with training_outputs(model.bbox_head):
+            return model.bbox_head(features)
 
     @staticmethod
     def head_logits(model: BaseModel, head_outputs: Tuple[list, ...]) -> List[torch.Tensor]:
