@@ -37,8 +37,9 @@ per iteration, after warm-up, interleaving A B C D A B C D ...:
 * ``blockwise_no_task`` / ``blockwise_late_no_task`` / ``blockwise_last_no_task``: the same
   with ``hybrids=dict(task_losses=False)`` (the hybrids have no head loss of their own, so a
   dense detector's hybrids run only the teacher head's class branch);
-* ``blockwise_lean`` / ``blockwise_last_lean`` / ``blockwise_last_no_task_lean``:
-  ``blockwise`` / ``blockwise_last`` / ``blockwise_last_no_task`` with
+* ``blockwise_lean`` / ``blockwise_late_lean`` / ``blockwise_last_lean`` /
+  ``blockwise_last_no_task_lean``: ``blockwise`` / ``blockwise_late`` / ``blockwise_last`` /
+  ``blockwise_last_no_task`` with
   ``recompute_logit_terms=True`` (the distillation and cross terms keep only their logit inputs
   for backward and run their forward again there);
 * ``kd_cached``: the KD step with the teacher-logits cache warm (a second epoch of a
@@ -154,8 +155,9 @@ TEACHER_VARIANTS = ('teacher', 'teacher_logits', 'teacher_channels_last', 'teach
 DISTILLED = ('kd', 'dist', 'blockwise', 'blockwise_k2', 'blockwise_k1', 'blockwise_late',
              'blockwise_last', 'blockwise_recomputed', 'blockwise_late_recomputed',
              'blockwise_last_recomputed', 'blockwise_no_task', 'blockwise_late_no_task',
-             'blockwise_last_no_task', 'blockwise_lean', 'blockwise_last_lean',
-             'blockwise_last_no_task_lean', 'kd_cached', 'kd_bf16', 'kd_stored')
+             'blockwise_last_no_task', 'blockwise_lean', 'blockwise_late_lean',
+             'blockwise_last_lean', 'blockwise_last_no_task_lean', 'kd_cached', 'kd_bf16',
+             'kd_stored')
 FLOORS = ('student', 'teacher', 'teacher_logits')  # measured whatever --variants asks
 CLASSIFICATION_ONLY = ('kd_stored', )  # a soft-label store serves classifiers
 BLOCKWISE = tuple(variant for variant in DISTILLED if variant.startswith('blockwise'))
@@ -176,11 +178,13 @@ HYBRIDS_OPTIONS = dict(blockwise_k2=dict(per_step=2), blockwise_k1=dict(per_step
                        blockwise_no_task=dict(task_losses=False),
                        blockwise_late_no_task=dict(stages=[3, 4], task_losses=False),
                        blockwise_last_no_task=dict(stages=[4], task_losses=False),
+                       blockwise_late_lean=dict(stages=[3, 4]),
                        blockwise_last_lean=dict(stages=[4]),
                        blockwise_last_no_task_lean=dict(stages=[4], task_losses=False))
 # variant -> options of the block-wise distiller itself: its logit terms recomputed in backward
 DISTILLER_OPTIONS = {variant: dict(recompute_logit_terms=True) for variant in
-                     ('blockwise_lean', 'blockwise_last_lean', 'blockwise_last_no_task_lean')}
+                     ('blockwise_lean', 'blockwise_late_lean', 'blockwise_last_lean',
+                      'blockwise_last_no_task_lean')}
 AMP_DTYPES = dict(fp16=torch.float16, bf16=torch.bfloat16)  # --amp: mixed precision on CUDA
 SETTLED = 0.05  # warm-up ends when no variant's time moved by more than this between rounds
 # glibc settings of a CPU memory probe: allocations of 64 KiB and more get their own mapping
