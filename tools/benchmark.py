@@ -177,14 +177,10 @@ HYBRIDS_OPTIONS = dict(blockwise_k2=dict(per_step=2), blockwise_k1=dict(per_step
                                                       recompute_teacher_tails=True),
                        blockwise_no_task=dict(task_losses=False),
                        blockwise_late_no_task=dict(stages=[3, 4], task_losses=False),
-                       blockwise_last_no_task=dict(stages=[4], task_losses=False),
-                       blockwise_late_lean=dict(stages=[3, 4]),
-                       blockwise_last_lean=dict(stages=[4]),
-                       blockwise_last_no_task_lean=dict(stages=[4], task_losses=False))
-# variant -> options of the block-wise distiller itself: its logit terms recomputed in backward
-DISTILLER_OPTIONS = {variant: dict(recompute_logit_terms=True) for variant in
-                     ('blockwise_lean', 'blockwise_late_lean', 'blockwise_last_lean',
-                      'blockwise_last_no_task_lean')}
+                       blockwise_last_no_task=dict(stages=[4], task_losses=False))
+# a variant ending in this is the variant before it with the block-wise distiller's logit terms
+# recomputed in backward (its hybrids options are that variant's)
+LEAN = '_lean'
 AMP_DTYPES = dict(fp16=torch.float16, bf16=torch.bfloat16)  # --amp: mixed precision on CUDA
 SETTLED = 0.05  # warm-up ends when no variant's time moved by more than this between rounds
 # glibc settings of a CPU memory probe: allocations of 64 KiB and more get their own mapping
@@ -382,12 +378,13 @@ def build_variants(name: str, variants: List[str], args: argparse.Namespace,
                  detection_batch(args.det_batch_size, args.det_image_size, folder))
         for variant in variants:
             method = variant.split('_')[0] if variant in DISTILLED else floor_method
-            hybrids_options = HYBRIDS_OPTIONS.get(variant, {})
+            hybrids_options = HYBRIDS_OPTIONS.get(variant.removesuffix(LEAN), {})
             store = (random_soft_label_store(floor_cfg, checkpoint, folder, args.batch_size)
                      if variant == 'kd_stored' else None)
             model = build_distiller(pair_config(name, method), checkpoint, device,
                                     TEACHER_OPTIONS.get(variant, {}), hybrids_options, store,
-                                    DISTILLER_OPTIONS.get(variant))
+                                    dict(recompute_logit_terms=True)
+                                    if variant.endswith(LEAN) else None)
             if variant == 'student':  # the stock student model, trained on its own
                 runs[variant] = step_of(model.student, batch, amp=args.amp)
             elif variant in TEACHER_VARIANTS:

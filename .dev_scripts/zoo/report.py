@@ -104,8 +104,8 @@ def coverage_markdown(results: List[dict], families: Dict[str, List[str]], comma
              'Per family of the installed config trees, a student and a teacher config of the '
              'family (the smallest model; the biggest of its input and patch size up to the '
              'parameter limit), a distillation config written as the README says (inheriting '
-             'the stock config and the runtime '
-             'fragment), random teacher weights at the checkpoint path, generated data in the '
+             'the stock config and the runtime fragment), random teacher weights at the '
+             'checkpoint path, generated data in the '
              'stock pipeline, two iterations through `tools/train.py`, and the exported '
              'student strict-loaded into the stock student config. How the data, image sizes '
              'and pretrained weights are changed: `.dev_scripts/zoo/case_configs.py`.', '',

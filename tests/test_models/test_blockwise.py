@@ -361,7 +361,7 @@ def blockwise_model_and_data(model_kind: str, teacher_checkpoint: str, tmp_path,
             None if config == RETINANET else dict(model=FASTER_RCNN_SMALL), seed=1)
         model = (BlockwiseDistiller(student=detector_cfg(RETINANET),
                                     teacher=dict(config=RETINANET, checkpoint=checkpoint),
-                                    **dict(dict(distill_losses=SIGMOID_KD), **kwargs))
+                                    **{'distill_losses': SIGMOID_KD, **kwargs})
                  if config == RETINANET else faster_rcnn_blockwise(checkpoint))
         batch = batch_of(shapes_root, scale=image_scale)
     model.init_weights()
@@ -442,6 +442,20 @@ def test_recomputed_logit_terms_keep_losses_and_gradients_and_save_their_interme
              or key.startswith(('distill.', 'cross.'))]
     assert len(terms) == 10  # the student's and four hybrids', distill and cross
     assert kept - kept_recomputing >= 2 * len(terms) * logit_bytes
+
+
+def test_recomputed_logit_terms_under_bf16_autocast_keep_losses_and_gradients(
+        teacher_checkpoint, tmp_path, shapes_root):
+    """--amp (bf16 autocast on CPU): the terms' recomputation in backward runs under the
+    forward's autocast state, so every loss term and gradient equals the stored one."""
+    model, data = blockwise_model_and_data(
+        'resnet', teacher_checkpoint, tmp_path, shapes_root,
+        distill_losses=dict(loss_dist=dict(type='DISTLoss')))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        _, losses, grads = saved_bytes_and_gradients(model, data)
+        model.recompute_logit_terms = True
+        _, losses_recomputing, grads_recomputing = saved_bytes_and_gradients(model, data)
+    assert_same_losses_and_gradients(losses_recomputing, grads_recomputing, losses, grads)
 
 
 def test_recompute_logit_terms_must_be_a_bool(teacher_checkpoint):
