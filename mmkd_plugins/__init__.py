@@ -6,7 +6,7 @@ Importing the package (done by mmengine itself when a config names a type with t
 beyond that (weights-only checkpoint loading, atomic checkpoint writes) is set up by the
 config's runner, :class:`~mmkd_plugins.engine.DistillationRunner`.
 """
-from . import engine, models, soft_labels  # noqa: F401  (importing registers the types)
+from . import datasets, engine, models, soft_labels  # noqa: F401  (importing registers the types)
 from .version import __version__
 
 __all__ = ['__version__']

@@ -26,15 +26,15 @@ from mmengine.utils import ProgressBar
 
 import mmkd_plugins  # noqa: F401  (registers the types)
 from mmkd_plugins.checkpoint import atomic_write_bytes
+from mmkd_plugins.datasets.transforms import (apply_view, build_transforms,
+                                              first_unreplayable_transform)
 from mmkd_plugins.engine.cpu_distributed import slurm_process_environment
 from mmkd_plugins.registry import MODELS
-from mmkd_plugins.soft_labels import (SoftLabelStore, apply_view, build_transforms,
-                                      bytes_per_sample, sample_identity, split_pipeline,
-                                      teacher_identity, top_k_soft_labels,
+from mmkd_plugins.soft_labels import (SoftLabelStore, bytes_per_sample, sample_identity,
+                                      split_pipeline, teacher_identity, top_k_soft_labels,
                                       training_dataset_with_pipeline)
 from mmkd_plugins.soft_labels.pipeline_rewrite import as_plain
 from mmkd_plugins.soft_labels.store import read_header, store_header
-from mmkd_plugins.soft_labels.view_replay import first_unreplayable_transform
 
 
 def parse_args() -> argparse.Namespace:

@@ -6,8 +6,7 @@ from typing import List, Tuple
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 
-from .store import read_header
-from .view_replay import VIEW_KEY
+from .store import VIEW_KEY, read_header
 
 REPLAY_TYPE = 'mmkd_plugins.ReplayStoredView'
 

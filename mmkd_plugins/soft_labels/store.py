@@ -34,6 +34,7 @@ from numpy.typing import DTypeLike
 FORMAT_VERSION = 1
 HEADER = 'header.json'
 ARRAYS = ('probabilities', 'classes', 'sample_ids', 'done')
+VIEW_KEY = 'soft_label_view'  # the metainfo key of a replayed view's index in a training batch
 # header fields that must agree between a store and the run that reads or continues it
 IDENTITY_FIELDS = ('format_version', 'teacher', 'tau', 'num_samples', 'views', 'top_k',
                    'num_classes', 'replayed_transforms', 'approximated', 'seed')

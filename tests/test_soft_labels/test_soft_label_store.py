@@ -20,7 +20,6 @@ from mmkd_plugins.registry import MODELS
 from mmkd_plugins.soft_labels import (VIEW_KEY, SoftLabelStore, logits_from_soft_labels,
                                       top_k_soft_labels, use_soft_label_store)
 from mmkd_plugins.soft_labels.store import read_back, shard
-from mmkd_plugins.soft_labels.view_replay import first_unreplayable_transform
 from ..conftest import (REPO_ROOT, cfg_options_args, data_options, epochs_options, free_port,
                         mmpretrain_train_script, run_tool, scalars, tool_env)
 
@@ -52,57 +51,6 @@ def test_missing_classes_share_the_rest_of_the_mass_equally():
     logits = logits_from_soft_labels(torch.tensor([[0.7, 0.31]]), classes, 4, tau=1.0)
     assert torch.all(torch.isfinite(logits))
     assert torch.softmax(logits, dim=1)[0, [1, 3]].max() < 1e-30
-
-
-def test_a_transform_with_its_own_generator_is_found_unreplayable():
-    class OwnGenerator:  # draws from an unseeded generator of its own
-
-        def __init__(self):
-            self.rng = np.random.default_rng()
-
-        def __call__(self, results):
-            return dict(results, img=results['img'] + self.rng.integers(0, 9, (2, 2)))
-
-    class GlobalGenerator:
-
-        def __call__(self, results):
-            return dict(results, img=results['img'] + np.random.randint(0, 9, (2, 2)))
-
-    results = dict(img=np.zeros((2, 2), dtype=np.int64))
-    assert first_unreplayable_transform([GlobalGenerator()], results, 0, 3) is None
-    assert first_unreplayable_transform([GlobalGenerator(), OwnGenerator()], results, 0,
-                                        3) == 'OwnGenerator'
-    assert first_unreplayable_transform([OwnGenerator()], results, 0, 3,
-                                        approximated=['OwnGenerator']) is None
-
-
-def test_approximated_transforms_draw_from_the_callers_generators():
-    """An approximated transform is left out of the stored views and, in training, draws from
-    the pipeline's own stream: the replayed transforms around it give the stored view."""
-    from mmkd_plugins.soft_labels import apply_view
-
-    class Add:
-
-        def __init__(self, scale):
-            self.scale = scale
-
-        def __call__(self, results):
-            return dict(results, img=results['img'] + self.scale * np.random.randint(1, 9))
-
-    class Jitter(Add):
-        pass
-
-    transforms = [Add(1), Jitter(100), Add(10)]
-    start = dict(img=np.zeros(1, dtype=np.int64))
-    stored = apply_view(transforms, start, 0, 5, 2, ['Jitter'], skip_approximated=True)
-    np.random.seed(7)
-    trained = apply_view(transforms, start, 0, 5, 2, ['Jitter'])
-    after = np.random.randint(1, 9)  # the caller's stream went on past Jitter's one draw
-    np.random.seed(7)
-    jitter = np.random.randint(1, 9)
-    assert trained['img'][0] == stored['img'][0] + 100 * jitter
-    assert after == np.random.randint(1, 9)
-    assert 11 <= stored['img'][0] <= 88  # the two replayed draws only
 
 
 def stored_options(digits_root, teacher, store):

@@ -10,10 +10,8 @@ from mmcv.transforms import BaseTransform
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 
 from mmkd_plugins.registry import TRANSFORMS
+from mmkd_plugins.soft_labels.store import VIEW_KEY, SoftLabelStore, read_header, sample_identity
 from mmkd_plugins.utils import current_random_states, restore_random_states
-from .store import SoftLabelStore, read_header, sample_identity
-
-VIEW_KEY = 'soft_label_view'  # the metainfo key of the replayed view's index
 
 
 def seed_generators(seed: int, sample: int, view: int) -> None:
@@ -98,9 +96,8 @@ class ReplayStoredView(BaseTransform):
     distiller to read the teacher's stored probabilities of exactly that view.
 
     :class:`~mmkd_plugins.engine.DistillationRunner` puts it in place from
-    ``model.soft_labels`` (see
-    :func:`~mmkd_plugins.soft_labels.use_soft_label_store`); written by hand, ``PackInputs``
-    must pack ``'soft_label_view'`` in its ``meta_keys`` too.
+    ``model.soft_labels`` (see :func:`~mmkd_plugins.soft_labels.use_soft_label_store`);
+    written by hand, ``PackInputs`` must pack ``'soft_label_view'`` in its ``meta_keys`` too.
 
     Args:
         store: The store's folder.
