@@ -15,7 +15,8 @@ from ..module_output_recorder import ModuleOutputRecorder
 from ..task_adapters import HybridTaskAdapter
 from ..teachers import LOGITS
 from .distill_losses import LossValue, sum_over_levels, temperature_logs, weighted_task_losses
-from .distiller import SINGLE, Distiller
+from .distiller import Distiller
+from .teacher_entries import SINGLE
 
 Logits = Union[torch.Tensor, List[torch.Tensor]]
 

@@ -1,14 +1,16 @@
 """The bookkeeping of a distiller's losses: building ``distill_losses`` from the config, what
 each loss compares, their weighted values under their log keys, and the learned temperatures
 for the log."""
-from typing import Callable, Dict, List, NamedTuple, Tuple, Union, cast
+from typing import Callable, Dict, List, NamedTuple, Set, Tuple, Union, cast
 
 import torch
 from mmengine.registry import DefaultScope
 from torch import nn
 
 from mmkd_plugins.registry import MODELS, SCOPE
+from ..module_output_recorder import check_module_names
 from ..teachers import LOGITS
+from .teacher_entries import TeacherEntry
 
 LossValue = Union[torch.Tensor, List[torch.Tensor]]
 
@@ -17,6 +19,34 @@ class ComparedOutputs(NamedTuple):
     """What one distillation loss compares: ``'logits'`` or a module name, on each side."""
     student: str
     teacher: str
+
+
+class TeacherLosses(NamedTuple):
+    """One teacher's distillation losses: what each compares, their weight and log keys."""
+    losses: nn.ModuleDict
+    compared: Dict[str, ComparedOutputs]
+    weight: float
+    prefix: str  # of the loss keys: 'distill.' or 'distill.<teacher>.'
+    log_suffix: str  # of the temperature keys: '' or '.<teacher>'
+
+    @property
+    def student_modules(self) -> Set[str]:
+        """The student modules whose outputs the losses compare (logits left out)."""
+        return {pair.student for pair in self.compared.values()} - {LOGITS}
+
+
+def build_teacher_losses(entry: TeacherEntry, adapter, student: nn.Module) -> TeacherLosses:
+    """``entry``'s distillation losses, built and checked against the student (losses that
+    need labels, the student modules they name).
+
+    Raises:
+        ValueError: naming the field of the loss at fault.
+    """
+    losses, compared = build_distill_losses(entry.losses, entry.losses_field)
+    check_label_losses(losses, compared, adapter, student, entry.losses_field)
+    terms = TeacherLosses(losses, compared, entry.weight, entry.prefix, entry.log_suffix)
+    check_module_names(student, terms.student_modules, f'{entry.losses_field}.student_output')
+    return terms
 
 
 def build_distill_loss(field: str, cfg: dict) -> nn.Module:

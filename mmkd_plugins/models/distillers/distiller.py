@@ -1,31 +1,21 @@
 """The distiller: a student trained by its stock losses plus distillation from frozen teachers."""
-from typing import Dict, List, NamedTuple, Optional, Tuple, Union, cast
+from typing import Dict, List, Optional, Tuple, Union, cast
 
 import torch
 from mmengine.model import BaseModel
 from torch import nn
 
 from mmkd_plugins.registry import MODELS
-from ..module_output_recorder import ModuleOutputRecorder, check_module_names
+from ..module_output_recorder import ModuleOutputRecorder
 from ..task_adapters import adapter_for, two_classifier_layout, two_classifier_loss
-from ..teachers import (LOGITS, TEACHER_KEYS, CachedTeacher, LiveTeacher, StoredTeacher,
-                        TeacherOutputCache, TeacherSource, check_teacher_config)
-from .distill_losses import (ComparedOutputs, LossValue, build_distill_losses, check_label_losses,
+from ..teachers import (LOGITS, CachedTeacher, LiveTeacher, StoredTeacher, TeacherOutputCache,
+                        TeacherSource)
+from .distill_losses import (ComparedOutputs, LossValue, TeacherLosses, build_teacher_losses,
                              distill_terms, temperature_logs, weighted_task_losses)
 from .student import HoldsStudent, build_student
+from .teacher_entries import SINGLE, teacher_entries
 
 ForwardResults = Union[Dict[str, LossValue], list, torch.Tensor, tuple]
-SINGLE = 'teacher'  # the key of a lone teacher in ``teacher_sources``
-TEACHER_ENTRY_KEYS = TEACHER_KEYS + ('distill_losses', 'weight')
-
-
-class TeacherLosses(NamedTuple):
-    """One teacher's losses: where they are logged and how they are weighted."""
-    losses: nn.ModuleDict
-    compared: Dict[str, ComparedOutputs]
-    weight: float
-    prefix: str  # of the loss keys: 'distill.' or 'distill.<teacher>.'
-    log_suffix: str  # of the temperature keys: '' or '.<teacher>'
 
 
 @MODELS.register_module()
@@ -94,35 +84,26 @@ class Distiller(HoldsStudent, BaseModel):
         # a head with a distillation classifier learns from the teacher with that classifier
         self.student_has_two_classifiers = (self.adapter.image_classification and
                                             two_classifier_layout(student.head) is not None)
-        entries = _teacher_entries(teacher, distill_losses, teachers, soft_labels)
         self.teacher_sources = nn.ModuleDict()
         self._teacher_losses: Dict[str, TeacherLosses] = {}
-        self.lone_teacher = single = teachers is None
-        if not single:
+        self.lone_teacher = teachers is None
+        if not self.lone_teacher:
             self.distill_losses = nn.ModuleDict()  # by teacher, then by loss name
         student_modules = set(self.adapter.recorded_modules(student))
-        for name, (cfg, losses_cfg, weight) in entries.items():
-            field = 'model.teacher' if single else f'model.teachers.{name}'
-            losses_field = 'model.distill_losses' if single else f'{field}.distill_losses'
-            source: Union[LiveTeacher, StoredTeacher]
-            if soft_labels is None:
-                source = LiveTeacher(cfg, student, self.adapter, field)
+        for entry in teacher_entries(teacher, distill_losses, teachers, soft_labels):
+            source: Union[LiveTeacher, StoredTeacher] = (
+                LiveTeacher(entry.config, student, self.adapter, entry.field)
+                if soft_labels is None else
+                StoredTeacher(soft_labels, entry.config, student, self.adapter))
+            terms = build_teacher_losses(entry, self.adapter, student)
+            source.check_losses(terms.losses, terms.compared, student, entry.losses_field)
+            student_modules |= terms.student_modules
+            self.teacher_sources[entry.name] = source
+            self._teacher_losses[entry.name] = terms
+            if self.lone_teacher:
+                self.distill_losses = terms.losses
             else:
-                source = StoredTeacher(soft_labels, cfg, student, self.adapter)
-            losses, compared = build_distill_losses(losses_cfg, losses_field)
-            check_label_losses(losses, compared, self.adapter, student, losses_field)
-            compared_student = {pair.student for pair in compared.values()} - {LOGITS}
-            check_module_names(student, compared_student, f'{losses_field}.student_output')
-            source.check_losses(losses, compared, student, losses_field)
-            student_modules |= compared_student
-            self.teacher_sources[name] = source
-            if single:
-                self.distill_losses = losses
-            else:
-                self.distill_losses[name] = losses
-            self._teacher_losses[name] = TeacherLosses(
-                losses, compared, weight, 'distill.' if single else f'distill.{name}.',
-                '' if single else f'.{name}')
+                self.distill_losses[entry.name] = terms.losses
         self.student_recorder = ModuleOutputRecorder(student, student_modules)
 
     @property
@@ -263,61 +244,10 @@ class Distiller(HoldsStudent, BaseModel):
         if not self.lone_teacher:
             raise ValueError('the teacher cache serves one teacher; model.teachers has '
                              f'{len(self.teacher_sources)}')
-        source = self.teacher_sources[SINGLE]
-        if isinstance(source, CachedTeacher):  # enabled again: a new, empty cache
-            source = source.live
-        if not isinstance(source, LiveTeacher):
-            raise ValueError('the teacher cache and a soft-label store (model.soft_labels) '
-                             'exclude each other: the store already removes the teacher')
-        if not source.outputs_per_sample:
-            raise ValueError('the teacher cache needs teacher logits that depend on each sample '
-                             f'alone; a {self.adapter.task} teacher scores the student\'s RoIs '
-                             'of each step')
-        named = [name for name, pair in self.compared_outputs.items() if pair != (LOGITS, LOGITS)]
-        if named:
-            raise ValueError(f'the teacher cache holds logits only; model.distill_losses.'
-                             f'{named[0]} compares named module outputs')
-        self.teacher_sources[SINGLE] = CachedTeacher(source, max_bytes, share_across_ranks)
-        return cast(CachedTeacher, self.teacher_sources[SINGLE]).cache
-
-
-def _teacher_entries(teacher: Optional[dict], distill_losses: Optional[Dict[str, dict]],
-                     teachers: Optional[Dict[str, dict]], soft_labels: Optional[dict]
-                     ) -> Dict[str, Tuple[dict, Dict[str, dict], float]]:
-    """Teacher name -> (teacher config, its losses' configs, its weight), checked.
-
-    Raises:
-        ValueError: neither or both of ``teacher`` and ``teachers``, a missing
-            ``distill_losses``, a store with several teachers, or malformed entries (naming
-            the field).
-    """
-    if (teacher is None) == (teachers is None):
-        raise ValueError('model: give teacher=dict(...) with distill_losses=dict(...) for one '
-                         'teacher, or teachers=dict(<name>=dict(..., distill_losses=...)) for '
-                         'several; not both, not neither')
-    if teachers is None:
-        if distill_losses is None:
-            raise ValueError('model.distill_losses: the losses of model.teacher are needed')
-        # not None: exactly one of teacher and teachers is given (checked above)
-        return {SINGLE: (check_teacher_config(cast(dict, teacher), 'model.teacher'),
-                         distill_losses, 1.0)}
-    if distill_losses is not None or soft_labels is not None:
-        raise ValueError('model.teachers: with several teachers, each entry holds its own '
-                         'distill_losses, and a soft-label store (model.soft_labels) serves '
-                         'one teacher only')
-    if not teachers:
-        raise ValueError('model.teachers: at least one teacher is needed')
-    entries = {}
-    for name, cfg in teachers.items():
-        field, cfg = f'model.teachers.{name}', dict(cfg)
-        if '.' in name or set(cfg) - set(TEACHER_ENTRY_KEYS) or 'distill_losses' not in cfg:
-            raise ValueError(f'{field}: expected a name without dots and dict(config=..., '
-                             'checkpoint=..., distill_losses=..., weight=1.0, '
-                             'cfg_options=None, channels_last=False, bf16=False, '
-                             f'class_index_map=None), got keys {sorted(cfg)}')
-        losses, weight = cfg.pop('distill_losses'), float(cfg.pop('weight', 1.0))
-        entries[name] = (check_teacher_config(cfg, field), losses, weight)
-    return entries
+        cached = CachedTeacher.in_front_of(self.teacher_source, self.compared_outputs,
+                                           max_bytes, share_across_ranks)
+        self.teacher_sources[SINGLE] = cached
+        return cached.cache
 
 
 # Configs written for the former class of several teachers build the same distiller.

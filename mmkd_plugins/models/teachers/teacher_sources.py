@@ -244,6 +244,39 @@ class CachedTeacher(nn.Module):
         self.cache = TeacherOutputCache(max_bytes)
         self.share_across_ranks = share_across_ranks
 
+    @classmethod
+    def in_front_of(cls, source: TeacherSource, compared: Mapping[str, Tuple[str, str]],
+                    max_bytes: Optional[int] = None,
+                    share_across_ranks: bool = True) -> 'CachedTeacher':
+        """A new, empty cache in front of ``source``'s live teacher (a cached source gets a new
+        cache).
+
+        Args:
+            source: A live or cached teacher.
+            compared: Loss name -> the (student, teacher) outputs the loss compares.
+            max_bytes: The cache's bound in bytes (None: no bound).
+            share_across_ranks: See the class's argument.
+
+        Raises:
+            ValueError: a soft-label store, teacher logits that are not per sample (two-stage
+                detectors score the student's RoIs of each step), or a loss that compares
+                named module outputs.
+        """
+        if isinstance(source, CachedTeacher):
+            source = source.live
+        if not isinstance(source, LiveTeacher):
+            raise ValueError('the teacher cache and a soft-label store (model.soft_labels) '
+                             'exclude each other: the store already removes the teacher')
+        if not source.outputs_per_sample:
+            raise ValueError('the teacher cache needs teacher logits that depend on each sample '
+                             f'alone; a {source.adapter.task} teacher scores the student\'s '
+                             'RoIs of each step')
+        named = [name for name, pair in compared.items() if tuple(pair) != (LOGITS, LOGITS)]
+        if named:
+            raise ValueError(f'the teacher cache holds logits only; model.distill_losses.'
+                             f'{named[0]} compares named module outputs')
+        return cls(source, max_bytes, share_across_ranks)
+
     @property
     def network(self) -> BaseModel:
         """The live teacher's network."""
