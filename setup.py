@@ -1,4 +1,5 @@
 """Installs mmkd_plugins, knowledge distillation for mmpretrain and mmdet."""
+
 from setuptools import find_packages, setup
 
 setup(

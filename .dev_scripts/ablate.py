@@ -36,6 +36,7 @@ Example:
     bash tools/run_demo.sh detection           # once: the shapes and their teacher
     python .dev_scripts/ablate.py blockwise_detection
 """
+
 import argparse
 import os.path as osp
 import sys
@@ -121,6 +122,7 @@ STUDIES: Dict[str, Tuple[str, Dict[str, Tuple[str, str, List[str]]]]] = {
 
 class Task(NamedTuple):
     """What a study's runs are evaluated with and where their teacher and data come from."""
+
     metric: str  # the logged metric read at the end of each run
     scale: float  # the factor that makes it a percentage
     header: str  # the table's column of that metric
@@ -135,8 +137,9 @@ TASK_OF_STUDY = {'blockwise_detection': SHAPES_TASK}
 
 
 def write_200_labelled(data_root: str, per_class: int = 15) -> None:
-    """``student_train_200.txt``: the demo's 50 labelled digits and the first ``per_class`` of
-    each class in ``extra_train.txt`` (a random, class-stratified part of the teacher's data)."""
+    """``student_train_200.txt``: the demo's 50 labelled digits and the first ``per_class`` of each
+    class in ``extra_train.txt`` (a random, class-stratified part of the teacher's data)."""
+
     by_class: Dict[str, List[str]] = defaultdict(list)
     with open(osp.join(data_root, 'extra_train.txt')) as file:
         for line in file:

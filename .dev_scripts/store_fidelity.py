@@ -16,6 +16,7 @@ Example:
     bash tools/run_demo.sh   # once: data/digits and work_dirs/digits_demo/teacher.pth
     python .dev_scripts/store_fidelity.py --teacher work_dirs/digits_demo/teacher.pth
 """
+
 import argparse
 import json
 from typing import Callable, Dict, List

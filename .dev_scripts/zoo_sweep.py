@@ -1,5 +1,5 @@
-"""Sweep every model family of the installed mmpretrain and mmdet config trees: does
-distillation build, train, export and load for it? Writes ``docs/zoo_coverage.md``.
+"""Sweep every model family of the installed mmpretrain and mmdet config trees: does distillation
+build, train, export and load for it? Writes ``docs/zoo_coverage.md``.
 
 For each family (see ``.dev_scripts/zoo/planning.py`` for how the student and teacher configs are
 chosen, ``.dev_scripts/zoo/case_configs.py`` for what is changed to run without datasets, network or
@@ -13,6 +13,7 @@ Examples:
     python .dev_scripts/zoo_sweep.py                       # everything (hours on 2 cores)
     python .dev_scripts/zoo_sweep.py --families mmpretrain/levit mmdet/tood --out coverage.md
 """
+
 import argparse
 import json
 import os
@@ -145,8 +146,8 @@ def case_main(spec_path: str) -> None:
 
 
 def versions() -> str:
-    """The installed stack's versions, read from the modules (the OneDL forks install the
-    same modules under other distribution names)."""
+    """The installed stack's versions, read from the modules (the OneDL forks install the same
+    modules under other distribution names)."""
     import importlib
     return ', '.join(f'{name} {importlib.import_module(name).__version__}' for name in
                      ('torch', 'mmengine', 'mmcv', 'mmpretrain', 'mmdet'))

@@ -8,6 +8,7 @@ shadow a host package's type of the same name, or be shadowed by one.
 Inside a distiller, the losses named in ``distill_losses`` are looked up here first (see
 :func:`mmkd_plugins.models.distillers.distiller.build_distill_loss`).
 """
+
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS

@@ -1,4 +1,5 @@
 """Version of mmkd_plugins and the host-library versions it was tested with."""
+
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
 from typing import List

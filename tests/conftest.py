@@ -1,4 +1,5 @@
 """Shared fixtures: the generated digits folder, demo configs and teacher checkpoints."""
+
 import glob
 import json
 import os
@@ -26,8 +27,8 @@ DET_DEMO_CONFIGS = DEMO_CONFIGS / 'det'
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """On pytest-xdist's worker processes, share the cores: each worker's torch gets its
-    part of them (tools/run_tests.sh starts one worker per core)."""
+    """On pytest-xdist's worker processes, share the cores: each worker's torch gets its part of
+    them (tools/run_tests.sh starts one worker per core)."""
     workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
     if workers > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
@@ -109,8 +110,8 @@ BLOCKWISE_CONFIG = str(DEMO_CONFIGS / 'blockwise_resnet18w32_resnet18w8_digits.p
 
 def run_tool(script: str, *args: str, check: bool = True,
              folder: str = 'tools') -> subprocess.CompletedProcess:
-    """Run ``<folder>/<script>`` (``tools/`` by default; ``.dev_scripts`` for the research
-    scripts) in a subprocess from the repository root."""
+    """Run ``<folder>/<script>`` (``tools/`` by default; ``.dev_scripts`` for the research scripts)
+    in a subprocess from the repository root."""
     result = subprocess.run([sys.executable, str(REPO_ROOT / folder / script), *args],
                             cwd=REPO_ROOT, env=tool_env(), capture_output=True, text=True)
     if check and result.returncode != 0:
@@ -132,8 +133,10 @@ def epochs_options(digits_root: str, epochs: int) -> Dict[str, object]:
 
 
 def scalars(work_dir: str, run: int = -1) -> List[dict]:
-    """The runner's scalar log lines (one JSON object per logged step) of one run in
-    ``work_dir``: the latest by default, ``run=0`` the first."""
+    """The runner's scalar log lines (one JSON object per logged step) of one run in ``work_dir``:
+
+    the latest by default, ``run=0`` the first.
+    """
     path = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))[run]
     with open(path) as file:
         return [json.loads(line) for line in file]

@@ -250,10 +250,9 @@ def detection_batch(batch_size: int, image_size: int, folder: str) -> dict:
 
 
 def pair_config(name: str, method: str) -> Config:
-    """Pair ``name``'s distillation config of ``method`` (``'kd'``, ``'dist'``,
-    ``'blockwise'``), with its teacher's config replaced where the pair says; a pair without a
-    DIST config gets its block-wise config's student and teacher in a ``Distiller`` with
-    :data:`DIST_OF_TASK`'s loss."""
+    """Pair ``name``'s distillation config of ``method`` (``'kd'``, ``'dist'``, ``'blockwise'``),
+    with its teacher's config replaced where the pair says; a pair without a DIST config gets its
+    block-wise config's student and teacher in a ``Distiller`` with :data:`DIST_OF_TASK`'s loss."""
     pair = PAIRS[name]
     if method in pair:
         cfg = Config.fromfile(osp.join(REPO_ROOT, pair[method]))
@@ -317,6 +316,7 @@ def random_soft_label_store(cfg: Config, teacher_checkpoint: str, folder: str,
 
 class Timed(NamedTuple):
     """A variant's call and how many training steps (or forwards) one call makes."""
+
     run: Callable[[], None]
     steps: int = 1
 
@@ -339,9 +339,9 @@ def step_of(model, batch: dict, steps: int = 1, amp: Optional[str] = None) -> Ti
 def teacher_forward_of(distiller: Distiller, batch: dict, whole: bool = False,
                        inference_mode: bool = False, amp: Optional[str] = None) -> Timed:
     """The teacher's whole forward (``whole``), or what the distiller asks of it: its own
-    ``run_teacher``, with the teacher options it was built with; under
-    ``torch.inference_mode()`` when asked, then copying the logits, as the losses would need;
-    under CUDA autocast to the ``amp`` dtype when given."""
+    ``run_teacher``, with the teacher options it was built with; under ``torch.inference_mode()``
+    when asked, then copying the logits, as the losses would need; under CUDA autocast to the
+    ``amp`` dtype when given."""
     data = distiller.data_preprocessor(batch, training=True)
 
     def forward() -> None:
@@ -416,8 +416,11 @@ def timed_call(call: Timed) -> Tuple[float, float]:
 
 
 def warm_up(variants: Dict[str, Timed], least: int, most: int) -> int:
-    """Untimed interleaved rounds: at least ``least``, then until no variant's time moved by
-    more than :data:`SETTLED` from the previous round (at most ``most``). Returns the rounds."""
+    """Untimed interleaved rounds: at least ``least``, then until no variant's time moved by more
+    than :data:`SETTLED` from the previous round (at most ``most``).
+
+    Returns the rounds.
+    """
     previous: Dict[str, float] = {}
     rounds = 0
     while True:
@@ -431,8 +434,8 @@ def warm_up(variants: Dict[str, Timed], least: int, most: int) -> int:
 
 
 def measure(variants: Dict[str, Timed], iters: int) -> Dict[str, dict]:
-    """One round: ``iters`` interleaved calls of every variant; median seconds per step and
-    (CUDA) peak memory in MiB."""
+    """One round: ``iters`` interleaved calls of every variant; median seconds per step and (CUDA)
+    peak memory in MiB."""
     times: Dict[str, List[float]] = {name: [] for name in variants}
     peaks: Dict[str, float] = {name: 0.0 for name in variants}
     for _ in range(iters):
@@ -452,7 +455,10 @@ def _status_kib(field: str) -> int:
 
 def probe_cpu_memory(name: str, variant: str, args: argparse.Namespace) -> float:
     """In this (fresh) process: MiB of resident memory that ``args.memory_iters`` steps of
-    ``variant`` add above the level after building. Linux with glibc."""
+    ``variant`` add above the level after building.
+
+    Linux with glibc.
+    """
     run = build_variants(name, [variant], args, 'cpu')[variant].run
     gc.collect()
     # Return the memory freed while building (e.g. loaded checkpoints) to the system, so that
@@ -512,9 +518,9 @@ def median_and_spread(values: List[float]) -> dict:
 
 
 def profile_kd_step(variants: Dict[str, Timed], calls: int = 3) -> List[dict]:
-    """Operator self-CPU time per step in the KD step against the student step plus the
-    distiller's teacher forward, biggest surplus first: where the time above the two parts
-    goes (allocation, copies, the losses, hooks)."""
+    """Operator self-CPU time per step in the KD step against the student step plus the distiller's
+    teacher forward, biggest surplus first: where the time above the two parts goes (allocation,
+    copies, the losses, hooks)."""
     from torch.profiler import ProfilerActivity, profile
     per_op: Dict[str, Dict[str, float]] = {}
     for variant in ('student', 'teacher_logits', 'kd'):
@@ -533,8 +539,8 @@ def profile_kd_step(variants: Dict[str, Timed], calls: int = 3) -> List[dict]:
 
 
 def variants_of(name: str, requested: Optional[List[str]]) -> List[str]:
-    """The variants measured for a pair: ``requested`` (by default the pair's own list, else
-    all) plus the floors, in :data:`VARIANTS` order, without the classification-only ones for
+    """The variants measured for a pair: ``requested`` (by default the pair's own list, else all)
+    plus the floors, in :data:`VARIANTS` order, without the classification-only ones for
     detection."""
     pair = PAIRS[name]
     if requested is None:

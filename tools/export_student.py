@@ -6,6 +6,7 @@ and ``tools/test.py``). An existing output file is never replaced unless ``--for
 Example:
     python tools/export_student.py work_dirs/x/epoch_100.pth student.pth
 """
+
 import argparse
 
 from mmkd_plugins.checkpoint import export_student_checkpoint, safe_torch_load

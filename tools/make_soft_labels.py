@@ -12,6 +12,7 @@ packing (``RandomResizedCrop``, ``RandomFlip``, ...) runs with its generators se
 ``softmax(z / tau)`` in float16; see ``mmkd_plugins/soft_labels/store.py`` for the files and
 docs/user_guides/teacher_cache_and_soft_label_store.md for choosing K and k.
 """
+
 import argparse
 import copy
 import os
@@ -95,9 +96,9 @@ def write_finished_flag(folder: str, run_token: str, rank: int) -> None:
 
 def wait_for_finished_ranks(folder: str, run_token: str, world_size: int,
                             poll_seconds: float = 5.0, report_seconds: float = 600.0) -> None:
-    """Wait, with no time limit, until every process of the run has written its finish flag
-    (a collective barrier's timeout would abort hours of uneven work); say every
-    ``report_seconds`` which processes are still making their share."""
+    """Wait, with no time limit, until every process of the run has written its finish flag (a
+    collective barrier's timeout would abort hours of uneven work); say every ``report_seconds``
+    which processes are still making their share."""
     last_report = time.monotonic()
     while True:
         waiting = [rank for rank in range(world_size)

@@ -4,7 +4,8 @@
 # CPU ops), mmpretrain 1.2.0, mmdet 3.3.0, timm 1.0.31 and transformers 4.50.3 (teachers from
 # timm and HuggingFace; transformers >= 4.53 breaks `import mmpretrain.models`, whose BLIP code
 # imports names those versions removed), openmim 0.3.9 (`mim train`), the checks' tools
-# (pre-commit, ruff, isort, mypy), pytest with pytest-xdist, and this package in editable mode.
+# (pre-commit, ruff, isort, docformatter, mypy), pytest with pytest-xdist, and this package in
+# editable mode.
 #
 # STACK=onedl installs the maintained OneDL forks instead, on the same torch: onedl-mmengine
 # 0.10.12, onedl-mmcv 2.3.6 (also built from source), onedl-mmpretrain 1.3.6, onedl-mmdetection
@@ -39,7 +40,7 @@ import safetensors, timm, transformers
 import mmpretrain.models  # imports transformers' internals (BLIP): the pinned version has them
 import mmkd_plugins  # noqa: F401
 import mim.commands.train  # noqa: F401
-import isort, mypy, pre_commit, ruff  # noqa: E401,F401
+import docformatter, isort, mypy, pre_commit, ruff  # noqa: E401,F401
 assert torch.__version__.startswith('2.14.1'), torch.__version__
 import os
 assert mmcv.__version__ == os.environ['MMCV_VERSION'], mmcv.__version__
@@ -91,7 +92,8 @@ echo "[setup] installing ${HOSTS[*]} and the package"
 "${PIP[@]}" "${HOSTS[@]}" 'pycocotools' 'scikit-learn' 'matplotlib' 'pytest' \
   'pytest-xdist==3.8.0' 'timm==1.0.31' 'transformers==4.50.3'
 # the checks of .pre-commit-config.yaml (CI runs them)
-"${PIP[@]}" 'pre-commit==4.7.0' 'ruff==0.17.6' 'isort==9.0.2' 'mypy==2.4.1'
+"${PIP[@]}" 'pre-commit==4.7.0' 'ruff==0.17.6' 'isort==9.0.2' 'mypy==2.4.1' \
+  'docformatter==1.7.8'
 # mim (`mim train`): without its dataset-download dependencies (opendatalab, openxlab), which
 # pin old setuptools and requests over the stack's.
 "${PIP[@]}" --no-deps 'openmim==0.3.9'

@@ -3,6 +3,7 @@
 Example:
     python tools/test.py work_dirs/x/student_config.py work_dirs/x/student_final.pth
 """
+
 import argparse
 import json
 import os

@@ -1,10 +1,11 @@
 """Train a model (a distiller or any stock model) from a config, the OpenMMLab way: the same
-experiment as mmpretrain's and mmdet's own ``tools/train.py`` run from a distillation config
-(its ``DistillationRunner`` completes the config), on machines without GPUs too.
+experiment as mmpretrain's and mmdet's own ``tools/train.py`` run from a distillation config (its
+``DistillationRunner`` completes the config), on machines without GPUs too.
 
 Example:
     python tools/train.py configs/dist/dist_resnet34_resnet18_8xb32_in1k.py --work-dir work_dirs/x
 """
+
 import argparse
 import os
 import os.path as osp

@@ -1,19 +1,19 @@
-"""The configs of one sweep case: written as the README tells a user, then pointed at
-generated data for two training iterations.
+"""The configs of one sweep case: written as the README tells a user, then pointed at generated data
+for two training iterations.
 
-The user's config inherits the stock student config and the distillation runtime fragment and
-names the stock teacher config with a checkpoint file; nothing else. The sweep then changes only
-what a machine without the datasets, the network or a GPU needs: every training dataset becomes
-the generated one (the stock pipelines, samplers, wrappers, batch augments and hooks stay),
-batches of two, two iterations (``zoo.stop_after_iterations``, the stock schedule kept), no
-validation, no Pretrained ``init_cfg``/``load_from`` (no
-network; the loading path itself is tested in ``tests/test_checkpoint``), and for detection
-every image scale in the pipelines, batch augments and pipeline-switch hooks halved (rounded to
-multiples of 32), except for SSD, whose anchors are laid out for its fixed input size; and
-without an accelerator, ``AmpOptimWrapper`` (the ``-amp`` configs) becomes ``OptimWrapper``
-(mmengine's AMP refuses a CPU; mixed precision is tested in
+The user's config inherits the stock student config and the distillation runtime fragment and names
+the stock teacher config with a checkpoint file; nothing else. The sweep then changes only what a
+machine without the datasets, the network or a GPU needs: every training dataset becomes the
+generated one (the stock pipelines, samplers, wrappers, batch augments and hooks stay), batches of
+two, two iterations (``zoo.stop_after_iterations``, the stock schedule kept), no validation, no
+Pretrained ``init_cfg``/``load_from`` (no network; the loading path itself is tested in
+``tests/test_checkpoint``), and for detection every image scale in the pipelines, batch augments and
+pipeline-switch hooks halved (rounded to multiples of 32), except for SSD, whose anchors are laid
+out for its fixed input size; and without an accelerator, ``AmpOptimWrapper`` (the ``-amp`` configs)
+becomes ``OptimWrapper`` (mmengine's AMP refuses a CPU; mixed precision is tested in
 ``tests/test_models/test_mixed_precision.py``).
 """
+
 import copy
 from typing import Any
 
@@ -119,10 +119,12 @@ def _is_scale(value: Any) -> bool:
 def generated_dataset(dataset: dict, kind: str, data_root: str, grayscale: bool = False,
                       num_classes: int = len(SHAPE_CLASSES)) -> dict:
     """``dataset`` (any wrapper nesting) with its leaf datasets reading the generated data;
-    pipelines and wrappers are kept. A pipeline for a dataset that hands over decoded arrays
-    (MNIST, CIFAR: no loading transform) gets ``LoadImageFromFile`` first, in grayscale for a
-    one-channel model; a detector of fewer classes than the shapes (a one-class pedestrian or
-    face detector) reads only as many of them."""
+    pipelines and wrappers are kept.
+
+    A pipeline for a dataset that hands over decoded arrays (MNIST, CIFAR: no loading transform)
+    gets ``LoadImageFromFile`` first, in grayscale for a one-channel model; a detector of fewer
+    classes than the shapes (a one-class pedestrian or face detector) reads only as many of them.
+    """
     dataset = ConfigDict(dataset)
     if 'datasets' in dataset:  # ConcatDataset
         dataset.datasets = [generated_dataset(inner, kind, data_root, grayscale, num_classes)
@@ -146,8 +148,8 @@ def generated_dataset(dataset: dict, kind: str, data_root: str, grayscale: bool 
 
 
 def detector_classes(model: dict) -> int:
-    """The class count of a detector config's box head (a cascade's last stage); a large
-    number for a classifier or an unknown head."""
+    """The class count of a detector config's box head (a cascade's last stage); a large number for
+    a classifier or an unknown head."""
     head = model.get('bbox_head') or (model.get('roi_head') or {}).get('bbox_head') or {}
     if isinstance(head, (list, tuple)):
         head = head[-1]

@@ -1,5 +1,5 @@
-"""Run one sweep case: random teacher weights, two training runs through ``tools/train.py``
-(KD + DIST in one Distiller; block-wise), the export strict-loaded into the stock student config.
+"""Run one sweep case: random teacher weights, two training runs through ``tools/train.py`` (KD +
+DIST in one Distiller; block-wise), the export strict-loaded into the stock student config.
 
 Each stage's outcome is one of:
 
@@ -14,6 +14,7 @@ Each stage's outcome is one of:
 The result is written after every stage, so a case stopped by the sweep's time limit keeps the
 stages it finished.
 """
+
 import glob
 import json
 import math
@@ -131,10 +132,10 @@ def loss_outcome(run: dict, names: List[str]) -> Dict[str, dict]:
 
 
 def check_export(student: str, exported: str) -> dict:
-    """Strict-load the exported student into a model built from the stock student config: every
-    key matched, except those the model's own load hooks drop from any state dict (Swin-V2's
-    recomputed buffers, which mmengine's ``strict=True`` would count as missing even for the
-    model's own checkpoint; the stock tools load non-strictly)."""
+    """Strict-load the exported student into a model built from the stock student config: every key
+    matched, except those the model's own load hooks drop from any state dict (Swin-V2's recomputed
+    buffers, which mmengine's ``strict=True`` would count as missing even for the model's own
+    checkpoint; the stock tools load non-strictly)."""
     if not osp.isfile(exported):
         return dict(status='failed', message=f'{osp.basename(exported)} was not written')
     try:
@@ -147,9 +148,11 @@ def check_export(student: str, exported: str) -> dict:
 
 
 def blockwise_refusal(student: str) -> Optional[dict]:
-    """The message block-wise distillation's build would stop with because the student's
-    backbone has no stage splitter (the same function raises it there), or None. Spares the
-    sweep a training process that could only print it."""
+    """The message block-wise distillation's build would stop with because the student's backbone
+    has no stage splitter (the same function raises it there), or None.
+
+    Spares the sweep a training process that could only print it.
+    """
     from mmkd_plugins.models.blockwise.backbone_stages import split_backbone
     model = build_model_from_config(stock_student_config(student))
     try:
@@ -161,8 +164,11 @@ def blockwise_refusal(student: str) -> Optional[dict]:
 
 
 def stock_baseline(plan: dict, case_dir: str, data_root: str, threads: int) -> dict:
-    """After a failed distillation run: does the stock student config itself train the same
-    two iterations (no distillation)? ``ok``, or ``failed`` with its exception."""
+    """After a failed distillation run: does the stock student config itself train the same two
+    iterations (no distillation)?
+
+    ``ok``, or ``failed`` with its exception.
+    """
     work_dir = osp.join(case_dir, 'stock')
     os.makedirs(work_dir, exist_ok=True)
     user_config = osp.join(case_dir, 'stock.py')
@@ -177,8 +183,8 @@ def stock_baseline(plan: dict, case_dir: str, data_root: str, threads: int) -> d
 
 
 def stock_outcome(run: dict) -> dict:
-    """``ok`` for a stock run that ended with finite losses at every step; a stock config has
-    no hook that stops at a NaN, so one that ran through NaN losses ``failed`` too."""
+    """``ok`` for a stock run that ended with finite losses at every step; a stock config has no
+    hook that stops at a NaN, so one that ran through NaN losses ``failed`` too."""
     if run['returncode'] != 0:
         return stopped(run)
     for line in run['scalars']:

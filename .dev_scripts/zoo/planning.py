@@ -20,6 +20,7 @@ the group has no other). Any other model kind (self-supervised, multimodal, retr
 DETR-like, panoptic, instance segmentation without boxes heads, tracking) is reported as not
 attempted, with its type.
 """
+
 import copy
 import glob
 import json
@@ -80,8 +81,8 @@ def model_kind(zoo: str, model_type: str, default_scope: str) -> Optional[str]:
 
 
 def _build_for_counting(model_cfg: dict, scope: str) -> torch.nn.Module:
-    """The model, on the meta device where it builds there (no memory, no time: EVA-G has
-    1 B parameters), else on the CPU."""
+    """The model, on the meta device where it builds there (no memory, no time: EVA-G has 1 B
+    parameters), else on the CPU."""
     with DefaultScope.overwrite_default_scope(scope):
         try:
             with torch.device('meta'):
@@ -91,8 +92,8 @@ def _build_for_counting(model_cfg: dict, scope: str) -> torch.nn.Module:
 
 
 def input_geometry(model_cfg: dict) -> Tuple[Optional[tuple], Optional[tuple]]:
-    """The input size and patch size a config's backbone is built for, each as (H, W), None
-    where the config leaves it to the backbone (CNNs take any size)."""
+    """The input size and patch size a config's backbone is built for, each as (H, W), None where
+    the config leaves it to the backbone (CNNs take any size)."""
     backbone = model_cfg.get('backbone') or {}
 
     def pair(value) -> Optional[tuple]:
@@ -104,8 +105,8 @@ def input_geometry(model_cfg: dict) -> Tuple[Optional[tuple], Optional[tuple]]:
 
 
 def choose_pair(group: List[dict], max_teacher_params: float) -> Tuple[dict, dict]:
-    """The student (the smallest model of ``group``) and the teacher (the biggest of the
-    student's ``geometry`` with at most ``max_teacher_params`` parameters, else the student).
+    """The student (the smallest model of ``group``) and the teacher (the biggest of the student's
+    ``geometry`` with at most ``max_teacher_params`` parameters, else the student).
 
     Args:
         group: Described configs (:func:`describe_config`), each with ``params``, ``config``
@@ -135,9 +136,11 @@ def _head_signature(model: torch.nn.Module, kind: str) -> str:
 
 
 def describe_config(zoo: str, family: str, path: str, described: Dict[str, dict]) -> dict:
-    """Kind, head signature and parameter count of one stock config (``error`` if it does not
-    load or build). A model already described (in ``described``, by its model config) is not
-    built again."""
+    """Kind, head signature and parameter count of one stock config (``error`` if it does not load
+    or build).
+
+    A model already described (in ``described``, by its model config) is not built again.
+    """
     name = f'{zoo}::{family}/' + osp.relpath(path, osp.join(config_tree(zoo), family))
     try:
         cfg = Config.fromfile(path)

@@ -1,4 +1,5 @@
 """``docs/zoo_coverage.md`` from the sweep's results: counts, one row per family, not attempted."""
+
 import datetime
 from typing import Dict, List
 
@@ -73,8 +74,8 @@ def _message(stages: Dict[str, dict]) -> str:
     for name in ('teacher', ) + STAGES + ('stock', ):
         stage = stages.get(name) or {}
         if stage.get('status') in ('refused', 'failed') and stage.get('message'):
-            text = stage['message'].splitlines()[-1] if stage['status'] == 'failed' else \
-                ' '.join(stage['message'].split())
+            text = (stage['message'].splitlines()[-1] if stage['status'] == 'failed' else
+                    ' '.join(stage['message'].split()))
             text = text.split('; supported backbones')[0]  # the list is in the page's header
             if stage.get('where') and stage['status'] == 'failed':
                 text += f" [{stage['where']}]"

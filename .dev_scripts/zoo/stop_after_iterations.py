@@ -1,13 +1,14 @@
 """A hook that ends a sweep run after a few iterations, keeping the stock schedule.
 
-Shortening ``train_cfg`` instead would change what the stock config builds (mmengine ends
-epoch-based schedulers at ``max_epochs``: a 20-epoch warm-up before a 1-epoch end is refused).
-With this hook the stock loop, schedulers and hooks run unchanged: an iteration-based loop stops
-through its ``stop_training`` flag; an epoch-based one, which reads that flag only between
-epochs, gets a first epoch of exactly that many batches (its dataset wrappers, e.g. the LSJ
-configs' ``RepeatDataset``, would make the epoch longer) and then the flag. ``after_train``
-hooks (the student export) still run.
+Shortening ``train_cfg`` instead would change what the stock config builds (mmengine ends epoch-
+based schedulers at ``max_epochs``: a 20-epoch warm-up before a 1-epoch end is refused). With this
+hook the stock loop, schedulers and hooks run unchanged: an iteration-based loop stops through its
+``stop_training`` flag; an epoch-based one, which reads that flag only between epochs, gets a first
+epoch of exactly that many batches (its dataset wrappers, e.g. the LSJ configs' ``RepeatDataset``,
+would make the epoch longer) and then the flag. ``after_train`` hooks (the student export) still
+run.
 """
+
 import itertools
 from typing import Any, Iterator
 

@@ -1,4 +1,5 @@
 """Analysis of distillation runs: evaluate and compare models, read and plot training curves."""
+
 from .agreement import sigmoid_agreement, softmax_agreement
 from .comparison_report import agreement_with, comparison_rows, write_comparison
 from .model_evaluation import ModelEvaluation, evaluate_model

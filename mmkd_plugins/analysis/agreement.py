@@ -1,4 +1,5 @@
 """How closely a student's predictions follow its teacher's: small pure functions."""
+
 from typing import Dict
 
 import torch

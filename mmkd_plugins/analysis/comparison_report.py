@@ -1,4 +1,5 @@
 """Write the comparison of several evaluated models: tables (Markdown, CSV) and figures."""
+
 import csv
 import math
 import os
@@ -14,8 +15,8 @@ AGREEMENT_KEYS = ('top1_agreement', 'mean_kl', 'mean_pearson')
 
 def agreement_with(teacher: ModelEvaluation,
                    student: ModelEvaluation) -> Optional[Dict[str, float]]:
-    """Teacher–student agreement on the test set, or None when the outputs cannot be compared
-    (no dense class scores, or other shapes)."""
+    """Teacher–student agreement on the test set, or None when the outputs cannot be compared (no
+    dense class scores, or other shapes)."""
     if teacher.logits is None or student.logits is None or (
             teacher.logits.shape != student.logits.shape):
         return None
@@ -26,8 +27,8 @@ def agreement_with(teacher: ModelEvaluation,
 
 def comparison_rows(evaluations: Sequence[ModelEvaluation],
                     teacher: ModelEvaluation) -> List[Dict[str, object]]:
-    """One row per model: parameters, FLOPs, metrics, ms per image, agreement with
-    ``teacher`` (empty for the teacher itself)."""
+    """One row per model: parameters, FLOPs, metrics, ms per image, agreement with ``teacher``
+    (empty for the teacher itself)."""
     rows = []
     for evaluation in evaluations:
         row: Dict[str, object] = dict(

@@ -1,4 +1,5 @@
 """Evaluate one trained model on its config's test set, keeping what a comparison needs."""
+
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -93,10 +94,10 @@ def evaluate_model(config: Config, checkpoint: str, label: str, channels_last: b
 @contextmanager
 def _float32_for_post_processing(model: torch.nn.Module, enabled: bool) -> Iterator[None]:
     """While active (and ``enabled``), the outputs of every module whose class name ends with
-    ``Head`` (mmpretrain's classification heads, mmdet's dense, RPN and RoI box heads) are cast
-    to float32, so that predictions are decoded (and boxes suppressed) in float32, and so are
-    the inputs of RoI extractors (mmcv's RoIAlign takes float32 features, as the distiller's
-    two-stage teachers give it)."""
+    ``Head`` (mmpretrain's classification heads, mmdet's dense, RPN and RoI box heads) are cast to
+    float32, so that predictions are decoded (and boxes suppressed) in float32, and so are the
+    inputs of RoI extractors (mmcv's RoIAlign takes float32 features, as the distiller's two-stage
+    teachers give it)."""
     handles = []
     for module in model.modules() if enabled else []:
         name = type(module).__name__
@@ -114,9 +115,9 @@ def _float32_for_post_processing(model: torch.nn.Module, enabled: bool) -> Itera
 
 
 class _TestPass:
-    """One pass over a test set without autograd, with a progress bar: yields each raw batch,
-    its preprocessed data and the timed ``forward(data)`` (in channels-last format and under
-    bf16 autocast when asked); counts FLOPs on the first batch."""
+    """One pass over a test set without autograd, with a progress bar: yields each raw batch, its
+    preprocessed data and the timed ``forward(data)`` (in channels-last format and under bf16
+    autocast when asked); counts FLOPs on the first batch."""
 
     def __init__(self, model, dataloader, forward, channels_last: bool = False,
                  bf16: bool = False) -> None:

@@ -1,4 +1,5 @@
 """Figures of a comparison: per-class bars, confusion matrices, training curves (matplotlib)."""
+
 from typing import Dict, Sequence, cast
 
 import numpy as np
@@ -34,8 +35,8 @@ def plot_per_class(evaluations: Sequence[ModelEvaluation], path: str) -> None:
 
 
 def plot_confusion_matrices(evaluations: Sequence[ModelEvaluation], path: str) -> None:
-    """One row-normalized confusion matrix per model (rows: true class, columns: predicted),
-    with the counts written in the cells."""
+    """One row-normalized confusion matrix per model (rows: true class, columns: predicted), with
+    the counts written in the cells."""
     classes = list(evaluations[0].per_class)
     figure = Figure(figsize=(3.6 * len(evaluations), 3.8))
     axes = figure.subplots(1, len(evaluations), squeeze=False)

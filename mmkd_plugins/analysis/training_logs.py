@@ -1,4 +1,5 @@
 """Read mmengine's scalar logs (``<work_dir>/<timestamp>/vis_data/scalars.json``) per epoch."""
+
 import fnmatch
 import glob
 import json
@@ -21,13 +22,13 @@ class EpochCurves:
             of the values logged in that epoch.
         metrics: Validation metric (``accuracy/top1``, ``coco/bbox_mAP``, ...) -> epoch -> value.
     """
+
     losses: Dict[str, Dict[int, float]] = field(default_factory=dict)
     metrics: Dict[str, Dict[int, float]] = field(default_factory=dict)
 
 
 def find_scalar_log(run: str) -> str:
-    """The scalar log of a work dir (its latest timestamped run), or ``run`` itself if it is a
-    file.
+    """The scalar log of a work dir (its latest timestamped run), or ``run`` itself if it is a file.
 
     Raises:
         FileNotFoundError: no ``scalars.json`` under ``run``.
@@ -103,6 +104,7 @@ class CurveBand:
         low: Per epoch, the smallest run's value.
         high: Per epoch, the largest run's value.
     """
+
     epochs: List[int]
     mean: List[float]
     low: List[float]

@@ -1,4 +1,5 @@
 """Checkpoint safety: weights-only loading, atomic writes, student-only export."""
+
 from .atomic_files import (AtomicLocalBackend, atomic_torch_save, atomic_write_bytes,
                            register_atomic_local_backend)
 from .model_zoo_download import CheckpointDownloadError, CheckpointHashError, cached_download

@@ -7,6 +7,7 @@ over the target, so the target is always either the old complete file or the new
 (mmengine writes ``last_checkpoint`` with a plain ``open``; see
 :class:`~mmkd_plugins.engine.AtomicCheckpointHook`.)
 """
+
 import io
 import os
 import os.path as osp
@@ -19,9 +20,9 @@ from mmengine.fileio import LocalBackend, register_backend
 
 
 def _create_temporary_file(folder: str, name: str) -> Tuple[int, str]:
-    """A new file ``.<name>.<random>`` in ``folder``, created with mode 0o666 less the umask
-    (as ``open(path, 'w')`` would create the target; ``tempfile.mkstemp`` makes 0o600 files
-    that other users of a shared machine cannot read)."""
+    """A new file ``.<name>.<random>`` in ``folder``, created with mode 0o666 less the umask (as
+    ``open(path, 'w')`` would create the target; ``tempfile.mkstemp`` makes 0o600 files that other
+    users of a shared machine cannot read)."""
     while True:
         tmp_path = osp.join(folder, f'.{name}.{secrets.token_hex(6)}')
         try:
@@ -31,8 +32,8 @@ def _create_temporary_file(folder: str, name: str) -> Tuple[int, str]:
 
 
 def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename; the file's mode follows
-    the umask."""
+    """Write ``data`` to ``path`` through a temporary file and a rename; the file's mode follows the
+    umask."""
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     handle, tmp_path = _create_temporary_file(folder, osp.basename(path))

@@ -1,5 +1,5 @@
-"""Downloading model-zoo checkpoints once per node into torch hub's cache, verified by the hash
-that OpenMMLab and torchvision put in their file names.
+"""Downloading model-zoo checkpoints once per node into torch hub's cache, verified by the hash that
+OpenMMLab and torchvision put in their file names.
 
 The file of ``https://.../name-<hex>.pth`` is ``$TORCH_HOME/hub/checkpoints/name-<hex>.pth``, the
 place ``torch.hub.load_state_dict_from_url`` uses, so a file already there is used offline (and,
@@ -8,6 +8,7 @@ SHA-256 starts with ``<hex>``. Under distributed training the first process of e
 downloads while the others wait; every process then fails with the same real cause if the
 download failed, instead of waiting at a barrier until it times out.
 """
+
 import hashlib
 import os
 import os.path as osp

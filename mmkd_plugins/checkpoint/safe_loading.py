@@ -13,6 +13,7 @@ checkpoints hold; a file whose pickle would call anything else is refused with
 :func:`register_weights_only_loaders` (called by the distillation runner, not on import) puts
 them in mmengine's ``CheckpointLoader`` for everything the runner loads.
 """
+
 import io
 import os.path as osp
 import pickle
@@ -35,7 +36,7 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 
 
 def _numpy_globals() -> List[Callable]:
-    """numpy's array/scalar reconstruction functions and dtype classes, as pickled by numpy 1/2."""
+    """NumPy's array/scalar reconstruction functions and dtype classes, as pickled by numpy 1/2."""
     try:
         from numpy._core.multiarray import _reconstruct, scalar  # numpy >= 2
     except ImportError:  # pragma: no cover - numpy 1.x
@@ -53,9 +54,9 @@ HISTORY_BUFFER_STATISTICS = frozenset({'min', 'max', 'current', 'mean'})
 def _history_buffer_statistic(owner: Any, name: str) -> Callable:
     """Stand-in for ``builtins.getattr`` while unpickling.
 
-    A pickled :class:`HistoryBuffer` refers to its statistics methods as
-    ``getattr(HistoryBuffer, 'mean')``. A general ``getattr`` would let a crafted pickle reach
-    any attribute (and from there any code), so only these exact look-ups are allowed.
+    A pickled :class:`HistoryBuffer` refers to its statistics methods as ``getattr(HistoryBuffer,
+    'mean')``. A general ``getattr`` would let a crafted pickle reach any attribute (and from there
+    any code), so only these exact look-ups are allowed.
     """
     allowed = HISTORY_BUFFER_STATISTICS.union(HistoryBuffer._statistics_methods)
     if owner is not HistoryBuffer or name not in allowed:
@@ -124,8 +125,8 @@ def load_from_local_weights_only(filename: str, map_location: Optional[Any] = No
 
 
 def load_from_http_weights_only(filename: str, map_location: Optional[Any] = None) -> Any:
-    """http(s) URLs, downloaded once per node into torch hub's cache and hash-verified
-    (replaces mmengine's ``load_from_http``)."""
+    """HTTP(S) URLs, downloaded once per node into torch hub's cache and hash-verified (replaces
+    mmengine's ``load_from_http``)."""
     return safe_torch_load(cached_download(filename), map_location, name=filename)
 
 
@@ -196,7 +197,9 @@ _LOADERS_BY_PREFIX = sorted(
 
 def _loader_of(filename: str) -> Callable:
     """The weights-only loader for ``filename``'s scheme, matched as mmengine matches its own:
-    the longest matching prefix pattern wins, the local loader (prefix ``''``) matches all."""
+
+    the longest matching prefix pattern wins, the local loader (prefix ``''``) matches all.
+    """
     for prefix, loader in _LOADERS_BY_PREFIX:
         if re.match(prefix, filename) is not None:
             return loader

@@ -1,4 +1,5 @@
 """Student-only checkpoints: what a distillation run hands to the stock mmpretrain/mmdet tools."""
+
 import os.path as osp
 from collections import OrderedDict
 from typing import Any, Dict, Optional

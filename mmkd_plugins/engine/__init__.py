@@ -1,4 +1,5 @@
 """Training-loop components: hooks, and launching on CPU-only machines."""
+
 from .cpu_distributed import setup_cpu_distributed, shutdown_distributed
 from .distillation_runner import DistillationRunner
 from .hooks import (AtomicCheckpointHook, EpochScheduleCheckHook, ExportStudentHook,

@@ -1,5 +1,6 @@
-"""Let the stock OpenMMLab distributed launches (torchrun, Slurm) work on machines without GPUs,
-and end cleanly."""
+"""Let the stock OpenMMLab distributed launches (torchrun, Slurm) work on machines without GPUs, and
+end cleanly."""
+
 import os
 import subprocess
 
@@ -10,9 +11,8 @@ from mmengine.config import Config
 
 def slurm_process_environment() -> None:
     """Set ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` from a
-    Slurm task's environment, as mmengine's Slurm set-up does: the first host of
-    ``SLURM_NODELIST`` (``scontrol show hostnames``) unless ``MASTER_ADDR`` is set, port
-    ``MASTER_PORT`` or 29500.
+    Slurm task's environment, as mmengine's Slurm set-up does: the first host of ``SLURM_NODELIST``
+    (``scontrol show hostnames``) unless ``MASTER_ADDR`` is set, port ``MASTER_PORT`` or 29500.
 
     Raises:
         RuntimeError: not inside a Slurm task (``srun``), naming the missing variables.
@@ -33,8 +33,8 @@ def slurm_process_environment() -> None:
 
 
 def setup_cpu_distributed(cfg: Config) -> Config:
-    """On a CPU-only machine launched with ``--launcher pytorch`` or ``slurm``: start a gloo
-    process group and configure DDP for CPU modules.
+    """On a CPU-only machine launched with ``--launcher pytorch`` or ``slurm``: start a gloo process
+    group and configure DDP for CPU modules.
 
     mmengine's own set-up assumes GPUs: it calls ``torch.cuda.set_device`` before creating the
     process group, and gives DDP ``device_ids=[LOCAL_RANK]``, which torch refuses for CPU
@@ -64,8 +64,8 @@ def setup_cpu_distributed(cfg: Config) -> Config:
 def shutdown_distributed() -> None:
     """Wait for every rank, then destroy the process group, if one exists.
 
-    A process that exits with a gloo group alive can abort at interpreter shutdown
-    ("terminate called without an active exception", SIGABRT), failing a run that finished.
+    A process that exits with a gloo group alive can abort at interpreter shutdown ("terminate
+    called without an active exception", SIGABRT), failing a run that finished.
     """
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

@@ -1,5 +1,6 @@
 """The runner of distillation configs: what a distillation run needs from its config, applied
 whichever script builds it."""
+
 from typing import Union
 
 from mmengine.config import Config, ConfigDict
@@ -16,10 +17,9 @@ from .student_optim_constructor import run_optim_constructor_on_student
 
 @RUNNERS.register_module()
 class DistillationRunner(Runner):
-    """mmengine's :class:`~mmengine.runner.Runner` for distillation configs, so that this
-    project's ``tools/train.py``, mmpretrain's and mmdet's own ``tools/train.py`` and
-    ``mim train`` run the same experiment from one config (``runner_type`` in
-    ``configs/_base_/distillation_runtime.py``).
+    """mmengine's :class:`~mmengine.runner.Runner` for distillation configs, so that this project's
+    ``tools/train.py``, mmpretrain's and mmdet's own ``tools/train.py`` and ``mim train`` run the
+    same experiment from one config (``runner_type`` in ``configs/_base_/distillation_runtime.py``).
 
     Building it makes mmengine, for the rest of the process, load checkpoints of every scheme
     weights-only with an exact allow-list
@@ -58,8 +58,8 @@ class DistillationRunner(Runner):
         return super().from_cfg(setup_cpu_distributed(cfg))
 
     def __init__(self, *args, **kwargs):
-        """As :class:`~mmengine.runner.Runner`, with mmengine's checkpoint loading and local
-        writes made safe before anything is loaded or saved."""
+        """As :class:`~mmengine.runner.Runner`, with mmengine's checkpoint loading and local writes
+        made safe before anything is loaded or saved."""
         register_weights_only_loaders()
         register_atomic_local_backend()
         super().__init__(*args, **kwargs)
@@ -67,8 +67,8 @@ class DistillationRunner(Runner):
             self.logger.warning(message)
 
     def train(self):
-        """Train, then end a CPU process group (a gloo group alive at interpreter exit can
-        abort a finished run).
+        """Train, then end a CPU process group (a gloo group alive at interpreter exit can abort a
+        finished run).
 
         Returns:
             The trained model, as :meth:`mmengine.runner.Runner.train`.

@@ -1,4 +1,5 @@
 """The seed of the run being resumed, for configs that leave the seed random."""
+
 from typing import Optional
 
 from mmengine.config import Config
@@ -8,8 +9,8 @@ from mmkd_plugins.checkpoint import safe_torch_load
 
 
 def seed_of_resumed_run(cfg: Config) -> Optional[int]:
-    """The seed that the interrupted run drew, when ``cfg`` resumes it with
-    ``randomness.seed=None`` (mmpretrain's and mmdet's default); else None.
+    """The seed that the interrupted run drew, when ``cfg`` resumes it with ``randomness.seed=None``
+    (mmpretrain's and mmdet's default); else None.
 
     mmengine draws a new seed for the resumed run and builds its samplers and data-loader
     workers with it before reading the checkpoint's seed, so the data order after a resume

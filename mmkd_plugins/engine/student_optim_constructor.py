@@ -1,15 +1,16 @@
 """The stock config's optimizer constructor, run on the student inside a distiller.
 
-Stock configs may name an optimizer constructor that reads the model's parts and parameter
-names (mmdet's ConvNeXt configs: ``LearningRateDecayOptimizerConstructor`` reads
-``model.backbone`` and matches ``backbone.stages.<i>.<j>...``). In a distiller the student's
-parameters are named ``student.backbone...``, so such a constructor fails or, worse, gives every
-parameter the same learning rate. :class:`StudentOptimWrapperConstructor` runs the stock
-constructor on the student, as in the stock training, and adds the distiller's own trained
-parameters (block-wise connectors, learned temperatures) with the optimizer's settings;
+Stock configs may name an optimizer constructor that reads the model's parts and parameter names
+(mmdet's ConvNeXt configs: ``LearningRateDecayOptimizerConstructor`` reads ``model.backbone`` and
+matches ``backbone.stages.<i>.<j>...``). In a distiller the student's parameters are named
+``student.backbone...``, so such a constructor fails or, worse, gives every parameter the same
+learning rate. :class:`StudentOptimWrapperConstructor` runs the stock constructor on the student, as
+in the stock training, and adds the distiller's own trained parameters (block-wise connectors,
+learned temperatures) with the optimizer's settings;
 :class:`~mmkd_plugins.engine.DistillationRunner` puts it in place by itself
 (:func:`run_optim_constructor_on_student`).
 """
+
 from typing import Dict, Optional, cast
 
 import torch.nn as nn
@@ -76,8 +77,8 @@ class StudentOptimWrapperConstructor:
 
 
 def is_distiller_type(model_type) -> bool:
-    """Whether a config's ``model.type`` (a name, scope-prefixed or not, or a class) is one of
-    this package's distillers."""
+    """Whether a config's ``model.type`` (a name, scope-prefixed or not, or a class) is one of this
+    package's distillers."""
     if isinstance(model_type, str):
         model_type = MODELS.get(model_type)
     return isinstance(model_type, type) and issubclass(model_type, HoldsStudent)
@@ -85,12 +86,13 @@ def is_distiller_type(model_type) -> bool:
 
 def run_optim_constructor_on_student(cfg: Config) -> None:
     """Where a distillation config inherits an optimizer constructor of its own (not mmengine's
-    default, which needs nothing), make it run on the student, in place: ``constructor``
-    becomes :class:`StudentOptimWrapperConstructor`, the stock one its ``student_constructor``.
+    default, which needs nothing), make it run on the student, in place: ``constructor`` becomes
+    :class:`StudentOptimWrapperConstructor`, the stock one its ``student_constructor``.
+
     Configs of stock models, with several optimizers, or already set up, are left as they are.
     """
     optim_wrapper = cfg.get('optim_wrapper')
-    if not is_distiller_type(cfg.get('model', {}).get('type')) or not optim_wrapper \
+    if not is_distiller_type(cfg.get('model', {}).get('type')) or not optim_wrapper\
             or 'optimizer' not in optim_wrapper:
         return
     constructor = optim_wrapper.get('constructor', DEFAULT_CONSTRUCTOR)

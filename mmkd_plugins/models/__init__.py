@@ -1,4 +1,5 @@
 """Models: distillers, losses, teacher loading, task adapters and block-wise hybrids."""
+
 from .blockwise import *  # noqa: F401,F403
 from .distillers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403

@@ -1,4 +1,5 @@
 """Record the outputs of named submodules during a forward pass (forward hooks)."""
+
 import difflib
 from typing import Any, Dict, Iterable, List
 

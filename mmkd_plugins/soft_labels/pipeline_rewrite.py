@@ -1,4 +1,5 @@
 """Turning a distillation config's training pipeline into one that replays a store's views."""
+
 import inspect
 import json
 from typing import List, Tuple
@@ -33,9 +34,8 @@ def training_dataset_with_pipeline(cfg: Config) -> Tuple[ConfigDict, str]:
 
 
 def split_pipeline(pipeline: List[dict], field: str) -> Tuple[list, list, list]:
-    """(loading, replayed, packing) parts of a training pipeline: the leading ``Load*``
-    transforms, the trailing ``Pack*`` ones, and every transform between them, which a store's
-    views replay.
+    """(loading, replayed, packing) parts of a training pipeline: the leading ``Load*`` transforms,
+    the trailing ``Pack*`` ones, and every transform between them, which a store's views replay.
 
     Raises:
         ValueError: nothing between loading and packing.
@@ -69,9 +69,8 @@ def _with_view_key(pack: dict, default_scope: str) -> dict:
 
 def use_soft_label_store(cfg: Config) -> None:
     """When ``model.soft_labels`` names a store: put :class:`ReplayStoredView` in place of the
-    training pipeline's replayed transforms (those between loading and packing), with the
-    packing transform also packing the view index. A pipeline that already replays a store is
-    left as it is.
+    training pipeline's replayed transforms (those between loading and packing), with the packing
+    transform also packing the view index. A pipeline that already replays a store is left as it is.
 
     Raises:
         ValueError: the pipeline's transforms are not those the store was made with (naming
@@ -103,9 +102,9 @@ def use_soft_label_store(cfg: Config) -> None:
 
 
 def undo_soft_label_store(cfg: Config) -> None:
-    """The inverse of :func:`use_soft_label_store`, for the exported student's config: the
-    replayed transforms back in place of ``ReplayStoredView``, the view index out of the
-    packing transform's ``meta_keys``."""
+    """The inverse of :func:`use_soft_label_store`, for the exported student's config: the replayed
+    transforms back in place of ``ReplayStoredView``, the view index out of the packing transform's
+    ``meta_keys``."""
     try:
         dataset, _ = training_dataset_with_pipeline(cfg)
     except (AttributeError, KeyError, ValueError):

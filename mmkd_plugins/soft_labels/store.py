@@ -41,8 +41,8 @@ IDENTITY_FIELDS = ('format_version', 'teacher', 'tau', 'num_samples', 'views', '
 
 
 def sample_identity(results: dict) -> int:
-    """A sample's identity in a store: the CRC-32 of its ``img_path``, or of its image's pixels
-    when it has no file (``results['img']``, an array)."""
+    """A sample's identity in a store: the CRC-32 of its ``img_path``, or of its image's pixels when
+    it has no file (``results['img']``, an array)."""
     if results.get('img_path'):
         return zlib.crc32(str(results['img_path']).encode())
     return zlib.crc32(np.ascontiguousarray(results['img']).tobytes())
@@ -61,8 +61,8 @@ def bytes_per_sample(views: int, top_k: int, num_classes: int) -> int:
 def store_header(teacher: Dict[str, Any], tau: float, num_samples: int, views: int,
                  top_k: int, num_classes: int, replayed_transforms: List[dict],
                  approximated: List[str], seed: int, **details: Any) -> Dict[str, Any]:
-    """A store's header: the identity fields (see :data:`IDENTITY_FIELDS`) and any
-    informational ``details`` (e.g. the dataset's config)."""
+    """A store's header: the identity fields (see :data:`IDENTITY_FIELDS`) and any informational
+    ``details`` (e.g. the dataset's config)."""
     return dict(format_version=FORMAT_VERSION, teacher=teacher, tau=tau,
                 num_samples=num_samples, views=views, top_k=top_k, num_classes=num_classes,
                 replayed_transforms=replayed_transforms, approximated=approximated, seed=seed,
@@ -97,8 +97,8 @@ class SoftLabelStore:
 
     def __deepcopy__(self, memo: dict) -> 'SoftLabelStore':
         """The store itself: a deep copy of a model that reads it (``EMAHook``'s averaged copy)
-        shares its memory maps; a copy of a memory-mapped array would be an in-memory array
-        holding the whole store."""
+        shares its memory maps; a copy of a memory-mapped array would be an in-memory array holding
+        the whole store."""
         return self
 
     @classmethod
@@ -128,8 +128,8 @@ class SoftLabelStore:
 
     @classmethod
     def create_or_continue(cls, folder: str, header: Dict[str, Any]) -> 'SoftLabelStore':
-        """Create an empty store with ``header``, or open the one in ``folder`` to continue it
-        when its header agrees; one process (rank 0) calls this, the others :meth:`attach`.
+        """Create an empty store with ``header``, or open the one in ``folder`` to continue it when
+        its header agrees; one process (rank 0) calls this, the others :meth:`attach`.
 
         Raises:
             ValueError: ``folder`` holds a store of another setting (naming what differs).
@@ -197,10 +197,9 @@ class SoftLabelStore:
             array.flush()
 
     def mark_complete(self) -> np.ndarray:
-        """Flush, read every row back (:func:`read_back`) and mark the lost ones not done; if
-        every sample is then written, set ``complete`` and ``kept_mass`` in the header. Call it
-        on a fresh opening of the store once every writing process has flushed and closed its
-        own.
+        """Flush, read every row back (:func:`read_back`) and mark the lost ones not done; if every
+        sample is then written, set ``complete`` and ``kept_mass`` in the header. Call it on a fresh
+        opening of the store once every writing process has flushed and closed its own.
 
         Returns:
             The samples found lost (running the generation again writes them).
@@ -244,8 +243,8 @@ class SoftLabelStore:
 
 
 def shard(rank: int, world_size: int, num_samples: int) -> range:
-    """The contiguous share of the samples that process ``rank`` of ``world_size`` makes: the
-    rows of different processes then share only the file pages at the shards' borders."""
+    """The contiguous share of the samples that process ``rank`` of ``world_size`` makes: the rows
+    of different processes then share only the file pages at the shards' borders."""
     return range(rank * num_samples // world_size, (rank + 1) * num_samples // world_size)
 
 

@@ -1,4 +1,5 @@
 """The teacher's top-k probabilities as stored, and logits rebuilt from them for the losses."""
+
 from typing import Tuple
 
 import torch

@@ -1,5 +1,6 @@
 """What identifies the teacher whose outputs a soft-label store holds (written into the store's
 header, compared with the distiller's ``teacher`` when it reads the store)."""
+
 import os.path as osp
 from typing import Dict, List, Optional
 
@@ -17,9 +18,8 @@ def checkpoint_file(checkpoint: Optional[str]) -> Optional[str]:
 
 
 def teacher_identity(teacher: dict) -> Dict[str, Optional[str]]:
-    """What identifies a teacher in a store's header: its config, cfg_options, class index
-    map, checkpoint and the checkpoint file's SHA-256 (None when the file is not on this
-    machine)."""
+    """What identifies a teacher in a store's header: its config, cfg_options, class index map,
+    checkpoint and the checkpoint file's SHA-256 (None when the file is not on this machine)."""
     local = checkpoint_file(teacher.get('checkpoint'))
     return dict(config=str(teacher.get('config')),
                 cfg_options=as_plain(teacher.get('cfg_options')),
@@ -29,9 +29,8 @@ def teacher_identity(teacher: dict) -> Dict[str, Optional[str]]:
 
 
 def teacher_differences(stored: dict, here: dict) -> List[str]:
-    """How two teacher identities differ: config, cfg_options and the class index map must be
-    equal; the
-    checkpoints must have the same SHA-256 where both files are known, else the same name."""
+    """How two teacher identities differ: config, cfg_options and the class index map must be equal;
+    the checkpoints must have the same SHA-256 where both files are known, else the same name."""
     differences = [f'{key}: {stored.get(key)!r} in the store, {here.get(key)!r} here'
                    for key in ('config', 'cfg_options', 'class_index_map')
                    if stored.get(key) != here.get(key)]

@@ -1,10 +1,10 @@
-"""Write scikit-learn's handwritten digits as an image folder that mmpretrain's CustomDataset
-reads.
+"""Write scikit-learn's handwritten digits as an image folder that mmpretrain's CustomDataset reads.
 
 The 1,797 8×8 digits (10 classes) ship with scikit-learn, so the demo and the tests need no
-download. Images are upscaled to ``image_size`` and saved as PNG; each split gets an annotation
-file of ``<relative path> <label>`` lines.
+download. Images are upscaled to ``image_size`` and saved as PNG; each split gets an annotation file
+of ``<relative path> <label>`` lines.
 """
+
 import os
 import os.path as osp
 from typing import Dict, Iterable, List, Optional

@@ -1,9 +1,10 @@
 """A deterministic COCO-format detection dataset of simple shapes (squares, circles, triangles).
 
-Each image has a noisy background and one to three filled shapes of random colour and size;
-the annotation file is the standard COCO json (``images``, ``annotations`` with boxes and
-outline polygons, ``categories``) that mmdet's ``CocoDataset`` and pycocotools' ``COCO`` read.
+Each image has a noisy background and one to three filled shapes of random colour and size; the
+annotation file is the standard COCO json (``images``, ``annotations`` with boxes and outline
+polygons, ``categories``) that mmdet's ``CocoDataset`` and pycocotools' ``COCO`` read.
 """
+
 import json
 import os
 import os.path as osp
@@ -27,8 +28,8 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: Sequence[int],
 
 
 def _outline(shape: str, box: List[int]) -> List[float]:
-    """The shape's outline as one COCO polygon ``[x0, y0, x1, y1, ...]`` (a circle as 16
-    points), so that instance-segmentation pipelines (``with_mask=True``) can read it too."""
+    """The shape's outline as one COCO polygon ``[x0, y0, x1, y1, ...]`` (a circle as 16 points), so
+    that instance-segmentation pipelines (``with_mask=True``) can read it too."""
     x0, y0, x1, y1 = box
     if shape == 'square':
         points: List[Tuple[float, float]] = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]

@@ -1,4 +1,5 @@
 """A process's random number generator states: taken and set back as one value."""
+
 import random
 
 import numpy as np
@@ -8,9 +9,11 @@ RandomStates = dict  # python, numpy, torch and (when CUDA is in use) cuda: this
 
 
 def current_random_states() -> RandomStates:
-    """This process's Python, numpy and torch CPU generator states, and the CUDA generator's of
-    its current device when CUDA is in use (another device's generator is another process's:
-    the number of devices a process sees differs between launchers)."""
+    """This process's Python, numpy and torch CPU generator states, and the CUDA generator's of its
+    current device when CUDA is in use (another device's generator is another process's:
+
+    the number of devices a process sees differs between launchers).
+    """
     states = dict(python=random.getstate(), numpy=np.random.get_state(),
                   torch=torch.get_rng_state())
     if torch.cuda.is_available() and torch.cuda.is_initialized():

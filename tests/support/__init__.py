@@ -1,2 +1,4 @@
-"""What several test modules share: builders of distillers, batch makers, run options. Test
-modules import from here, never from each other."""
+"""What several test modules share: builders of distillers, batch makers, run options.
+
+Test modules import from here, never from each other.
+"""

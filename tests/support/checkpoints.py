@@ -1,6 +1,5 @@
 """Checkpoint test support: an object whose unpickling would run code."""
 
-
 class RunsCodeWhenUnpickled:
     """An object whose unpickling would create a file (stands in for any code)."""
 

@@ -1,5 +1,6 @@
-"""Classification test support: the demo student and teacher configs as a distiller, and
-batches of random digits-sized images."""
+"""Classification test support: the demo student and teacher configs as a distiller, and batches of
+random digits-sized images."""
+
 from typing import Optional
 
 import torch
@@ -33,9 +34,9 @@ def make_batch(batch_size=4, size=16, num_classes=10, seed=0):
 
 
 def backbone_call_order(model: nn.Module, data: dict, models: Optional[dict] = None) -> list:
-    """Which backbones a distillation forward (``mode='loss'``) runs, by name, in the order
-    they start; ``models`` maps names to the models watched (default: the distiller's
-    ``student`` and ``teacher``)."""
+    """Which backbones a distillation forward (``mode='loss'``) runs, by name, in the order they
+    start; ``models`` maps names to the models watched (default: the distiller's ``student`` and
+    ``teacher``)."""
     order = []
     models = models or dict(student=model.student, teacher=model.teacher)
     handles = [watched.backbone.register_forward_pre_hook(

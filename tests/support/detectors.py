@@ -1,5 +1,6 @@
 """Detection test support: the shapes demo's RetinaNet, small Faster and Cascade R-CNNs, their
 configs, batches of generated shapes, and a distiller of two detector configs."""
+
 from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.runner import Runner
@@ -34,8 +35,8 @@ def detector_cfg(config: str, **overrides) -> dict:
 
 
 def batch_of(shapes_root: str, size: int = 4, scale: int = 64, with_mask: bool = False) -> dict:
-    """The first ``size`` generated training images, resized to ``scale`` pixels a side (with
-    their instance masks when ``with_mask``)."""
+    """The first ``size`` generated training images, resized to ``scale`` pixels a side (with their
+    instance masks when ``with_mask``)."""
     resized = {'Resize': dict(scale=(scale, scale)), 'LoadAnnotations': dict(with_mask=with_mask)}
     pipeline = [dict(step, **resized.get(step['type'], {})) for step in SMALL_PIPELINE]
     loader = Runner.build_dataloader(dict(

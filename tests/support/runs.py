@@ -1,5 +1,6 @@
-"""Support for tests that train through the tools in subprocesses: the options of a short KD
-run, its logged losses, a config with a probe hook per rank, and two-process DDP."""
+"""Support for tests that train through the tools in subprocesses: the options of a short KD run,
+its logged losses, a config with a probe hook per rank, and two-process DDP."""
+
 import subprocess
 import sys
 

@@ -1,13 +1,14 @@
-"""Every checkpoint scheme mmengine registers loads weights-only with the exact allow-list,
-through ``load_checkpoint_weights_only`` and through mmengine's ``CheckpointLoader`` once the
-loaders are registered (as the distillation runner does).
+"""Every checkpoint scheme mmengine registers loads weights-only with the exact allow-list, through
+``load_checkpoint_weights_only`` and through mmengine's ``CheckpointLoader`` once the loaders are
+registered (as the distillation runner does).
 
-A pickle that would create a file is served through each scheme, from where that scheme reads
-(torch hub's cache for the model-zoo schemes, mmengine's home for a local ``open-mmlab://``
-entry, pavi's model cloud and petrel's object store through stand-in clients of those
-services); it must be refused with ``UnsafeCheckpointError`` without creating the file, while a
-real mmengine checkpoint (with ``HistoryBuffer``) still loads.
+A pickle that would create a file is served through each scheme, from where that scheme reads (torch
+hub's cache for the model-zoo schemes, mmengine's home for a local ``open-mmlab://`` entry, pavi's
+model cloud and petrel's object store through stand-in clients of those services); it must be
+refused with ``UnsafeCheckpointError`` without creating the file, while a real mmengine checkpoint
+(with ``HistoryBuffer``) still loads.
 """
+
 import json
 import os
 import os.path as osp
@@ -113,6 +114,7 @@ def test_a_local_open_mmlab_entry_is_read_weights_only(load, tmp_path, monkeypat
 
 def fake_pavi(monkeypatch, files: dict) -> None:
     """A stand-in for pavi's model-cloud client serving ``files`` (name -> local file)."""
+
     def get(path):
         return SimpleNamespace(name=osp.basename(path),
                                download=lambda target: shutil.copy(files[path], target))
@@ -122,8 +124,9 @@ def fake_pavi(monkeypatch, files: dict) -> None:
 
 
 def fake_petrel(monkeypatch, files: dict) -> None:
-    """A stand-in for petrel's object-store client serving ``files`` (object name -> local
-    file; mmengine's backend rewrites ``petrel://`` paths before asking the client)."""
+    """A stand-in for petrel's object-store client serving ``files`` (object name -> local file;
+    mmengine's backend rewrites ``petrel://`` paths before asking the client)."""
+
     class Client:
         def __init__(self, conf_path=None, enable_mc=True):
             pass
@@ -156,8 +159,8 @@ def test_object_store_schemes_load_weights_only(scheme, load, tmp_path, monkeypa
 def test_a_stock_pretrained_init_cfg_loads_through_the_weights_only_loader(torch_home,
                                                                            tmp_path):
     """mmdet configs initialise backbones with ``init_cfg=dict(type='Pretrained',
-    checkpoint='torchvision://resnet50')``: through ``init_weights()`` the file is read
-    weights-only, and a pickle that would run code is refused."""
+    checkpoint='torchvision://resnet50')``: through ``init_weights()`` the file is read weights-
+    only, and a pickle that would run code is refused."""
     import torchvision
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope

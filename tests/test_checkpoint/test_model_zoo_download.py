@@ -1,5 +1,9 @@
-"""Model-zoo downloads: verified by the hash in the file name, once per node, and failing fast
-with the real cause on every process. A real HTTP server on 127.0.0.1 serves the files."""
+"""Model-zoo downloads: verified by the hash in the file name, once per node, and failing fast with
+the real cause on every process.
+
+A real HTTP server on 127.0.0.1 serves the files.
+"""
+
 import hashlib
 import os
 import os.path as osp

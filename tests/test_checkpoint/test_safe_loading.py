@@ -1,4 +1,5 @@
 """Weights-only checkpoint loading with the exact allow-list."""
+
 import os
 import pickle
 

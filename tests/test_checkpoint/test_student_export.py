@@ -1,4 +1,5 @@
 """Student-only export: prefix stripping, no silent overwrite, atomic writes."""
+
 import pytest
 import torch
 

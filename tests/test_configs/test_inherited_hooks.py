@@ -1,5 +1,6 @@
 """A distillation config written as the README says keeps every hook of the stock config it
 inherits, and refuses epoch-counted schedules in an iteration-based loop before any step."""
+
 from pathlib import Path
 
 import pytest
@@ -84,8 +85,11 @@ def test_an_iteration_based_loop_without_epoch_schedules_trains(digits_root,
 def test_a_stock_config_with_its_own_custom_imports_inherits_the_fragment(tmp_path):
     """mmdet's ConvNeXt configs (and RTMDet-L ConvNeXt, timm examples) set custom_imports
     themselves; a fragment holding custom_imports too made mmengine refuse the README's config
-    ("Duplicate key is not allowed among bases"). The scope prefix of our types
-    ('mmkd_plugins.Distiller') imports the package when the runner builds them."""
+    ("Duplicate key is not allowed among bases").
+
+    The scope prefix of our types ('mmkd_plugins.Distiller') imports the package when the runner
+    builds them.
+    """
     config = tmp_path / 'kd_mask_rcnn_convnext.py'
     stock = 'mmdet::convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py'
     config.write_text(f"_base_ = [{stock!r}, {RUNTIME_FRAGMENT!r}]\n"
@@ -96,8 +100,8 @@ def test_a_stock_config_with_its_own_custom_imports_inherits_the_fragment(tmp_pa
 
 
 def test_our_types_are_found_without_importing_the_package_first():
-    """What a launcher that never imports mmkd_plugins (mmpretrain's or mmdet's own
-    tools/train.py, mim) relies on: mmengine imports the package named by the scope prefix."""
+    """What a launcher that never imports mmkd_plugins (mmpretrain's or mmdet's own tools/train.py,
+    mim) relies on: mmengine imports the package named by the scope prefix."""
     import subprocess
     import sys
     probe = ("import sys\n"
@@ -113,9 +117,9 @@ def test_our_types_are_found_without_importing_the_package_first():
 
 def test_importing_the_package_only_registers_types_and_the_runner_makes_loading_safe(
         tmp_path):
-    """Importing mmkd_plugins (and its analysis tools) leaves mmengine's checkpoint loaders,
-    its ``local`` file backend and matplotlib's backend as they were, and warns about nothing;
-    building a DistillationRunner makes loading weights-only and local writes atomic."""
+    """Importing mmkd_plugins (and its analysis tools) leaves mmengine's checkpoint loaders, its
+    ``local`` file backend and matplotlib's backend as they were, and warns about nothing; building
+    a DistillationRunner makes loading weights-only and local writes atomic."""
     import subprocess
     import sys
     state = ("(dict(CheckpointLoader._schemes), dict(backends), dict(prefix_to_backends), "

@@ -1,6 +1,7 @@
 """Every shipped distillation config builds and trains one step, with its dataset swapped for
-generated data and its model-zoo teacher read from torch hub's cache (random weights of the
-right architecture)."""
+generated data and its model-zoo teacher read from torch hub's cache (random weights of the right
+architecture)."""
+
 import os.path as osp
 from pathlib import Path
 
@@ -28,9 +29,9 @@ SMALL_DETECTION_PIPELINE = [
 
 
 def cache_model_zoo_teacher(cfg: Config, torch_home: Path) -> None:
-    """Place a checkpoint of each teacher's architecture where its URL would be downloaded to;
-    a teacher read from a local file (a timm teacher's file from the HuggingFace hub) gets
-    random weights of its architecture in a file of the test's, in the same format."""
+    """Place a checkpoint of each teacher's architecture where its URL would be downloaded to; a
+    teacher read from a local file (a timm teacher's file from the HuggingFace hub) gets random
+    weights of its architecture in a file of the test's, in the same format."""
     teachers = cfg.model.teachers.values() if 'teachers' in cfg.model else [cfg.model.teacher]
     for teacher in teachers:
         if '://' not in teacher.checkpoint:  # a local file the user fetches
@@ -91,8 +92,8 @@ def test_classification_config_trains_one_step(config, digits_root, torch_home, 
 def test_the_shipped_store_config_makes_its_store_and_trains_a_step(digits_root, torch_home,
                                                                    tmp_path):
     """The ImageNet recipe from a soft-label store, on the digits at 64 px: the stock pipeline's
-    RandomResizedCrop and RandomFlip are replayable, tools/make_soft_labels.py makes the store
-    of its model-zoo teacher (from torch hub's cache), and the distiller trains from it."""
+    RandomResizedCrop and RandomFlip are replayable, tools/make_soft_labels.py makes the store of
+    its model-zoo teacher (from torch hub's cache), and the distiller trains from it."""
     cfg = Config.fromfile(STORE_CONFIG)
     cache_model_zoo_teacher(cfg, torch_home)
     store = str(tmp_path / 'store')
@@ -148,8 +149,8 @@ SHAPES_DEMO_CONFIGS = sorted(str(p) for p in (REPO_ROOT / 'configs' / 'demo' / '
 @pytest.mark.parametrize('config', SHAPES_DEMO_CONFIGS,
                          ids=[osp.basename(c) for c in SHAPES_DEMO_CONFIGS])
 def test_shapes_demo_config_trains_one_step(config, shapes_root, tmp_path):
-    """The detection demo's distillation configs (their data, 64-px pipeline and hybrids) train
-    a step with a random-weight teacher of the demo's teacher config."""
+    """The detection demo's distillation configs (their data, 64-px pipeline and hybrids) train a
+    step with a random-weight teacher of the demo's teacher config."""
     cfg = Config.fromfile(config)
     cfg.model.teacher.checkpoint = save_random_checkpoint(
         str(REPO_ROOT / cfg.model.teacher.config), str(tmp_path / 'teacher.pth'))

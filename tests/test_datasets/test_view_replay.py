@@ -1,5 +1,6 @@
-"""ReplayStoredView's building blocks: a view replayed from its seed, the transforms it can
-replay, and the ones left to the pipeline's own generators."""
+"""ReplayStoredView's building blocks: a view replayed from its seed, the transforms it can replay,
+and the ones left to the pipeline's own generators."""
+
 import numpy as np
 
 from mmkd_plugins.datasets.transforms import apply_view, first_unreplayable_transform
@@ -28,8 +29,9 @@ def test_a_transform_with_its_own_generator_is_found_unreplayable():
 
 
 def test_approximated_transforms_draw_from_the_callers_generators():
-    """An approximated transform is left out of the stored views and, in training, draws from
-    the pipeline's own stream: the replayed transforms around it give the stored view."""
+    """An approximated transform is left out of the stored views and, in training, draws from the
+    pipeline's own stream: the replayed transforms around it give the stored view."""
+
     class Add:
 
         def __init__(self, scale):

@@ -1,4 +1,5 @@
 """The embedded datasets: stratified digits splits and the deterministic COCO shapes."""
+
 import filecmp
 import json
 

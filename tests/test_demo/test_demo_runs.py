@@ -1,4 +1,5 @@
 """The demos' scheduling of runs and the detection demo's verdicts (``tools/demo``)."""
+
 import os
 import os.path as osp
 import sys

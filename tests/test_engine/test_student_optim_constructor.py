@@ -1,5 +1,6 @@
-"""A stock config's optimizer constructor applies to the student inside a distiller, as it
-does in the stock training; the distiller's own parameters are trained too."""
+"""A stock config's optimizer constructor applies to the student inside a distiller, as it does in
+the stock training; the distiller's own parameters are trained too."""
+
 import pytest
 from mmengine.config import Config
 from mmengine.hub import get_config

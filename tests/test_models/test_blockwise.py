@@ -1,4 +1,5 @@
 """Block-wise distillation: stage splits, connectors, hybrids and the loss, on real models."""
+
 import pytest
 import torch
 from mmengine.hub import get_config
@@ -248,9 +249,9 @@ def test_connectors_are_checkpointed_and_the_export_is_the_stock_student(teacher
 
 
 def test_a_head_with_deformable_convolutions_gets_a_probe_it_accepts(tmp_path):
-    """DDOD's head runs mmcv's deformable convolutions, which refuse maps smaller than their
-    3×3 kernel: the build-time probe must give every FPN level (P7: stride 128) at least
-    3×3 (a 128-px probe failed with 'input image is smaller than kernel')."""
+    """DDOD's head runs mmcv's deformable convolutions, which refuse maps smaller than their 3×3
+    kernel: the build-time probe must give every FPN level (P7: stride 128) at least 3×3 (a 128-px
+    probe failed with 'input image is smaller than kernel')."""
     init_default_scope('mmdet')
     config = 'mmdet::ddod/ddod_r50_fpn_1x_coco.py'
     small = dict(backbone=dict(depth=18, init_cfg=None),
@@ -333,8 +334,8 @@ def saved_bytes_and_gradients(model, data) -> tuple:
 
 def assert_same_losses_and_gradients(losses: dict, grads: dict, expected_losses: dict,
                                      expected_grads: dict) -> None:
-    """Every loss term bit-equal, and every trainable parameter's gradient equal to float32
-    rounding (the same parameters without one), over more than ten parameters."""
+    """Every loss term bit-equal, and every trainable parameter's gradient equal to float32 rounding
+    (the same parameters without one), over more than ten parameters."""
     assert losses.keys() == expected_losses.keys()
     for key, value in expected_losses.items():
         torch.testing.assert_close(losses[key], value, rtol=0, atol=0, msg=key)
@@ -348,9 +349,9 @@ def assert_same_losses_and_gradients(losses: dict, grads: dict, expected_losses:
 
 def blockwise_model_and_data(model_kind: str, teacher_checkpoint: str, tmp_path,
                              shapes_root: str, image_scale: int = 64, **kwargs) -> tuple:
-    """A block-wise distiller in training mode (ResNet, RetinaNet or Faster R-CNN pair, all
-    hybrids; ``kwargs`` go to the ResNet and RetinaNet distillers) and a preprocessed batch
-    for it (detection images ``image_scale`` pixels a side)."""
+    """A block-wise distiller in training mode (ResNet, RetinaNet or Faster R-CNN pair, all hybrids;
+    ``kwargs`` go to the ResNet and RetinaNet distillers) and a preprocessed batch for it (detection
+    images ``image_scale`` pixels a side)."""
     if model_kind == 'resnet':
         model, batch = build_blockwise(teacher_checkpoint, **kwargs), make_batch(size=32)
     else:
@@ -372,10 +373,13 @@ def blockwise_model_and_data(model_kind: str, teacher_checkpoint: str, tmp_path,
 @pytest.mark.parametrize('model_kind', ['resnet', 'retinanet', 'faster_rcnn'])
 def test_recomputed_teacher_tails_keep_losses_and_gradients_and_save_fewer_activations(
         teacher_checkpoint, tmp_path, shapes_root, model_kind):
-    """hybrids.recompute_teacher_tails: every loss term and every trainable parameter's
-    gradient as without it, while autograd keeps (outside the checkpoints) less than a
-    quarter of what the hybrids' teacher parts kept. (Each loss starts from the same random
-    state: Faster R-CNN samples its RoIs.)"""
+    """hybrids.recompute_teacher_tails: every loss term and every trainable parameter's gradient as
+    without it, while autograd keeps (outside the checkpoints) less than a quarter of what the
+    hybrids' teacher parts kept.
+
+    (Each loss starts from the same random
+    state: Faster R-CNN samples its RoIs.)
+    """
     model, data = blockwise_model_and_data(model_kind, teacher_checkpoint, tmp_path,
                                            shapes_root)
     torch.manual_seed(0)
@@ -422,9 +426,9 @@ def test_recomputed_teacher_tails_under_bf16_autocast_keep_losses_and_gradients(
 def test_recomputed_logit_terms_keep_losses_and_gradients_and_save_their_intermediates(
         teacher_checkpoint, tmp_path, shapes_root, model_kind):
     """recompute_logit_terms: every loss term and gradient as without it, while autograd keeps
-    (outside the checkpoints) less by at least two copies of the logits per distillation and
-    cross term (a DIST term keeps its probabilities and their centred and normalised forms,
-    each the logits' size, besides its inputs)."""
+    (outside the checkpoints) less by at least two copies of the logits per distillation and cross
+    term (a DIST term keeps its probabilities and their centred and normalised forms, each the
+    logits' size, besides its inputs)."""
     activation = 'softmax' if model_kind == 'resnet' else 'sigmoid'
     model, data = blockwise_model_and_data(
         model_kind, teacher_checkpoint, tmp_path, shapes_root,
@@ -483,8 +487,8 @@ def two_stage_blockwise(student: dict, teacher_config: str, teacher_small: dict,
 
 
 def faster_rcnn_blockwise(checkpoint, **kwargs) -> BlockwiseDistiller:
-    """A small Faster R-CNN student (random weights) and teacher (ResNet-18, 64-channel FPN,
-    3 classes)."""
+    """A small Faster R-CNN student (random weights) and teacher (ResNet-18, 64-channel FPN, 3
+    classes)."""
     return two_stage_blockwise(detector_cfg(FASTER, **FASTER_RCNN_SMALL), FASTER,
                                FASTER_RCNN_SMALL, checkpoint, **kwargs)
 
@@ -537,9 +541,9 @@ def test_faster_rcnn_hybrids_score_the_students_rois_with_the_teachers_box_head(
 
 def assert_hybrid_2_trains_stage_2_and_its_connector(model: BlockwiseDistiller,
                                                      losses: dict) -> None:
-    """Hybrid N_2's terms alone send gradients into the ResNet student's stage 2 and connector
-    C_2 (mmdet's ResNet zero-initialises each block's last BN, so the block convolutions get no
-    gradient yet; the shortcut's does)."""
+    """Hybrid N_2's terms alone send gradients into the ResNet student's stage 2 and connector C_2
+    (mmdet's ResNet zero-initialises each block's last BN, so the block convolutions get no gradient
+    yet; the shortcut's does)."""
     hybrid_terms = sum(value for key, value in losses.items()
                        if key.startswith('hybrid2.') and 'loss' in key)
     stage_2 = model.student.backbone.layer2[0].downsample[0].weight
@@ -614,9 +618,9 @@ def test_cascade_rcnn_hybrids_score_the_students_last_stage_rois_with_the_teache
 
 def test_a_faster_rcnn_student_trains_through_a_cascade_teachers_first_stage(
         tmp_path, shapes_root):
-    """A one-stage RoI student's RoIs are proposals at the first stage's IoU: its hybrids run
-    the cascade teacher's first stage on them (as its logit term compares), and the hybrid's
-    term trains the connector and the student's stage."""
+    """A one-stage RoI student's RoIs are proposals at the first stage's IoU: its hybrids run the
+    cascade teacher's first stage on them (as its logit term compares), and the hybrid's term trains
+    the connector and the student's stage."""
     init_default_scope('mmdet')
     checkpoint = save_random_checkpoint(CASCADE, str(tmp_path / 'cascade.pth'),
                                         dict(model=CASCADE_SMALL))
@@ -635,8 +639,8 @@ def test_a_faster_rcnn_student_trains_through_a_cascade_teachers_first_stage(
 
 
 def test_the_students_step_is_recorded_whatever_else_its_bbox_loss_takes(tmp_path):
-    """Grid R-CNN's ``bbox_loss`` also takes the image metas, PISA's sample weights: the
-    recording wraps the stock method with its own arguments, passed on unchanged."""
+    """Grid R-CNN's ``bbox_loss`` also takes the image metas, PISA's sample weights: the recording
+    wraps the stock method with its own arguments, passed on unchanged."""
     init_default_scope('mmdet')
     checkpoint = save_random_checkpoint(FASTER, str(tmp_path / 'frcnn.pth'),
                                         dict(model=FASTER_RCNN_SMALL))
@@ -667,11 +671,14 @@ def hybrid_task_loss_keys(losses: dict) -> list:
 @pytest.mark.parametrize('model_kind', ['resnet', 'retinanet', 'faster_rcnn'])
 def test_hybrids_without_task_losses_keep_every_other_term_and_its_gradients(
         teacher_checkpoint, tmp_path, shapes_root, model_kind):
-    """hybrids.task_losses=False: the hybrids' head losses are gone, every other term is
-    bit-equal to the full form's, and each trainable parameter's gradient is the full form's
-    gradient of those other terms alone. RetinaNet's hybrids then run only the teacher head's
+    """hybrids.task_losses=False: the hybrids' head losses are gone, every other term is bit-equal
+    to the full form's, and each trainable parameter's gradient is the full form's gradient of those
+    other terms alone.
+
+    RetinaNet's hybrids then run only the teacher head's
     class branch (its box branch is never called) and autograd keeps less. (Each loss starts
-    from the same random state: Faster R-CNN samples its RoIs.)"""
+    from the same random state: Faster R-CNN samples its RoIs.)
+    """
     model, data = blockwise_model_and_data(model_kind, teacher_checkpoint, tmp_path,
                                            shapes_root)
     box_branch_calls = []

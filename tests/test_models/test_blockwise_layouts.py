@@ -1,8 +1,9 @@
 """Block-wise distillation on every stage layout: CNN maps (ConvNeXt), plain tokens with a class
 token (DeiT), tokens whose backbone outputs (class, distillation) token pairs (DeiT distilled), a
-hierarchical transformer whose stages pass (tokens, (H, W)) (Swin), and a detector's backbone
-whose later stages feed a neck and a dense head (RTMDet's CSPNeXt), on small versions of the
-stock configs."""
+hierarchical transformer whose stages pass (tokens, (H, W)) (Swin), and a detector's backbone whose
+later stages feed a neck and a dense head (RTMDet's CSPNeXt), on small versions of the stock
+configs."""
+
 import pytest
 import torch
 from mmengine.optim import OptimWrapper
@@ -121,8 +122,8 @@ def test_a_same_network_with_identity_connectors_gives_the_teachers_logits_and_t
 
 
 class StemSkipNet(nn.Module):
-    """Three conv stages whose forward adds the stem's output to stage 2's: not a cut at
-    stage 1 or 2 (what follows them also reads the stem)."""
+    """Three conv stages whose forward adds the stem's output to stage 2's: not a cut at stage 1 or
+    2 (what follows them also reads the stem)."""
 
     def __init__(self) -> None:
         super().__init__()

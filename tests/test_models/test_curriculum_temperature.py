@@ -1,4 +1,5 @@
 """CTKD: gradient reversal, the temperature's range, the λ curriculum, and training with it."""
+
 import math
 
 import pytest

@@ -1,6 +1,7 @@
 """Every dense head of the model-zoo sweep's one-stage families (and CenterNet's) is known as
 returning class logits or probabilities, and what its forward returns agrees; heads whose first
 output is no per-class sigmoid map, and unknown heads, are refused with the reason."""
+
 from typing import Tuple
 
 import pytest
@@ -49,8 +50,8 @@ REFUSED_HEADS = {
 
 
 def stock_head(config: str) -> Tuple[nn.Module, int]:
-    """The ``bbox_head`` of an mmdet config, built as its detector builds it (random
-    weights), and its input channels."""
+    """The ``bbox_head`` of an mmdet config, built as its detector builds it (random weights), and
+    its input channels."""
     init_default_scope('mmdet')
     model = get_config(f'mmdet::{config}').model
     head = MODELS.build(dict(model.bbox_head, train_cfg=model.get('train_cfg'),
@@ -69,9 +70,9 @@ def random_features(head: nn.Module, channels: int) -> list:
 
 @pytest.mark.parametrize('head_type', sorted(ZOO_HEADS))
 def test_a_zoo_heads_first_output_is_what_its_kind_says(head_type):
-    """Probabilities lie in [0, 1] whatever the features; logits of large random features do
-    not (every head's class bias is negative or its weights random), so a head listed with the
-    wrong kind fails here."""
+    """Probabilities lie in [0, 1] whatever the features; logits of large random features do not
+    (every head's class bias is negative or its weights random), so a head listed with the wrong
+    kind fails here."""
     head, channels = stock_head(ZOO_HEADS[head_type])
     assert type(head).__name__ == head_type
     with torch.no_grad():

@@ -1,4 +1,5 @@
 """Distilling mmdet detectors: dense-head and RoI-head adapters, sigmoid losses, real models."""
+
 import math
 
 import pytest
@@ -66,8 +67,8 @@ def test_teacher_confidence_weights_rows():
     expected = (weights[0] * per_row[0] + weights[1] * per_row[1]) / sum(weights)
     module = KDLoss(tau=1.0, activation='sigmoid', weight_by_teacher_confidence=True)
     assert module(student, teacher).item() == pytest.approx(expected, rel=1e-5)
-    assert dist_loss(student, teacher, 1, 1, 1, 'sigmoid', torch.ones(2)).item() == \
-        pytest.approx(dist_loss(student, teacher, 1, 1, 1, 'sigmoid').item())
+    assert dist_loss(student, teacher, 1, 1, 1, 'sigmoid', torch.ones(2)).item() == (
+        pytest.approx(dist_loss(student, teacher, 1, 1, 1, 'sigmoid').item()))
 
 
 def test_retinanet_trains_with_dense_distillation_and_same_weights_give_zero(
@@ -220,8 +221,8 @@ def test_teacher_class_branch_alone_gives_the_full_heads_scores(config):
 @pytest.mark.parametrize('module', ['bbox_head.retina_reg', 'bbox_head.reg_convs.0',
                                     'bbox_head.loss_cls'])
 def test_a_module_the_dense_teacher_skips_is_refused_at_build_time(tmp_path, module):
-    """The teacher computes a RetinaNet head's class branch only: a loss on its box branch
-    would fail at the first step with a bare KeyError."""
+    """The teacher computes a RetinaNet head's class branch only: a loss on its box branch would
+    fail at the first step with a bare KeyError."""
     checkpoint = save_random_checkpoint(RETINANET, str(tmp_path / 'retina.pth'))
     losses = dict(loss_feat=dict(type='KDLoss', student_output=module, teacher_output=module))
     with pytest.raises(ValueError, match=rf"model\.distill_losses\.loss_feat\.teacher_output: "
@@ -246,9 +247,9 @@ def test_the_two_stage_teachers_rpn_is_refused_at_build_time(tmp_path):
 
 
 def test_a_tridentnet_student_is_refused_at_build_time(tmp_path):
-    """TridentNet trains 3 branches per image (3 RoI sets per image, batch indices up to 3B)
-    while the teacher, in eval mode, has features for B images: mmcv's RoIAlign read past
-    them and the process died (exit -11) in the zoo sweep."""
+    """TridentNet trains 3 branches per image (3 RoI sets per image, batch indices up to 3B) while
+    the teacher, in eval mode, has features for B images: mmcv's RoIAlign read past them and the
+    process died (exit -11) in the zoo sweep."""
     options = dict(model=FASTER_RCNN_SMALL)
     base = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
     checkpoint = save_random_checkpoint(base, str(tmp_path / 'frcnn.pth'), options)
@@ -266,8 +267,8 @@ def test_a_tridentnet_student_is_refused_at_build_time(tmp_path):
 def test_a_cascade_rcnn_student_is_distilled_at_its_last_stage(
         tmp_path, shapes_root, teacher_config, teacher_small, teacher_stage):
     """The last stage (the refined boxes at the highest IoU) is compared: the student's last box
-    head on its last-stage sampled RoIs, against the teacher's stage of the same index (a
-    Cascade teacher's last, a Faster R-CNN's only head) on exactly those RoIs."""
+    head on its last-stage sampled RoIs, against the teacher's stage of the same index (a Cascade
+    teacher's last, a Faster R-CNN's only head) on exactly those RoIs."""
     options = dict(model=teacher_small)
     checkpoint = save_random_checkpoint(teacher_config, str(tmp_path / 'teacher.pth'), options)
     model = distiller_for(detector_cfg(CASCADE, **CASCADE_SMALL), teacher_config, checkpoint,
@@ -320,9 +321,11 @@ CENTERNET_SMALL = dict(backbone=dict(init_cfg=None), neck=dict(num_deconv_filter
 def test_compared_scores_are_those_the_head_predicts_with(tmp_path, shapes_root, config, small,
                                                           predicts_with_a_sigmoid):
     """RetinaNet's maps are logits (its predict applies a sigmoid); TOOD's and CenterNet's are
-    probabilities already (their predict uses them as they are). Through the losses' sigmoid,
-    the compared teacher and student scores must be exactly those the heads predict with
-    (CenterNet's failed: its heatmaps passed a second sigmoid)."""
+    probabilities already (their predict uses them as they are).
+
+    Through the losses' sigmoid, the compared teacher and student scores must be exactly those the
+    heads predict with (CenterNet's failed: its heatmaps passed a second sigmoid).
+    """
     MessageHub.get_current_instance().update_info('epoch', 0)  # TOOD's loss reads it
     options = dict(model=small)
     checkpoint = save_random_checkpoint(config, str(tmp_path / 'teacher.pth'), options)
@@ -343,9 +346,9 @@ def test_compared_scores_are_those_the_head_predicts_with(tmp_path, shapes_root,
 
 def test_a_padded_batch_reaches_the_teacher_as_its_own_preprocessing_gives_it(tmp_path,
                                                                              shapes_root):
-    """A teacher normalized otherwise than its ImageNet-normalized student, images of 60×60
-    padded to 64×64 after normalizing: the teacher must see its own pad value (0), not the
-    re-normalized student pad ((mean_s − mean_t) / std_t)."""
+    """A teacher normalized otherwise than its ImageNet-normalized student, images of 60×60 padded
+    to 64×64 after normalizing: the teacher must see its own pad value (0), not the re-normalized
+    student pad ((mean_s − mean_t) / std_t)."""
     other = dict(data_preprocessor=dict(mean=[100.0, 110.0, 120.0], std=[50.0, 60.0, 70.0],
                                         bgr_to_rgb=True, pad_size_divisor=32))
     options = dict(model=other)
@@ -377,10 +380,12 @@ NAS_FPN_SMALL = dict(
 
 def test_a_teacher_that_needs_coarser_padding_than_the_student_is_refused(tmp_path,
                                                                          shapes_root):
-    """NAS-FPN's config pads batches to a multiple of 128 because its cells merge levels of
+    """NAS-FPN's config pads batches to a multiple of 128 because its cells merge levels of.
+
     exactly halved sizes; on a 160-px batch (a multiple of the student's 32) its stride-64 and
     -128 maps are 2×2 and 1×1 where the student's FPN gives 3×3 and 2×2. The pair must be
-    refused at build time with the field to change; with that change it trains."""
+    refused at build time with the field to change; with that change it trains.
+    """
     options = dict(model=NAS_FPN_SMALL)
     checkpoint = save_random_checkpoint(NAS_FPN, str(tmp_path / 'nas.pth'), options)
     losses = dict(loss_kd=dict(type='KDLoss', activation='sigmoid'))

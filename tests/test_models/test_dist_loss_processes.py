@@ -1,4 +1,5 @@
 """DIST with ``sync_batch`` in 2 real processes (gloo) equals one process with both batches."""
+
 import os.path as osp
 
 import pytest

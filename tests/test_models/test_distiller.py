@@ -59,8 +59,8 @@ def test_loss_keys_and_gradients_reach_only_the_student(teacher_checkpoint):
 
 
 def test_a_classifier_teacher_runs_before_the_students_forward(teacher_checkpoint):
-    """Its logits depend on the batch alone, so it runs first: its forward then does not run
-    beside the student's activations kept for backward (slower on CPU, docs/benchmark.md)."""
+    """Its logits depend on the batch alone, so it runs first: its forward then does not run beside
+    the student's activations kept for backward (slower on CPU, docs/benchmark.md)."""
     model = build_distiller(teacher_checkpoint)
     data = model.data_preprocessor(make_batch(), training=True)
     assert backbone_call_order(model, data) == ['teacher', 'student']
@@ -203,9 +203,8 @@ def test_bf16_teacher_gives_float32_logits_near_the_float32_ones(teacher_checkpo
 ], ids=['Swin (patch embedding size)', 'TinyViT (backbone img_size)'])
 def test_a_teacher_built_for_another_input_size_gets_the_batch_at_its_size(tmp_path, backbone,
                                                                            channels):
-    """A Swin or TinyViT teacher built for 64×64 (window attention that fails on other maps)
-    distils a 16×16 student: the batch is resized to the teacher's size, never run at the
-    wrong one."""
+    """A Swin or TinyViT teacher built for 64×64 (window attention that fails on other maps) distils
+    a 16×16 student: the batch is resized to the teacher's size, never run at the wrong one."""
     student = student_model_cfg()
     teacher = dict(type='ImageClassifier', backbone=backbone,
                    head=dict(type='LinearClsHead', num_classes=10, in_channels=channels))
@@ -233,9 +232,9 @@ def test_a_teacher_built_for_another_input_size_gets_the_batch_at_its_size(tmp_p
 
 
 def test_layer_wise_lr_decay_gives_student_parameters_the_stock_scales(tmp_path):
-    """The BEiT/MAE/CAE fine-tuning configs' LearningRateDecayOptimWrapperConstructor asks the
-    model for get_layer_depth(): the distilled ViT's parameters get the learning rates they get
-    without distillation; the distiller's own (a CTKD temperature) the head's, scale 1."""
+    """The BEiT/MAE/CAE fine-tuning configs' LearningRateDecayOptimWrapperConstructor asks the model
+    for get_layer_depth(): the distilled ViT's parameters get the learning rates they get without
+    distillation; the distiller's own (a CTKD temperature) the head's, scale 1."""
     from mmpretrain.engine.optimizers import LearningRateDecayOptimWrapperConstructor
 
     from mmkd_plugins.models.teachers import build_model_from_config
@@ -284,10 +283,13 @@ def _deit_logits(head, features):
 ])
 def test_a_head_with_a_distillation_classifier_trains_as_in_its_paper(
         config, classifiers, distillation_layer, teacher_checkpoint):
-    """DeiT/LeViT/EfficientFormer heads: mmpretrain cannot train them (LeViT's and
-    EfficientFormer's forward raise, DeiT's trains the mean on the labels). As in DeiT: the class
+    """DeiT/LeViT/EfficientFormer heads: mmpretrain cannot train them (LeViT's and EfficientFormer's
+    forward raise, DeiT's trains the mean on the labels).
+
+    As in DeiT: the class
     classifier learns the labels, the distillation classifier the teacher's argmax
-    (½ CE + ½ hard distillation); the prediction stays the stock mean of both."""
+    (½ CE + ½ hard distillation); the prediction stays the stock mean of both.
+    """
     stock = get_config(config)
     student = dict(stock.model, data_preprocessor=dict(stock.data_preprocessor, num_classes=10))
     student['head'] = dict(student['head'], num_classes=10)

@@ -1,5 +1,6 @@
 """The frozen teacher stays out of everything that walks the model's module tree: mmengine's
 optimizer constructors, EMA averaging, state dicts; moving the model still moves it."""
+
 import pytest
 import torch
 from mmengine.model import ExponentialMovingAverage
@@ -32,8 +33,8 @@ def test_the_optimizer_holds_the_student_and_not_the_teacher(teacher_checkpoint,
 
 
 def test_resume_works_after_the_teacher_changed_architecture(teacher_checkpoint, tmp_path):
-    """The optimizer state of a run with one teacher loads into a run with another teacher
-    of a different size (the param groups are the student's alone)."""
+    """The optimizer state of a run with one teacher loads into a run with another teacher of a
+    different size (the param groups are the student's alone)."""
     cfg = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9))
     first = build_distiller(teacher_checkpoint)
     optim_wrapper = build_optim_wrapper(first, cfg)

@@ -1,6 +1,7 @@
 """Teachers from HuggingFace transformers (mmpretrain's HuggingFaceClassifier), offline: a model
 folder as ``save_pretrained`` writes it (config, image processor, ``model.safetensors``), the
 teacher's own preprocessing and input size, its label space checked at build time."""
+
 import pytest
 import torch
 
@@ -14,8 +15,8 @@ MEAN, STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
 
 
 def huggingface_teacher(tmp_path, model_config, **processor):
-    """A HuggingFace model folder with random weights and an image processor; the teacher
-    config reading it, with its weights from the folder's ``model.safetensors``."""
+    """A HuggingFace model folder with random weights and an image processor; the teacher config
+    reading it, with its weights from the folder's ``model.safetensors``."""
     torch.manual_seed(0)
     network = transformers.AutoModelForImageClassification.from_config(model_config).eval()
     folder = str(tmp_path / 'hf_model')
@@ -33,8 +34,8 @@ def tiny_resnet(num_labels=10):
 
 
 def test_a_huggingface_teacher_sees_the_batch_as_its_image_processor_prepares_it(tmp_path):
-    """The student's batch (BGR pixels as mmcv loads them, normalized for the student) reaches
-    the teacher as the model's image processor prepares the raw pixels (RGB, rescaled by 1/255,
+    """The student's batch (BGR pixels as mmcv loads them, normalized for the student) reaches the
+    teacher as the model's image processor prepares the raw pixels (RGB, rescaled by 1/255,
     normalized with its mean and std); its logits are the HuggingFace network's on them."""
     teacher, network = huggingface_teacher(tmp_path, tiny_resnet())
     model = Distiller(student=student_model_cfg(), teacher=teacher, distill_losses=KD)

@@ -109,8 +109,8 @@ def test_dist_softmax_matches_the_authors_formula_in_value_and_gradient(batch, c
 
 @pytest.mark.parametrize('beta,gamma,tau', [(1.0, 1.0, 1.0), (2.0, 0.5, 4.0)])
 def test_dist_sigmoid_rows_of_a_dense_head_match_the_authors_formula(beta, gamma, tau):
-    """The MasKD detection recipe: one row of A·K sigmoid scores per position, mostly
-    background (logits around -6), where the small column variances make eps matter."""
+    """The MasKD detection recipe: one row of A·K sigmoid scores per position, mostly background
+    (logits around -6), where the small column variances make eps matter."""
     rng = np.random.default_rng(7)
     z_s = rng.normal(size=(8, 720)) - 6.0
     z_t = rng.normal(size=(8, 720)) - 6.0
@@ -203,8 +203,8 @@ def test_dkd_matches_the_definition_in_value_and_gradient(alpha, beta, tau, batc
 
 
 def test_a_confidently_wrong_student_keeps_its_target_class_gradient():
-    """Student target probability far below 1e-12: TCKD still pulls the target logit up by
-    about the teacher's target probability (clamping probabilities before the log cut it)."""
+    """Student target probability far below 1e-12: TCKD still pulls the target logit up by about the
+    teacher's target probability (clamping probabilities before the log cut it)."""
     z_s = np.zeros((1, 5))
     z_s[0, 1] = 60.0  # class 1 ahead of the target class 0 by 60 at tau 1
     z_t = np.array([[1.0, 0.5, 0.0, -0.5, 0.2]])
@@ -217,7 +217,8 @@ def test_a_confidently_wrong_student_keeps_its_target_class_gradient():
 
 
 def test_dkd_warm_up_counts_epochs_from_one():
-    """mdistiller: min(epoch / warmup, 1) with epochs from 1; mmengine's epoch is 0-based."""
+    """The mdistiller warm-up factor: min(epoch / warmup, 1) with epochs from 1; mmengine's epoch is
+    0-based."""
     hub = MessageHub.get_current_instance()
     loss = DKDLoss(warmup_epochs=1)
     hub.update_info('epoch', 0)

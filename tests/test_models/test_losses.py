@@ -1,4 +1,5 @@
 """KDLoss and DISTLoss against explicit per-sample / per-class reference loops."""
+
 import math
 
 import pytest

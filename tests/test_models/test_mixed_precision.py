@@ -1,10 +1,11 @@
-"""Under mixed precision (``--amp``) the teacher runs in the student's reduced precision, and
-the losses still compute in float32.
+"""Under mixed precision (``--amp``) the teacher runs in the student's reduced precision, and the
+losses still compute in float32.
 
-On this CPU-only suite, ``torch.autocast('cpu', dtype=torch.bfloat16)`` around a real
-``train_step`` stands in for ``tools/train.py --amp`` (mmengine's ``AmpOptimWrapper`` needs an
-accelerator, so the CUDA variant runs only where one is present).
+On this CPU-only suite, ``torch.autocast('cpu', dtype=torch.bfloat16)`` around a real ``train_step``
+stands in for ``tools/train.py --amp`` (mmengine's ``AmpOptimWrapper`` needs an accelerator, so the
+CUDA variant runs only where one is present).
 """
+
 import pytest
 import torch
 from mmengine.optim import OptimWrapper

@@ -1,5 +1,6 @@
-"""Several teachers at once (``Distiller(teachers=...)``): each frozen and loaded like the
-single teacher, each with its own losses and weight, none saved with the student."""
+"""Several teachers at once (``Distiller(teachers=...)``): each frozen and loaded like the single
+teacher, each with its own losses and weight, none saved with the student."""
+
 import pytest
 import torch
 from mmengine.optim import OptimWrapper
@@ -115,8 +116,8 @@ def test_two_detector_teachers_with_the_same_head_design(tmp_path, shapes_root):
 
 
 def test_configs_naming_the_former_multi_teacher_class_build_the_distiller(two_checkpoints):
-    """``type='mmkd_plugins.MultiTeacherDistiller'`` (configs written before one distiller
-    took one or several teachers) builds the same distiller with the same losses."""
+    """``type='mmkd_plugins.MultiTeacherDistiller'`` (configs written before one distiller took one
+    or several teachers) builds the same distiller with the same losses."""
     teachers = dict(only=dict(config=TEACHER_CONFIG, checkpoint=two_checkpoints[0],
                               distill_losses=dict(loss_kd=dict(type='KDLoss'))))
     model = MODELS.build(dict(type='mmkd_plugins.MultiTeacherDistiller',

@@ -1,5 +1,6 @@
-"""The per-sample teacher-logits cache: same losses as without it, no teacher forward for
-cached samples, and refusals where it cannot be exact."""
+"""The per-sample teacher-logits cache: same losses as without it, no teacher forward for cached
+samples, and refusals where it cannot be exact."""
+
 import pytest
 import torch
 from mmengine.registry import init_default_scope
@@ -132,8 +133,8 @@ def concatenated_digits(digits_root, meta_keys=None) -> dict:
 
 
 def test_concatenated_datasets_never_share_cache_entries(teacher_checkpoint, digits_root):
-    """Image i of the second part has the first part's sample_idx i: keyed by index it would
-    get the other image's teacher logits."""
+    """Image i of the second part has the first part's sample_idx i: keyed by index it would get the
+    other image's teacher logits."""
     from mmengine.runner import Runner
     loader = Runner.build_dataloader(dict(
         batch_size=8, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=True, seed=0),
@@ -174,8 +175,8 @@ def test_a_wrapper_level_mosaic_is_refused(shapes_root):
 
 
 def test_enabling_the_cache_again_starts_an_empty_one(teacher_checkpoint):
-    """A second ``enable_teacher_cache`` (a second run of the hook on one model) puts a new,
-    empty cache in front of the same live teacher."""
+    """A second ``enable_teacher_cache`` (a second run of the hook on one model) puts a new, empty
+    cache in front of the same live teacher."""
     model = build_distiller(teacher_checkpoint).eval()
     first = model.enable_teacher_cache()
     distill_loss(model, indexed_batch([0, 1]))

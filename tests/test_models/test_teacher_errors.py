@@ -3,6 +3,7 @@
 One parametrised table covers every build-time case; a NaN loss during training is covered in
 ``tests/test_tools/test_reliability.py``.
 """
+
 import shutil
 from types import SimpleNamespace
 
@@ -210,8 +211,8 @@ def test_url_teacher_is_read_from_torch_hub_cache_offline(tmp_path, monkeypatch,
 
 
 def simulate_gpu(monkeypatch, name: str, major: int) -> None:
-    """A CUDA device of compute capability ``major`` that can emulate bfloat16 (as a V100
-    can); torch's own ``is_bf16_supported`` then runs on it unchanged."""
+    """A CUDA device of compute capability ``major`` that can emulate bfloat16 (as a V100 can);
+    torch's own ``is_bf16_supported`` then runs on it unchanged."""
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'current_device', lambda: 0)
     monkeypatch.setattr(torch.cuda, 'get_device_properties',
@@ -241,8 +242,8 @@ def tiny_vit(img_size: int, arch: str = 'deit-tiny') -> dict:
 
 
 def test_a_vit_checkpoint_at_another_image_size_loads_through_the_models_own_hook(tmp_path):
-    """mmpretrain's ViT resizes ``pos_embed`` in a load-state-dict pre-hook: the strict check
-    judges the keys after it, as the stock tools load them."""
+    """mmpretrain's ViT resizes ``pos_embed`` in a load-state-dict pre-hook: the strict check judges
+    the keys after it, as the stock tools load them."""
     torch.manual_seed(0)
     at_64 = build_model_from_config(Config(tiny_vit(64)))
     path = str(tmp_path / 'vit64.pth')
@@ -284,8 +285,8 @@ def test_buffers_that_the_models_own_load_hook_drops_are_not_missing_keys(tmp_pa
 
 
 def test_a_package_config_without_default_scope_builds_in_its_package_scope():
-    """mmpretrain's DINOv2 configs hold only a model (no default_scope): as a teacher config
-    their types resolve in mmpretrain, the package that named them."""
+    """mmpretrain's DINOv2 configs hold only a model (no default_scope): as a teacher config their
+    types resolve in mmpretrain, the package that named them."""
     config = 'mmpretrain::dinov2/vit-small-p14_dinov2-pre_headless.py'
     assert 'default_scope' not in get_config(config)
     assert load_model_config(config, 'model.teacher.config').default_scope == 'mmpretrain'
@@ -293,8 +294,8 @@ def test_a_package_config_without_default_scope_builds_in_its_package_scope():
 
 
 def test_a_teacher_of_another_label_space_teaches_through_its_class_index_map(tmp_path):
-    """A 20-class teacher for the 10-class student: the distilled teacher logits are the
-    teacher's own logits of the mapped classes, in the student's order."""
+    """A 20-class teacher for the 10-class student: the distilled teacher logits are the teacher's
+    own logits of the mapped classes, in the student's order."""
     class_index_map = [19, 0, 2, 4, 6, 8, 10, 12, 14, 16]
     teacher = twenty_class_teacher(tmp_path, class_index_map)
     distiller = Distiller(student=student_model_cfg(), teacher=teacher, distill_losses=KD)

@@ -1,5 +1,6 @@
-"""Teachers from timm (mmpretrain's TimmClassifier): weights in timm's own files, the teacher's
-own preprocessing and input size, its label space checked at build time."""
+"""Teachers from timm (mmpretrain's TimmClassifier): weights in timm's own files, the teacher's own
+preprocessing and input size, its label space checked at build time."""
+
 import pytest
 import torch
 from mmengine.registry import init_default_scope
@@ -17,8 +18,8 @@ def mmpretrain_scope():
 
 
 def timm_teacher(tmp_path, model_name: str, file_format: str = 'safetensors', **kwargs):
-    """A teacher config for ``model_name`` and a checkpoint with random weights in timm's own
-    format (a bare state dict, as timm and the HuggingFace hub ship them); the timm model."""
+    """A teacher config for ``model_name`` and a checkpoint with random weights in timm's own format
+    (a bare state dict, as timm and the HuggingFace hub ship them); the timm model."""
     torch.manual_seed(0)
     network = timm.create_model(model_name, pretrained=False, **kwargs).eval()
     path = str(tmp_path / f'{model_name}.{file_format}')
@@ -34,8 +35,8 @@ def timm_teacher(tmp_path, model_name: str, file_format: str = 'safetensors', **
 
 @pytest.mark.parametrize('file_format', ['safetensors', 'pth'])
 def test_a_timm_teacher_sees_the_batch_as_timm_preprocesses_it(tmp_path, file_format):
-    """The student's batch (BGR pixels as mmcv loads them, normalized for the student) reaches
-    the timm teacher as timm's own preprocessing gives it: RGB in [0, 1], normalized with its
+    """The student's batch (BGR pixels as mmcv loads them, normalized for the student) reaches the
+    timm teacher as timm's own preprocessing gives it: RGB in [0, 1], normalized with its
     pretrained_cfg's mean and std; the teacher's logits are the timm network's on that."""
     teacher, network = timm_teacher(tmp_path, 'resnet18', file_format, num_classes=10)
     model = Distiller(student=student_model_cfg(), teacher=teacher, distill_losses=KD)

@@ -1,7 +1,7 @@
 """The soft-label store (FKD): logits rebuilt from stored top-k probabilities, views replayed
 exactly, KD from the store equal to KD from the live teacher on the same view, the refusals of a
-store made for something else, resumable and 2-process generation, training and exact resume.
-"""
+store made for something else, resumable and 2-process generation, training and exact resume."""
+
 import json
 import os
 import shutil
@@ -41,7 +41,7 @@ def test_logits_from_all_classes_give_back_the_stored_distribution_at_any_temper
 
 
 def test_missing_classes_share_the_rest_of_the_mass_equally():
-    """k < C, by hand: stored 0.5 (class 2) and 0.3 (class 0) leave 0.2 for classes 1 and 3."""
+    """By hand, k < C: stored 0.5 (class 2) and 0.3 (class 0) leave 0.2 for classes 1 and 3."""
     probabilities = torch.tensor([[0.5, 0.3]])
     classes = torch.tensor([[2, 0]])
     logits = logits_from_soft_labels(probabilities, classes, num_classes=4, tau=2.0)
@@ -129,8 +129,8 @@ def test_kd_from_the_store_equals_kd_from_the_live_teacher_on_the_replayed_view(
 
 
 def copy_of_store(store: str, tmp_path, unwritten_from=None, **header_changes) -> str:
-    """A copy of ``store`` whose samples from ``unwritten_from`` on are unwritten (zeroed and
-    not done, the store incomplete), with ``header_changes`` in its header."""
+    """A copy of ``store`` whose samples from ``unwritten_from`` on are unwritten (zeroed and not
+    done, the store incomplete), with ``header_changes`` in its header."""
     copy = str(tmp_path / 'store')
     shutil.copytree(store, copy)
     if unwritten_from is not None:
@@ -154,9 +154,9 @@ def test_each_process_makes_a_contiguous_share():
 
 def test_rows_lost_after_writing_are_found_when_read_back_and_made_again(
         digits_store, digits_root, sharp_teacher, tmp_path):
-    """A sample marked done whose row reads back as zeros (a write the file system lost) makes
-    the store incomplete with the sample unmarked; running the tool again makes it, equal to
-    the original."""
+    """A sample marked done whose row reads back as zeros (a write the file system lost) makes the
+    store incomplete with the sample unmarked; running the tool again makes it, equal to the
+    original."""
     copy = copy_of_store(digits_store, tmp_path)
     for name in ('probabilities', 'sample_ids'):
         array = np.load(os.path.join(copy, f'{name}.npy'), mmap_mode='r+')
@@ -195,8 +195,8 @@ def test_the_teacher_is_never_built_or_loaded(digits_store, digits_root, tmp_pat
 
 def test_an_ema_copy_of_the_model_shares_the_file_backed_store(digits_store, digits_root,
                                                                 sharp_teacher):
-    """EMAHook deep-copies the model: the copy must read the same memory maps (a deep copy of
-    a memory-mapped array is an in-memory array holding the whole store, in every process)."""
+    """EMAHook deep-copies the model: the copy must read the same memory maps (a deep copy of a
+    memory-mapped array is an in-memory array holding the whole store, in every process)."""
     from mmengine.model import ExponentialMovingAverage
     model = MODELS.build(stored_config(digits_root, sharp_teacher, digits_store).model)
     averaged = ExponentialMovingAverage(model, momentum=0.5).module
@@ -251,9 +251,8 @@ def test_a_store_for_other_transforms_or_another_dataset_is_refused(
 
 
 def test_the_header_records_the_kept_probability_mass(digits_store):
-    """The mean and the minimum of the stored top-k's probability sums over all views: by hand
-    for a small array, and 1 (to float16 rounding) for the digits store, which keeps all 10
-    classes."""
+    """The mean and the minimum of the stored top-k's probability sums over all views: by hand for a
+    small array, and 1 (to float16 rounding) for the digits store, which keeps all 10 classes."""
     probabilities = np.array([[[0.5, 0.25], [0.75, 0.125]], [[0.5, 0.5], [0.25, 0.25]]],
                              dtype=np.float16)  # (N=2, K=2, k=2): sums .75 .875 1 .5
     lost, mass = read_back(probabilities, np.ones(2), np.ones(2), samples_per_chunk=1)
@@ -265,8 +264,8 @@ def test_the_header_records_the_kept_probability_mass(digits_store):
 
 def test_dists_intra_class_term_needs_every_class_in_the_store(digits_store, digits_root,
                                                               sharp_teacher, tmp_path):
-    """From a top-3 store of 10 classes the intra-class columns are mostly made up: refused,
-    naming top_k, unless accepted; the inter-class term alone (gamma=0) is not refused."""
+    """From a top-3 store of 10 classes the intra-class columns are mostly made up: refused, naming
+    top_k, unless accepted; the inter-class term alone (gamma=0) is not refused."""
     top_3 = copy_of_store(digits_store, tmp_path, top_k=3)
 
     def build(gamma: float, **soft_labels):
@@ -292,8 +291,8 @@ def test_an_incomplete_store_is_refused(digits_store, digits_root, sharp_teacher
 
 def test_a_stopped_generation_goes_on_and_ends_with_the_same_store(
         digits_store, digits_root, sharp_teacher, tmp_path):
-    """The rows of unfinished samples are made again, equal to an uninterrupted run's; a
-    folder holding a store of another setting is refused."""
+    """The rows of unfinished samples are made again, equal to an uninterrupted run's; a folder
+    holding a store of another setting is refused."""
     copy = copy_of_store(digits_store, tmp_path, unwritten_from=17)
     result = make_store(copy, digits_root, sharp_teacher)
     assert '23 samples made here' in result.stdout and 'complete' in result.stdout
@@ -307,8 +306,8 @@ def test_a_stopped_generation_goes_on_and_ends_with_the_same_store(
 
 def test_two_processes_make_the_store_and_train_from_it(digits_store, digits_root,
                                                         sharp_teacher, tmp_path):
-    """Each rank makes its share of one store (the same labels as one process, up to the
-    teacher's float round-off in other batch sizes); two ranks then train from it."""
+    """Each rank makes its share of one store (the same labels as one process, up to the teacher's
+    float round-off in other batch sizes); two ranks then train from it."""
     store = str(tmp_path / 'store')
     env = dict(tool_env(), MASTER_PORT=str(free_port()))
     result = subprocess.run(
@@ -340,10 +339,11 @@ def test_two_processes_make_the_store_and_train_from_it(digits_store, digits_roo
 
 def test_training_from_the_store_resumes_exactly_and_exports_the_stock_student(
         digits_store, digits_root, sharp_teacher, tmp_path):
-    """One config, two entry points, the same experiment: trained straight through this
-    project's tools/train.py, and interrupted and resumed through mmpretrain's own (what
-    ``mim train`` runs), whose runner is the config's DistillationRunner (it makes the pipeline
-    replay the store and passes the seed on); the losses after the resume are the same."""
+    """One config, two entry points, the same experiment: trained straight through this project's
+    tools/train.py, and interrupted and resumed through mmpretrain's own (what ``mim train`` runs),
+    whose runner is the config's DistillationRunner (it makes the pipeline replay the store and
+    passes the seed on); the losses after the resume are the same."""
+
     def run_stock_script(*args):
         result = subprocess.run([sys.executable, mmpretrain_train_script(), STORED_CONFIG, *args],
                                 cwd=REPO_ROOT, env=tool_env(), capture_output=True, text=True)

@@ -1,4 +1,5 @@
 """A test-only hook that records, on every rank, what the DDP test checks."""
+
 import json
 import os.path as osp
 

@@ -1,5 +1,6 @@
-"""tools/analysis/compare.py, plot_curves.py and check_teacher_options.py on tiny real runs,
-and their building blocks against hand-computed references."""
+"""tools/analysis/compare.py, plot_curves.py and check_teacher_options.py on tiny real runs, and
+their building blocks against hand-computed references."""
+
 import csv
 import json
 import math

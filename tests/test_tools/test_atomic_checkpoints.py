@@ -1,6 +1,10 @@
 """A run killed while saving loses nothing: checkpoints and ``last_checkpoint`` are written
-atomically, old checkpoints are removed only after the new one is complete, and files honour
-the umask. Real runners on the demo KD config, with ``os.replace`` failing at a chosen file."""
+atomically, old checkpoints are removed only after the new one is complete, and files honour the
+umask.
+
+Real runners on the demo KD config, with ``os.replace`` failing at a chosen file.
+"""
+
 import os
 import os.path as osp
 
@@ -14,8 +18,8 @@ from ..conftest import KD_CONFIG, data_options
 
 
 def kd_runner(digits_root, teacher_checkpoint, work_dir, epochs=2, **options) -> Runner:
-    """A runner of the demo KD config checkpointing every epoch (keeping 1); ``options``
-    override the config (``resume=True`` resumes from ``work_dir``'s last checkpoint)."""
+    """A runner of the demo KD config checkpointing every epoch (keeping 1); ``options`` override
+    the config (``resume=True`` resumes from ``work_dir``'s last checkpoint)."""
     cfg = Config.fromfile(KD_CONFIG)
     cfg.merge_from_dict({
         **data_options(digits_root), 'model.teacher.checkpoint': teacher_checkpoint,
@@ -45,8 +49,8 @@ def recorded_checkpoint(work_dir) -> str:
 
 def test_killed_while_writing_the_new_checkpoint_keeps_the_only_old_one(
         digits_root, teacher_checkpoint, tmp_path, monkeypatch):
-    """``max_keep_ckpts=1``: mmengine's own hook deletes epoch_1.pth before writing
-    epoch_2.pth, so a kill then leaves no checkpoint at all."""
+    """``max_keep_ckpts=1``: mmengine's own hook deletes epoch_1.pth before writing epoch_2.pth, so
+    a kill then leaves no checkpoint at all."""
     runner = kd_runner(digits_root, teacher_checkpoint, tmp_path)
     fail_replacing(monkeypatch, 'epoch_2.pth')
     with pytest.raises(KeyboardInterrupt):
@@ -91,9 +95,9 @@ def test_written_files_honour_the_umask(digits_root, teacher_checkpoint, tmp_pat
 
 def test_a_resumed_run_keeps_max_keep_ckpts_checkpoints(digits_root, teacher_checkpoint,
                                                         tmp_path):
-    """The kept list a checkpoint holds includes its own step (as mmengine records it): run to
-    epoch 3 and resume to 6 with ``max_keep_ckpts=2`` and epochs 5 and 6 remain (epochs 3, 5
-    and 6 did before)."""
+    """The kept list a checkpoint holds includes its own step (as mmengine records it): run to epoch
+    3 and resume to 6 with ``max_keep_ckpts=2`` and epochs 5 and 6 remain (epochs 3, 5 and 6 did
+    before)."""
     keep_two = {'default_hooks.checkpoint.max_keep_ckpts': 2}
     kd_runner(digits_root, teacher_checkpoint, tmp_path, epochs=3, **keep_two).train()
     assert safe_torch_load(str(tmp_path / 'epoch_3.pth'))['message_hub']['runtime_info'][

@@ -1,5 +1,6 @@
-"""Detection through the tools: a RetinaNet teacher trained from a stock-inheriting config, KD
-into the student, export, strict load into the stock student and a real CocoMetric evaluation."""
+"""Detection through the tools: a RetinaNet teacher trained from a stock-inheriting config, KD into
+the student, export, strict load into the stock student and a real CocoMetric evaluation."""
+
 import csv
 import json
 import os.path as osp
@@ -110,8 +111,8 @@ def test_bf16_evaluation_of_a_two_stage_detector(tmp_path, shapes_root):
 
 @contextmanager
 def dtypes_by_module_type():
-    """(module class name, 'input' or 'output') -> the dtypes of the first tensor input and of
-    a tensor output of every call, for every module of every model."""
+    """(module class name, 'input' or 'output') -> the dtypes of the first tensor input and of a
+    tensor output of every call, for every module of every model."""
     seen = defaultdict(set)
 
     def record(module, args, output):

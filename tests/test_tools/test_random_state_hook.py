@@ -1,5 +1,6 @@
-"""RandomStateHook restores a checkpoint's random states on resume only, after mmengine's own
-re-seeding, and refuses states of another number of processes."""
+"""RandomStateHook restores a checkpoint's random states on resume only, after mmengine's own re-
+seeding, and refuses states of another number of processes."""
+
 import logging
 import random
 from types import SimpleNamespace
@@ -66,8 +67,8 @@ def test_states_of_another_number_of_processes_are_not_restored(caplog):
 
 
 class FakeCudaGenerators:
-    """Two visible devices, each with its own generator state; the process uses device 1
-    (one GPU per process seen through all of a node's devices, as torchrun leaves it)."""
+    """Two visible devices, each with its own generator state; the process uses device 1 (one GPU
+    per process seen through all of a node's devices, as torchrun leaves it)."""
 
     def __init__(self) -> None:
         self.states = [torch.tensor([0], dtype=torch.uint8), torch.tensor([1], dtype=torch.uint8)]
@@ -84,8 +85,8 @@ class FakeCudaGenerators:
 
 
 def test_only_the_current_cuda_devices_state_is_saved_and_restored(monkeypatch):
-    """A resume that sees another number of devices per process (torchrun one way, srun the
-    other) restores the state of the device the process runs on, without an IndexError."""
+    """A resume that sees another number of devices per process (torchrun one way, srun the other)
+    restores the state of the device the process runs on, without an IndexError."""
     saving = FakeCudaGenerators()
     saving.install(monkeypatch)
     saved = current_random_states()

@@ -1,4 +1,5 @@
 """Distributed training, exact resume, non-finite losses and atomic checkpoints, end to end."""
+
 import glob
 import json
 import os
@@ -20,9 +21,8 @@ from ..support.runs import kd_options, probed_kd_config, run_dist_train, train_l
 
 def losses_straight_and_resumed(tmp_path, config: str, options: dict, interrupted: dict,
                                 first_resumed_step: int):
-    """Train ``config`` with ``tools/train.py`` straight through with ``options``; train it
-    again stopping early (``options`` updated by ``interrupted``), then resume that run with
-    ``options``.
+    """Train ``config`` with ``tools/train.py`` straight through with ``options``; train it again
+    stopping early (``options`` updated by ``interrupted``), then resume that run with ``options``.
 
     Returns:
         The straight run's and the resumed run's :func:`train_losses` from
@@ -47,9 +47,11 @@ def assert_same_losses(got: list, expected: list, rel: float = 1e-5) -> None:
 
 def test_resumed_block_wise_run_repeats_the_uninterrupted_losses(tmp_path, digits_root,
                                                                  trained_teacher):
-    """The total loss after resuming equals the uninterrupted run's: it includes every
-    hybrid's terms, so the connectors (weights and BatchNorm statistics) must have been
-    restored. (The KD config's exact resume: the stock-defaults test below.)"""
+    """The total loss after resuming equals the uninterrupted run's: it includes every hybrid's
+    terms, so the connectors (weights and BatchNorm statistics) must have been restored.
+
+    (The KD config's exact resume: the stock-defaults test below.)
+    """
     expected, after_resume, _ = losses_straight_and_resumed(
         tmp_path, BLOCKWISE_CONFIG, kd_options(digits_root, trained_teacher, 2),
         {'train_cfg.max_epochs': 1}, first_resumed_step=6)  # epoch 2: steps 6-10
@@ -95,11 +97,11 @@ def test_ddp_on_two_processes(tmp_path, digits_root, trained_teacher):
 
 def test_resume_without_the_distillation_runner_names_the_seed_to_pass(
         tmp_path, digits_root, trained_teacher):
-    """With another runner than the distillation configs' (here mmengine's, through
-    mmpretrain's own tools/train.py, launched after registering the weights-only loaders as a
-    user of another runner must), a ``randomness.seed=None`` run is resumed with data loaders
-    built from a new random seed before mmengine reads the checkpoint's: the resume says so,
-    with the seed that makes it exact."""
+    """With another runner than the distillation configs' (here mmengine's, through mmpretrain's own
+    tools/train.py, launched after registering the weights-only loaders as a user of another runner
+    must), a ``randomness.seed=None`` run is resumed with data loaders built from a new random seed
+    before mmengine reads the checkpoint's: the resume says so, with the seed that makes it
+    exact."""
     script = tmp_path / 'stock_train_with_safe_loading.py'
     script.write_text('import runpy, sys\n'
                       'from mmkd_plugins.checkpoint import register_weights_only_loaders\n'
@@ -193,9 +195,9 @@ def test_resume_of_an_iteration_based_loop_is_exact(tmp_path, digits_root, train
 
 
 def test_ddp_resume_restores_each_ranks_random_states(tmp_path, digits_root, trained_teacher):
-    """With ``diff_rank_seed`` each process draws its own augmentations; after a resume each
-    must continue its own random streams (not rank 0's), so that both ranks repeat the
-    uninterrupted run's losses."""
+    """With ``diff_rank_seed`` each process draws its own augmentations; after a resume each must
+    continue its own random streams (not rank 0's), so that both ranks repeat the uninterrupted
+    run's losses."""
     config = probed_kd_config(tmp_path)
     per_rank = {'randomness.diff_rank_seed': True}
     straight = dist_train(config, str(tmp_path / 'straight'),
@@ -236,8 +238,8 @@ def test_with_an_ema_hook_the_exported_student_is_the_ema_student(tmp_path, digi
 
 def test_the_nan_stop_runs_before_an_iteration_checkpoint_is_written(tmp_path, digits_root,
                                                                    trained_teacher):
-    """Checkpoints every iteration: the NaN at iteration 4 must stop the run before the
-    checkpoint hook of that same iteration writes the weights its NaN gradients updated."""
+    """Checkpoints every iteration: the NaN at iteration 4 must stop the run before the checkpoint
+    hook of that same iteration writes the weights its NaN gradients updated."""
     config = tmp_path / 'kd_poisoned.py'
     config.write_text(
         f'_base_ = {KD_CONFIG!r}\n'

@@ -1,6 +1,7 @@
-"""tools/slurm_train.sh and tools/slurm_test.sh, run through stand-ins for ``srun`` and
-``scontrol`` on PATH that start the tasks as local processes with a real Slurm task
-environment (SLURM_PROCID, SLURM_LOCALID, SLURM_NTASKS, SLURM_NODELIST): 2 gloo processes."""
+"""tools/slurm_train.sh and tools/slurm_test.sh, run through stand-ins for ``srun`` and ``scontrol``
+on PATH that start the tasks as local processes with a real Slurm task environment (SLURM_PROCID,
+SLURM_LOCALID, SLURM_NTASKS, SLURM_NODELIST): 2 gloo processes."""
+
 import json
 import os
 import os.path as osp
@@ -10,7 +11,8 @@ import sys
 from ..conftest import REPO_ROOT, cfg_options_args, free_port, tool_env
 from ..support.runs import kd_options, probed_kd_config
 
-STAND_IN_SRUN = r'''#!/usr/bin/env bash
+STAND_IN_SRUN =\
+                r'''#!/usr/bin/env bash
 # srun for one node: records its options, starts --ntasks copies of the command
 echo "$@" > "$SRUN_LOG"
 ntasks=1; per_node=1
@@ -31,12 +33,11 @@ status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 exit $status
 '''
-STAND_IN_SCONTROL = r'''#!/usr/bin/env bash
+STAND_IN_SCONTROL =\
+                    r'''#!/usr/bin/env bash
 # scontrol show hostnames NODELIST: this machine
 [[ "$1 $2" == "show hostnames" ]] && echo 127.0.0.1
 '''
-
-
 def slurm_env(tmp_path) -> dict:
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()

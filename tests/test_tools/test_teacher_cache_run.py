@@ -1,4 +1,5 @@
 """TeacherCacheHook through tools/train.py: a cached run computes the uncached run's losses."""
+
 import pytest
 
 from ..conftest import KD_CONFIG, cfg_options_args, run_tool, scalars
@@ -46,9 +47,9 @@ def test_a_random_crop_pipeline_is_refused_before_training(tmp_path, digits_root
 @pytest.mark.parametrize('shared', [True, False], ids=['shared', 'per-rank'])
 def test_under_ddp_every_rank_finds_every_sample_from_the_second_epoch(
         tmp_path, digits_root, trained_teacher, shared):
-    """2 gloo processes, 40 images, a sampler that reshuffles every epoch: with the logits
-    shared across ranks rank 0 serves all 20 samples of epoch 2 from the cache (hit rate 0.5 at
-    its end); caching only its own, it finds about half of them (the defect it fixes)."""
+    """2 gloo processes, 40 images, a sampler that reshuffles every epoch: with the logits shared
+    across ranks rank 0 serves all 20 samples of epoch 2 from the cache (hit rate 0.5 at its end);
+    caching only its own, it finds about half of them (the defect it fixes)."""
     config = tmp_path / 'cached.py'
     config.write_text(DETERMINISTIC_KD + "default_hooks = dict(teacher_cache=dict(\n"
                       f"    type='mmkd_plugins.TeacherCacheHook', share_across_ranks={shared}))\n")

@@ -1,9 +1,10 @@
 """tools/train.py, tools/test.py and tools/export_student.py end to end, in subprocesses.
 
-A teacher is trained for one epoch with the stock-inheriting demo config (so its checkpoint is
-a real mmengine checkpoint with HistoryBuffers), then a KD run inherits the student config,
-is resumed, exported, loaded strictly into the stock student, and evaluated.
+A teacher is trained for one epoch with the stock-inheriting demo config (so its checkpoint is a
+real mmengine checkpoint with HistoryBuffers), then a KD run inherits the student config, is
+resumed, exported, loaded strictly into the stock student, and evaluated.
 """
+
 import json
 import os.path as osp
 import subprocess

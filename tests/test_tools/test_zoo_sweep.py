@@ -1,10 +1,11 @@
 """The model-zoo sweep: its config changes, and a fixed subset of families run through it.
 
 The subset has one family per failure kind the sweep was written to find (a head with its own
-distillation mode, a head that returns probabilities, a detector with its own hooks, EMA and
-batch augments) and two families that distill with every method. The whole sweep (hours) is run
-by hand; its table is ``docs/zoo_coverage.md``.
+distillation mode, a head that returns probabilities, a detector with its own hooks, EMA and batch
+augments) and two families that distill with every method. The whole sweep (hours) is run by hand;
+its table is ``docs/zoo_coverage.md``.
 """
+
 import json
 import os.path as osp
 import sys
@@ -30,9 +31,9 @@ SUBSET = ('mmpretrain/levit', 'mmdet/yolox')
 
 
 def test_the_teacher_is_the_biggest_model_of_the_students_input_geometry():
-    """Block-wise pairs stage states of one shape: a 224-px Swin-T student gets the 224-px
-    Swin-B teacher, not the 384-px one with more parameters (the sweep of 2026-12-06 paired
-    them and block-wise was refused); families of CNNs, which fix no size, are unchanged."""
+    """Block-wise pairs stage states of one shape: a 224-px Swin-T student gets the 224-px Swin-B
+    teacher, not the 384-px one with more parameters (the sweep of 2026-12-06 paired them and block-
+    wise was refused); families of CNNs, which fix no size, are unchanged."""
     swin = osp.join(config_tree('mmpretrain'), 'swin_transformer')
     assert input_geometry(Config.fromfile(osp.join(swin, 'swin-base_16xb64_in1k-384px.py')).model
                           ) == ((384, 384), None)

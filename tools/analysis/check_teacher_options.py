@@ -10,6 +10,7 @@ Example:
     python tools/analysis/check_teacher_options.py \\
         configs/demo/teacher_resnet18w32_digits.py work_dirs/digits_demo/teacher.pth
 """
+
 import argparse
 
 from mmengine.config import Config, DictAction

@@ -19,6 +19,7 @@ Example:
                 work_dirs/digits_demo/kd/seed0/student_final.pth KD \\
         --out work_dirs/digits_demo/report
 """
+
 import argparse
 
 from mmengine.config import Config, DictAction

@@ -14,6 +14,7 @@ Example:
     # several seeds per setting
     python tools/analysis/plot_curves.py work_dirs/digits_demo/kd/seed{0,1,2}:KD ...
 """
+
 import argparse
 import os
 import os.path as osp

@@ -1,4 +1,5 @@
 """Running the repository's tools from the demo scripts and reading their logs."""
+
 import glob
 import json
 import os
@@ -86,6 +87,7 @@ def train_students(runs: Dict[str, str], seeds: List[int], work_dir: str, metric
                    teacher_checkpoint: str, jobs: int, *options: str,
                    run_options: Optional[Dict[str, List[str]]] = None) -> Dict[str, List[float]]:
     """Train every (run, seed) pair, ``jobs`` at a time; distillation runs get the teacher.
+
     Each run's wall-clock seconds go to ``<run dir>/train_seconds.txt`` (see
     :func:`mean_train_seconds`).
 
@@ -114,8 +116,8 @@ def train_teacher_and_students(teacher_config: str, runs: Dict[str, str], seeds:
                                work_dir: str, metric: str, jobs: int, *options: str
                                ) -> Tuple[float, str, Dict[str, List[float]]]:
     """:func:`train_teacher` and :func:`train_students` in one pool of ``jobs`` trainings: the
-    baselines, which need no teacher, train while the teacher does, and each distillation run
-    starts once the teacher's checkpoint is there.
+    baselines, which need no teacher, train while the teacher does, and each distillation run starts
+    once the teacher's checkpoint is there.
 
     Args:
         teacher_config: The teacher's config (trained with seed 0).
@@ -180,11 +182,10 @@ def write_report(work_dir: str, runs: Dict[str, str], seeds: List[int], teacher_
                  teacher_checkpoint: str, curve_keys: List[str], metric: str,
                  *options: str) -> str:
     """The demo's report in ``<work_dir>/report``: the teacher and every run of the first seed
-    compared by ``tools/analysis/compare.py`` (each distilled student as exported, each
-    baseline from its last checkpoint), and the training curves of every run over all
-    ``seeds`` (mean and lowest-to-highest band per run) drawn by
-    ``tools/analysis/plot_curves.py``: every ``curve_keys`` panel in ``curves.png``, the
-    validation ``metric`` alone in ``metric_curves.png``.
+    compared by ``tools/analysis/compare.py`` (each distilled student as exported, each baseline
+    from its last checkpoint), and the training curves of every run over all ``seeds`` (mean and
+    lowest-to-highest band per run) drawn by ``tools/analysis/plot_curves.py``: every ``curve_keys``
+    panel in ``curves.png``, the validation ``metric`` alone in ``metric_curves.png``.
 
     Returns:
         The report folder.

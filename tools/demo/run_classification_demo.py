@@ -17,6 +17,7 @@ teacher and the first seed's students are compared by ``tools/analysis/compare.p
 training curves of every run over all seeds drawn by ``tools/analysis/plot_curves.py``, into
 ``<work-dir>/report``.
 """
+
 import argparse
 import json
 import os

@@ -19,6 +19,7 @@ stock student config. Last, the teacher and the first seed's students are compar
 ``tools/analysis/compare.py``, and the training curves of every run over all seeds drawn by
 ``tools/analysis/plot_curves.py``, into ``<work-dir>/report``.
 """
+
 import argparse
 import json
 import os
@@ -72,8 +73,8 @@ def epochs_of(config: str) -> int:
 
 
 def verdict(method: List[float], baseline: List[float]) -> str:
-    """Whether the method's mean exceeds the baseline's by more than the larger of the two
-    seed standard deviations (all values in %)."""
+    """Whether the method's mean exceeds the baseline's by more than the larger of the two seed
+    standard deviations (all values in %)."""
     gain = statistics.mean(method) - statistics.mean(baseline)
     margin = max(spread(method), spread(baseline))
     if gain > margin:
@@ -83,8 +84,8 @@ def verdict(method: List[float], baseline: List[float]) -> str:
 
 def format_table(teacher: float, students: Dict[str, List[float]], runs: Dict[str, str],
                  seeds: List[int], work_dir: str) -> str:
-    """The results table (mAP in %) with each distilled student's gain over the baseline at
-    the same schedule and at 1.5 x it."""
+    """The results table (mAP in %) with each distilled student's gain over the baseline at the same
+    schedule and at 1.5 x it."""
     baseline = [100 * m for m in students['baseline']]
     longer = [100 * m for m in students['baseline-1.5x']]
     rows = ['| Model | Train images | Epochs | bbox mAP (%) on 150 val images | Per seed | '

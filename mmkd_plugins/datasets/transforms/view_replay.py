@@ -1,5 +1,6 @@
-"""Replaying a stored view: the random transforms of a training pipeline, seeded per (sample,
-view), so that the view a student trains on is exactly one the teacher labelled."""
+"""Replaying a stored view: the random transforms of a training pipeline, seeded per (sample, view),
+so that the view a student trains on is exactly one the teacher labelled."""
+
 import copy
 import random
 from typing import List, Optional, Sequence, cast
@@ -15,8 +16,8 @@ from mmkd_plugins.utils import current_random_states, restore_random_states
 
 
 def seed_generators(seed: int, sample: int, view: int) -> None:
-    """Seed Python's, numpy's and torch's generators for view ``view`` of sample ``sample``
-    (the draws of every transform that uses them are then fixed)."""
+    """Seed Python's, numpy's and torch's generators for view ``view`` of sample ``sample`` (the
+    draws of every transform that uses them are then fixed)."""
     numpy_seed, python_seed, torch_seed = np.random.SeedSequence(
         [seed, sample, view]).generate_state(3)
     np.random.seed(int(numpy_seed))
@@ -27,8 +28,8 @@ def seed_generators(seed: int, sample: int, view: int) -> None:
 def apply_view(transforms: Sequence[BaseTransform], results: dict, seed: int, sample: int,
                view: int, approximated: Sequence[str] = (),
                skip_approximated: bool = False) -> Optional[dict]:
-    """Run ``transforms`` on ``results`` with the generators seeded for (sample, view); the
-    caller's generator states are restored afterwards.
+    """Run ``transforms`` on ``results`` with the generators seeded for (sample, view); the caller's
+    generator states are restored afterwards.
 
     Args:
         transforms: The replayed transforms, in pipeline order.
@@ -67,10 +68,9 @@ def apply_view(transforms: Sequence[BaseTransform], results: dict, seed: int, sa
 def first_unreplayable_transform(transforms: Sequence[BaseTransform], results: dict, seed: int,
                                  sample: int,
                                  approximated: Sequence[str] = ()) -> Optional[str]:
-    """The name of the first of ``transforms`` whose output image differs between two runs
-    seeded alike (its draws come from a generator other than Python's, numpy's and torch's
-    global ones, so a view could not be replayed), or None; ``approximated`` ones are left out.
-    """
+    """The name of the first of ``transforms`` whose output image differs between two runs seeded
+    alike (its draws come from a generator other than Python's, numpy's and torch's global ones, so
+    a view could not be replayed), or None; ``approximated`` ones are left out."""
     for end in range(1, len(transforms) + 1):
         # a pipeline's replayed transforms (augmentations) keep the sample: never None
         outputs = [cast(dict, apply_view(transforms[:end], copy.deepcopy(results), seed, sample,
@@ -89,8 +89,8 @@ def build_transforms(configs: Sequence[dict]) -> List[BaseTransform]:
 @TRANSFORMS.register_module()
 class ReplayStoredView(BaseTransform):
     """In a training pipeline, in place of its random transforms (``RandomResizedCrop``,
-    ``RandomFlip``, ...): pick one of the sample's K stored views at random (from the
-    pipeline's own numpy generator, like the transforms it replaces, so a resume with
+    ``RandomFlip``, ...): pick one of the sample's K stored views at random (from the pipeline's own
+    numpy generator, like the transforms it replaces, so a resume with
     :class:`~mmkd_plugins.engine.RandomStateHook` repeats it) and make that view by running
     ``transforms`` seeded for it; its index goes to ``results['soft_label_view']``, for the
     distiller to read the teacher's stored probabilities of exactly that view.

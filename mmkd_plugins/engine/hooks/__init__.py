@@ -1,4 +1,5 @@
 """Hooks of mmkd_plugins."""
+
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .epoch_schedule_check_hook import EpochScheduleCheckHook
 from .export_student_hook import ExportStudentHook

@@ -1,5 +1,6 @@
 """mmengine's CheckpointHook, with ``last_checkpoint`` written atomically and old checkpoints
 removed only once the new one is complete."""
+
 import os.path as osp
 from typing import Optional
 
@@ -29,12 +30,11 @@ class AtomicCheckpointHook(CheckpointHook):
     """
 
     def _save_checkpoint_with_step(self, runner: Runner, step: int, meta: dict) -> None:
-        """Record ``step`` among the kept checkpoints, save it, then remove the one it pushed
-        out.
+        """Record ``step`` among the kept checkpoints, save it, then remove the one it pushed out.
 
-        The kept list is recorded before saving, as mmengine's hook does, so that the
-        checkpoint holds it with its own step (a resumed run then keeps ``max_keep_ckpts``
-        checkpoints, not one more).
+        The kept list is recorded before saving, as mmengine's hook does, so that the checkpoint
+        holds it with its own step (a resumed run then keeps ``max_keep_ckpts`` checkpoints, not one
+        more).
         """
         pushed_out = self._keep(runner, step)
         filename = self.filename_tmpl.format(step)

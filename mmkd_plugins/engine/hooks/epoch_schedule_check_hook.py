@@ -1,4 +1,5 @@
 """Refuse, before the first step, schedules counted in epochs in a loop that has none."""
+
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop, Runner

@@ -1,4 +1,5 @@
 """Write a student-only checkpoint and config when training ends."""
+
 import os.path as osp
 
 from mmengine.hooks import EMAHook, Hook
@@ -68,8 +69,8 @@ def _is_own_hook(hook: dict) -> bool:
 
 
 def _drop_own_parts(config) -> None:
-    """Remove our hooks (from ``default_hooks`` and ``custom_hooks``; those standing in for a
-    stock hook become it again, with their settings), our runner type and ``mmkd_plugins`` from
+    """Remove our hooks (from ``default_hooks`` and ``custom_hooks``; those standing in for a stock
+    hook become it again, with their settings), our runner type and ``mmkd_plugins`` from
     ``custom_imports``: the stock tools need none of them; the user's other hooks and imports
     stay."""
     if str(config.get('runner_type', '')).startswith('mmkd_plugins.'):

@@ -1,4 +1,5 @@
 """Stop training at the first non-finite loss of any process, before anything is saved from it."""
+
 import math
 import os.path as osp
 from typing import Optional
@@ -13,14 +14,14 @@ from mmkd_plugins.registry import HOOKS
 
 @HOOKS.register_module()
 class StopOnNonFiniteLossHook(Hook):
-    """Raise ``FloatingPointError`` naming the iteration, the process and the loss that became
-    NaN or inf, on every process at the same iteration.
+    """Raise ``FloatingPointError`` naming the iteration, the process and the loss that became NaN
+    or inf, on every process at the same iteration.
 
-    It runs right after each training iteration, before any checkpoint hook, so the last
-    checkpoint written stays the last good one (and the message names it). Under DDP a NaN on
-    one process poisons every process's weights through the averaged gradients while the
-    others still see finite losses, so the finiteness of the losses is reduced across the
-    processes (one all-reduce of one number per iteration) and all of them stop.
+    It runs right after each training iteration, before any checkpoint hook, so the last checkpoint
+    written stays the last good one (and the message names it). Under DDP a NaN on one process
+    poisons every process's weights through the averaged gradients while the others still see finite
+    losses, so the finiteness of the losses is reduced across the processes (one all-reduce of one
+    number per iteration) and all of them stop.
     """
 
     priority = 'VERY_HIGH'

@@ -1,5 +1,5 @@
-"""Save every process's random number generators with each checkpoint, so a resumed run is
-exact."""
+"""Save every process's random number generators with each checkpoint, so a resumed run is exact."""
+
 from typing import Iterator, List, Optional
 
 from mmengine.dist import all_gather_object
@@ -142,8 +142,8 @@ class RandomStateHook(Hook):
         checkpoint['rng_states'] = self._gathered or [current_random_states()]
 
     def after_load_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
-        """Keep the states of a checkpoint being resumed, for :meth:`before_train`, and warn
-        when the data loaders were built with another seed than the checkpoint's run."""
+        """Keep the states of a checkpoint being resumed, for :meth:`before_train`, and warn when
+        the data loaders were built with another seed than the checkpoint's run."""
         if not getattr(runner, '_resume', False):
             return
         seed = checkpoint.get('meta', {}).get('seed')

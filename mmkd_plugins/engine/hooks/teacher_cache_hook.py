@@ -1,4 +1,5 @@
 """Compute the teacher's logits once per training sample and reuse them in later epochs."""
+
 from typing import List, Optional, Tuple
 
 from mmengine.dataset import BaseDataset
@@ -32,8 +33,8 @@ def _datasets_in(dataset) -> List[BaseDataset]:
 
 
 def _pipelines_in(dataset) -> List[Tuple[str, list]]:
-    """(where, transforms) of every pipeline the samples pass: each dataset's, and a wrapper's
-    own (mmdet's ``MultiImageMixDataset`` runs Mosaic/MixUp over its dataset's samples)."""
+    """(where, transforms) of every pipeline the samples pass: each dataset's, and a wrapper's own
+    (mmdet's ``MultiImageMixDataset`` runs Mosaic/MixUp over its dataset's samples)."""
     pipelines = []
     wrapper_pipeline = getattr(dataset, 'pipeline', None)
     if hasattr(dataset, 'datasets') or hasattr(dataset, 'dataset'):
@@ -48,9 +49,9 @@ def _pipelines_in(dataset) -> List[Tuple[str, list]]:
 
 
 def check_pipeline_is_keyable(dataset) -> None:
-    """Raise a ``ValueError`` naming the first transform of the training pipelines whose
-    random parameters the teacher cache cannot key, a missing metainfo key, or samples of
-    concatenated datasets without an image path to tell them apart."""
+    """Raise a ``ValueError`` naming the first transform of the training pipelines whose random
+    parameters the teacher cache cannot key, a missing metainfo key, or samples of concatenated
+    datasets without an image path to tell them apart."""
     parts = _datasets_in(dataset)
     for where, transforms in _pipelines_in(dataset):
         packed = set()
@@ -85,8 +86,8 @@ def check_pipeline_is_keyable(dataset) -> None:
 
 @HOOKS.register_module()
 class TeacherCacheHook(Hook):
-    """Cache the teacher's logits per training sample: from the second time a sample is seen
-    (the second epoch), its teacher forward is skipped.
+    """Cache the teacher's logits per training sample: from the second time a sample is seen (the
+    second epoch), its teacher forward is skipped.
 
     Checked before training starts, with a clear error otherwise: the training pipelines (those
     of dataset wrappers included) are deterministic or their random transforms are recorded in

@@ -1,4 +1,5 @@
 """Block-wise distillation's pieces: backbone stage splits, stage connectors, hybrid networks."""
+
 from . import stage_splitters  # noqa: F401  (registers the splitters)
 from .backbone_stages import (STAGE_SPLITTERS, BackboneStages, register_stage_splitter,
                               split_backbone, stages_cut_at)

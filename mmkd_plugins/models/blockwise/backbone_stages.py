@@ -21,6 +21,7 @@ checked when a hybrid is built (see
 :func:`mmkd_plugins.models.blockwise.stage_probe.check_stage_split`), so a subclass whose
 forward does something else is refused rather than silently mis-distilled.
 """
+
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -45,6 +46,7 @@ class BackboneStages:
         input_channels: The channels of the images the backbone takes (the probe image's).
             Defaults to 3.
     """
+
     stages: Tuple[Tuple[str, ...], ...]
     stem: Tuple[str, ...] = ()
     input_size: Optional[Tuple[int, int]] = None
@@ -62,8 +64,8 @@ class BackboneStages:
 
 
 class _StageStandIn(nn.Module):
-    """Stands in for one module of a backbone during a hybrid's forward: returns a given state,
-    or, without one, passes its first input through (the module's work is not needed).
+    """Stands in for one module of a backbone during a hybrid's forward: returns a given state, or,
+    without one, passes its first input through (the module's work is not needed).
 
     Attribute reads it does not have go to the module it stands in for (a Swin forward reads
     ``stage.downsample`` after calling the stage).
@@ -124,8 +126,8 @@ StageState = Any  # a stage's output: a tensor, or a tuple holding one with its 
 
 
 def state_features(state: StageState) -> torch.Tensor:
-    """The features of a stage state: the state itself, or the first tensor of a tuple (a
-    Swin stage's (tokens, (H, W)))."""
+    """The features of a stage state: the state itself, or the first tensor of a tuple (a Swin
+    stage's (tokens, (H, W)))."""
     if isinstance(state, torch.Tensor):
         return state
     return next(item for item in state if isinstance(item, torch.Tensor))

@@ -5,6 +5,7 @@ A connector is built by :func:`build_connector`, with ``in_channels``, ``out_cha
 :class:`~mmkd_plugins.models.blockwise.HybridNetworks`); a config names only its type (and any
 other argument of its own).
 """
+
 from typing import Any, Dict, Tuple, Union
 
 import torch
@@ -63,8 +64,8 @@ class ConvBNConnector(nn.Module):
 
 @MODELS.register_module()
 class IdentityConnector(nn.Module):
-    """No mapping at all, for stages whose student and teacher outputs already have the same
-    shape (e.g. a student of the teacher's own architecture).
+    """No mapping at all, for stages whose student and teacher outputs already have the same shape
+    (e.g. a student of the teacher's own architecture).
 
     Raises:
         ValueError: channels or spatial sizes differ.

@@ -39,6 +39,7 @@ class HybridOutput(NamedTuple):
         task_losses: The teacher head's own losses on the hybrid's outputs (empty with
             ``task_losses=False``).
     """
+
     stage: int
     logits: Union[torch.Tensor, List[torch.Tensor]]
     task_losses: Dict[str, Union[torch.Tensor, List[torch.Tensor]]]
@@ -204,10 +205,10 @@ class HybridNetworks(nn.Module):
     def _check_hybrids_of_the_teacher(self, teacher: BaseModel, states: List[StageState],
                                       backbone_outputs: tuple, read_outputs: Set[int],
                                       probe: torch.Tensor, field: str) -> None:
-        """Check that every hybrid, given the teacher's own stage states, gives the teacher's
-        neck and head the teacher's own backbone outputs (on another image: from the states
-        alone), i.e. that the teacher's split is a cut of its forward there and that the stages
-        a hybrid skips (before i, read by nothing) feed nothing the head reads.
+        """Check that every hybrid, given the teacher's own stage states, gives the teacher's neck
+        and head the teacher's own backbone outputs (on another image: from the states alone), i.e.
+        that the teacher's split is a cut of its forward there and that the stages a hybrid skips
+        (before i, read by nothing) feed nothing the head reads.
 
         Raises:
             ValueError: naming the hybrid, and the stages it skips.
@@ -239,8 +240,8 @@ class HybridNetworks(nn.Module):
                 for stage in self.connected_stages}
 
     def scheduled(self) -> List[Tuple[int, float]]:
-        """The hybrids of this step, as (stage, weight): all with their weights ``w_i``, or,
-        with ``per_step``, this step's turn with ``w_i·n/k``; advances the turn in training."""
+        """The hybrids of this step, as (stage, weight): all with their weights ``w_i``, or, with
+        ``per_step``, this step's turn with ``w_i·n/k``; advances the turn in training."""
         if self.per_step is None:
             return list(zip(self.stages, self.weights))
         count, start = len(self.stages), int(self.step) * self.per_step
@@ -308,8 +309,7 @@ class HybridNetworks(nn.Module):
 
     def _teacher_tail(self, teacher: BaseModel, stage: int, connected: Dict[int, StageState],
                       inputs: torch.Tensor, records: Optional[dict], task_losses: bool):
-        """The teacher's part of hybrid N_i: its forward from stage i on (later stages, neck,
-        head).
+        """The teacher's part of hybrid N_i: its forward from stage i on (later stages, neck, head).
 
         Args:
             teacher: The frozen teacher.

@@ -1,6 +1,7 @@
-"""The build-time probe of block-wise distillation: record both backbones' stage states on a
-random image, check that each split is a cut of its backbone's forward, and find which stage
-states a model's neck and head read."""
+"""The build-time probe of block-wise distillation: record both backbones' stage states on a random
+image, check that each split is a cut of its backbone's forward, and find which stage states a
+model's neck and head read."""
+
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, cast
 
@@ -17,8 +18,8 @@ DEFAULT_PROBE_SIZE = 384
 
 
 def fixed_input_size(backbone: nn.Module, split: BackboneStages) -> Optional[Tuple[int, int]]:
-    """The (H, W) input ``backbone`` was built for, where it says: its split's ``input_size``,
-    its ``img_size``, or its patch embedding's ``img_size`` or ``init_input_size``."""
+    """The (H, W) input ``backbone`` was built for, where it says: its split's ``input_size``, its
+    ``img_size``, or its patch embedding's ``img_size`` or ``init_input_size``."""
     patch_embed = getattr(backbone, 'patch_embed', None)
     for size in (split.input_size, getattr(backbone, 'img_size', None),
                  getattr(patch_embed, 'img_size', None),
@@ -95,8 +96,8 @@ def same_tensors(expected: Sequence[torch.Tensor], produced: Sequence[torch.Tens
 
 
 def other_image_like(probe: torch.Tensor) -> torch.Tensor:
-    """Another random image of the probe's shape: a forward continued from recorded stage
-    states on it returns the same outputs only if it reads nothing of its input but sizes."""
+    """Another random image of the probe's shape: a forward continued from recorded stage states on
+    it returns the same outputs only if it reads nothing of its input but sizes."""
     return torch.randn(probe.shape, generator=torch.Generator().manual_seed(1))
 
 
@@ -133,9 +134,9 @@ def why_not_a_cut(backbone: nn.Module, split: BackboneStages, states: Dict[int, 
 
 def check_stage_split(backbone: nn.Module, split: BackboneStages, states: List[StageState],
                       backbone_outputs: tuple, probe: torch.Tensor, field: str) -> None:
-    """Check that the split is a cut of the backbone's forward: for every stage i, the
-    forward continued from stage i's recorded state (:func:`stages_cut_at`, on another
-    image) returns what the whole forward returned.
+    """Check that the split is a cut of the backbone's forward: for every stage i, the forward
+    continued from stage i's recorded state (:func:`stages_cut_at`, on another image) returns what
+    the whole forward returned.
 
     Raises:
         ValueError: naming the first stage after which the forward reads more than that
@@ -167,9 +168,9 @@ def tensors_in(nested: Any) -> List[torch.Tensor]:
 
 def read_by_head(adapter: HybridTaskAdapter, model: BaseModel, split: BackboneStages,
                  states: List[StageState], probe: torch.Tensor) -> Tuple[Set[int], Set[int]]:
-    """Which stage states and which backbone outputs ``model``'s neck and head read (an FPN
-    reads several, may skip the first), found by a backward pass from the head's outputs,
-    with all stages standing in.
+    """Which stage states and which backbone outputs ``model``'s neck and head read (an FPN reads
+    several, may skip the first), found by a backward pass from the head's outputs, with all stages
+    standing in.
 
     Returns:
         The stages (1-based) whose states reach the head, and the positions of the backbone

@@ -1,4 +1,5 @@
 """Distillers: one or several frozen teachers into a stock student; block-wise hybrids."""
+
 from .blockwise_distiller import BlockwiseDistiller
 from .distill_losses import build_distill_loss
 from .distiller import Distiller, MultiTeacherDistiller

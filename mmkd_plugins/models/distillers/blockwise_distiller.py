@@ -1,5 +1,6 @@
-"""Block-wise logit distillation: hybrid student/teacher networks distilled through their logits
-(Yu et al., arXiv 2411.01547; methods.md §3)."""
+"""Block-wise logit distillation: hybrid student/teacher networks distilled through their logits (Yu
+et al., arXiv 2411.01547; methods.md §3)."""
+
 import inspect
 from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence, Union, cast
@@ -160,7 +161,7 @@ class BlockwiseDistiller(Distiller):
 
     def _logit_terms(self, prefix: str, logits: Logits, teacher_logits: Logits,
                      ensemble: Logits, weight: float = 1.0) -> Dict[str, torch.Tensor]:
-        """β·w·d(logits, Y^T) and γ·w·d(logits, Y^ens) for every loss d."""
+        """The terms β·w·d(logits, Y^T) and γ·w·d(logits, Y^ens) for every loss d."""
         terms = {}
         for name, loss_module in self.distill_losses.items():
             loss: Callable[..., torch.Tensor] = (

@@ -1,6 +1,7 @@
-"""The bookkeeping of a distiller's losses: building ``distill_losses`` from the config, what
-each loss compares, their weighted values under their log keys, and the learned temperatures
-for the log."""
+"""The bookkeeping of a distiller's losses: building ``distill_losses`` from the config, what each
+loss compares, their weighted values under their log keys, and the learned temperatures for the
+log."""
+
 from typing import Callable, Dict, List, NamedTuple, Set, Tuple, Union, cast
 
 import torch
@@ -17,12 +18,14 @@ LossValue = Union[torch.Tensor, List[torch.Tensor]]
 
 class ComparedOutputs(NamedTuple):
     """What one distillation loss compares: ``'logits'`` or a module name, on each side."""
+
     student: str
     teacher: str
 
 
 class TeacherLosses(NamedTuple):
     """One teacher's distillation losses: what each compares, their weight and log keys."""
+
     losses: nn.ModuleDict
     compared: Dict[str, ComparedOutputs]
     weight: float
@@ -36,8 +39,8 @@ class TeacherLosses(NamedTuple):
 
 
 def build_teacher_losses(entry: TeacherEntry, adapter, student: nn.Module) -> TeacherLosses:
-    """``entry``'s distillation losses, built and checked against the student (losses that
-    need labels, the student modules they name).
+    """``entry``'s distillation losses, built and checked against the student (losses that need
+    labels, the student modules they name).
 
     Raises:
         ValueError: naming the field of the loss at fault.
@@ -124,17 +127,17 @@ def distill_terms(losses: nn.ModuleDict, compared: Dict[str, ComparedOutputs],
 
 
 def label_kwargs(loss_module: nn.Module, data_samples: list) -> dict:
-    """``dict(labels=(B,) ground-truth classes)`` for a loss that ``requires_labels`` (DKD),
-    else nothing."""
+    """``dict(labels=(B,) ground-truth classes)`` for a loss that ``requires_labels`` (DKD), else
+    nothing."""
     if not getattr(loss_module, 'requires_labels', False):
         return {}
     return dict(labels=torch.cat([sample.gt_label for sample in data_samples]))
 
 
 def temperature_logs(losses: nn.ModuleDict, suffix: str = '') -> Dict[str, torch.Tensor]:
-    """``tau<name>`` and ``lambda<name>`` (the loss name less ``'loss'``, then ``suffix``) of
-    each loss with a learnable temperature (CTKD), for the log (their keys hold no 'loss', so
-    the runner does not sum them)."""
+    """``tau<name>`` and ``lambda<name>`` (the loss name less ``'loss'``, then ``suffix``) of each
+    loss with a learnable temperature (CTKD), for the log (their keys hold no 'loss', so the runner
+    does not sum them)."""
     logs = {}
     for name, loss_module in losses.items():
         temperature = getattr(loss_module, 'temperature', None)

@@ -1,4 +1,5 @@
 """The distiller: a student trained by its stock losses plus distillation from frozen teachers."""
+
 from typing import Dict, List, Optional, Tuple, Union, cast
 
 import torch
@@ -177,11 +178,12 @@ class Distiller(HoldsStudent, BaseModel):
 
     def run_student_and_teachers(self, inputs: torch.Tensor, data_samples: list
                                  ) -> Tuple[Dict[str, torch.Tensor], dict, Dict[str, dict]]:
-        """:meth:`run_student` and every teacher's outputs on one batch. Teachers whose outputs
-        depend on the batch alone (classifiers, dense detectors, cache, store) run first: a
-        forward then does not run beside the student's activations kept for backward, where it
-        was measured slower on CPU (docs/benchmark.md). A two-stage teacher scores the
-        student's sampled RoIs of the step, so it runs after the student.
+        """:meth:`run_student` and every teacher's outputs on one batch.
+
+        Teachers whose outputs depend on the batch alone (classifiers, dense detectors, cache,
+        store) run first: a forward then does not run beside the student's activations kept for
+        backward, where it was measured slower on CPU (docs/benchmark.md). A two-stage teacher
+        scores the student's sampled RoIs of the step, so it runs after the student.
 
         Returns:
             The student's own losses, its compared outputs (as :meth:`run_student` gives them)

@@ -1,5 +1,6 @@
-"""The student inside a distiller: built from the stock config's ``model``, and answering for
-the parts that code written for stock models reads from the model."""
+"""The student inside a distiller: built from the stock config's ``model``, and answering for the
+parts that code written for stock models reads from the model."""
+
 from typing import TYPE_CHECKING, Optional, Tuple, Union
 
 from mmengine.model import BaseModel
@@ -30,11 +31,11 @@ else:
 
 
 class HoldsStudent(_ModuleMixinBase):
-    """Mixin for distillers (``nn.Module`` subclasses with a ``student``): asking the distiller
-    for a part of the student (``model.backbone``) raises an ``AttributeError`` that says where
-    the part is and how to run a stock optimizer constructor on the student, instead of
-    ``nn.Module``'s bare "has no attribute"; :meth:`get_layer_depth` answers for the student
-    (mmpretrain's layer-wise learning-rate decay)."""
+    """Mixin for distillers (``nn.Module`` subclasses with a ``student``): asking the distiller for
+    a part of the student (``model.backbone``) raises an ``AttributeError`` that says where the part
+    is and how to run a stock optimizer constructor on the student, instead of ``nn.Module``'s bare
+    "has no attribute"; :meth:`get_layer_depth` answers for the student (mmpretrain's layer-wise
+    learning-rate decay)."""
 
     def __getattr__(self, name: str):
         try:
@@ -52,11 +53,11 @@ class HoldsStudent(_ModuleMixinBase):
                 "'mmkd_plugins.DistillationRunner' sets this by itself)") from None
 
     def get_layer_depth(self, param_name: str) -> Tuple[int, int]:
-        """A parameter's layer depth and the number of depths, for mmpretrain's layer-wise
-        learning-rate decay (``LearningRateDecayOptimWrapperConstructor``, used by the BEiT,
-        MAE, CAE, EVA fine-tuning configs): the student's own answer for ``student.*``; the
-        distiller's own parameters (connectors, learned temperatures) are not in the student's
-        backbone and so count as its last depth, as its head does (learning-rate scale 1).
+        """A parameter's layer depth and the number of depths, for mmpretrain's layer-wise learning-
+        rate decay (``LearningRateDecayOptimWrapperConstructor``, used by the BEiT, MAE, CAE, EVA
+        fine-tuning configs): the student's own answer for ``student.*``; the distiller's own
+        parameters (connectors, learned temperatures) are not in the student's backbone and so count
+        as its last depth, as its head does (learning-rate scale 1).
 
         Args:
             param_name: The parameter's name in the distiller, e.g.

@@ -1,5 +1,6 @@
 """The teachers a distiller's config names: one (``teacher`` with ``distill_losses``) or several
 (``teachers``), checked, each with its place in the config and its log keys."""
+
 from typing import Dict, List, NamedTuple, Optional, cast
 
 from ..teachers import TEACHER_KEYS, check_teacher_config
@@ -10,6 +11,7 @@ TEACHER_ENTRY_KEYS = TEACHER_KEYS + ('distill_losses', 'weight')
 
 class TeacherEntry(NamedTuple):
     """One teacher as the config gives it."""
+
     name: str  # 'teacher' for a lone teacher, else its key in ``teachers``
     config: dict  # the teacher's own keys (TEACHER_KEYS), checked
     losses: Dict[str, dict]  # its distillation losses' configs

@@ -1,4 +1,5 @@
 """Distillation losses: pure functions for the math plus thin registered modules."""
+
 from .curriculum_temperature import CurriculumTemperature, curriculum_lambda, reverse_gradient
 from .dist_loss import DISTLoss, dist_loss, pearson_distance, pearson_rows
 from .dkd_loss import DKDLoss, dkd_loss

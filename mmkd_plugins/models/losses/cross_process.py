@@ -1,4 +1,5 @@
 """Batch statistics across the processes of a distributed run."""
+
 import torch
 import torch.distributed as dist
 

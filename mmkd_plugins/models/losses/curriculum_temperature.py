@@ -1,5 +1,6 @@
 """CTKD's learnable temperature (Li et al., AAAI 2023): trained adversarially through a gradient
 reversal layer, with a cosine curriculum on the reversal strength λ."""
+
 import math
 from typing import Optional, Union, cast
 
@@ -104,7 +105,7 @@ class CurriculumTemperature(nn.Module):
         return 'warmup_epochs' if self.warmup_epochs else None
 
     def current_lambda(self) -> float:
-        """λ of the runner's current epoch (the first epoch outside a runner)."""
+        """The reversal strength λ of the runner's current epoch (the first outside a runner)."""
         epoch = MessageHub.get_current_instance().get_info('epoch', 0)
         return curriculum_lambda(epoch + 1, self.lambda_max, self.warmup_epochs)
 

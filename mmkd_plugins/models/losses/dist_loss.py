@@ -1,4 +1,5 @@
 """DIST: distillation by inter- and intra-class Pearson correlation (Huang et al., 2022)."""
+
 from typing import Optional, Union, cast
 
 import torch

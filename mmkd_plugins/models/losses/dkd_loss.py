@@ -1,4 +1,5 @@
 """Decoupled knowledge distillation (DKD, Zhao et al., CVPR 2022)."""
+
 from typing import Optional
 
 import torch

@@ -1,5 +1,6 @@
-"""Hard-label distillation (Touvron et al., 2021, DeiT, eq. in §5): cross-entropy with the
+"""Hard-label distillation (Touvron et al., 2021, DeiT, the equation of §5): cross-entropy with the
 teacher's argmax as the label."""
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -11,9 +12,9 @@ from .probabilities import at_least_float32
 def hard_distillation_loss(student_logits: torch.Tensor,
                            teacher_logits: torch.Tensor) -> torch.Tensor:
     """``(1/N) Σ_i CE(softmax(z_s,i), argmax_c z_t,i)``: the batch-mean cross-entropy of the
-    student's logits against the teacher's top class (DeiT's ``L_hardDistill`` term without
-    its 1/2; the label is a constant, no gradient reaches the teacher). Computed in fp32
-    through log-softmax, finite for saturated logits.
+    student's logits against the teacher's top class (DeiT's ``L_hardDistill`` term without its 1/2;
+    the label is a constant, no gradient reaches the teacher). Computed in fp32 through log-softmax,
+    finite for saturated logits.
 
     Args:
         student_logits: Student logits, shape (N, C).
@@ -43,7 +44,9 @@ class HardDistillationLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-        """Args:
+        """Hard-label distillation of a batch.
+
+        Args:
             student_logits: Shape (N, C).
             teacher_logits: Shape (N, C).
 

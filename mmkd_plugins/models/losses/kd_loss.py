@@ -1,4 +1,5 @@
 """Classic knowledge distillation loss (Hinton et al., 2015), for softmax or sigmoid scores."""
+
 from typing import Optional, Union, cast
 
 import torch
@@ -97,8 +98,16 @@ class KDLoss(nn.Module):
 
     def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                 detach_target: bool = True) -> torch.Tensor:
-        """Args: student_logits (N, C); teacher_logits (N, C), the target; detach_target: no
-        gradient to the target. Returns: scalar tensor."""
+        """KD of a batch.
+
+        Args:
+            student_logits: Shape (N, C).
+            teacher_logits: Shape (N, C); the target.
+            detach_target: No gradient to the target. Defaults to True.
+
+        Returns:
+            The loss, a scalar.
+        """
         tau = (cast(float, self.tau) if self.temperature is None else  # tau not a config
                self.temperature(student_logits, teacher_logits))
         row_weights = None

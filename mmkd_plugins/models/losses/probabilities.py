@@ -1,4 +1,5 @@
 """Turning logits into probabilities and rows into weighted means, shared by the losses."""
+
 from typing import Optional, Union
 
 import torch
@@ -7,8 +8,8 @@ ACTIVATIONS = ('softmax', 'sigmoid')
 
 
 def check_softening(loss_name: str, tau: Union[float, dict], activation: str) -> None:
-    """Refuse a non-positive temperature or an unknown activation, naming the loss (a
-    learnable temperature, given as a config dict, keeps itself in range).
+    """Refuse a non-positive temperature or an unknown activation, naming the loss (a learnable
+    temperature, given as a config dict, keeps itself in range).
 
     Raises:
         ValueError: ``tau <= 0`` or ``activation`` not in :data:`ACTIVATIONS`.
@@ -45,7 +46,10 @@ def row_weights_by_confidence(teacher_logits: torch.Tensor, tau: Union[float, to
 
 
 def weighted_mean(values: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``Σ w_i v_i / Σ w_i`` (plain mean when ``weights`` is None). Shapes (N,)."""
+    """``Σ w_i v_i / Σ w_i`` (plain mean when ``weights`` is None).
+
+    Shapes (N,).
+    """
     if weights is None:
         return values.mean()
     return (values * weights).sum() / weights.sum().clamp_min(1e-12)
@@ -57,13 +61,13 @@ def as_target(logits: torch.Tensor, detach: bool) -> torch.Tensor:
 
 
 def at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
-    """``tensor`` in float32 when it is half or bfloat16 (mixed precision), else unchanged
-    (float64 stays float64, so that references can be checked in double precision)."""
+    """``tensor`` in float32 when it is half or bfloat16 (mixed precision), else unchanged (float64
+    stays float64, so that references can be checked in double precision)."""
     return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
 def squared_per_row(tau: Union[float, torch.Tensor]) -> Union[float, torch.Tensor]:
-    """tau², broadcastable against per-row values (N,): a number, a scalar tensor, or (N,) for
+    """``tau²``, broadcastable against per-row values (N,): a number, a scalar tensor, or (N,) for
     an instance-wise temperature of shape (N, 1)."""
     if isinstance(tau, torch.Tensor) and tau.dim() > 0:
         return tau.reshape(-1)**2

@@ -1,4 +1,5 @@
 """Whether a detector teacher takes the student's batches: padding to a size multiple."""
+
 from mmengine.model import BaseModel
 
 

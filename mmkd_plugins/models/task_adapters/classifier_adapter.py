@@ -1,4 +1,5 @@
 """How a distiller reads comparable outputs from mmpretrain classifiers."""
+
 from contextlib import nullcontext
 from typing import ContextManager, Optional, Sequence, Tuple
 
@@ -12,8 +13,8 @@ from ..teachers.timm_teachers import timm_num_classes
 
 def check_class_index_map(class_index_map: Sequence[int], student_classes: Optional[int],
                           teacher_classes: Optional[int], field: str) -> None:
-    """A map of one teacher class per student class: as many entries as the student has
-    classes, distinct teacher classes in range.
+    """A map of one teacher class per student class: as many entries as the student has classes,
+    distinct teacher classes in range.
 
     Raises:
         ValueError: naming ``field`` and what is wrong.
@@ -39,10 +40,10 @@ def check_class_index_map(class_index_map: Sequence[int], student_classes: Optio
 class ClassifierAdapter:
     """Logits of mmpretrain ``ImageClassifier``-style models (backbone, optional neck, head).
 
-    The student's logits are the output of its ``head`` module, recorded while its stock
-    ``loss()`` runs (for a head with a distillation classifier, that classifier's logits, see
-    :mod:`.two_classifier_heads`); the teacher's are ``teacher(inputs, mode='tensor')``, which
-    runs backbone, neck and the head's forward only (a two-classifier teacher: the mean of its
+    The student's logits are the output of its ``head`` module, recorded while its stock ``loss()``
+    runs (for a head with a distillation classifier, that classifier's logits, see
+    :mod:`.two_classifier_heads`); the teacher's are ``teacher(inputs, mode='tensor')``, which runs
+    backbone, neck and the head's forward only (a two-classifier teacher: the mean of its
     classifiers, its stock prediction): no loss, no post-processing.
     """
 
@@ -127,7 +128,7 @@ class ClassifierAdapter:
     @staticmethod
     def teacher_logits(teacher: BaseModel, inputs: torch.Tensor,
                        student_calls: ModuleOutputRecorder) -> torch.Tensor:
-        """Args: inputs (B, 3, H, W), teacher-normalized. Returns: logits (B, C)."""
+        """The teacher's logits, shape (B, C), for the teacher-normalized inputs (B, 3, H, W)."""
         return teacher(inputs, mode='tensor')
 
     @staticmethod
@@ -156,8 +157,8 @@ class ClassifierAdapter:
 
     @staticmethod
     def head_logits(model: BaseModel, head_outputs: torch.Tensor) -> torch.Tensor:
-        """The comparable logits of :meth:`head_forward`'s result (of ``model``'s head),
-        (B, num_classes)."""
+        """The comparable logits of :meth:`head_forward`'s result (of ``model``'s head), (B,
+        num_classes)."""
         return head_outputs
 
     @classmethod
@@ -170,7 +171,6 @@ class ClassifierAdapter:
     @staticmethod
     def head_task_losses(model: BaseModel, head_outputs: torch.Tensor, data_samples: list,
                          records: Optional[dict] = None) -> dict:
-        """``model``'s head loss (as configured in its config) on :meth:`head_forward`'s
-        logits."""
+        """``model``'s head loss (as configured in its config) on :meth:`head_forward`'s logits."""
         return model.head._get_loss(head_outputs, data_samples)
 

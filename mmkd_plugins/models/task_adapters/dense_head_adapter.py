@@ -1,4 +1,5 @@
 """How a distiller reads comparable outputs from mmdet's one-stage dense detectors."""
+
 from contextlib import contextmanager, nullcontext
 from typing import ContextManager, Iterator, List, Optional, Sequence, Tuple
 
@@ -51,8 +52,8 @@ CLASS_BRANCH_CONVS = {'RetinaHead': 'retina_cls', 'FCOSHead': 'conv_cls', 'ATSSH
 
 
 def class_branch_scores(head, features: Sequence[torch.Tensor]) -> Optional[List[torch.Tensor]]:
-    """Per-level class maps computed by the head's class branch alone (no box branch), or
-    None for a head not in :data:`CLASS_BRANCH_CONVS`.
+    """Per-level class maps computed by the head's class branch alone (no box branch), or None for a
+    head not in :data:`CLASS_BRANCH_CONVS`.
 
     Args:
         head: A dense head.
@@ -73,8 +74,8 @@ def class_branch_scores(head, features: Sequence[torch.Tensor]) -> Optional[List
 
 
 def class_logits_of_features(head, features: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-    """A dense head's class maps on FPN features, as flattened logits: its class branch alone
-    where :func:`class_branch_scores` knows it, else its whole forward's first output.
+    """A dense head's class maps on FPN features, as flattened logits: its class branch alone where
+    :func:`class_branch_scores` knows it, else its whole forward's first output.
 
     Args:
         head: A dense head.
@@ -89,11 +90,13 @@ def class_logits_of_features(head, features: Sequence[torch.Tensor]) -> List[tor
 
 @contextmanager
 def training_outputs(head: nn.Module) -> Iterator[None]:
-    """Within the context, ``head``'s own forward returns what it returns in training, while
-    its submodules keep their mode (a frozen teacher's norms stay in eval mode). Heads whose
-    forward reads ``self.training`` return other outputs in eval mode: FCOS with
-    ``norm_on_bbox`` scales its box maps by the stride, VFNet and RepPoints return fewer or
-    decoded maps; their ``loss_by_feat`` takes the training outputs."""
+    """Within the context, ``head``'s own forward returns what it returns in training, while its
+    submodules keep their mode (a frozen teacher's norms stay in eval mode).
+
+    Heads whose forward reads ``self.training`` return other outputs in eval mode: FCOS with
+    ``norm_on_bbox`` scales its box maps by the stride, VFNet and RepPoints return fewer or decoded
+    maps; their ``loss_by_feat`` takes the training outputs.
+    """
     mode = head.training
     head.training = True
     try:
@@ -117,14 +120,13 @@ class DenseHeadAdapter:
     """Class scores of one-stage detectors (RetinaNet, FCOS, ATSS, GFL, ...).
 
     The student's scores are the first output of its ``bbox_head`` forward (the per-level class
-    maps), recorded while its stock ``loss()`` runs; the teacher's come from its backbone, neck
-    and the head's class branch only (see :func:`class_branch_scores`; other heads run their
-    whole forward), with no box branch, label assignment, loss or box decoding. Both are
-    flattened to one row per spatial position and FPN level (see :func:`flatten_levels`);
-    losses are computed per level and summed. Heads
-    whose maps are probabilities (CenterNet, TOOD) are compared through the logits of those
-    probabilities (see :func:`as_logits`), so that the sigmoid losses see what the head predicts
-    with; heads whose kind is not known are refused at build time (see
+    maps), recorded while its stock ``loss()`` runs; the teacher's come from its backbone, neck and
+    the head's class branch only (see :func:`class_branch_scores`; other heads run their whole
+    forward), with no box branch, label assignment, loss or box decoding. Both are flattened to one
+    row per spatial position and FPN level (see :func:`flatten_levels`); losses are computed per
+    level and summed. Heads whose maps are probabilities (CenterNet, TOOD) are compared through the
+    logits of those probabilities (see :func:`as_logits`), so that the sigmoid losses see what the
+    head predicts with; heads whose kind is not known are refused at build time (see
     :mod:`~.dense_head_scores`).
     """
 
@@ -165,11 +167,10 @@ class DenseHeadAdapter:
 
     @classmethod
     def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str) -> None:
-        """Teacher and student must share the head design (classes, anchors per position,
-        class channels and FPN strides), each head's class maps must be known logits or
-        probabilities (see :func:`~.dense_head_scores.dense_head_scores`), and the teacher must
-        take the student's batch padding (see
-        :func:`~.batch_padding.check_teacher_takes_student_padding`).
+        """Teacher and student must share the head design (classes, anchors per position, class
+        channels and FPN strides), each head's class maps must be known logits or probabilities (see
+        :func:`~.dense_head_scores.dense_head_scores`), and the teacher must take the student's
+        batch padding (see :func:`~.batch_padding.check_teacher_takes_student_padding`).
 
         Raises:
             TypeError: the teacher is not a one-stage detector.
@@ -208,8 +209,8 @@ class DenseHeadAdapter:
 
     @staticmethod
     def record_student_step(student: BaseModel) -> ContextManager[dict]:
-        """What a hybrid needs from the student's step besides its outputs: nothing (the
-        hybrids' heads assign their own targets)."""
+        """What a hybrid needs from the student's step besides its outputs: nothing (the hybrids'
+        heads assign their own targets)."""
         return nullcontext({})
 
     @staticmethod
@@ -217,16 +218,16 @@ class DenseHeadAdapter:
                      records: Optional[dict] = None) -> Tuple[list, ...]:
         """``model``'s neck and ``bbox_head`` forward on given backbone outputs (a block-wise
         hybrid): per-level class maps, box maps (and any other per-level outputs), as the head
-        returns them in training (:func:`training_outputs`), for its ``loss_by_feat``;
-        ``records`` is unused (see :meth:`record_student_step`)."""
+        returns them in training (:func:`training_outputs`), for its ``loss_by_feat``; ``records``
+        is unused (see :meth:`record_student_step`)."""
         features = model.neck(backbone_outputs) if model.with_neck else backbone_outputs
         with training_outputs(model.bbox_head):
             return model.bbox_head(features)
 
     @staticmethod
     def head_logits(model: BaseModel, head_outputs: Tuple[list, ...]) -> List[torch.Tensor]:
-        """Class scores of :meth:`head_forward`'s result (of ``model``'s head), per level
-        (N·H·W, A·K)."""
+        """Class scores of :meth:`head_forward`'s result (of ``model``'s head), per level (N·H·W,
+        A·K)."""
         return as_logits(model.bbox_head, flatten_levels(head_outputs[0]))
 
     @staticmethod
@@ -240,8 +241,8 @@ class DenseHeadAdapter:
     @staticmethod
     def head_task_losses(model: BaseModel, head_outputs: Tuple[list, ...], data_samples: list,
                          records: Optional[dict] = None) -> dict:
-        """``model``'s ``bbox_head`` losses (its own assigner and losses) on
-        :meth:`head_forward`'s outputs, as its ``loss()`` computes them."""
+        """``model``'s ``bbox_head`` losses (its own assigner and losses) on :meth:`head_forward`'s
+        outputs, as its ``loss()`` computes them."""
         from mmdet.models.utils import unpack_gt_instances
         gt_instances, gt_instances_ignore, img_metas = unpack_gt_instances(data_samples)
         return model.bbox_head.loss_by_feat(*head_outputs, gt_instances, img_metas,

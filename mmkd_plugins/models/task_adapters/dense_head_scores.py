@@ -1,13 +1,14 @@
 """What the first output of an mmdet dense head's forward holds: class logits or probabilities.
 
 The distillation losses of one-stage detectors compare the per-level class maps that a head's
-forward returns first, through a sigmoid. That is right for heads whose maps are logits (the
-head predicts with their sigmoid); a head whose forward already applies the sigmoid (CenterNet's
-heatmaps, TOOD's geometric mean of two sigmoids) must be compared through the logits of its
-maps, else the losses compare ``sigmoid(p)``. Neither a loss setting nor the values tell the two
-apart reliably, so the kind is known per head class, read off its forward, and a head that is
-not known (or overrides the forward of a known one) is refused at build time.
+forward returns first, through a sigmoid. That is right for heads whose maps are logits (the head
+predicts with their sigmoid); a head whose forward already applies the sigmoid (CenterNet's
+heatmaps, TOOD's geometric mean of two sigmoids) must be compared through the logits of its maps,
+else the losses compare ``sigmoid(p)``. Neither a loss setting nor the values tell the two apart
+reliably, so the kind is known per head class, read off its forward, and a head that is not known
+(or overrides the forward of a known one) is refused at build time.
 """
+
 from typing import Dict
 
 LOGITS = 'logits'

@@ -1,4 +1,5 @@
 """The interface every task adapter offers the distillers (a class of static methods)."""
+
 from typing import ContextManager, Optional, Protocol, Tuple
 
 import torch
@@ -42,8 +43,8 @@ class TaskAdapter(Protocol):
 
     @staticmethod
     def check_pair(student: BaseModel, teacher: BaseModel, field: str) -> None:
-        """Raise a ``TypeError``/``ValueError`` naming ``field`` if the teacher cannot teach
-        this student."""
+        """Raise a ``TypeError``/``ValueError`` naming ``field`` if the teacher cannot teach this
+        student."""
 
     @staticmethod
     def student_logits(student_calls: ModuleOutputRecorder):
@@ -65,8 +66,8 @@ class HybridTaskAdapter(TaskAdapter, Protocol):
 
     @staticmethod
     def record_student_step(student: BaseModel) -> ContextManager[dict]:
-        """A context around the student's ``loss()`` that yields what the hybrids need from
-        that step besides its outputs (a two-stage student's sampled RoIs and targets)."""
+        """A context around the student's ``loss()`` that yields what the hybrids need from that
+        step besides its outputs (a two-stage student's sampled RoIs and targets)."""
 
     @staticmethod
     def head_forward(model: BaseModel, backbone_outputs: tuple,
@@ -80,8 +81,8 @@ class HybridTaskAdapter(TaskAdapter, Protocol):
     @staticmethod
     def head_class_logits(model: BaseModel, backbone_outputs: tuple,
                           records: Optional[dict] = None):
-        """``head_logits(model, head_forward(model, backbone_outputs, records))``, computing
-        only what the logits need (a hybrid without task losses)."""
+        """``head_logits(model, head_forward(model, backbone_outputs, records))``, computing only
+        what the logits need (a hybrid without task losses)."""
 
     @staticmethod
     def head_task_losses(model: BaseModel, head_outputs, data_samples: list,

@@ -1,4 +1,5 @@
 """How a distiller reads comparable outputs from mmdet's two-stage detectors."""
+
 import re
 from contextlib import contextmanager
 from typing import Iterator, Optional, Tuple, cast
@@ -37,10 +38,12 @@ def stage_of_index(detector: BaseModel, stage: int) -> int:
 
 
 def compared_stages(student: BaseModel, teacher: BaseModel) -> Tuple[int, int]:
-    """(student stage, teacher stage) whose class logits are compared: the student's last
-    stage, and the teacher's stage of the same index (its last if it has fewer), i.e. the
-    teacher's classifier trained on RoIs of the same kind (stage 1: RPN proposals at IoU 0.5;
-    a cascade's last stage: refined boxes at its highest IoU)."""
+    """(student stage, teacher stage) whose class logits are compared: the student's last stage, and
+    the teacher's stage of the same index (its last if it has fewer), i.e. the teacher's classifier
+    trained on RoIs of the same kind (stage 1: RPN proposals at IoU 0.5; a cascade's last stage:
+
+    refined boxes at its highest IoU).
+    """
     student_stage = num_box_stages(student) - 1
     return student_stage, stage_of_index(teacher, student_stage)
 
@@ -62,8 +65,7 @@ def _bbox_forward(detector: BaseModel, stage: int, features: tuple, rois: torch.
 
 
 class RoIHeadAdapter:
-    """RoI class logits of two-stage detectors (Faster R-CNN; Cascade R-CNN as teacher or
-    student).
+    """RoI class logits of two-stage detectors (Faster R-CNN; Cascade R-CNN as teacher or student).
 
     The student's logits are its (last stage's) box head class scores for its own sampled
     RoIs of that stage, recorded while its stock ``loss()`` runs, together with those RoIs. The
@@ -120,11 +122,14 @@ class RoIHeadAdapter:
 
     @classmethod
     def check_pair(cls, student: BaseModel, teacher: BaseModel, field: str) -> None:
-        """Raises ``TypeError`` for a multi-stage RoI head other than Cascade R-CNN's (HTC,
-        SCNet, ... as student), a multi-branch student (TridentNet), or a teacher that is not
+        """Raises ``TypeError`` for a multi-stage RoI head other than Cascade R-CNN's (HTC, SCNet,
+        ...
+
+        as student), a multi-branch student (TridentNet), or a teacher that is not
         two-stage, ``ValueError`` for other
         class counts or a padding that does not suit the teacher (see
-        :func:`~.batch_padding.check_teacher_takes_student_padding`)."""
+        :func:`~.batch_padding.check_teacher_takes_student_padding`).
+        """
         roi_head = type(student.roi_head).__name__
         branches = getattr(student.roi_head, 'num_branch', 1)
         if branches > 1:
@@ -133,7 +138,7 @@ class RoIHeadAdapter:
                 f'{branches} branches on every image ({branches} RoI sets per image) while a '
                 'teacher in eval mode runs one branch; it is not supported as a student (it can '
                 'be the teacher)')
-        if isinstance(student.roi_head.bbox_head, torch.nn.ModuleList) and \
+        if isinstance(student.roi_head.bbox_head, torch.nn.ModuleList) and\
                 roi_head not in CASCADE_HEADS:
             raise TypeError(
                 f'model.student: a {type(student).__name__} student ({roi_head}, '
@@ -155,7 +160,7 @@ class RoIHeadAdapter:
     def _recorded(student_calls: ModuleOutputRecorder, prefix: str) -> Tuple[str, int]:
         """The recorded compared-stage module under ``prefix`` and its stage (0-based)."""
         for name in student_calls.module_names:
-            stage = STAGE_SUFFIX.fullmatch(name[len(prefix):]) if name.startswith(prefix) \
+            stage = STAGE_SUFFIX.fullmatch(name[len(prefix):]) if name.startswith(prefix)\
                 else None
             if stage is not None:
                 return name, int(stage.group(1) or 0)
@@ -190,17 +195,17 @@ class RoIHeadAdapter:
 
     @staticmethod
     def check_hybrid_pair(student: BaseModel, teacher: BaseModel, field: str) -> None:
-        """Block-wise hybrids take any pair that :meth:`check_pair` accepts (the teacher's
-        compared stage scores the student's compared stage's RoIs)."""
+        """Block-wise hybrids take any pair that :meth:`check_pair` accepts (the teacher's compared
+        stage scores the student's compared stage's RoIs)."""
 
     @staticmethod
     @contextmanager
     def record_student_step(student: BaseModel) -> Iterator[dict]:
-        """While the student's ``loss()`` runs inside, keep what the box head of its compared
-        (last) stage was trained on, in the dict this yields: ``sampling_results`` (its sampled
-        RoIs and their targets), ``rois`` (num_rois, 5), ``rcnn_train_cfg``, ``stage``
-        (0-based) and ``loss_weight`` (the student's weight of that stage's losses: a
-        cascade's ``stage_loss_weights``, else 1)."""
+        """While the student's ``loss()`` runs inside, keep what the box head of its compared (last)
+        stage was trained on, in the dict this yields: ``sampling_results`` (its sampled RoIs and
+        their targets), ``rois`` (num_rois, 5), ``rcnn_train_cfg``, ``stage`` (0-based) and
+        ``loss_weight`` (the student's weight of that stage's losses: a cascade's
+        ``stage_loss_weights``, else 1)."""
         from mmdet.structures.bbox import bbox2roi
         records: dict = {}
         roi_head = student.roi_head
@@ -235,9 +240,9 @@ class RoIHeadAdapter:
     @staticmethod
     def head_forward(model: BaseModel, backbone_outputs: tuple,
                      records: Optional[dict] = None) -> tuple:
-        """``model``'s neck on given backbone outputs (a block-wise hybrid), then the RoI
-        extractor and box head of its stage compared with the student's (:func:`compared_stages`)
-        on the student's RoIs of ``records``.
+        """``model``'s neck on given backbone outputs (a block-wise hybrid), then the RoI extractor
+        and box head of its stage compared with the student's (:func:`compared_stages`) on the
+        student's RoIs of ``records``.
 
         Returns:
             (cls_score (num_rois, K + 1), bbox_pred (num_rois, 4·K)); the neck's outputs alone
@@ -257,16 +262,16 @@ class RoIHeadAdapter:
     @classmethod
     def head_class_logits(cls, model: BaseModel, backbone_outputs: tuple,
                           records: Optional[dict] = None) -> torch.Tensor:
-        """The class logits of :meth:`head_forward` on the student's RoIs, (num_rois, K + 1)
-        (the box head's shared layers serve both outputs, so it runs whole)."""
+        """The class logits of :meth:`head_forward` on the student's RoIs, (num_rois, K + 1) (the
+        box head's shared layers serve both outputs, so it runs whole)."""
         return cls.head_logits(model, cls.head_forward(model, backbone_outputs, records))
 
     @staticmethod
     def head_task_losses(model: BaseModel, head_outputs: tuple, data_samples: list,
                          records: Optional[dict] = None) -> dict:
-        """The loss of the box head that gave :meth:`head_forward`'s outputs (``loss_cls``,
-        ``acc``, ``loss_bbox``), with the targets the student's sampling gave its RoIs
-        (``records``), its loss terms weighted as the student weighs that stage."""
+        """The loss of the box head that gave :meth:`head_forward`'s outputs (``loss_cls``, ``acc``,
+        ``loss_bbox``), with the targets the student's sampling gave its RoIs (``records``), its
+        loss terms weighted as the student weighs that stage."""
         cls_score, bbox_pred = head_outputs
         records = cast(dict, records)  # record_student_step's, given in training
         box_head = _box_head(model, stage_of_index(model, records['stage']))

@@ -11,6 +11,7 @@ LeViT's and EfficientFormer's training forward raises, DeiT's trains the mean on
 logits, every distillation loss on the distillation logits; predictions and the exported
 checkpoint stay the stock head's.
 """
+
 from typing import NamedTuple, Optional, Tuple, cast
 
 import torch
@@ -26,6 +27,7 @@ class TwoClassifierLayout(NamedTuple):
         distillation_layer: The distillation classifier's module path in the head.
         switch: The head attribute that turns the distillation classifier on (None: always).
     """
+
     class_layer: str
     distillation_layer: str
     switch: Optional[str]
@@ -71,8 +73,8 @@ def class_and_distillation_logits(head: BaseModule,
 
 def two_classifier_loss(classifier: BaseModel, inputs: torch.Tensor,
                         data_samples: list) -> Tuple[dict, torch.Tensor]:
-    """A two-classifier student's training forward, as the papers train it: the head's own loss
-    (its config's ``loss``, Mixup/CutMix soft labels included) on the class logits.
+    """A two-classifier student's training forward, as the papers train it: the head's own loss (its
+    config's ``loss``, Mixup/CutMix soft labels included) on the class logits.
 
     Args:
         classifier: An mmpretrain ``ImageClassifier`` with such a head.

@@ -1,6 +1,7 @@
-"""Teachers: config + checkpoint -> frozen model, input re-normalization, a bf16 forward, and
-the sources of a distiller's teacher outputs (the live network, a per-sample cache in front of
-it, a soft-label store)."""
+"""Teachers: config + checkpoint -> frozen model, input re-normalization, a bf16 forward, and the
+sources of a distiller's teacher outputs (the live network, a per-sample cache in front of it, a
+soft-label store)."""
+
 from .frozen_teachers import HoldsFrozenTeachers
 from .input_renormalizer import (InputRenormalizer, build_renormalizer, expected_input_size,
                                  normalization_of, resized_to)

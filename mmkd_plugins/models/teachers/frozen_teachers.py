@@ -1,13 +1,14 @@
 """Frozen teachers held outside a model's module tree.
 
 A distiller's teacher is frozen: nothing should train, average, synchronise or save it. As a
-registered submodule it would still be seen by everything that walks the module tree: the
-optimizer constructors of mmengine (which put parameters that need no gradient into the param
-groups too), ``EMAHook`` (which deep-copies the whole model and averages every parameter each
-iteration), DDP, SyncBN conversion, ``init_weights`` and ``state_dict``. Held as a plain
-attribute, it is seen by none of them; moving the model (``.to()``, ``.cuda()``) still moves it,
-and a deep copy (the EMA model) shares it instead of copying it.
+registered submodule it would still be seen by everything that walks the module tree: the optimizer
+constructors of mmengine (which put parameters that need no gradient into the param groups too),
+``EMAHook`` (which deep-copies the whole model and averages every parameter each iteration), DDP,
+SyncBN conversion, ``init_weights`` and ``state_dict``. Held as a plain attribute, it is seen by
+none of them; moving the model (``.to()``, ``.cuda()``) still moves it, and a deep copy (the EMA
+model) shares it instead of copying it.
 """
+
 import copy
 from typing import TYPE_CHECKING, Callable, List
 
@@ -35,16 +36,16 @@ class HoldsFrozenTeachers(_ModuleMixinBase):
         raise NotImplementedError
 
     def _apply(self, fn: Callable, recurse: bool = True):
-        """``nn.Module._apply`` (behind ``.to()``, ``.cuda()``, ``.float()``, ...), applied to
-        the frozen teachers too."""
+        """``nn.Module._apply`` (behind ``.to()``, ``.cuda()``, ``.float()``, ...), applied to the
+        frozen teachers too."""
         super()._apply(fn, recurse)
         for teacher in self.frozen_teachers():
             teacher._apply(fn, recurse)
         return self
 
     def __deepcopy__(self, memo: dict):
-        """A deep copy that shares the frozen teachers (EMAHook's averaged copy of the model
-        needs no second teacher)."""
+        """A deep copy that shares the frozen teachers (EMAHook's averaged copy of the model needs
+        no second teacher)."""
         for teacher in self.frozen_teachers():
             memo[id(teacher)] = teacher
         copied = self.__class__.__new__(self.__class__)

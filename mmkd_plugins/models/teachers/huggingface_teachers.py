@@ -1,6 +1,9 @@
 """Teachers from HuggingFace ``transformers``, through mmpretrain's ``HuggingFaceClassifier``:
-their own preprocessing, input size and class count, read from the model's image-processor and
-model configs (a hub name in the local HuggingFace cache, or a folder of ``save_pretrained``)."""
+
+their own preprocessing, input size and class count, read from the model's image-processor and model
+configs (a hub name in the local HuggingFace cache, or a folder of ``save_pretrained``).
+"""
+
 from typing import Optional, Tuple, cast
 
 from mmengine.config import Config
@@ -32,8 +35,8 @@ def pixel_normalization(processor) -> Tuple[list, list]:
 def fill_huggingface_preprocessing(config: Config, field: str) -> None:
     """Give a ``HuggingFaceClassifier`` teacher whose config does not normalize its inputs the
     normalization of the model's image processor (``preprocessor_config.json``), in place: its
-    rescaling and mean/std as mean/std of 0-255 pixels, RGB channel order (mmcv loads BGR). A
-    config that sets ``mean`` keeps its own.
+    rescaling and mean/std as mean/std of 0-255 pixels, RGB channel order (mmcv loads BGR). A config
+    that sets ``mean`` keeps its own.
 
     Raises:
         ValueError: the model's image processor cannot be read (not in the local HuggingFace
@@ -63,8 +66,8 @@ def fill_huggingface_preprocessing(config: Config, field: str) -> None:
 
 def huggingface_input_size(model: nn.Module) -> Optional[Tuple[int, int]]:
     """The (H, W) a ``HuggingFaceClassifier``'s network was built for, from its config's
-    ``image_size`` (ViT, DeiT, BEiT, Swin, ConvNeXt configs have one); None for networks
-    without one (ResNet) and for other models."""
+    ``image_size`` (ViT, DeiT, BEiT, Swin, ConvNeXt configs have one); None for networks without one
+    (ResNet) and for other models."""
     size = getattr(getattr(getattr(model, 'model', None), 'config', None), 'image_size', None)
     if size is None or not type(model).__name__ == 'HuggingFaceClassifier':
         return None

@@ -1,4 +1,5 @@
 """Re-normalize inputs prepared for the student into what the teacher was trained on."""
+
 from typing import Optional, Sequence, Tuple, cast
 
 import torch
@@ -92,11 +93,11 @@ class InputRenormalizer(nn.Module):
 
 def expected_input_size(model: nn.Module) -> Optional[Tuple[int, int]]:
     """The (H, W) a model's backbone was built for, when it declares one: transformer and MLP
-    backbones built with an ``img_size`` keep it in their patch embedding (Swin, ViT, ...) or
-    as their own ``img_size`` (TinyViT, MLP-Mixer, RepMLP, ...), timm networks of a fixed
-    size (see :func:`~.timm_teachers.timm_input_size`) and HuggingFace networks whose config
-    has an ``image_size`` (see :func:`~.huggingface_teachers.huggingface_input_size`); None for
-    models that take any size (CNNs)."""
+    backbones built with an ``img_size`` keep it in their patch embedding (Swin, ViT, ...) or as
+    their own ``img_size`` (TinyViT, MLP-Mixer, RepMLP, ...), timm networks of a fixed size (see
+    :func:`~.timm_teachers.timm_input_size`) and HuggingFace networks whose config has an
+    ``image_size`` (see :func:`~.huggingface_teachers.huggingface_input_size`); None for models that
+    take any size (CNNs)."""
     hub_size = timm_input_size(model) or huggingface_input_size(model)
     if hub_size is not None:
         return hub_size

@@ -1,5 +1,6 @@
-"""The teacher outputs of a soft-label store: the teacher's logits of each sample's replayed
-view, read from the store; the teacher network is never built."""
+"""The teacher outputs of a soft-label store: the teacher's logits of each sample's replayed view,
+read from the store; the teacher network is never built."""
+
 from typing import Dict, Mapping, Protocol, Tuple
 
 import numpy as np
@@ -24,8 +25,8 @@ class StoreAdapter(Protocol):
 
 
 class StoredTeacher(nn.Module):
-    """The teacher's logits from a store (``model.soft_labels``), checked against the
-    distiller's config at build time. The teacher network is never built.
+    """The teacher's logits from a store (``model.soft_labels``), checked against the distiller's
+    config at build time. The teacher network is never built.
 
     Args:
         soft_labels: ``dict(store=<folder>, allow_partial_intra_class=False)``; with
@@ -83,14 +84,14 @@ class StoredTeacher(nn.Module):
 
     def outputs(self, inputs: torch.Tensor, data_samples: list,
                 student_recorder: ModuleOutputRecorder) -> Dict[str, torch.Tensor]:
-        """``'logits'``: the stored logits of each sample's view, (B, C) float32 on the
-        batch's device."""
+        """``'logits'``: the stored logits of each sample's view, (B, C) float32 on the batch's
+        device."""
         return {LOGITS: self.logits(data_samples, inputs.device)}
 
     def check_losses(self, losses: nn.ModuleDict, compared: Mapping[str, Tuple[str, str]],
                      student: BaseModel, losses_field: str) -> None:
-        """Each loss must compare logits with a softmax, at the store's temperature or a
-        learned global one (CTKD); DIST's intra-class term needs every class stored.
+        """Each loss must compare logits with a softmax, at the store's temperature or a learned
+        global one (CTKD); DIST's intra-class term needs every class stored.
 
         The intra-class term correlates each class's column over the batch; in a store of the
         top k < C classes, a sample's column of a class outside its top k is made up (the equal
@@ -136,8 +137,8 @@ class StoredTeacher(nn.Module):
                                  'to the store\'s')
 
     def logits(self, data_samples: list, device: torch.device) -> torch.Tensor:
-        """The teacher's logits of the batch's replayed views, rebuilt from the stored top-k
-        (see :func:`~mmkd_plugins.soft_labels.stored_logits.logits_from_soft_labels`).
+        """The teacher's logits of the batch's replayed views, rebuilt from the stored top-k (see
+        :func:`~mmkd_plugins.soft_labels.stored_logits.logits_from_soft_labels`).
 
         Args:
             data_samples: The batch's samples, each with ``sample_idx`` and

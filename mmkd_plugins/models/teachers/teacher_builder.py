@@ -1,4 +1,5 @@
 """Turn "a stock config (or local path) + a checkpoint URL or path" into a frozen teacher."""
+
 import os.path as osp
 import re
 from typing import Dict, Optional, Set, Union
@@ -96,8 +97,8 @@ def _as_tuple(shape: str) -> str:
 
 
 def keys_dropped_on_load(model: nn.Module) -> Set[str]:
-    """The keys that ``model``'s load hooks remove from any state dict, found by loading its
-    own state dict into it (which changes no value): they are missing even then."""
+    """The keys that ``model``'s load hooks remove from any state dict, found by loading its own
+    state dict into it (which changes no value): they are missing even then."""
     own = model.load_state_dict(model.state_dict(), strict=False)
     return set(own.missing_keys)
 
@@ -141,9 +142,9 @@ def load_state_dict_strictly(model: nn.Module, state_dict: Dict[str, torch.Tenso
 
 
 def load_checkpoint_file(checkpoint: str, field: str) -> dict:
-    """Read a checkpoint (local path, URL or any scheme mmengine knows, such as
-    ``torchvision://``) with weights-only unpickling; a local ``.safetensors`` file (timm's and
-    the HuggingFace hub's format, tensors only by design) with safetensors.
+    """Read a checkpoint (local path, URL or any scheme mmengine knows, such as ``torchvision://``)
+    with weights-only unpickling; a local ``.safetensors`` file (timm's and the HuggingFace hub's
+    format, tensors only by design) with safetensors.
 
     Raises:
         FileNotFoundError: a local file that does not exist, or a URL that could not be
@@ -168,8 +169,8 @@ def load_checkpoint_file(checkpoint: str, field: str) -> dict:
 
 
 def freeze(model: nn.Module) -> nn.Module:
-    """Eval mode, no gradients, and marked initialised so the runner's ``init_weights()``
-    leaves the loaded weights alone."""
+    """Eval mode, no gradients, and marked initialised so the runner's ``init_weights()`` leaves the
+    loaded weights alone."""
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)

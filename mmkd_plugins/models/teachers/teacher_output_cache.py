@@ -3,13 +3,14 @@ deterministic or recorded in each sample's metainfo.
 
 A sample's key is its image (``img_path``; ``sample_idx`` or ``img_id`` only for datasets without
 files, whose index is unique only inside one dataset) plus every recorded augmentation parameter
-that changes what the teacher sees: the image shape after resizing, the flip and its direction,
-and (detectors) the padded batch shape. The same key means the same teacher input, so the cached
-logits are exactly what the teacher would compute again (it is in eval mode: a sample's outputs
-do not depend on the rest of its batch). The image path, not an index, identifies a sample
-across dataset wrappers: in a ``ConcatDataset`` each part counts its ``sample_idx`` from 0, and
-mmdet's ``img_id`` repeats across annotation files.
+that changes what the teacher sees: the image shape after resizing, the flip and its direction, and
+(detectors) the padded batch shape. The same key means the same teacher input, so the cached logits
+are exactly what the teacher would compute again (it is in eval mode: a sample's outputs do not
+depend on the rest of its batch). The image path, not an index, identifies a sample across dataset
+wrappers: in a ``ConcatDataset`` each part counts its ``sample_idx`` from 0, and mmdet's ``img_id``
+repeats across annotation files.
 """
+
 from typing import Dict, Hashable, List, Optional, Sequence, Tuple, Union, cast
 
 import torch
@@ -28,8 +29,7 @@ def _hashable(value) -> Hashable:
 
 
 def sample_key(data_sample) -> Tuple:
-    """The cache key of one data sample (mmpretrain ``DataSample`` or mmdet
-    ``DetDataSample``).
+    """The cache key of one data sample (mmpretrain ``DataSample`` or mmdet ``DetDataSample``).
 
     Raises:
         KeyError: the sample's metainfo has no identity (``img_path``, ``sample_idx`` or
@@ -44,8 +44,8 @@ def sample_key(data_sample) -> Tuple:
 
 
 def split_per_sample(logits: Logits, batch_size: int) -> List[Logits]:
-    """Cut a batch's logits into one entry per sample (rows are sample-major: classifier
-    logits (B, C), or per level (B·H·W, A·K) for dense heads)."""
+    """Cut a batch's logits into one entry per sample (rows are sample-major: classifier logits (B,
+    C), or per level (B·H·W, A·K) for dense heads)."""
     if isinstance(logits, (list, tuple)):
         per_level = [level.chunk(batch_size) for level in logits]
         return [[level[index].clone() for level in per_level] for index in range(batch_size)]

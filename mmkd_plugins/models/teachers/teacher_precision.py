@@ -1,4 +1,5 @@
 """A teacher forward in bfloat16 (autocast) whose outputs the losses get in float32."""
+
 import contextlib
 from typing import Any, ContextManager
 
@@ -6,12 +7,12 @@ import torch
 
 
 def bf16_autocast(device_type: str, enabled: bool = True) -> ContextManager:
-    """Autocast to bfloat16 on ``device_type`` (``'cpu'`` or ``'cuda'``): convolutions and
-    matrix products run in bf16, the weights stay in float32.
+    """Autocast to bfloat16 on ``device_type`` (``'cpu'`` or ``'cuda'``): convolutions and matrix
+    products run in bf16, the weights stay in float32.
 
     When not ``enabled`` it changes nothing: an enclosing autocast (mixed-precision training,
-    ``--amp``) stays in force, so the teacher runs in the student's precision. (An autocast
-    with ``enabled=False`` would switch an enclosing one off.)
+    ``--amp``) stays in force, so the teacher runs in the student's precision. (An autocast with
+    ``enabled=False`` would switch an enclosing one off.)
     """
     if not enabled:
         return contextlib.nullcontext()
@@ -19,8 +20,8 @@ def bf16_autocast(device_type: str, enabled: bool = True) -> ContextManager:
 
 
 def to_float32(outputs: Any) -> Any:
-    """``outputs`` (a tensor, or lists, tuples and dicts of them) with every floating-point
-    tensor as float32; other values unchanged."""
+    """``outputs`` (a tensor, or lists, tuples and dicts of them) with every floating-point tensor
+    as float32; other values unchanged."""
     if isinstance(outputs, torch.Tensor):
         return outputs.float() if outputs.is_floating_point() else outputs
     if isinstance(outputs, (list, tuple)):

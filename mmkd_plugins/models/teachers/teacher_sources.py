@@ -1,11 +1,12 @@
 """Where a distiller's teacher outputs come from: the frozen teacher network run on each batch
-(:class:`LiveTeacher`), a per-sample cache in front of it (:class:`CachedTeacher`), or a
-soft-label store (:class:`~mmkd_plugins.models.teachers.StoredTeacher`).
+(:class:`LiveTeacher`), a per-sample cache in front of it (:class:`CachedTeacher`), or a soft-label
+store (:class:`~mmkd_plugins.models.teachers.StoredTeacher`).
 
-Every source answers :meth:`outputs` with the teacher's float32 outputs that the distillation
-losses compare: ``'logits'`` (classifiers: (B, C); detectors: what the task adapter compares)
-and, for a live teacher, the outputs of the modules the losses name.
+Every source answers :meth:`outputs` with the teacher's float32 outputs that the distillation losses
+compare: ``'logits'`` (classifiers: (B, C); detectors: what the task adapter compares) and, for a
+live teacher, the outputs of the modules the losses name.
 """
+
 from typing import Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, cast
 
 import torch
@@ -39,7 +40,10 @@ class TeacherSource(Protocol):
     def check_losses(self, losses: nn.ModuleDict, compared: Mapping[str, Tuple[str, str]],
                      student: BaseModel, losses_field: str) -> None:
         """At build time: refuse losses the source cannot serve (naming ``losses_field``), and
-        prepare what they need. (A cache is put in front of a checked live teacher.)"""
+        prepare what they need.
+
+        (A cache is put in front of a checked live teacher.)
+        """
 
 
 class SourceAdapter(Protocol):
@@ -67,14 +71,14 @@ class SourceAdapter(Protocol):
 
 
 class ClassMappingAdapter(SourceAdapter, Protocol):
-    """An adapter with ``image_classification``, whose pair check also takes a teacher's class
-    index map."""
+    """An adapter with ``image_classification``, whose pair check also takes a teacher's class index
+    map."""
 
     @staticmethod
     def check_pair(student: BaseModel, teacher: BaseModel, field: str,
                    class_index_map: Optional[Sequence[int]] = None) -> None:
-        """Raise naming ``field`` if the teacher cannot teach this student (with the class
-        index map, when given)."""
+        """Raise naming ``field`` if the teacher cannot teach this student (with the class index
+        map, when given)."""
 
 
 def check_teacher_config(teacher: dict, field: str) -> dict:
@@ -200,9 +204,10 @@ class LiveTeacher(HoldsFrozenTeachers, nn.Module):
 
     def logits(self, inputs: torch.Tensor, data_samples: Optional[list],
                student_recorder: ModuleOutputRecorder):
-        """The teacher's logits for the student-normalized batch (B, 3, H, W), in float32
-        (computed under bf16 autocast when ``teacher.bf16`` is set), the student's classes in
-        its order when a class index map is set."""
+        """The teacher's logits for the student-normalized batch (B, 3, H, W), in float32 (computed
+        under bf16 autocast when ``teacher.bf16`` is set), the student's classes in its order when a
+        class index map is set."""
+
         with torch.no_grad(), bf16_autocast(inputs.device.type, self.bf16):
             logits = self.adapter.teacher_logits(
                 self.network, self.inputs(inputs, data_samples), student_recorder)
@@ -214,7 +219,10 @@ class LiveTeacher(HoldsFrozenTeachers, nn.Module):
         """The batch as the teacher takes it: re-normalized (its padding the teacher's own pad
         value, told apart by the samples' ``img_shape``), resized to the input size a classifier
         teacher's backbone was built for (bilinear), in channels-last memory format when
-        ``teacher.channels_last`` is set. Shape (B, 3, H, W), or (B, 3, H_t, W_t) resized."""
+        ``teacher.channels_last`` is set.
+
+        Shape (B, 3, H, W), or (B, 3, H_t, W_t) resized.
+        """
         inputs = resized_to(self.renormalizer(inputs, data_samples), self.input_size)
         if self.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -222,9 +230,9 @@ class LiveTeacher(HoldsFrozenTeachers, nn.Module):
 
 
 class CachedTeacher(nn.Module):
-    """A live teacher's logits served from a per-sample cache: computed only for the samples
-    the cache lacks (see :class:`~mmkd_plugins.engine.TeacherCacheHook`, which checks that the
-    pipeline makes a sample's key decide its teacher input).
+    """A live teacher's logits served from a per-sample cache: computed only for the samples the
+    cache lacks (see :class:`~mmkd_plugins.engine.TeacherCacheHook`, which checks that the pipeline
+    makes a sample's key decide its teacher input).
 
     Args:
         live: The live teacher; its outputs must depend on each sample alone and be the logits

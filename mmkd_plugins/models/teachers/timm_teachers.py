@@ -1,5 +1,6 @@
-"""Teachers from timm, through mmpretrain's ``TimmClassifier``: their own preprocessing, input
-size and class count, read from timm's description of the model (its ``pretrained_cfg``)."""
+"""Teachers from timm, through mmpretrain's ``TimmClassifier``: their own preprocessing, input size
+and class count, read from timm's description of the model (its ``pretrained_cfg``)."""
+
 from typing import Optional, Tuple, cast
 
 from mmengine.config import Config
@@ -48,9 +49,9 @@ def fill_timm_preprocessing(config: Config, field: str) -> None:
 
 def timm_input_size(model: nn.Module) -> Optional[Tuple[int, int]]:
     """The (H, W) a ``TimmClassifier``'s network takes, when timm marks it as fixed
-    (``pretrained_cfg['fixed_input_size']``, ViT-like models): its patch embedding's
-    ``img_size`` (as built, which a config may have changed), else the pretrained input size;
-    None for networks that take any size (CNNs) and for other models."""
+    (``pretrained_cfg['fixed_input_size']``, ViT-like models): its patch embedding's ``img_size``
+    (as built, which a config may have changed), else the pretrained input size; None for networks
+    that take any size (CNNs) and for other models."""
     network = getattr(model, 'model', None)
     pretrained = getattr(network, 'pretrained_cfg', None)
     if not pretrained or not pretrained.get('fixed_input_size'):

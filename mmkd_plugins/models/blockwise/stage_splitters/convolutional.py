@@ -1,6 +1,7 @@
 """Stage splitters of convolutional backbones (mmpretrain and mmdet): stages end where the
 resolution halves, four of them at strides 4, 8, 16 and 32 where the family has them (so that a
 ResNet teacher pairs with any of them); a family with a stride-2 level folds it into stage 1."""
+
 from typing import Any, List, Tuple
 
 from torch import nn
@@ -15,9 +16,11 @@ from .layer_grouping import (absolute_indices, check_outputs_at_stage_ends,
 @register_stage_splitter('mmdet.models.backbones.resnet.ResNet')
 def split_resnet(backbone: Any) -> BackboneStages:
     """ResNet, ResNetV1c/V1d, ResNeXt, SE-ResNet, ResNet_CIFAR (mmpretrain) and ResNet, ResNeXt
-    (mmdet): one stage per residual layer (``layer1`` ... ``layer4``); the stem (``conv1``,
-    its norm and ReLU, or the deep ``stem``, and ``maxpool`` where there is one) feeds only
-    ``layer1``."""
+    (mmdet): one stage per residual layer (``layer1`` ...
+
+    ``layer4``); the stem (``conv1``, its norm and ReLU, or the deep ``stem``, and ``maxpool`` where
+    there is one) feeds only ``layer1``.
+    """
     if getattr(backbone, 'deep_stem', False):
         stem: Tuple[str, ...] = ('stem', )
     else:
@@ -35,7 +38,9 @@ MOBILENET_V2_STAGE_ENDS = (1, 2, 4, 7)
 @register_stage_splitter('mmdet.models.backbones.mobilenet_v2.MobileNetV2')
 def split_mobilenet_v2(backbone: Any) -> BackboneStages:
     """MobileNetV2 (mmpretrain): four stages ending where ResNet's do, at strides 4, 8, 16, 32:
-    (layer1, layer2), (layer3), (layer4, layer5), (layer6, layer7, conv2)."""
+
+    (layer1, layer2), (layer3), (layer4, layer5), (layer6, layer7, conv2).
+    """
     layers = tuple(backbone.layers)  # layer1 ... layer7, conv2
     check_outputs_at_stage_ends(backbone.out_indices,
                                 MOBILENET_V2_STAGE_ENDS, 'MobileNetV2')
@@ -46,10 +51,12 @@ def split_mobilenet_v2(backbone: Any) -> BackboneStages:
 @register_stage_splitter('mmpretrain.models.backbones.convnext.ConvNeXt')
 def split_convnext(backbone: Any) -> BackboneStages:
     """ConvNeXt v1 and v2 (one class, v2 sets ``use_grn``) and SparseConvNeXt (mmpretrain): one
-    stage per ConvNeXt stage, each after its downsampling layer: (stages.0),
-    (downsample_layers.1, stages.1), ... at strides 4, 8, 16, 32; the patchify stem
-    ``downsample_layers.0`` feeds only stage 1. The output norms and pooling stay in the
-    forward."""
+    stage per ConvNeXt stage, each after its downsampling layer: (stages.0), (downsample_layers.1,
+    stages.1), ...
+
+    at strides 4, 8, 16, 32; the patchify stem ``downsample_layers.0`` feeds only stage 1. The
+    output norms and pooling stay in the forward.
+    """
     num_stages = len(backbone.stages)
     stages = [('stages.0', )] + [(f'downsample_layers.{i}', f'stages.{i}')
                                  for i in range(1, num_stages)]
@@ -58,8 +65,9 @@ def split_convnext(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmpretrain.models.backbones.edgenext.EdgeNeXt')
 def split_edgenext(backbone: Any) -> BackboneStages:
-    """EdgeNeXt (mmpretrain): as ConvNeXt, (stages.0), (downsample_layers.1, stages.1), ... at
-    strides 4, 8, 16, 32; the stem ``downsample_layers.0`` feeds only stage 1.
+    """EdgeNeXt (mmpretrain): as ConvNeXt, (stages.0), (downsample_layers.1, stages.1), ...
+
+    at strides 4, 8, 16, 32; the stem ``downsample_layers.0`` feeds only stage 1.
 
     Raises:
         ValueError: with ``use_pos_embd_global``, whose forward adds a positional encoding to
@@ -77,9 +85,9 @@ def split_edgenext(backbone: Any) -> BackboneStages:
 @register_stage_splitter('mmdet.models.backbones.efficientnet.EfficientNet')
 def split_efficientnet(backbone: Any) -> BackboneStages:
     """EfficientNet and EfficientNet-EdgeTPU (mmpretrain and mmdet): ``layers.0`` is the stem
-    (stride 2); stages end before each later stride-2 layer, so for B0-B8: (layers.1,
-    layers.2), (layers.3), (layers.4), (layers.5, layers.6) at strides 4, 8, 16, 32 (mmdet
-    builds layers only up to its largest out index, so it may have fewer stages)."""
+    (stride 2); stages end before each later stride-2 layer, so for B0-B8: (layers.1, layers.2),
+    (layers.3), (layers.4), (layers.5, layers.6) at strides 4, 8, 16, 32 (mmdet builds layers only
+    up to its largest out index, so it may have fewer stages)."""
     layers = backbone.layers
     layer_setting = backbone.layer_setting
     strides = [layer_setting[i][0][3] for i in range(len(layers))]
@@ -102,9 +110,11 @@ def split_efficientnet_v2(backbone: Any) -> BackboneStages:
 @register_stage_splitter('mmpretrain.models.backbones.mobilenet_v3.MobileNetV3')
 def split_mobilenet_v3(backbone: Any) -> BackboneStages:
     """MobileNetV3 (mmpretrain): ``layer0`` is the stem (stride 2); stages end before each later
-    stride-2 layer, at strides 4, 8, 16, 32: small (layer1), (layer2, layer3),
-    (layer4 ... layer8), (layer9 ... layer12); large (layer1 ... layer3), (layer4 ... layer6),
-    (layer7 ... layer12), (layer13 ... layer16)."""
+    stride-2 layer, at strides 4, 8, 16, 32: small (layer1), (layer2, layer3), (layer4 ...
+
+    layer8), (layer9 ... layer12); large (layer1 ... layer3), (layer4 ... layer6), (layer7 ...
+    layer12), (layer13 ... layer16).
+    """
     names = backbone.layers
     setting = backbone.arch_settings[backbone.arch]
     strides = [2] + [row[5] for row in setting] + [1]
@@ -114,9 +124,9 @@ def split_mobilenet_v3(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmpretrain.models.backbones.shufflenet_v1.ShuffleNetV1')
 def split_shufflenet_v1(backbone: Any) -> BackboneStages:
-    """ShuffleNetV1 (mmpretrain): it has no blocks at stride 4, so stage 1 is its stem
-    (conv1, maxpool), then one stage per layer: (layers.0), (layers.1), (layers.2) at strides 8,
-    16, 32 (four stages, as a ResNet's)."""
+    """ShuffleNetV1 (mmpretrain): it has no blocks at stride 4, so stage 1 is its stem (conv1,
+    maxpool), then one stage per layer: (layers.0), (layers.1), (layers.2) at strides 8, 16, 32
+    (four stages, as a ResNet's)."""
     num_layers = len(backbone.layers)
     return BackboneStages(stages=(('conv1', 'maxpool'), ) + tuple(
         (f'layers.{i}', ) for i in range(num_layers)))
@@ -124,9 +134,9 @@ def split_shufflenet_v1(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmpretrain.models.backbones.shufflenet_v2.ShuffleNetV2')
 def split_shufflenet_v2(backbone: Any) -> BackboneStages:
-    """ShuffleNetV2 (mmpretrain): it has no blocks at stride 4, so stage 1 is its stem
-    (conv1, maxpool); then (layers.0), (layers.1), (layers.2, layers.3) at strides 8, 16, 32
-    (``layers.3`` is the final 1x1 conv)."""
+    """ShuffleNetV2 (mmpretrain): it has no blocks at stride 4, so stage 1 is its stem (conv1,
+    maxpool); then (layers.0), (layers.1), (layers.2, layers.3) at strides 8, 16, 32 (``layers.3``
+    is the final 1x1 conv)."""
     check_outputs_at_stage_ends(
         absolute_indices(backbone.out_indices, 4), (0, 1, 3),
         'ShuffleNetV2')
@@ -137,10 +147,13 @@ def split_shufflenet_v2(backbone: Any) -> BackboneStages:
 @register_stage_splitter('mmpretrain.models.backbones.vgg.VGG')
 def split_vgg(backbone: Any) -> BackboneStages:
     """VGG (mmpretrain): each VGG block's convs end in a stride-2 max-pool, so block i returns
-    stride 2^(i+1); stages: (block 0, block 1), (block 2), (block 3), (block 4) at strides 4, 8,
-    16, 32 (each block being its ``features.*`` modules). The classifier stays in the
-    forward; with one (``num_classes > 0``) the backbone is built for one input size, as its
-    first linear layer reads a 7 × 7 map: 7·2^p for p max-pools (224 × 224 with all five)."""
+    stride 2^(i+1); stages: (block 0, block 1), (block 2), (block 3), (block 4) at strides 4, 8, 16,
+    32 (each block being its ``features.*`` modules).
+
+    The classifier stays in the forward; with one (``num_classes > 0``) the backbone is built for
+    one input size, as its first linear layer reads a 7 × 7 map: 7·2^p for p max-pools (224 × 224
+    with all five).
+    """
     ranges = backbone.range_sub_modules
     blocks = [tuple(f'features.{j}' for j in range(start, end)) for start, end in ranges]
     ends = list(range(min(1, len(blocks) - 1), len(blocks)))
@@ -169,9 +182,11 @@ def split_lenet5(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmpretrain.models.backbones.repvgg.RepVGG')
 def split_repvgg(backbone: Any) -> BackboneStages:
-    """RepVGG (mmpretrain): one stage per RepVGG stage (stage_1 ... stage_4, strides 4, 8, 16,
-    32); the last includes ``ppf`` (the optional MTSPPF, else an identity); ``stem`` feeds only
-    stage 1."""
+    """RepVGG (mmpretrain): one stage per RepVGG stage (stage_1 ...
+
+    stage_4, strides 4, 8, 16, 32); the last includes ``ppf`` (the optional MTSPPF, else an
+    identity); ``stem`` feeds only stage 1.
+    """
     names = backbone.stages
     stages = [(name, ) for name in names[:-1]] + [(names[-1], 'ppf')]
     return BackboneStages(stages=tuple(stages), stem=('stem', ))
@@ -179,8 +194,10 @@ def split_repvgg(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmpretrain.models.backbones.mobileone.MobileOne')
 def split_mobileone(backbone: Any) -> BackboneStages:
-    """MobileOne (mmpretrain): one stage per MobileOne stage (stage1 ... stage4, strides 4, 8,
-    16, 32); ``stage0`` is the stem."""
+    """MobileOne (mmpretrain): one stage per MobileOne stage (stage1 ...
+
+    stage4, strides 4, 8, 16, 32); ``stage0`` is the stem.
+    """
     return BackboneStages(stages=tuple((name, ) for name in backbone.stages),
                           stem=('stage0', ))
 
@@ -207,12 +224,13 @@ def split_cspnet(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmpretrain.models.backbones.densenet.DenseNet')
 def split_densenet(backbone: Any) -> BackboneStages:
-    """DenseNet (mmpretrain): a dense block concatenates its layers' outputs inside itself, so
-    the network is a chain of dense blocks and transitions; one stage per dense block, ending
-    with it (before the transition's 2x2 average pool): (stages.0), (transitions.0, stages.1),
+    """DenseNet (mmpretrain): a dense block concatenates its layers' outputs inside itself, so the
+    network is a chain of dense blocks and transitions; one stage per dense block, ending with it
+    (before the transition's 2x2 average pool): (stages.0), (transitions.0, stages.1),
     (transitions.1, stages.2), (transitions.2, stages.3, transitions.3) at strides 4, 8, 16, 32.
-    Out index i < 3 (a transition's output) is inside stage i + 2, so only the last is
-    allowed."""
+
+    Out index i < 3 (a transition's output) is inside stage i + 2, so only the last is allowed.
+    """
     num_stages = len(backbone.stages)
     check_outputs_at_stage_ends(
         absolute_indices(backbone.out_indices, num_stages),
@@ -253,9 +271,9 @@ def split_repmlp(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmpretrain.models.backbones.convmixer.ConvMixer')
 def split_convmixer(backbone: Any) -> BackboneStages:
-    """ConvMixer (mmpretrain): isotropic (every layer at the patch stride), so no resolution
-    change marks stages; the depth is cut into four equal runs of ``stages.*`` layers (as for an
-    isotropic ViT); ``stem`` (the patch embedding) feeds only stage 1."""
+    """ConvMixer (mmpretrain): isotropic (every layer at the patch stride), so no resolution change
+    marks stages; the depth is cut into four equal runs of ``stages.*`` layers (as for an isotropic
+    ViT); ``stem`` (the patch embedding) feeds only stage 1."""
     depth = len(backbone.stages)
     if depth < 4:
         raise ValueError(f'ConvMixer of depth {depth} has fewer layers than the 4 stages '
@@ -269,11 +287,13 @@ def split_convmixer(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmpretrain.models.backbones.inception_v3.InceptionV3')
 def split_inception_v3(backbone: Any) -> BackboneStages:
-    """InceptionV3 (mmpretrain): four stages ending before each downsampling, at strides 4, 8,
-    16, 32: (Conv2d_2a_3x3 ... Conv2d_4a_3x3), (maxpool2, Mixed_5b ... Mixed_5d),
-    (Mixed_6a ... Mixed_6e), (Mixed_7a ... Mixed_7c); ``Conv2d_1a_3x3`` is the stem. The
-    auxiliary logits (training only) read stage 3's state; pooling and fc stay in the
-    forward."""
+    """InceptionV3 (mmpretrain): four stages ending before each downsampling, at strides 4, 8, 16,
+    32: (Conv2d_2a_3x3 ...
+
+    Conv2d_4a_3x3), (maxpool2, Mixed_5b ... Mixed_5d), (Mixed_6a ... Mixed_6e), (Mixed_7a ...
+    Mixed_7c); ``Conv2d_1a_3x3`` is the stem. The auxiliary logits (training only) read stage 3's
+    state; pooling and fc stay in the forward.
+    """
     return BackboneStages(
         stages=(('Conv2d_2a_3x3', 'Conv2d_2b_3x3', 'maxpool1', 'Conv2d_3b_1x1', 'Conv2d_4a_3x3'),
                 ('maxpool2', 'Mixed_5b', 'Mixed_5c', 'Mixed_5d'),
@@ -290,9 +310,12 @@ def split_inception_v3(backbone: Any) -> BackboneStages:
 @register_stage_splitter('mmdet.models.backbones.csp_darknet.CSPDarknet')
 @register_stage_splitter('mmdet.models.backbones.cspnext.CSPNeXt')
 def split_csp_darknet(backbone: Any) -> BackboneStages:
-    """CSPDarknet (YOLOX) and CSPNeXt (RTMDet) (mmdet): after a stride-2 stem, every stage
-    (stride-2 conv, SPP on the last, CSP layer) halves the resolution: one stage per
-    ``stageN``, at strides 4, 8, 16, 32 (and 64 for P6). Out index 0 (the stem) is refused."""
+    """CSPDarknet (YOLOX) and CSPNeXt (RTMDet) (mmdet): after a stride-2 stem, every stage (stride-2
+    conv, SPP on the last, CSP layer) halves the resolution: one stage per ``stageN``, at strides 4,
+    8, 16, 32 (and 64 for P6).
+
+    Out index 0 (the stem) is refused.
+    """
     names = backbone.layers  # 'stem', 'stage1', ...
     check_outputs_at_stage_ends(absolute_indices(backbone.out_indices,
                                                  len(names)),
@@ -303,9 +326,11 @@ def split_csp_darknet(backbone: Any) -> BackboneStages:
 @register_stage_splitter('mmdet.models.backbones.ssd_vgg.SSDVGG')
 def split_ssd_vgg(backbone: Any) -> BackboneStages:
     """SSDVGG (mmdet): ``features.*`` run in turn; stages end before each stride-2 max-pool from
-    stride 4 on, the last ending with fc7: for VGG-16, (features.0 ... 15), (16 ... 22),
-    (23 ... 34) at strides 4, 8, 16 (conv4_3 and fc7, the SSD outputs, end stages 2 and 3).
-    The backbone has no stride-32 level, so it has three stages."""
+    stride 4 on, the last ending with fc7: for VGG-16, (features.0 ...
+
+    15), (16 ... 22), (23 ... 34) at strides 4, 8, 16 (conv4_3 and fc7, the SSD outputs, end stages
+    2 and 3). The backbone has no stride-32 level, so it has three stages.
+    """
     features = backbone.features
     strides = [module_stride(module) for module in features]
     ends = ends_before_downsampling(strides)
@@ -318,8 +343,8 @@ def split_ssd_vgg(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmdet.models.backbones.detectors_resnet.DetectoRS_ResNet')
 def split_detectors_resnet(backbone: Any) -> BackboneStages:
-    """DetectoRS_ResNet and DetectoRS_ResNeXt (mmdet) without ``output_img`` (SAC only): as
-    ResNet, (layer1) ... (layer4).
+    """DetectoRS_ResNet and DetectoRS_ResNeXt (mmdet) without ``output_img`` (SAC only): as ResNet,
+    (layer1) ... (layer4).
 
     Raises:
         ValueError: with ``output_img=True`` (the RFP configs): the forward returns its input

@@ -1,4 +1,5 @@
 """How splitters group a backbone's layers into stages."""
+
 from typing import List, Sequence, Tuple, Union
 
 from torch import nn
@@ -10,9 +11,8 @@ PLAIN_GROUPS = 4
 
 def plain_stage_ends(num_layers: int, out_indices: Sequence[int],
                      groups: int = PLAIN_GROUPS) -> List[int]:
-    """The stage ends of a plain token backbone: the last layer of each of ``groups`` equal
-    groups of layers (the last layer ends the last stage) and every layer the backbone
-    outputs.
+    """The stage ends of a plain token backbone: the last layer of each of ``groups`` equal groups
+    of layers (the last layer ends the last stage) and every layer the backbone outputs.
 
     Args:
         num_layers: The number of layers, L.
@@ -34,16 +34,18 @@ def plain_stage_ends(num_layers: int, out_indices: Sequence[int],
 
 def plain_stages(prefix: str, num_layers: int,
                  out_indices: Sequence[int]) -> Tuple[Tuple[str, ...], ...]:
-    """The stages of a plain backbone whose layers are ``{prefix}.0`` ... (see
-    :func:`plain_stage_ends`)."""
+    """The stages of a plain backbone whose layers are ``{prefix}.0`` ...
+
+    (see :func:`plain_stage_ends`).
+    """
     names = [f'{prefix}.{k}' for k in range(num_layers)]
     return group_into_stages(names, plain_stage_ends(num_layers, out_indices))
 
 
 def resolution_stage_ends(strides: Sequence[int], num_stages: int = 4) -> List[int]:
-    """One stage per resolution: the stage ends where the next layer downsamples; with more
-    than ``num_stages`` resolutions, the first ones are merged into the first stage (as
-    ResNet's stage 1 holds its stride-2 stem).
+    """One stage per resolution: the stage ends where the next layer downsamples; with more than
+    ``num_stages`` resolutions, the first ones are merged into the first stage (as ResNet's stage 1
+    holds its stride-2 stem).
 
     Args:
         strides: Each layer's stride.
@@ -115,9 +117,9 @@ def module_stride(module: nn.Module) -> int:
 
 def split_layer_chain(names: Sequence[str], strides: Sequence[int], out_indices: Sequence[int],
                       backbone_name: str) -> BackboneStages:
-    """Split a backbone whose forward runs ``names`` one after another and returns some of
-    their outputs (``out_indices``, numbered like ``names``); ``names[0]`` is a stem that only
-    the next layer reads."""
+    """Split a backbone whose forward runs ``names`` one after another and returns some of their
+    outputs (``out_indices``, numbered like ``names``); ``names[0]`` is a stem that only the next
+    layer reads."""
     ends = ends_before_downsampling(strides)
     check_outputs_at_stage_ends(absolute_indices(out_indices, len(names)), ends, backbone_name)
     return BackboneStages(stages=group_into_stages(names[1:], [end - 1 for end in ends]),

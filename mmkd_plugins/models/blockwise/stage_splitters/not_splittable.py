@@ -1,5 +1,6 @@
 """Backbone families whose forward is not a sequence of stages, with the structural reason that
 block-wise distillation states when asked to split one."""
+
 from ..backbone_stages import register_not_splittable
 
 register_not_splittable(

@@ -1,15 +1,15 @@
 """Stage splitters of transformer and MLP backbones (mmpretrain and mmdet).
 
-Hierarchical families have one stage per resolution (four, where the family has four); plain
-token backbones (a ``layers`` list of equal transformer layers) have four equal groups of layers,
-with a stage also ending at every layer the backbone outputs (:func:`plain_stage_ends`).
-Subclasses use their closest registered base class's splitter: DistilledVisionTransformer
-(DeiT), DeiT3, ViTEVA02 (their own ``forward``, the same layer loop) and MoCoV3ViT (inherited
-``forward``) use VisionTransformer's; PyramidVisionTransformerV2 uses PyramidVisionTransformer's;
-SVT uses PCPVT's. The masked pre-training backbones MAEViT, MaskFeatViT, SimMIMSwinTransformer
-mask their input when called as ``backbone(x)`` (or need a mask), so the stage check refuses
-them.
+Hierarchical families have one stage per resolution (four, where the family has four); plain token
+backbones (a ``layers`` list of equal transformer layers) have four equal groups of layers, with a
+stage also ending at every layer the backbone outputs (:func:`plain_stage_ends`). Subclasses use
+their closest registered base class's splitter: DistilledVisionTransformer (DeiT), DeiT3, ViTEVA02
+(their own ``forward``, the same layer loop) and MoCoV3ViT (inherited ``forward``) use
+VisionTransformer's; PyramidVisionTransformerV2 uses PyramidVisionTransformer's; SVT uses PCPVT's.
+The masked pre-training backbones MAEViT, MaskFeatViT, SimMIMSwinTransformer mask their input when
+called as ``backbone(x)`` (or need a mask), so the stage check refuses them.
 """
+
 import math
 from typing import Any
 
@@ -25,11 +25,13 @@ from .layer_grouping import (check_outputs_at_stage_ends, group_into_stages, pla
 
 @register_stage_splitter('mmpretrain.models.backbones.vision_transformer.VisionTransformer')
 def split_vision_transformer(backbone: Any) -> BackboneStages:
-    """VisionTransformer and its subclasses DistilledVisionTransformer (DeiT), DeiT3,
-    ViTEVA02, MoCoV3ViT (mmpretrain): four equal groups of ``layers``, and a stage end at every
-    out index. The patch embedding, class tokens and position embedding run in every hybrid
-    (they give the patch grid the outputs are shaped by); the final norm and output formatting
-    follow the last stage."""
+    """VisionTransformer and its subclasses DistilledVisionTransformer (DeiT), DeiT3, ViTEVA02,
+    MoCoV3ViT (mmpretrain): four equal groups of ``layers``, and a stage end at every out index.
+
+    The patch embedding, class tokens and position embedding run in every hybrid (they give the
+    patch grid the outputs are shaped by); the final norm and output formatting follow the last
+    stage.
+    """
     return BackboneStages(stages=plain_stages('layers', len(backbone.layers),
                                               backbone.out_indices))
 
@@ -45,29 +47,30 @@ def split_beit(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmpretrain.models.backbones.t2t_vit.T2T_ViT')
 def split_t2t_vit(backbone: Any) -> BackboneStages:
-    """T2T_ViT (mmpretrain): four equal groups of the ``encoder`` layers and a stage end at
-    every out index; the tokens-to-token module runs in every hybrid (it gives the patch
-    grid)."""
+    """T2T_ViT (mmpretrain): four equal groups of the ``encoder`` layers and a stage end at every
+    out index; the tokens-to-token module runs in every hybrid (it gives the patch grid)."""
     return BackboneStages(stages=plain_stages('encoder', len(backbone.encoder),
                                               backbone.out_indices))
 
 
 @register_stage_splitter('mmpretrain.models.backbones.mlp_mixer.MlpMixer')
 def split_mlp_mixer(backbone: Any) -> BackboneStages:
-    """MlpMixer (mmpretrain): four equal groups of ``layers`` and a stage end at every out
-    index."""
+    """MlpMixer (mmpretrain): four equal groups of ``layers`` and a stage end at every out index."""
     return BackboneStages(stages=plain_stages('layers', len(backbone.layers),
                                               backbone.out_indices))
 
 
 @register_stage_splitter('mmpretrain.models.backbones.xcit.XCiT')
 def split_xcit(backbone: Any) -> BackboneStages:
-    """XCiT (mmpretrain): four equal groups of the cross-covariance layers (``xca_layers``) and
-    a stage end at every out index among them (XCiT numbers its layers over ``xca_layers`` and
-    then ``ca_layers``). The class-attention layers are in no stage: they run after the last,
+    """XCiT (mmpretrain): four equal groups of the cross-covariance layers (``xca_layers``) and a
+    stage end at every out index among them (XCiT numbers its layers over ``xca_layers`` and then
+    ``ca_layers``).
+
+    The class-attention layers are in no stage: they run after the last,
     like a head (the forward joins the class token to the last stage's tokens before them, so
     no stage can hold layers on both sides of that join), and their outputs are computed from
-    the last stage's state."""
+    the last stage's state.
+    """
     num_xca = len(backbone.xca_layers)
     num_layers = num_xca + len(backbone.ca_layers)
     out_indices = [index + num_layers if index < 0 else index
@@ -78,11 +81,14 @@ def split_xcit(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmpretrain.models.backbones.vig.Vig')
 def split_vig(backbone: Any) -> BackboneStages:
-    """Vig (isotropic, mmpretrain): four equal groups of ``blocks`` and a stage end at every
-    out index. No stem is skipped: the forward adds the position embedding to the stem's
+    """Vig (isotropic, mmpretrain): four equal groups of ``blocks`` and a stage end at every out
+    index.
+
+    No stem is skipped: the forward adds the position embedding to the stem's
     output. It is built for one input size: its position embedding is a (1, C, h, w) map
     added to the stride-16 stem output, so the input is 16·h × 16·w (224 × 224 in
-    mmpretrain)."""
+    mmpretrain).
+    """
     height, width = backbone.pos_embed.shape[-2:]
     return BackboneStages(stages=plain_stages('blocks', len(backbone.blocks),
                                               backbone.out_indices),
@@ -91,12 +97,11 @@ def split_vig(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmpretrain.models.backbones.hivit.HiViT')
 def split_hivit(backbone: Any) -> BackboneStages:
-    """HiViT (mmpretrain): four equal groups of the main (stride-16 attention) blocks and a
-    stage end at every out index, numbered over the main blocks as HiViT does; the first stage
-    also holds the hierarchical MLP blocks before them. Its two PatchMerge layers run in every
-    hybrid (they give the shapes the main blocks' tokens are taken from); a split at the MLP
-    blocks' resolutions is not offered, as their states are (B, N, 4, 4, C) 5-d tokens that no
-    connector maps.
+    """HiViT (mmpretrain): four equal groups of the main (stride-16 attention) blocks and a stage
+    end at every out index, numbered over the main blocks as HiViT does; the first stage also holds
+    the hierarchical MLP blocks before them. Its two PatchMerge layers run in every hybrid (they
+    give the shapes the main blocks' tokens are taken from); a split at the MLP blocks' resolutions
+    is not offered, as their states are (B, N, 4, 4, C) 5-d tokens that no connector maps.
 
     Raises:
         ValueError: an out index falls among the MLP blocks (HiViT then also outputs one of
@@ -130,27 +135,32 @@ def split_hivit(backbone: Any) -> BackboneStages:
 @register_stage_splitter('mmpretrain.models.backbones.davit.DaViT')
 def split_swin(backbone: Any) -> BackboneStages:
     """SwinTransformer, SwinTransformerV2 and DaViT (mmpretrain): one stage per block sequence
-    (``stages.0`` ...), whose state is its tokens and their (H, W). With
+    (``stages.0`` ...), whose state is its tokens and their (H, W).
+
+    With
     ``out_after_downsample=False`` (Swin, DaViT) the forward runs the stage's patch merging
     after the stage (the stand-in lends it the original ``downsample``), so the state is at
-    the stage's own resolution."""
+    the stage's own resolution.
+    """
     return BackboneStages(stages=tuple((f'stages.{k}', ) for k in range(len(backbone.stages))))
 
 
 @register_stage_splitter('mmpretrain.models.backbones.mixmim.MixMIMTransformer')
 def split_mixmim(backbone: Any) -> BackboneStages:
-    """MixMIMTransformer (mmpretrain): one stage per layer of ``layers`` (each ends with its
-    patch merging, the last with none); the final norm and pooling follow the last stage."""
+    """MixMIMTransformer (mmpretrain): one stage per layer of ``layers`` (each ends with its patch
+    merging, the last with none); the final norm and pooling follow the last stage."""
     return BackboneStages(stages=tuple((f'layers.{k}', ) for k in range(len(backbone.layers))))
 
 
 @register_stage_splitter('mmdet.models.backbones.swin.SwinTransformer')
 def split_mmdet_swin(backbone: Any) -> BackboneStages:
-    """SwinTransformer (mmdet): one stage per resolution, the blocks of ``stages.i``. mmdet's
-    stage returns its merged tokens with the unmerged ones, (x_down, hw_down, x, hw), two token
-    tensors a stage state cannot be (a connector maps one); cut at the blocks instead, the
-    stage module runs its patch merging on the last block's (B, H·W, C) tokens, and the grid
-    (H, W) comes from the patch embedding and merges, which run in every hybrid."""
+    """SwinTransformer (mmdet): one stage per resolution, the blocks of ``stages.i``.
+
+    mmdet's stage returns its merged tokens with the unmerged ones, (x_down, hw_down, x, hw), two
+    token tensors a stage state cannot be (a connector maps one); cut at the blocks instead, the
+    stage module runs its patch merging on the last block's (B, H·W, C) tokens, and the grid (H, W)
+    comes from the patch embedding and merges, which run in every hybrid.
+    """
     return BackboneStages(stages=tuple(
         tuple(f'stages.{i}.blocks.{k}' for k in range(len(stage.blocks)))
         for i, stage in enumerate(backbone.stages)))
@@ -158,11 +168,13 @@ def split_mmdet_swin(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmdet.models.backbones.pvt.PyramidVisionTransformer')
 def split_mmdet_pvt(backbone: Any) -> BackboneStages:
-    """PyramidVisionTransformer and PyramidVisionTransformerV2 (mmdet): one stage per
-    resolution, the encoder layers (after the absolute position embedding, PVT v1) and the
-    norm of ``layers.i``. Each resolution's overlapping patch embedding (``layers.i.0``) runs in
+    """PyramidVisionTransformer and PyramidVisionTransformerV2 (mmdet): one stage per resolution,
+    the encoder layers (after the absolute position embedding, PVT v1) and the norm of ``layers.i``.
+
+    Each resolution's overlapping patch embedding (``layers.i.0``) runs in
     every hybrid: it returns the (H, W) the forward reshapes the stage's (B, H·W, C) tokens
-    with."""
+    with.
+    """
     return BackboneStages(stages=tuple(
         tuple(f'layers.{i}.1.{k}' for k in range(len(layer[1]))) + (f'layers.{i}.2', )
         for i, layer in enumerate(backbone.layers)))
@@ -170,9 +182,11 @@ def split_mmdet_pvt(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmpretrain.models.backbones.van.VAN')
 def split_van(backbone: Any) -> BackboneStages:
-    """VAN (mmpretrain): one stage per resolution, its blocks and norm. Each resolution's patch
-    embedding (``patch_embed{i}``) runs in every hybrid: it returns the (H, W) the forward
-    reshapes the stage's normed (B, H·W, C) tokens with."""
+    """VAN (mmpretrain): one stage per resolution, its blocks and norm.
+
+    Each resolution's patch embedding (``patch_embed{i}``) runs in every hybrid: it returns the (H,
+    W) the forward reshapes the stage's normed (B, H·W, C) tokens with.
+    """
     return BackboneStages(stages=tuple(
         tuple(f'blocks{i}.{k}' for k in range(len(getattr(backbone, f'blocks{i}'))))
         + (f'norm{i}', ) for i in range(1, backbone.num_stages + 1)))
@@ -180,10 +194,10 @@ def split_van(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmpretrain.models.backbones.twins.PCPVT')
 def split_twins(backbone: Any) -> BackboneStages:
-    """PCPVT and SVT (Twins, mmpretrain): one stage per resolution, its dropout, encoder
-    layers, conditional position encoding (after the first layer) and norm; the patch
-    embeddings run in every hybrid (they return the (H, W) the forward reshapes the stage's
-    (B, H·W, C) tokens with)."""
+    """PCPVT and SVT (Twins, mmpretrain): one stage per resolution, its dropout, encoder layers,
+    conditional position encoding (after the first layer) and norm; the patch embeddings run in
+    every hybrid (they return the (H, W) the forward reshapes the stage's (B, H·W, C) tokens
+    with)."""
     stages = []
     for i, layers in enumerate(backbone.stages):
         names = [f'position_encoding_drops.{i}']
@@ -208,10 +222,12 @@ LEVIT_PATCH_STRIDE = 16  # its convolutional patch embedding: four stride-2 conv
 
 @register_stage_splitter('mmpretrain.models.backbones.levit.LeViT')
 def split_levit(backbone: Any) -> BackboneStages:
-    """LeViT (mmpretrain): three stages, one per module of ``stages`` (resolutions 16, 32, 64);
-    the patch embedding feeds only the first. Its attention biases are built for one input
-    size (``img_size``, not kept as an attribute): the first stage's resolution times the
-    patch stride."""
+    """LeViT (mmpretrain): three stages, one per module of ``stages`` (resolutions 16, 32, 64); the
+    patch embedding feeds only the first.
+
+    Its attention biases are built for one input size (``img_size``, not kept as an attribute): the
+    first stage's resolution times the patch stride.
+    """
     side = backbone.resolutions[0] * LEVIT_PATCH_STRIDE
     return BackboneStages(stages=tuple((f'stages.{k}', ) for k in range(len(backbone.stages))),
                           stem=('patch_embed', ), input_size=(side, side))
@@ -223,8 +239,10 @@ EFFICIENTFORMER_LAST_STRIDE = 32
 @register_stage_splitter('mmpretrain.models.backbones.efficientformer.EfficientFormer')
 def split_efficientformer(backbone: Any) -> BackboneStages:
     """EfficientFormer (mmpretrain): one stage per module of ``network`` (each starts with its
-    downsampling; the last ends with the Meta3D attention blocks); the stem feeds only the
-    first. Its attention biases (N × N, for a √N × √N map at stride 32) fix the input size."""
+    downsampling; the last ends with the Meta3D attention blocks); the stem feeds only the first.
+
+    Its attention biases (N × N, for a √N × √N map at stride 32) fix the input size.
+    """
     biases = [module.attention_bias_idxs for module in backbone.modules()
               if isinstance(getattr(module, 'attention_bias_idxs', None), torch.Tensor)]
     side = math.isqrt(biases[0].shape[-1]) * EFFICIENTFORMER_LAST_STRIDE if biases else None
@@ -235,9 +253,8 @@ def split_efficientformer(backbone: Any) -> BackboneStages:
 @register_stage_splitter('mmpretrain.models.backbones.poolformer.PoolFormer')
 @register_stage_splitter('mmpretrain.models.backbones.riformer.RIFormer')
 def split_poolformer(backbone: Any) -> BackboneStages:
-    """PoolFormer and RIFormer (mmpretrain): one stage per block group of ``network``, each
-    with the patch embedding that downsamples into it; the first patch embedding feeds only
-    the first stage.
+    """PoolFormer and RIFormer (mmpretrain): one stage per block group of ``network``, each with the
+    patch embedding that downsamples into it; the first patch embedding feeds only the first stage.
 
     Raises:
         ValueError: the backbone returns a downsampling layer's output (out index 1, 3 or 5),
@@ -254,8 +271,8 @@ def split_poolformer(backbone: Any) -> BackboneStages:
 @register_stage_splitter('mmpretrain.models.backbones.hornet.HorNet')
 def split_hornet(backbone: Any) -> BackboneStages:
     """HorNet (mmpretrain): one stage per resolution, its downsampling layer and the blocks of
-    ``stages.i`` (named one by one, so that ``with_cp``'s ``checkpoint_sequential`` still finds
-    a Sequential); the stem (``downsample_layers.0``) feeds only the first."""
+    ``stages.i`` (named one by one, so that ``with_cp``'s ``checkpoint_sequential`` still finds a
+    Sequential); the stem (``downsample_layers.0``) feeds only the first."""
     return BackboneStages(stages=tuple(
         ((f'downsample_layers.{i}', ) if i else ()) + tuple(f'stages.{i}.{k}'
                                                             for k in range(len(stage)))
@@ -265,9 +282,9 @@ def split_hornet(backbone: Any) -> BackboneStages:
 
 @register_stage_splitter('mmpretrain.models.backbones.mobilevit.MobileViT')
 def split_mobilevit(backbone: Any) -> BackboneStages:
-    """MobileViT (mmpretrain): four stages ending where ResNet's do, at strides 4, 8, 16, 32
-    (for the stock archs (layers.0, layers.1), (layers.2), (layers.3), (layers.4,
-    conv_1x1_exp)); the stem feeds only the first.
+    """MobileViT (mmpretrain): four stages ending where ResNet's do, at strides 4, 8, 16, 32 (for
+    the stock archs (layers.0, layers.1), (layers.2), (layers.3), (layers.4, conv_1x1_exp)); the
+    stem feeds only the first.
 
     Raises:
         ValueError: the backbone returns a layer from inside a stage (out index 0).
@@ -293,8 +310,11 @@ def split_mvit(backbone: Any) -> BackboneStages:
 @register_stage_splitter('mmpretrain.models.backbones.vig.PyramidVig')
 def split_pyramid_vig(backbone: Any) -> BackboneStages:
     """PyramidVig (mmpretrain): one stage per module of ``stages`` (each starts with its
-    downsampling). No stem is skipped: the forward adds the position embedding to the stem's
-    output."""
+    downsampling).
+
+    No stem is skipped: the forward adds the position embedding to the stem's
+    output.
+    """
     return BackboneStages(stages=tuple((f'stages.{k}', ) for k in range(len(backbone.stages))))
 
 
