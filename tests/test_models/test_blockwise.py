@@ -135,7 +135,7 @@ def test_fpn_hybrids_connect_every_stage_the_neck_reads(tmp_path, shapes_root):
         assert not torch.equal(connector.conv.weight, before[name]), name
 
 
-def test_b_teacher_stays_bit_identical_and_gradients_reach_student_stage_1(teacher_checkpoint):
+def test_the_teacher_stays_bit_identical_and_gradients_reach_student_stage_1(teacher_checkpoint):
     model = build_blockwise(teacher_checkpoint)
     teacher_before = {key: value.clone() for key, value in model.teacher.state_dict().items()}
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
@@ -159,7 +159,7 @@ def test_b_teacher_stays_bit_identical_and_gradients_reach_student_stage_1(teach
     assert not any(parameter.requires_grad for parameter in model.teacher.parameters())
 
 
-def test_c_connector_shapes_are_inferred_for_resnet50_to_mobilenet_v2(tmp_path):
+def test_connector_shapes_are_inferred_for_resnet50_to_mobilenet_v2(tmp_path):
     teacher_config = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
     checkpoint = save_random_checkpoint(teacher_config, str(tmp_path / 'r50.pth'))
     student = get_config('mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py').model

@@ -1,7 +1,5 @@
 """CTKD: gradient reversal, the temperature's range, the λ curriculum, and training with it."""
 
-import math
-
 import pytest
 import torch
 from mmengine.logging import MessageHub
@@ -11,6 +9,7 @@ from mmkd_plugins.checkpoint import extract_student_state_dict
 from mmkd_plugins.models.losses import (CurriculumTemperature, KDLoss, curriculum_lambda, kd_loss,
                                         reverse_gradient)
 from ..support.classifiers import build_distiller, make_batch
+from ..support.loss_references import authors_lambda
 
 
 @pytest.fixture
@@ -30,13 +29,11 @@ def test_reversal_layer_gradient_is_minus_lambda_times_the_incoming_one():
     torch.testing.assert_close(x.grad, -0.3 * incoming)
 
 
-def test_lambda_follows_the_cosine_curriculum_with_epochs_counted_from_one(epoch):
-    temperature = CurriculumTemperature(lambda_max=1.0, warmup_epochs=10)
-    for e in (0, 3, 5, 8, 9, 40):  # mmengine's 0-based epoch; the authors' epoch is e + 1
-        epoch(e)
-        expected = 1.0 if e + 1 >= 10 else (1 - math.cos(math.pi * (e + 1) / 10)) / 2
-        assert temperature.current_lambda() == pytest.approx(expected)
-    assert curriculum_lambda(5, 2.0, 10) == pytest.approx(1.0)
+def test_curriculum_lambda_is_the_authors_schedule_scaled_by_lambda_max():
+    """Per epoch (from the runner's epoch): tests/test_models/test_loss_parity.py."""
+    for epoch_from_one in range(1, 16):
+        assert curriculum_lambda(epoch_from_one, 2.0, 10) == pytest.approx(
+            authors_lambda(epoch_from_one, 2.0, 10))
 
 
 @pytest.mark.parametrize('mode', ['global', 'instance'])

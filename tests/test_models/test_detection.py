@@ -18,6 +18,7 @@ from ..support.classifiers import (assert_bf16_close, backbone_call_order,
                                    identical_inputs_dist_residual)
 from ..support.detectors import (CASCADE, CASCADE_SMALL, FASTER, FASTER_RCNN_SMALL, RETINANET,
                                  batch_of, detector_cfg, distiller_for)
+from ..support.loss_references import reference_binary_kd, reference_dist
 
 
 @pytest.fixture(autouse=True)
@@ -33,33 +34,25 @@ def test_flatten_levels_gives_one_row_per_position_in_order():
     assert torch.equal(rows[0][n * 8 + h * 4 + w], level[n, :, h, w])
 
 
-def test_binary_kd_matches_bernoulli_kl_loop():
+def test_binary_kd_matches_the_bernoulli_kl_reference():
     torch.manual_seed(0)
     student, teacher = torch.randn(5, 4) * 2, torch.randn(5, 4) * 2
     tau = 2.0
-    total = 0.0
-    for s_row, t_row in zip(student.tolist(), teacher.tolist()):
-        for s, t in zip(s_row, t_row):
-            p, q = 1 / (1 + math.exp(-t / tau)), 1 / (1 + math.exp(-s / tau))
-            total += p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
-    expected = tau**2 * total / 5
+    expected = reference_binary_kd(student, teacher, tau)
     assert binary_kd_loss(student, teacher, tau).item() == pytest.approx(expected, rel=1e-5)
     module = KDLoss(tau=tau, activation='sigmoid')
     assert module(student, teacher).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_sigmoid_dist_uses_independent_sigmoids():
-    from ..test_models.test_losses import pearson
     torch.manual_seed(1)
     student, teacher = torch.randn(6, 5), torch.randn(6, 5)
-    y_s, y_t = student.sigmoid().tolist(), teacher.sigmoid().tolist()
-    inter = 1 - sum(pearson(a, b) for a, b in zip(y_s, y_t)) / 6
-    intra = 1 - sum(pearson([r[j] for r in y_s], [r[j] for r in y_t]) for j in range(5)) / 5
+    expected, _ = reference_dist(student, teacher, 1.0, 1.0, 1.0, 'sigmoid')
     got = DISTLoss(activation='sigmoid')(student, teacher).item()
-    assert got == pytest.approx(inter + intra, rel=1e-5)
+    assert got == pytest.approx(expected, rel=1e-5)
 
 
-def test_teacher_confidence_weights_rows():
+def test_sigmoid_kd_weighs_rows_by_the_teachers_top_probability_and_unit_weights_leave_dist_as_is():
     teacher = torch.tensor([[8.0, -8.0], [0.0, 0.0]])  # a confident row and an unsure one
     student = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
     per_row = [binary_kd_loss(student[i:i + 1], teacher[i:i + 1], 1.0).item() for i in range(2)]
@@ -153,7 +146,7 @@ def test_bf16_teachers_give_float32_scores_near_the_float32_ones(tmp_path, shape
             assert_bf16_close(got_level, expected_level)
 
 
-def test_head_designs_that_differ_are_named(tmp_path):
+def test_a_teacher_head_with_other_num_classes_is_refused_naming_both_counts(tmp_path):
     options = dict(model=dict(bbox_head=dict(num_classes=5)))
     checkpoint = save_random_checkpoint(RETINANET, str(tmp_path / 'r5.pth'), options)
     with pytest.raises(ValueError, match=r'num_classes: teacher 5 vs student 3'):

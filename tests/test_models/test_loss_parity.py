@@ -1,26 +1,11 @@
 """The losses against their authors' published definitions and conventions, in value AND gradient.
 
-References are written here from the formulas, in float64 (NumPy) or with 50-digit arithmetic
-(mpmath, for saturated logits), never by calling the code under test. Conventions and their
-sources:
-
-- DIST (Huang et al., NeurIPS 2022; the authors' classification code and their MasKD detection
-  code): ``pearson(a, b) = <a - mean a, b - mean b> / (‖a - mean a‖·‖b - mean b‖ + eps)``,
-  eps = 1e-8 added to the denominator (not a lower bound on it); inter over rows, intra over
-  columns; ``tau²`` in front; softmax for classifiers, an independent sigmoid for dense heads.
-- DKD (Zhao et al., CVPR 2022; the authors' mdistiller code): TCKD is the KL of the binary
-  (target, rest) distributions, NCKD the KL of the distributions renormalised over the non-target
-  classes, each summed per sample, averaged over the batch, times ``tau²``; the warm-up factor
-  ``min(e / E, 1)`` counts epochs e from 1.
-- CTKD (Li et al., AAAI 2023; the authors' training script): λ = λ_max (1 - cos(π e / E)) / 2
-  for the epoch e counted from 1, capped at e = E; the global temperature is
-  ``1 + 20 · sigmoid(θ)``, with θ = 1 at the start in the authors' code.
-- Hard distillation (Touvron et al., ICML 2021, DeiT §5): cross-entropy of the distillation
-  logits against ``y_t = argmax_c Z_t(c)``, averaged over the batch; DeiT's ½ is a weight.
+The references and the conventions they follow, with their sources, are in
+:mod:`tests.support.loss_references` (float64, or 50-digit arithmetic for saturated logits).
 """
+
 import math
 
-import mpmath
 import numpy as np
 import pytest
 import torch
@@ -28,57 +13,8 @@ from mmengine.logging import MessageHub
 
 from mmkd_plugins.models.losses import (CurriculumTemperature, DISTLoss, DKDLoss,
                                         HardDistillationLoss, dist_loss, dkd_loss)
-
-mpmath.mp.dps = 50
-EPS = 1e-8  # the authors' eps, added to the denominator
-
-
-# ---------------------------------------------------------------- DIST, from the formula
-
-
-def _softmax(z):
-    shifted = np.exp(z - z.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
-def _sigmoid(z):
-    return 1 / (1 + np.exp(-z))
-
-
-def _pearson_and_gradient(a, b):
-    """Row-wise Pearson with the eps added to the denominator, and d pearson / d a.
-
-    For centred rows ã, b̃ with c = <ã, b̃>, D = ‖ã‖‖b̃‖ + eps:
-    d pearson / d a = b̃ / D - c ‖b̃‖ ã / (‖ã‖ D²) (the centring is a projection that leaves
-    centred vectors unchanged).
-    """
-    a_c = a - a.mean(axis=1, keepdims=True)
-    b_c = b - b.mean(axis=1, keepdims=True)
-    norm_a = np.linalg.norm(a_c, axis=1, keepdims=True)
-    norm_b = np.linalg.norm(b_c, axis=1, keepdims=True)
-    covariance = (a_c * b_c).sum(axis=1, keepdims=True)
-    denominator = norm_a * norm_b + EPS
-    pearson = covariance / denominator
-    safe_norm_a = np.where(norm_a > 0, norm_a, 1.0)
-    gradient = b_c / denominator - covariance * norm_b * a_c / (safe_norm_a * denominator**2)
-    return pearson[:, 0], gradient
-
-
-def reference_dist(z_s, z_t, beta, gamma, tau, activation):
-    """DIST value and d loss / d z_s, float64."""
-    if activation == 'softmax':
-        y_s, y_t = _softmax(z_s / tau), _softmax(z_t / tau)
-    else:
-        y_s, y_t = _sigmoid(z_s / tau), _sigmoid(z_t / tau)
-    rows, d_rows = _pearson_and_gradient(y_s, y_t)
-    columns, d_columns = _pearson_and_gradient(y_s.T, y_t.T)
-    value = tau**2 * (beta * (1 - rows.mean()) + gamma * (1 - columns.mean()))
-    d_y = -tau**2 * (beta * d_rows / len(rows) + gamma * d_columns.T / len(columns))
-    if activation == 'softmax':  # softmax Jacobian: y ⊙ (g - <g, y>)
-        d_z = y_s * (d_y - (d_y * y_s).sum(axis=1, keepdims=True)) / tau
-    else:
-        d_z = d_y * y_s * (1 - y_s) / tau
-    return value, d_z
+from ..support.loss_references import (authors_lambda, reference_dist, reference_dkd,
+                                       reference_hard_distillation)
 
 
 def _loss_and_gradient(function, student, *args):
@@ -92,6 +28,9 @@ def assert_close_to_reference(value, gradient, expected_value, expected_gradient
     assert value == pytest.approx(expected_value, rel=rel)
     scale = np.abs(expected_gradient).max()
     np.testing.assert_allclose(gradient, expected_gradient, rtol=rel, atol=rel * scale)
+
+
+# ---------------------------------------------------------------- DIST, from the formula
 
 
 @pytest.mark.parametrize('batch,classes,scale', [(8, 10, 3.0), (8, 100, 3.0), (8, 1000, 1.0),
@@ -138,45 +77,6 @@ def test_dist_rejects_channels_not_divisible_by_the_anchors():
 
 
 # ---------------------------------------------------------------- DKD, from the formula
-
-
-def _mp_log_softmax(row):
-    top = max(row)
-    total = mpmath.fsum(mpmath.exp(v - top) for v in row)
-    return [v - top - mpmath.log(total) for v in row]
-
-
-def reference_dkd(z_s, z_t, labels, alpha, beta, tau):
-    """DKD value and d loss / d z_s with 50-digit arithmetic (exact in saturation).
-
-    With p = softmax(z_s / tau), b_t = the teacher's (target, rest) probabilities and p̂, q̂ the
-    non-target distributions of teacher and student:
-    d TCKD / d (z_j / tau) = p_y - b_t,y for j = y, p_j (1 - b_t,rest / (1 - p_y)) otherwise;
-    d NCKD / d (z_j / tau) = q̂_j - p̂_j for j ≠ y, 0 for j = y.
-    """
-    n, classes = len(labels), len(z_s[0])
-    total = mpmath.mpf(0)
-    gradient = [[0.0] * classes for _ in range(n)]
-    for i in range(n):
-        y = labels[i]
-        log_p = _mp_log_softmax([mpmath.mpf(v) / tau for v in z_s[i]])
-        log_t = _mp_log_softmax([mpmath.mpf(v) / tau for v in z_t[i]])
-        p, t = [mpmath.exp(v) for v in log_p], [mpmath.exp(v) for v in log_t]
-        rest_s, rest_t = mpmath.fsum(p[:y] + p[y + 1:]), mpmath.fsum(t[:y] + t[y + 1:])
-        tckd = (t[y] * (log_t[y] - log_p[y])
-                + rest_t * (mpmath.log(rest_t) - mpmath.log(rest_s)))
-        others = [j for j in range(classes) if j != y]
-        nckd = mpmath.fsum(t[j] / rest_t * (mpmath.log(t[j] / rest_t) - mpmath.log(p[j] / rest_s))
-                           for j in others)
-        total += alpha * tckd + beta * nckd
-        for j in range(classes):
-            if j == y:
-                d_tckd, d_nckd = p[y] - t[y], 0
-            else:
-                d_tckd = p[j] * (1 - rest_t / rest_s)
-                d_nckd = p[j] / rest_s - t[j] / rest_t
-            gradient[i][j] = float(tau * (alpha * d_tckd + beta * d_nckd) / n)
-    return float(tau**2 * total / n), np.array(gradient)
 
 
 def _dkd_case(rng, batch, classes, margin):
@@ -228,12 +128,6 @@ def test_dkd_warm_up_counts_epochs_from_one():
 # ---------------------------------------------------------------- CTKD, from the formula
 
 
-def authors_lambda(epoch_from_one, lambda_max, loops):
-    """The authors' cosine schedule, capped at ``loops``, for an epoch counted from 1."""
-    i = min(epoch_from_one, loops)
-    return lambda_max * (1 - math.cos(i * math.pi / loops)) / 2
-
-
 @pytest.mark.parametrize('loops', [5, 10])
 def test_ctkd_lambda_matches_the_authors_schedule_at_every_epoch(loops):
     hub = MessageHub.get_current_instance()
@@ -257,20 +151,6 @@ def test_ctkd_authors_start_is_theta_one():
 
 
 # ---------------------------------------------------------------- hard distillation (DeiT)
-
-
-def reference_hard_distillation(z_s, z_t):
-    """Value and gradient in 50-digit arithmetic: mean_i -log softmax(z_s,i)[argmax z_t,i];
-    d/dz_s,i = (softmax(z_s,i) - onehot(argmax z_t,i)) / N."""
-    rows = len(z_s)
-    value, gradient = mpmath.mpf(0), np.zeros_like(z_s)
-    for i in range(rows):
-        log_q = _mp_log_softmax([mpmath.mpf(float(v)) for v in z_s[i]])
-        label = int(np.argmax(z_t[i]))
-        value -= log_q[label] / rows
-        gradient[i] = [float(mpmath.exp(v)) / rows for v in log_q]
-        gradient[i, label] -= 1.0 / rows
-    return float(value), gradient
 
 
 @pytest.mark.parametrize('classes,margin', [(10, 0.0), (1000, 0.0), (10, 200.0)])

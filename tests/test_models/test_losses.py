@@ -1,45 +1,11 @@
-"""KDLoss and DISTLoss against explicit per-sample / per-class reference loops."""
-
-import math
+"""KDLoss, DISTLoss and DKDLoss against the references of :mod:`tests.support.loss_references`;
+their module forms, batch conventions and input checks."""
 
 import pytest
 import torch
 
 from mmkd_plugins.models.losses import DISTLoss, DKDLoss, KDLoss, dist_loss, dkd_loss, kd_loss
-
-
-def softmax_row(row, tau):
-    exps = [math.exp(v / tau) for v in row]
-    total = sum(exps)
-    return [e / total for e in exps]
-
-
-def reference_kd(student, teacher, tau):
-    """tau² · mean over samples of sum over classes of p_t (log p_t - log p_s), in float64."""
-    total = 0.0
-    for s_row, t_row in zip(student.tolist(), teacher.tolist()):
-        p_t, p_s = softmax_row(t_row, tau), softmax_row(s_row, tau)
-        total += sum(pt * (math.log(pt) - math.log(ps)) for pt, ps in zip(p_t, p_s))
-    return tau**2 * total / len(student)
-
-
-def pearson(a, b):
-    mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
-    cov = sum((x - mean_a) * (y - mean_b) for x, y in zip(a, b))
-    norm_a = math.sqrt(sum((x - mean_a)**2 for x in a))
-    norm_b = math.sqrt(sum((y - mean_b)**2 for y in b))
-    return cov / max(norm_a * norm_b, 1e-8)
-
-
-def reference_dist(student, teacher, beta, gamma, tau):
-    y_s = [softmax_row(row, tau) for row in student.tolist()]
-    y_t = [softmax_row(row, tau) for row in teacher.tolist()]
-    batch, classes = len(y_s), len(y_s[0])
-    inter = 1 - sum(pearson(y_s[i], y_t[i]) for i in range(batch)) / batch
-    columns_s = [[y_s[i][j] for i in range(batch)] for j in range(classes)]
-    columns_t = [[y_t[i][j] for i in range(batch)] for j in range(classes)]
-    intra = 1 - sum(pearson(columns_s[j], columns_t[j]) for j in range(classes)) / classes
-    return tau**2 * (beta * inter + gamma * intra)
+from ..support.loss_references import reference_dist, reference_dkd, reference_kd
 
 
 @pytest.mark.parametrize('tau', [1.0, 4.0])
@@ -72,10 +38,10 @@ def test_kd_loss_is_zero_for_identical_logits_and_teacher_gets_no_gradient():
 
 
 @pytest.mark.parametrize('beta,gamma,tau', [(1.0, 1.0, 1.0), (2.0, 0.5, 4.0)])
-def test_dist_loss_matches_row_and_column_pearson_loops(beta, gamma, tau):
+def test_dist_loss_matches_the_row_and_column_pearson_reference(beta, gamma, tau):
     torch.manual_seed(1)
     student, teacher = torch.randn(8, 6) * 2, torch.randn(8, 6) * 2
-    expected = reference_dist(student, teacher, beta, gamma, tau)
+    expected, _ = reference_dist(student, teacher, beta, gamma, tau)
     assert dist_loss(student, teacher, beta, gamma, tau).item() == pytest.approx(expected,
                                                                                  rel=1e-4)
     module = DISTLoss(beta=beta, gamma=gamma, tau=tau, loss_weight=2.0)
@@ -110,7 +76,7 @@ def test_losses_compute_in_fp32_for_half_inputs():
     student, teacher = torch.randn(4, 5).half(), torch.randn(4, 5).half()
     assert kd_loss(student, teacher, 2.0).dtype == torch.float32
     assert dist_loss(student, teacher, 1.0, 1.0, 1.0).dtype == torch.float32
-    expected = reference_dist(student.float(), teacher.float(), 1.0, 1.0, 1.0)
+    expected, _ = reference_dist(student, teacher, 1.0, 1.0, 1.0)
     assert dist_loss(student, teacher, 1.0, 1.0, 1.0).item() == pytest.approx(expected, rel=1e-4)
 
 
@@ -142,30 +108,12 @@ def test_the_target_gets_gradient_only_when_not_detached(loss):
         loss(student, target, detach_target=False).item())
 
 
-def reference_dkd(student, teacher, labels, alpha, beta, tau):
-    """DKD written per sample from its definition: binary KL plus renormalized non-target KL."""
-    total_tckd = total_nckd = 0.0
-    for z_s, z_t, y in zip(student.tolist(), teacher.tolist(), labels.tolist()):
-        p_s = [math.exp(v / tau) for v in z_s]
-        p_t = [math.exp(v / tau) for v in z_t]
-        p_s = [v / sum(p_s) for v in p_s]
-        p_t = [v / sum(p_t) for v in p_t]
-        b_s, b_t = [p_s[y], 1 - p_s[y]], [p_t[y], 1 - p_t[y]]
-        total_tckd += sum(t * math.log(t / s) for t, s in zip(b_t, b_s))
-        others = [j for j in range(len(z_s)) if j != y]
-        q_s = [p_s[j] / (1 - p_s[y]) for j in others]
-        q_t = [p_t[j] / (1 - p_t[y]) for j in others]
-        total_nckd += sum(t * math.log(t / s) for t, s in zip(q_t, q_s))
-    n = len(labels)
-    return tau**2 * (alpha * total_tckd / n + beta * total_nckd / n)
-
-
 @pytest.mark.parametrize('alpha,beta,tau', [(1.0, 8.0, 4.0), (1.0, 0.5, 1.0)])
 def test_dkd_loss_matches_the_per_sample_definition(alpha, beta, tau):
     torch.manual_seed(3)
     student, teacher = torch.randn(5, 6) * 2, torch.randn(5, 6) * 2
     labels = torch.tensor([0, 3, 5, 1, 3])
-    expected = reference_dkd(student, teacher, labels, alpha, beta, tau)
+    expected, _ = reference_dkd(student, teacher, labels, alpha, beta, tau)
     assert dkd_loss(student, teacher, labels, alpha, beta, tau).item() == pytest.approx(
         expected, rel=1e-5)
 

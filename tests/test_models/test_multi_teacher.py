@@ -94,7 +94,7 @@ def test_a_bad_teacher_entry_is_named(two_checkpoints, tmp_path):
         build(two_checkpoints, ckpt='x')
 
 
-def test_two_detector_teachers_with_the_same_head_design(tmp_path, shapes_root):
+def test_each_of_two_detector_teachers_is_distilled_from_its_own_class_maps(tmp_path, shapes_root):
     init_default_scope('mmdet')
     checkpoints = [save_random_checkpoint(RETINANET, str(tmp_path / f'r{seed}.pth'), seed=seed)
                    for seed in (1, 2)]
@@ -135,12 +135,12 @@ def test_configs_naming_the_former_multi_teacher_class_build_the_distiller(two_c
      'each entry holds its own distill_losses'),
     (dict(teachers=dict()), 'at least one teacher'),
 ])
-def test_one_teacher_or_several_is_said_plainly(arguments, message):
+def test_a_distiller_is_refused_unless_given_teacher_or_teachers_with_their_losses_in_place(arguments, message):
     with pytest.raises(ValueError, match=message):
         Distiller(student=student_model_cfg(), **arguments)
 
 
-def test_what_serves_one_teacher_says_so_with_several(two_checkpoints):
+def test_the_teacher_cache_and_the_teacher_attribute_refuse_several_teachers(two_checkpoints):
     model = build(two_checkpoints)
     with pytest.raises(ValueError, match='the teacher cache serves one teacher'):
         model.enable_teacher_cache()

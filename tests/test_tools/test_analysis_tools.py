@@ -3,7 +3,6 @@ their building blocks against hand-computed references."""
 
 import csv
 import json
-import math
 import os.path as osp
 
 import pytest
@@ -15,25 +14,20 @@ from mmkd_plugins.analysis import (EpochCurves, as_student_terms, curve_bands, e
 from ..conftest import (STUDENT_CONFIG, TEACHER_CONFIG, cfg_options_args, data_options, run_tool,
                         save_random_checkpoint)
 from ..support.classifiers import assert_bf16_close
+from ..support.loss_references import (as_float64, pearson_and_gradient, reference_binary_kd,
+                                       reference_kd, softmax)
 from ..support.runs import option_rows
 
 
-def test_softmax_agreement_matches_a_per_sample_loop():
+def test_softmax_agreement_is_the_mean_kl_pearson_and_top1_agreement_of_the_rows():
     torch.manual_seed(0)
     teacher, student = torch.randn(6, 4), torch.randn(6, 4)
     result = softmax_agreement(teacher, student)
-    kls, pearsons, same = [], [], 0
-    for t_row, s_row in zip(teacher.softmax(1).tolist(), student.softmax(1).tolist()):
-        kls.append(sum(p * math.log(p / q) for p, q in zip(t_row, s_row)))
-        t_mean, s_mean = sum(t_row) / 4, sum(s_row) / 4
-        covariance = sum((p - t_mean) * (q - s_mean) for p, q in zip(t_row, s_row))
-        norm = math.sqrt(sum((p - t_mean)**2 for p in t_row) * sum((q - s_mean)**2
-                                                                   for q in s_row))
-        pearsons.append(covariance / norm)
-        same += t_row.index(max(t_row)) == s_row.index(max(s_row))
-    assert result['top1_agreement'] == pytest.approx(same / 6)
-    assert result['mean_kl'] == pytest.approx(sum(kls) / 6, rel=1e-5)
-    assert result['mean_pearson'] == pytest.approx(sum(pearsons) / 6, rel=1e-5)
+    pearsons, _ = pearson_and_gradient(softmax(as_float64(student)), softmax(as_float64(teacher)))
+    same = (teacher.argmax(dim=1) == student.argmax(dim=1)).float().mean().item()
+    assert result['top1_agreement'] == pytest.approx(same)
+    assert result['mean_kl'] == pytest.approx(reference_kd(student, teacher, 1.0), rel=1e-5)
+    assert result['mean_pearson'] == pytest.approx(pearsons.mean(), rel=1e-5)
 
 
 def test_sigmoid_agreement_counts_only_the_teachers_confident_positions():
@@ -41,9 +35,8 @@ def test_sigmoid_agreement_counts_only_the_teachers_confident_positions():
     student = torch.tensor([[2.0, -1.0], [1.0, -1.0], [5.0, -3.0]])
     result = sigmoid_agreement(teacher, student)
     assert result['top1_agreement'] == pytest.approx(0.5)  # rows 1 and 2 count; row 1 agrees
-    p, q = teacher.sigmoid(), student.sigmoid()
-    kl = (p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()).sum(1).mean()
-    assert result['mean_kl'] == pytest.approx(kl.item(), rel=1e-5)
+    assert result['mean_kl'] == pytest.approx(reference_binary_kd(student, teacher, 1.0),
+                                              rel=1e-5)
     assert sigmoid_agreement(teacher, teacher)['mean_kl'] == pytest.approx(0.0, abs=1e-6)
 
 
@@ -132,7 +125,7 @@ def test_plot_curves_draws_the_runs_of_the_tools(tmp_path, trained_teacher):
     assert set(curves.metrics) == {'accuracy/top1'}
 
 
-def test_bf16_evaluation_and_teacher_option_check(digits_root, trained_teacher):
+def test_the_teacher_option_check_reports_each_options_accuracy_change_against_float32(digits_root, trained_teacher):
     options = data_options(digits_root)
     config = Config.fromfile(TEACHER_CONFIG)
     config.merge_from_dict(options)

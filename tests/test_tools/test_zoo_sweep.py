@@ -139,7 +139,7 @@ def statuses(result: dict) -> dict:
     # teacher diverges in the first step (docs/zoo_coverage_notes.md), not checked here
     ('mmdet/yolox', None),
 ])
-def test_these_families_distill_and_export(swept, family, blockwise):
+def test_each_swept_family_distills_with_kd_and_dist_and_exports(swept, family, blockwise):
     results, _ = swept
     result = results[family]
     expected = dict(kd='ok', dist='ok', export='ok', blockwise=blockwise)
@@ -151,7 +151,7 @@ def test_these_families_distill_and_export(swept, family, blockwise):
         assert result['stages'][stage]['value'] > 0
 
 
-def test_the_cases_are_the_families_hard_ones(swept):
+def test_the_levit_case_distills_into_a_student_other_than_its_teacher(swept):
     results, _ = swept
     assert results['mmpretrain/levit']['student'] != results['mmpretrain/levit']['teacher']
 
