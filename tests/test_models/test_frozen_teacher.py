@@ -32,7 +32,8 @@ def test_the_optimizer_holds_the_student_and_not_the_teacher(teacher_checkpoint,
     assert optimized == {id(p) for p in model.student.parameters()}
 
 
-def test_the_optimizer_state_resumes_into_a_distiller_whose_teacher_has_another_size(teacher_checkpoint, tmp_path):
+def test_the_optimizer_state_resumes_into_a_distiller_whose_teacher_has_another_size(
+        teacher_checkpoint, tmp_path):
     """The optimizer state of a run with one teacher loads into a run with another teacher of a
     different size (the param groups are the student's alone)."""
     cfg = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9))

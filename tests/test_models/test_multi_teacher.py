@@ -135,7 +135,8 @@ def test_configs_naming_the_former_multi_teacher_class_build_the_distiller(two_c
      'each entry holds its own distill_losses'),
     (dict(teachers=dict()), 'at least one teacher'),
 ])
-def test_a_distiller_is_refused_unless_given_teacher_or_teachers_with_their_losses_in_place(arguments, message):
+def test_a_distiller_is_refused_unless_given_teacher_or_teachers_with_their_losses_in_place(
+        arguments, message):
     with pytest.raises(ValueError, match=message):
         Distiller(student=student_model_cfg(), **arguments)
 
