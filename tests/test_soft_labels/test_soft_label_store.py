@@ -206,8 +206,8 @@ def test_an_ema_copy_of_the_model_shares_the_file_backed_store(digits_store, dig
     assert averaged.student is not model.student  # the rest is still copied
 
 
-def test_a_learned_global_temperature_gets_a_gradient_from_the_stored_soft_labels(digits_store, digits_root,
-                                                     sharp_teacher):
+def test_a_learned_global_temperature_gets_a_gradient_from_the_stored_soft_labels(
+        digits_store, digits_root, sharp_teacher):
     """CTKD: a learned temperature re-softens the rebuilt logits; it gets a gradient."""
     cfg = stored_config(digits_root, sharp_teacher, digits_store, **{
         'model.distill_losses.loss_kd.tau': dict(_delete_=True, type='CurriculumTemperature',

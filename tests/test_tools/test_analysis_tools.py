@@ -125,7 +125,8 @@ def test_plot_curves_draws_the_runs_of_the_tools(tmp_path, trained_teacher):
     assert set(curves.metrics) == {'accuracy/top1'}
 
 
-def test_the_teacher_option_check_reports_each_options_accuracy_change_against_float32(digits_root, trained_teacher):
+def test_the_teacher_option_check_reports_each_options_accuracy_change_against_float32(
+        digits_root, trained_teacher):
     options = data_options(digits_root)
     config = Config.fromfile(TEACHER_CONFIG)
     config.merge_from_dict(options)

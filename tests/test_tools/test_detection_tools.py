@@ -36,7 +36,8 @@ def shapes_options(shapes_root: str) -> dict:
     return options
 
 
-def test_a_retinanet_kd_run_exports_a_student_that_the_test_and_compare_tools_score_alike(tmp_path, shapes_root):
+def test_a_retinanet_kd_run_exports_a_student_that_the_test_and_compare_tools_score_alike(
+        tmp_path, shapes_root):
     teacher_dir, kd_dir = str(tmp_path / 'teacher'), str(tmp_path / 'kd')
     options = shapes_options(shapes_root)
     run_tool('train.py', TEACHER, '--work-dir', teacher_dir, *cfg_options_args(options))
@@ -86,7 +87,8 @@ def test_a_retinanet_kd_run_exports_a_student_that_the_test_and_compare_tools_sc
     assert options['float32'][0] == pytest.approx(float(rows['teacher']['bbox_mAP']), abs=0.005)
 
 
-def test_a_bf16_two_stage_detector_evaluates_with_float32_roi_ops_and_near_float32_metrics(tmp_path, shapes_root):
+def test_a_bf16_two_stage_detector_evaluates_with_float32_roi_ops_and_near_float32_metrics(
+        tmp_path, shapes_root):
     # RPN proposals are suppressed and RoIs pooled (mmcv ops without bfloat16) in float32.
     base = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
     small = dict(FASTER_RCNN_SMALL, test_cfg=dict(rcnn=dict(score_thr=0.0)))

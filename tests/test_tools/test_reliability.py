@@ -76,7 +76,8 @@ def dist_train(config: str, work_dir: str, options: dict, *args: str) -> list:
     return records
 
 
-def test_two_process_ddp_syncs_only_the_student_and_each_rank_trains_its_own_shard(tmp_path, digits_root, trained_teacher):
+def test_two_process_ddp_syncs_only_the_student_and_each_rank_trains_its_own_shard(
+        tmp_path, digits_root, trained_teacher):
     work_dir = str(tmp_path / 'ddp')
     records = dist_train(probed_kd_config(tmp_path), work_dir,
                          kd_options(digits_root, trained_teacher, 2))
