@@ -110,9 +110,8 @@ class HybridNetworks(nn.Module):
             steps), their weights times n / k: averaged over n steps, each hybrid's terms have
             their full-form weight, at about k / n of the hybrids' cost. The step counter is
             the buffer ``step``, saved in checkpoints, so that a resumed run continues the turn.
-            Measured much less accurate than the full form on the digits demo, mostly from
-            the n / k scaling (docs/user_guides/blockwise.md); a fixed subset of the cheap
-            hybrids (``stages``) kept the full form's accuracy there.
+            Its accuracy against the full form and against a fixed subset of the hybrids
+            (``stages``): docs/user_guides/blockwise.md.
         recompute_teacher_tails: Whether each hybrid's teacher part (later stages, neck,
             head) keeps none of its activations for backward and recomputes them there, one
             hybrid at a time (activation checkpointing; the connectors stay outside it, so

@@ -181,9 +181,9 @@ class Distiller(HoldsStudent, BaseModel):
         """:meth:`run_student` and every teacher's outputs on one batch.
 
         Teachers whose outputs depend on the batch alone (classifiers, dense detectors, cache,
-        store) run first: a forward then does not run beside the student's activations kept for
-        backward, where it was measured slower on CPU (docs/benchmark.md). A two-stage teacher
-        scores the student's sampled RoIs of the step, so it runs after the student.
+        store) run first, so that their forward does not run beside the student's activations
+        kept for backward (the order's cost: docs/benchmark.md). A two-stage teacher scores the
+        student's sampled RoIs of the step, so it runs after the student.
 
         Returns:
             The student's own losses, its compared outputs (as :meth:`run_student` gives them)
