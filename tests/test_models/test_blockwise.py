@@ -189,6 +189,76 @@ def test_connectors_resize_when_the_stage_strides_differ(teacher_checkpoint):
     assert torch.isfinite(losses['hybrid2.distill.loss_kd'])
 
 
+def three_stage_student(checkpoint=None, strides=(1, 2, 2)):
+    """The teacher's CIFAR ResNet-18 cut after its third stage (its head on that stage's 128
+    channels), from the teacher's weights when ``checkpoint`` is given."""
+    cfg = student_model_cfg(TEACHER_CONFIG)
+    cfg['backbone'] = dict(cfg['backbone'], num_stages=3, strides=strides, dilations=(1, 1, 1),
+                           out_indices=(2, ))
+    cfg['head'] = dict(cfg['head'], in_channels=128)
+    if checkpoint is not None:
+        cfg['init_cfg'] = dict(type='Pretrained', checkpoint=checkpoint)
+    return cfg
+
+
+def test_a_student_with_fewer_stages_feeds_the_teacher_stages_of_the_same_stride(tmp_path):
+    """The teacher's own first three stages as a 3-stage student, identity connectors: stage i feeds
+    teacher stage i (the same stride), and each hybrid gives the teacher's logits."""
+    checkpoint = save_random_checkpoint(TEACHER_CONFIG, str(tmp_path / 'teacher.pth'), seed=5)
+    model = build_blockwise(checkpoint, student=three_stage_student(checkpoint),
+                            hybrids=IDENTITY)
+    model.init_weights()
+    model.eval()
+    assert model.hybrids.pairs == {1: 1, 2: 2, 3: 3}
+    data = model.data_preprocessor(make_batch(), training=False)
+    hybrids, teacher_logits = hybrid_and_teacher_logits(model, data)
+    assert [hybrid.stage for hybrid in hybrids] == [1, 2, 3]
+    assert teacher_logits.abs().max() > 1e-3
+    for hybrid in hybrids:
+        torch.testing.assert_close(hybrid.logits, teacher_logits, rtol=1e-5, atol=1e-6)
+
+
+def test_stages_pair_by_the_nearest_stride_and_the_hybrids_train(teacher_checkpoint):
+    """A 3-stage student at strides 2, 4, 8 against the teacher's 1, 2, 4, 8: its stages feed
+    teacher stages 2, 3, 4 through connectors of the paired channels."""
+    model = build_blockwise(teacher_checkpoint, student=three_stage_student(strides=(2, 2, 2)))
+    assert model.hybrids.pairs == {1: 2, 2: 3, 3: 4}
+    channels = {name: tuple(connector.conv.weight.shape[:2])
+                for name, connector in model.hybrids.connectors.items()}
+    assert channels == {'stage1': (64, 32), 'stage2': (128, 64), 'stage3': (256, 128)}
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
+    log_vars = model.train_step(make_batch(), optim_wrapper)
+    assert all(torch.isfinite(value) for value in log_vars.values())
+    data = model.data_preprocessor(make_batch(), training=True)
+    hybrid_term = model.loss(**data)['hybrid1.distill.loss_kd']
+    gradients = torch.autograd.grad(hybrid_term, list(model.student.backbone.layer1.parameters()))
+    assert all(grad.abs().sum() > 0 for grad in gradients)
+
+
+def test_named_stage_pairs_choose_the_hybrids(teacher_checkpoint):
+    model = build_blockwise(teacher_checkpoint, hybrids=dict(stage_pairs=[[1, 2], [3, 4]]))
+    assert model.hybrids.pairs == {1: 2, 3: 4} and model.hybrids.stages == (1, 3)
+    data = model.data_preprocessor(make_batch(), training=True)
+    losses = model.loss(**data)
+    assert {key for key in losses if key.startswith('hybrid')} >= {
+        'hybrid1.distill.loss_kd', 'hybrid3.distill.loss_kd'}
+    assert not any(key.startswith(('hybrid2.', 'hybrid4.')) for key in losses)
+
+
+@pytest.mark.parametrize('hybrids, match', [
+    (dict(stage_pairs=[[2, 2], [1, 3]]), r'model\.hybrids\.stage_pairs: expected \[\[student '
+     r'stage, teacher stage\], \.\.\.\] with student stages in 1\.\.4 and teacher stages in '
+     r'1\.\.4, both increasing; got \[\[2, 2\], \[1, 3\]\]'),
+    (dict(stage_pairs=[[1, 5]]), r'model\.hybrids\.stage_pairs: expected .* teacher stages in '
+     r'1\.\.4'),
+    (dict(stage_pairs=[[1, 1], [3, 3]], stages=[2]), r'model\.hybrids\.stages: expected '
+     r'student stages paired with a teacher stage, of \(1, 3\), got \[2\]'),
+])
+def test_bad_stage_pairs_are_refused_naming_the_field(teacher_checkpoint, hybrids, match):
+    with pytest.raises(ValueError, match=match):
+        build_blockwise(teacher_checkpoint, hybrids=hybrids)
+
+
 def test_loss_terms_match_alpha_beta_gamma_and_halving_weights(teacher_checkpoint):
     model = build_blockwise(teacher_checkpoint, alpha=0.5, beta=2.0, gamma=3.0,
                             hybrids=dict(weights='halving'))

@@ -173,7 +173,8 @@ BAD_INPUTS = [
      r'model\.student\.backbone: MobileNetV2 out_indices \(3, 7\) returns layers \[3\] from '
      r'inside a stage.*within \(1, 2, 4, 7\)'),
     (hybrid_stage_out_of_range, ValueError,
-     r'model\.hybrids\.stages: expected stage numbers in 1\.\.4, got \[0, 5\]'),
+     r'model\.hybrids\.stages: expected student stages paired with a teacher stage, of '
+     r'\(1, 2, 3, 4\), got \[0, 5\]'),
     (connector_with_channels, ValueError,
      r"model\.hybrids\.connector \(stage 1\): \['in_channels'\] are inferred"),
     (labels_mixed_by_batch_augments, ValueError,

@@ -23,6 +23,7 @@ from ..task_adapters.protocol import HybridTaskAdapter
 from .backbone_stages import (StageState, split_backbone, stages_cut_at, state_features,
                               with_features)
 from .connectors import build_connector
+from .stage_pairing import pair_stages
 from .stage_probe import (check_stage_split, eval_mode, other_image_like, probe_image_size,
                           probe_stages, read_by_head, tensors_in, why_not_a_cut)
 
@@ -67,16 +68,25 @@ def hybrid_weights(weights: Union[str, Sequence[float]], stages: Sequence[int],
                      f'hybrid stage {tuple(stages)}, got {weights!r}')
 
 
-def _check_stages(stages: Optional[Sequence[int]], num_stages: int,
+def _check_stages(stages: Optional[Sequence[int]], paired: Sequence[int],
                   field: str) -> Tuple[int, ...]:
-    """The hybrids' stages, 1-based and sorted; all n stages by default."""
+    """The hybrids' stages, 1-based and sorted: student stages paired with a teacher stage; all of
+    them by default."""
     if stages is None:
-        return tuple(range(1, num_stages + 1))
+        return tuple(paired)
     chosen = tuple(sorted(set(stages)))
-    if not chosen or chosen[0] < 1 or chosen[-1] > num_stages:
-        raise ValueError(f'{field}.stages: expected stage numbers in 1..{num_stages}, '
-                         f'got {stages!r}')
+    if not chosen or not set(chosen) <= set(paired):
+        raise ValueError(f'{field}.stages: expected student stages paired with a teacher stage, '
+                         f'of {tuple(paired)}, got {stages!r}')
     return chosen
+
+
+def _check_per_step(per_step: Optional[int], num_hybrids: int, field: str) -> Optional[int]:
+    """``per_step`` checked against the number of hybrids; None when it runs them all."""
+    if per_step is not None and not (isinstance(per_step, int) and 1 <= per_step <= num_hybrids):
+        raise ValueError(f'{field}.per_step: expected a number of hybrids per step in '
+                         f'1..{num_hybrids} (or None: all), got {per_step!r}')
+    return None if per_step == num_hybrids else per_step
 
 
 class HybridNetworks(nn.Module):
@@ -92,8 +102,14 @@ class HybridNetworks(nn.Module):
         student: The student (its backbone is split; it is not stored here).
         teacher: The teacher (its later stages, neck and head run in the hybrids).
         adapter: The task adapter (a class with ``supports_hybrids``).
-        stages: The i of each hybrid, 1-based. Defaults to all n stages (the research notes'
-            choice; ``N_n`` is the whole student backbone, ``C_n`` and the teacher's head).
+        stages: The i of each hybrid (a student stage), 1-based. Defaults to every paired
+            student stage (the research notes' choice; with backbones of one stage count ``N_n``
+            is the whole student backbone, ``C_n`` and the teacher's head).
+        stage_pairs: ``[[student stage, teacher stage], ...]``: the teacher stage whose later
+            stages each student stage feeds, increasing on both sides. Defaults to stage i
+            with stage i when both backbones have n stages, else each student stage with the
+            teacher stage of the nearest stride (see
+            :mod:`~mmkd_plugins.models.blockwise.stage_pairing`).
         connector: Connector config without shapes. Defaults to
             ``dict(type='ConvBNConnector')``.
         weights: Per-hybrid weights w_i, see :func:`hybrid_weights`. Defaults to 'uniform'.
@@ -133,6 +149,7 @@ class HybridNetworks(nn.Module):
                  teacher: BaseModel,
                  adapter: HybridTaskAdapter,
                  stages: Optional[Sequence[int]] = None,
+                 stage_pairs: Optional[Sequence[Sequence[int]]] = None,
                  connector: Optional[dict] = None,
                  weights: Union[str, Sequence[float]] = 'uniform',
                  probe_size: Optional[int] = None,
@@ -150,17 +167,6 @@ class HybridNetworks(nn.Module):
         self.student_split = split_backbone(student.backbone, 'model.student.backbone')
         self.teacher_split = split_backbone(teacher.backbone, 'model.teacher.config backbone')
         num_stages = self.student_split.num_stages
-        if self.teacher_split.num_stages != num_stages:
-            raise ValueError(f'{field}: the student backbone has {num_stages} stages and the '
-                             f"teacher's {self.teacher_split.num_stages}; block-wise "
-                             'distillation pairs student stage i with teacher stage i')
-        self.stages = _check_stages(stages, num_stages, field)
-        self.weights = hybrid_weights(weights, self.stages, num_stages, field)
-        if per_step is not None and not (isinstance(per_step, int)
-                                         and 1 <= per_step <= len(self.stages)):
-            raise ValueError(f'{field}.per_step: expected a number of hybrids per step in '
-                             f'1..{len(self.stages)} (or None: all), got {per_step!r}')
-        self.per_step = None if per_step == len(self.stages) else per_step
         if not isinstance(recompute_teacher_tails, bool):
             raise TypeError(f'{field}.recompute_teacher_tails: expected True or False, got '
                             f'{recompute_teacher_tails!r}')
@@ -169,8 +175,6 @@ class HybridNetworks(nn.Module):
             raise TypeError(f'{field}.task_losses: expected True or False, got '
                             f'{task_losses!r}')
         self.task_losses = task_losses
-        if self.per_step is not None:
-            self.register_buffer('step', torch.zeros((), dtype=torch.long))
 
         # the hybrids run the teacher's later stages on the student's states: at its input size
         probe_shape = probe_image_size(probe_size, [(student.backbone, self.student_split),
@@ -184,22 +188,49 @@ class HybridNetworks(nn.Module):
                 teacher.backbone, self.teacher_split, probe, 'model.teacher.config backbone')
             check_stage_split(student.backbone, self.student_split, student_states,
                               student_outputs, probe, 'model.student.backbone')
-            # the stages whose states the teacher's backbone outputs, neck and head read
-            self.read_stages, read_outputs = read_by_head(adapter, teacher, self.teacher_split,
-                                                          teacher_states, probe)
+            self.pairs = pair_stages(student_states, teacher_states, probe_shape[0],
+                                     stage_pairs, f'{field}.stage_pairs')
+            self.stages = _check_stages(stages, sorted(self.pairs), field)
+            self.weights = hybrid_weights(weights, self.stages, num_stages, field)
+            self.per_step = _check_per_step(per_step, len(self.stages), field)
+            # the stages whose states the teacher's backbone outputs, neck and head read, as
+            # the student stages paired with them
+            read_teacher_stages, read_outputs = read_by_head(
+                adapter, teacher, self.teacher_split, teacher_states, probe)
+            self.read_stages = self._paired_read_stages(read_teacher_stages, field)
             self.connected_stages = tuple(sorted(
                 set(self.stages)
                 | {stage for stage in self.read_stages if stage <= self.stages[-1]}))
             self._check_hybrids_of_the_teacher(teacher, teacher_states, teacher_outputs,
                                                read_outputs, probe, field)
+        if self.per_step is not None:
+            self.register_buffer('step', torch.zeros((), dtype=torch.long))
         connector = dict(connector or dict(type='ConvBNConnector'))
         self.connectors = nn.ModuleDict({
-            f'stage{stage}': build_connector(connector,
-                                             state_features(student_states[stage - 1]),
-                                             state_features(teacher_states[stage - 1]),
-                                             f'{field}.connector (stage {stage})')
+            f'stage{stage}': build_connector(
+                connector, state_features(student_states[stage - 1]),
+                state_features(teacher_states[self.pairs[stage] - 1]),
+                f'{field}.connector (stage {stage})')
             for stage in self.connected_stages
         })
+
+    def _paired_read_stages(self, read_teacher_stages: Set[int], field: str) -> Set[int]:
+        """The student stages paired with the teacher stages that the teacher's neck and head read.
+
+        Raises:
+            ValueError: a read teacher stage, at or before a hybrid's, with no student stage
+                paired with it (the hybrid could not give the neck that state).
+        """
+        student_of = {teacher: student for student, teacher in self.pairs.items()}
+        last_teacher_stage = self.pairs[self.stages[-1]]
+        unpaired = sorted(stage for stage in read_teacher_stages
+                          if stage <= last_teacher_stage and stage not in student_of)
+        if unpaired:
+            raise ValueError(
+                f"{field}.stage_pairs: the teacher's neck and head read its stages "
+                f'{sorted(read_teacher_stages)}, and no student stage is paired with '
+                f'{unpaired} (pairs {sorted(self.pairs.items())}): pair one with each')
+        return {student_of[stage] for stage in read_teacher_stages if stage in student_of}
 
     def _check_hybrids_of_the_teacher(self, teacher: BaseModel, states: List[StageState],
                                       backbone_outputs: tuple, read_outputs: Set[int],
@@ -216,20 +247,22 @@ class HybridNetworks(nn.Module):
         positions = sorted(read_outputs)
         expected = tensors_in([backbone_outputs[position] for position in positions])
         for stage in self.stages:
-            cut = {j - 1: states[j - 1] for j in self.connected_stages if j <= stage}
-            reason = why_not_a_cut(teacher.backbone, self.teacher_split, cut, stage - 1,
-                                   other_image, expected, positions,
+            cut = {self.pairs[j] - 1: states[self.pairs[j] - 1]
+                   for j in self.connected_stages if j <= stage}
+            reason = why_not_a_cut(teacher.backbone, self.teacher_split, cut,
+                                   self.pairs[stage] - 1, other_image, expected, positions,
                                    differs="returns outputs other than the teacher's")
             if reason is None:
                 continue
             skipped = [j for j in range(1, stage) if j not in self.connected_stages]
             hint = (f'; its neck may read stages {skipped}, which the hybrid skips: add them to '
                     f'{field}.stages' if skipped else '')
+            teacher_stage = self.pairs[stage]
             raise ValueError(
                 f'model.teacher.config backbone: the forward of this '
-                f'{type(teacher.backbone).__name__} continued from the state of stage {stage} '
-                f'({self.teacher_split.output_module(stage - 1)!r}) {reason}: block-wise '
-                f'distillation cannot cut it there (hybrid N_{stage}){hint}')
+                f'{type(teacher.backbone).__name__} continued from the state of stage '
+                f'{teacher_stage} ({self.teacher_split.output_module(teacher_stage - 1)!r}) '
+                f'{reason}: block-wise distillation cannot cut it there (hybrid N_{stage}){hint}')
 
     @property
     def student_modules(self) -> Dict[int, str]:
@@ -314,7 +347,7 @@ class HybridNetworks(nn.Module):
             teacher: The frozen teacher.
             stage: i.
             connected: Stage j -> C_j(S_j), for the connected stages j <= i, in the layout of
-                the teacher's stage-j state.
+                the state of the teacher stage paired with j.
             inputs: The batch's images, for their size.
             records: As for :meth:`forward`.
             task_losses: Whether to return the head's outputs for its task losses too.
@@ -323,8 +356,9 @@ class HybridNetworks(nn.Module):
             The teacher head's outputs (the task adapter's ``head_forward``), or with
             ``task_losses=False`` only its logits (``head_class_logits``).
         """
-        states = {j - 1: state for j, state in connected.items()}
-        with stages_cut_at(teacher.backbone, self.teacher_split, states, last=stage - 1):
+        states = {self.pairs[j] - 1: state for j, state in connected.items()}
+        with stages_cut_at(teacher.backbone, self.teacher_split, states,
+                           last=self.pairs[stage] - 1):
             backbone_outputs = tuple(teacher.backbone(inputs))
         if task_losses:
             return self.adapter.head_forward(teacher, backbone_outputs, records)

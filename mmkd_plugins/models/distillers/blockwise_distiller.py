@@ -67,7 +67,7 @@ class BlockwiseDistiller(Distiller):
             :class:`Distiller`.
         distill_losses: Name -> loss config; each loss d compares logits (no
             ``student_output`` / ``teacher_output``).
-        hybrids: ``dict(stages=None, connector=dict(type='ConvBNConnector'),
+        hybrids: ``dict(stages=None, stage_pairs=None, connector=dict(type='ConvBNConnector'),
             weights='uniform', probe_size=None, per_step=None,
             recompute_teacher_tails=False, task_losses=True)``, see
             :class:`~mmkd_plugins.models.blockwise.HybridNetworks`. Defaults to all stages.
