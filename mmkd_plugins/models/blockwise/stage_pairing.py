@@ -74,8 +74,7 @@ def pair_stages(student_states: Sequence[StageState], teacher_states: Sequence[S
                 f'teacher\'s {_rounded(teacher_strides)} pair several student stages with one '
                 'teacher stage: name the pairs, [[student stage, teacher stage], ...]')
         return dict(pairs)
-    checked = _checked_pairs(stage_pairs, num_student, num_teacher, field)
-    return dict(checked)
+    return dict(_checked_pairs(stage_pairs, num_student, num_teacher, field))
 
 
 def _checked_pairs(stage_pairs: Sequence[Sequence[int]], num_student: int, num_teacher: int,
