@@ -85,7 +85,9 @@ def test_classification_config_trains_one_step(config, digits_root, torch_home, 
     cfg.train_dataloader.dataset = dict(type='CustomDataset', data_root=digits_root,
                                         ann_file='student_train.txt',
                                         pipeline=cfg.train_dataloader.dataset.pipeline)
-    cfg.train_dataloader.dataset.pipeline[1].scale = 64  # RandomResizedCrop: small for CPU
+    # RandomResizedCrop: small for CPU, but at the 224 px a Swin teacher's 7 × 7 windows need
+    swin_teacher = 'swin' in cfg.model.get('teacher', {}).get('config', '')
+    cfg.train_dataloader.dataset.pipeline[1].scale = 224 if swin_teacher else 64
     train_one_step(cfg, str(tmp_path))
 
 

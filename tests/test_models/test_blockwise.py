@@ -9,6 +9,7 @@ from mmengine.registry import init_default_scope
 from mmkd_plugins.checkpoint import extract_student_state_dict
 from mmkd_plugins.models import BlockwiseDistiller, ConvBNConnector, kd_loss, split_backbone
 from mmkd_plugins.models.blockwise.stage_pairing import pair_stages
+from mmkd_plugins.models.blockwise.state_layouts import StateLayout
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from ..conftest import STUDENT_CONFIG, TEACHER_CONFIG, save_random_checkpoint
 from ..support.classifiers import KD, backbone_call_order, make_batch, student_model_cfg
@@ -190,22 +191,25 @@ def test_connectors_resize_when_the_stage_strides_differ(teacher_checkpoint):
     assert torch.isfinite(losses['hybrid2.distill.loss_kd'])
 
 
-def maps(*strides, channels=8, probe=64):
-    """Stage states of a probe image ``probe`` pixels high, one (1, C, H, W) map per stride."""
-    return [torch.zeros(1, channels, probe // stride, probe // stride) for stride in strides]
+def maps(*strides):
+    """The layouts of (B, C, H, W) stage states at ``strides``."""
+    return [StateLayout(tokens=False, stride=stride) for stride in strides]
 
 
 def test_a_default_pairing_that_is_not_one_to_one_is_refused_naming_the_field():
     with pytest.raises(ValueError, match=r"model\.hybrids\.stage_pairs: the student stages' "
                        r'strides \[4\.0, 8\.0, 8\.0\] and the teacher\'s \[4\.0, 8\.0, 16\.0, '
                        r'32\.0\] pair several student stages with one teacher stage'):
-        pair_stages(maps(4, 8, 8), maps(4, 8, 16, 32), 64, None, 'model.hybrids.stage_pairs')
-    tokens = [torch.zeros(1, 16, 8)] * 3
+        pair_stages(maps(4., 8., 8.), maps(4., 8., 16., 32.), None, 'model.hybrids.stage_pairs')
     with pytest.raises(ValueError, match=r"model\.hybrids\.stage_pairs: the student backbone "
-                       r"has 3 stages and the teacher's 4, and their states are not all feature "
-                       r'maps'):
-        pair_stages(tokens, maps(4, 8, 16, 32), 64, None, 'model.hybrids.stage_pairs')
-    assert pair_stages(maps(8, 16, 32), maps(4, 8, 16, 32), 64, None, 'f') == {1: 2, 2: 3, 3: 4}
+                       r"has 3 stages and the teacher's 4, and some of their states are tokens on "
+                       r'no grid the probe found'):
+        pair_stages([None] * 3, maps(4., 8., 16., 32.), None, 'model.hybrids.stage_pairs')
+    assert pair_stages(maps(8., 16., 32.), maps(4., 8., 16., 32.), None, 'f') == {
+        1: 2, 2: 3, 3: 4}
+    # token grids pair by their stride as maps do (a Swin's stages and a 3-stage CNN)
+    grids = [StateLayout(tokens=True, stride=stride, grid_index=1) for stride in (4., 8., 16., 32.)]
+    assert pair_stages(maps(8., 16., 32.), grids, None, 'f') == {1: 2, 2: 3, 3: 4}
 
 
 def test_a_teacher_stage_its_neck_reads_must_be_paired(tmp_path):

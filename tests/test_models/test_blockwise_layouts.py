@@ -17,50 +17,17 @@ from mmkd_plugins.models.blockwise.stage_probe import (check_stage_split, probe_
                                                        probe_stages)
 from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from ..conftest import save_random_checkpoint
+from ..support.backbone_layouts import LAYOUTS, model_cfg
 from ..support.classifiers import KD, make_batch
 from ..support.detectors import batch_of
 
 IDENTITY = dict(connector=dict(type='IdentityConnector'), probe_size=64)
-SMALL_HEAD = {'model.head.num_classes': 10, 'model.train_cfg': None}
-SMALL_VIT = dict(img_size=32, patch_size=8, drop_path_rate=0.1,
-                 arch=dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64))
-LAYOUTS = {
-    'maps-convnext': ('mmpretrain::convnext/convnext-tiny_32xb128_in1k.py', {
-        'model.backbone': dict(_delete_=True, type='ConvNeXt', drop_path_rate=0.1,
-                               arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 24, 32])),
-        'model.head.in_channels': 32, **SMALL_HEAD}),
-    'tokens-deit': ('mmpretrain::deit/deit-tiny_4xb256_in1k.py', {
-        'model.backbone': dict(_delete_=True, type='VisionTransformer', **SMALL_VIT),
-        'model.head.in_channels': 32, **SMALL_HEAD}),
-    'two-tokens-deit-distilled': ('mmpretrain::deit/deit-tiny-distilled_4xb256_in1k.py', {
-        'model.backbone': dict(_delete_=True, type='DistilledVisionTransformer', **SMALL_VIT),
-        'model.head.in_channels': 32, **SMALL_HEAD}),
-    'hierarchical-swin': ('mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py', {
-        'model.backbone': dict(_delete_=True, type='SwinTransformer', img_size=32,
-                               window_size=2, pad_small_map=True, drop_path_rate=0.1,
-                               arch=dict(embed_dims=8, depths=[1, 1, 1, 1],
-                                         num_heads=[1, 1, 1, 1])),
-        'model.head.in_channels': 64, **SMALL_HEAD}),
-    'detector-rtmdet': ('mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py', {
-        'model.backbone.widen_factor': 0.125, 'model.backbone.init_cfg': None,
-        'model.neck.in_channels': [32, 64, 128], 'model.neck.out_channels': 32,
-        'model.bbox_head.in_channels': 32, 'model.bbox_head.feat_channels': 32,
-        'model.bbox_head.num_classes': 3}),
-}
 DETECTORS = ('detector-rtmdet', )
 # the first stage's modules, whose parameters a stage-1 hybrid's term must reach (a Swin
 # stage's patch merging runs after its state, in the next stage)
 FIRST_STAGE = {'maps-convnext': 'stages.0', 'tokens-deit': 'layers.0',
                'two-tokens-deit-distilled': 'layers.0', 'hierarchical-swin': 'stages.0.blocks',
                'detector-rtmdet': 'stage1'}
-
-
-def model_cfg(layout: str, **overrides) -> dict:
-    config, options = LAYOUTS[layout]
-    cfg = load_model_config(config, 'test', options)
-    # (mmpretrain's configs set the data preprocessor beside the model, mmdet's in it)
-    preprocessor = cfg.model.get('data_preprocessor') or cfg.get('data_preprocessor')
-    return dict(cfg.model, data_preprocessor=preprocessor, **overrides)
 
 
 def batch_for(layout: str, request: pytest.FixtureRequest) -> dict:

@@ -103,14 +103,15 @@ def build_connector(cfg: dict, student_features: torch.Tensor, teacher_features:
     if student_dims != teacher_dims or student_dims not in layouts:
         raise ValueError(f'{field}: the student stage gives {tuple(student_features.shape)} '
                          f'and the teacher stage {tuple(teacher_features.shape)}; connectors '
-                         'map between two maps or two token sequences of one layout')
+                         'map between two maps or two token sequences, and a change of layout '
+                         'needs tokens on a grid the probe finds (see the user guide, '
+                         'block-wise across architectures)')
     shapes: Dict[str, Any]
     if student_dims == 3:
         if student_features.shape[1] != teacher_features.shape[1]:
             raise ValueError(f'{field}: the student stage has {student_features.shape[1]} '
-                             f'tokens and the teacher stage {teacher_features.shape[1]}; '
-                             'connectors keep the token count (same patch size and extra '
-                             'tokens on both sides)')
+                             f'tokens and the teacher stage {teacher_features.shape[1]}, on no '
+                             'grid the probe finds; connectors keep the token count')
         shapes = dict(in_channels=student_features.shape[2],
                       out_channels=teacher_features.shape[2], scale_factor=1.0)
     else:

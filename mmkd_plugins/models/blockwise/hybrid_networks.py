@@ -8,6 +8,11 @@ whatever the forward does between and after stages (class tokens, norms on its o
 pooling) is done as in the teacher. Teacher modules are used with autograd on (their parameters
 stay frozen), so gradients reach C_i and the student's stages 1..i.
 
+Student stage i feeds the teacher stage t(i) it is paired with (:mod:`.stage_pairing`); where the
+two states differ in layout (a CNN's map and a transformer's tokens, or token grids of different
+sizes) the connector works on maps and a :class:`~.state_layouts.LayoutChange` puts its output in
+the teacher state's layout, on the teacher's grid for the batch's input size.
+
 When the teacher's backbone outputs, neck or head read the states of several stages (an FPN),
 the hybrid gives them, for every such stage j <= i, the connected student state C_j(S_j), and
 the teacher's own for the later stages; the stages j < i that nothing reads are skipped.
@@ -26,6 +31,7 @@ from .connectors import build_connector
 from .stage_pairing import pair_stages
 from .stage_probe import (check_stage_split, eval_mode, other_image_like, probe_image_size,
                           probe_stages, read_by_head, tensors_in, why_not_a_cut)
+from .state_layouts import ImageSize, LayoutChange, describe_layouts, teacher_position_embedding
 
 HYBRID_WEIGHTINGS = ('uniform', 'halving')
 
@@ -188,8 +194,10 @@ class HybridNetworks(nn.Module):
                 teacher.backbone, self.teacher_split, probe, 'model.teacher.config backbone')
             check_stage_split(student.backbone, self.student_split, student_states,
                               student_outputs, probe, 'model.student.backbone')
-            self.pairs = pair_stages(student_states, teacher_states, probe_shape[0],
-                                     stage_pairs, f'{field}.stage_pairs')
+            student_layouts = describe_layouts(student_states, probe_shape, student.backbone)
+            teacher_layouts = describe_layouts(teacher_states, probe_shape, teacher.backbone)
+            self.pairs = pair_stages(student_layouts, teacher_layouts, stage_pairs,
+                                     f'{field}.stage_pairs')
             self.stages = _check_stages(stages, sorted(self.pairs), field)
             self.weights = hybrid_weights(weights, self.stages, num_stages, field)
             self.per_step = _check_per_step(per_step, len(self.stages), field)
@@ -206,13 +214,26 @@ class HybridNetworks(nn.Module):
         if self.per_step is not None:
             self.register_buffer('step', torch.zeros((), dtype=torch.long))
         connector = dict(connector or dict(type='ConvBNConnector'))
-        self.connectors = nn.ModuleDict({
-            f'stage{stage}': build_connector(
-                connector, state_features(student_states[stage - 1]),
-                state_features(teacher_states[self.pairs[stage] - 1]),
+        self.connectors = nn.ModuleDict()
+        self.layout_changes = nn.ModuleDict()
+        for stage in self.connected_stages:
+            student_state, teacher_state = (student_states[stage - 1],
+                                            teacher_states[self.pairs[stage] - 1])
+            student_layout, teacher_layout = (student_layouts[stage - 1],
+                                              teacher_layouts[self.pairs[stage] - 1])
+            student_features = state_features(student_state)
+            teacher_features = state_features(teacher_state)
+            if (student_layout is not None and teacher_layout is not None
+                    and not student_layout.same_as(teacher_layout, student_state,
+                                                   teacher_state)):
+                self.layout_changes[f'stage{stage}'] = LayoutChange(
+                    student_layout, teacher_layout, teacher_state,
+                    teacher_position_embedding(teacher.backbone, teacher_features.shape[-1]))
+                student_features = student_layout.as_map(student_state, probe_shape)
+                teacher_features = teacher_layout.as_map(teacher_state, probe_shape)
+            self.connectors[f'stage{stage}'] = build_connector(
+                connector, student_features, teacher_features,
                 f'{field}.connector (stage {stage})')
-            for stage in self.connected_stages
-        })
 
     def _paired_read_stages(self, read_teacher_stages: Set[int], field: str) -> Set[int]:
         """The student stages paired with the teacher stages that the teacher's neck and head read.
@@ -310,11 +331,9 @@ class HybridNetworks(nn.Module):
         stages = self.stages if stages is None else tuple(stages)
         # hybrid N_i reads C_i, and C_j of the earlier stages j that the teacher's neck reads
         used = set(stages) | {j for j in self.read_stages if j <= max(stages)}
-        connected = {
-            stage: with_features(student_states[stage], self.connectors[f'stage{stage}'](
-                state_features(student_states[stage])))
-            for stage in self.connected_stages
-        }
+        image_size = (int(inputs.shape[-2]), int(inputs.shape[-1]))
+        connected = {stage: self._connect(stage, student_states[stage], image_size)
+                     for stage in self.connected_stages}
         results = []
         for stage in stages:
             features = {j: connected[j] for j in self.connected_stages if j <= stage}
@@ -338,6 +357,15 @@ class HybridNetworks(nn.Module):
                       if isinstance(first.logits, (list, tuple)) else first.logits + zero)
             results[0] = first._replace(logits=logits)
         return results
+
+    def _connect(self, stage: int, student_state: StageState,
+                 image_size: ImageSize) -> StageState:
+        """C_i(S_i): the student's state of ``stage`` through its connector, in the layout of the
+        state of the teacher stage it feeds."""
+        connector = self.connectors[f'stage{stage}']
+        if f'stage{stage}' in self.layout_changes:
+            return self.layout_changes[f'stage{stage}'](student_state, connector, image_size)
+        return with_features(student_state, connector(state_features(student_state)))
 
     def _teacher_tail(self, teacher: BaseModel, stage: int, connected: Dict[int, StageState],
                       inputs: torch.Tensor, records: Optional[dict], task_losses: bool):

@@ -2,25 +2,23 @@
 
 Hybrid N_i runs the student's stages 1..i, a connector, and the teacher from the stage after
 stage t(i) on. When both backbones have the same number of stages, t(i) = i. Otherwise the default
-pairs each student stage with the teacher stage whose state has the nearest stride (both
-measured on one probe image); a config may name the pairs instead (``hybrids.stage_pairs``).
+pairs each student stage with the teacher stage whose state has the nearest stride (a map's or a
+token grid's, both measured on one probe image, see
+:mod:`~mmkd_plugins.models.blockwise.state_layouts`); a config may name the pairs instead
+(``hybrids.stage_pairs``).
 """
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .backbone_stages import StageState, state_features
+from .state_layouts import StateLayout
 
 
-def stage_strides(states: Sequence[StageState], probe_height: int) -> Optional[List[float]]:
-    """The stride of each stage state, probe height / state height, or None when a state is not a
-    (B, C, H, W) map (tokens carry no stride a pairing could read)."""
-    strides = []
-    for state in states:
-        features = state_features(state)
-        if features.dim() != 4:
-            return None
-        strides.append(probe_height / features.shape[-2])
-    return strides
+def stage_strides(layouts: Sequence[Optional[StateLayout]]) -> Optional[List[float]]:
+    """The stride of each stage state, or None when a state's layout is unknown (tokens on no grid
+    the probe found)."""
+    if any(layout is None for layout in layouts):
+        return None
+    return [layout.stride for layout in layouts if layout is not None]
 
 
 def nearest_stride_pairs(student_strides: Sequence[float],
@@ -37,35 +35,36 @@ def nearest_stride_pairs(student_strides: Sequence[float],
     return pairs
 
 
-def pair_stages(student_states: Sequence[StageState], teacher_states: Sequence[StageState],
-                probe_height: int, stage_pairs: Optional[Sequence[Sequence[int]]],
-                field: str) -> Dict[int, int]:
+def pair_stages(student_layouts: Sequence[Optional[StateLayout]],
+                teacher_layouts: Sequence[Optional[StateLayout]],
+                stage_pairs: Optional[Sequence[Sequence[int]]], field: str) -> Dict[int, int]:
     """Student stage -> the teacher stage it feeds (both 1-based).
 
     Args:
-        student_states: The student's stage states on the probe image.
-        teacher_states: The teacher's stage states on the same image.
-        probe_height: The probe image's height, for the strides.
+        student_layouts: The layouts of the student's stage states on the probe image (None
+            where unknown).
+        teacher_layouts: The teacher's, on the same image.
         stage_pairs: ``[[student stage, teacher stage], ...]`` from the config, or None: the
             same stage when the counts agree, else the nearest stride.
         field: Where ``stage_pairs`` sits in the config, for errors.
 
     Raises:
         ValueError: pairs out of range or not increasing on both sides, or a default that cannot
-            be formed (token states, or two student stages nearest to one teacher stage), naming
-            ``field``.
+            be formed (states of unknown stride, or two student stages nearest to one teacher
+            stage), naming ``field``.
     """
-    num_student, num_teacher = len(student_states), len(teacher_states)
+    num_student, num_teacher = len(student_layouts), len(teacher_layouts)
     if stage_pairs is None and num_student == num_teacher:
         return {stage: stage for stage in range(1, num_student + 1)}
     if stage_pairs is None:
-        student_strides = stage_strides(student_states, probe_height)
-        teacher_strides = stage_strides(teacher_states, probe_height)
+        student_strides = stage_strides(student_layouts)
+        teacher_strides = stage_strides(teacher_layouts)
         if student_strides is None or teacher_strides is None:
             raise ValueError(
                 f'{field}: the student backbone has {num_student} stages and the teacher\'s '
-                f'{num_teacher}, and their states are not all feature maps, so no stride pairs '
-                'them: name the pairs, [[student stage, teacher stage], ...]')
+                f'{num_teacher}, and some of their states are tokens on no grid the probe '
+                'found, so no stride pairs them: name the pairs, [[student stage, teacher '
+                'stage], ...]')
         pairs = nearest_stride_pairs(student_strides, teacher_strides)
         teacher_stages = [teacher for _, teacher in pairs]
         if len(set(teacher_stages)) != len(teacher_stages):
