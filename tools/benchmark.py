@@ -4,7 +4,8 @@ For a classification pair (ResNet-34 -> ResNet-18, 224x224) and a detection pair
 R101 -> R50) (and, with ``--pairs classification_resnet101_teacher``, the classification student
 with a ResNet-101 teacher: the KD step live and from a soft-label store; with ``--pairs convnext
 deit rtmdet``, the block-wise configs of other layouts: ConvNeXt-V2 nano -> atto, DeiT-S -> Ti,
-RTMDet-S -> tiny, each against DIST on the same pair), built from the model-zoo distillation
+RTMDet-S -> tiny, and with ``--pairs swin_resnet18`` one across architectures, Swin-T -> ResNet-18,
+each against DIST on the same pair), built from the model-zoo distillation
 configs with random weights (speed does not depend on them), it times
 per iteration, after warm-up, interleaving A B C D A B C D ...:
 
@@ -142,6 +143,10 @@ PAIRS = {
     'rtmdet': dict(
         blockwise='configs/blockwise/blockwise_rtmdet-s_rtmdet-tiny_8xb32-300e_coco.py',
         variants=('dist', 'blockwise'), scope='mmdet', task='detection'),
+    # across architectures: the student's stage maps laid out as the teacher's Swin tokens
+    'swin_resnet18': dict(
+        blockwise='configs/blockwise/blockwise_swin-tiny_resnet18_8xb32_in1k.py',
+        variants=('dist', 'blockwise'), scope='mmpretrain', task='classification'),
 }
 # the DIST of a pair that ships only a block-wise config: the shipped DIST configs' losses
 DIST_OF_TASK = dict(

@@ -5,6 +5,7 @@ transformer's tokens) feeds a teacher stage of another, through the connector an
 import pytest
 import torch
 from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
 
 from mmkd_plugins.checkpoint import extract_student_state_dict
 from mmkd_plugins.models import BlockwiseDistiller
@@ -14,6 +15,7 @@ from mmkd_plugins.models.teachers import build_model_from_config, load_model_con
 from ..conftest import save_random_checkpoint
 from ..support.backbone_layouts import LAYOUTS, model_cfg
 from ..support.classifiers import KD, make_batch
+from ..support.detectors import RETINANET, batch_of, detector_cfg
 
 SWIN_CONFIG, SWIN_OPTIONS = LAYOUTS['hierarchical-swin']
 MAP_SWIN_OPTIONS = dict(SWIN_OPTIONS, **{
@@ -128,3 +130,38 @@ def test_tokens_for_a_vit_teacher_carry_its_position_embedding_and_learned_class
     torch.testing.assert_close(tokens[:, :1], teacher_state[:, :1].expand(2, -1, -1))
     # a student map of another size is resized to the teacher's grid (here 5 × 5 for 40 px)
     assert change(torch.randn(2, 4, 3, 3), torch.nn.Identity(), (40, 40)).shape == (2, 26, 4)
+
+
+def test_a_retinanet_with_a_swin_backbone_teaches_one_with_a_resnet(tmp_path, shapes_root):
+    """Detection across architectures: the demo's RetinaNet with mmdet's Swin as the teacher (stage
+    states (B, H·W, C) tokens that carry no grid; its FPN reads stages 2-4) and with its ResNet-18
+    as the student: every hybrid changes layout, trains, and leaves the teacher unchanged."""
+    init_default_scope('mmdet')
+    swin = {'model.backbone': dict(
+        _delete_=True, type='SwinTransformer', embed_dims=16, depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 1, 1], window_size=2, out_indices=(0, 1, 2, 3), convert_weights=False,
+        init_cfg=None), 'model.neck.in_channels': [16, 32, 64, 128]}
+    checkpoint = save_random_checkpoint(RETINANET, str(tmp_path / 'swin.pth'), swin, seed=2)
+    # (mmdet's ResNet zero-initializes each residual branch's last BN, which would hold the
+    # gradients of the branch's other parameters at 0 until a step has moved it)
+    model = BlockwiseDistiller(
+        student=detector_cfg(RETINANET, backbone=dict(zero_init_residual=False)),
+        distill_losses=dict(
+            loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid')),
+        teacher=dict(config=RETINANET, checkpoint=checkpoint, cfg_options=swin))
+    model.init_weights()
+    assert sorted(model.hybrids.layout_changes) == ['stage1', 'stage2', 'stage3', 'stage4']
+    assert [model.hybrids.connectors[f'stage{i}'].conv.weight.shape[:2] for i in (1, 4)] == [
+        (16, 64), (128, 512)]
+    teacher_before = {key: value.clone() for key, value in model.teacher.state_dict().items()}
+    batch = batch_of(shapes_root)
+    data = model.data_preprocessor(batch, training=True)
+    hybrid_term = model.loss(**data)['hybrid1.distill.loss_kd']
+    first = list(model.student.backbone.layer1.parameters())
+    gradients = torch.autograd.grad(hybrid_term, first, allow_unused=True)
+    assert all(grad is not None and grad.abs().sum() > 0 for grad in gradients)
+    log_vars = model.train_step(batch, OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01)))
+    assert {f'hybrid{stage}.distill.loss_kd' for stage in range(1, 5)} <= set(log_vars)
+    assert all(torch.isfinite(value) for value in log_vars.values())
+    for key, value in model.teacher.state_dict().items():
+        assert torch.equal(value, teacher_before[key]), key
