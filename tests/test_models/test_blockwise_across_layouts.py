@@ -105,6 +105,28 @@ def test_a_student_of_another_layout_trains_through_learned_connectors(
     stock.load_state_dict(extract_student_state_dict(model.state_dict()), strict=True)
 
 
+def test_a_vit_teacher_built_for_larger_inputs_runs_at_the_students_size(tmp_path):
+    """A ViT teacher built for 64-px inputs (an 8 × 8 grid; as a 384-px teacher of a 224-px student)
+    and a ConvNeXt student trained on 32-px images: the probe runs at the teacher's 64 px, the
+    hybrids at the batch's 32 px, on the teacher's 4 × 4 grid for it, with its position embedding
+    resized to that grid."""
+    config, options = LAYOUTS['tokens-deit']
+    options = dict(options, **{'model.backbone': dict(options['model.backbone'], img_size=64)})
+    checkpoint = save_random_checkpoint(config, str(tmp_path / 'vit64.pth'), options, seed=4)
+    model = BlockwiseDistiller(
+        student=model_cfg('maps-convnext'), distill_losses=KD,
+        teacher=dict(config=config, checkpoint=checkpoint, cfg_options=options))
+    assert model.teacher.backbone.patch_resolution == (8, 8)
+    data = model.data_preprocessor(make_batch(size=32), training=True)
+    model.run_student(data['inputs'], data['data_samples'])
+    state = model.student_recorder.outputs['backbone.stages.0']
+    tokens = model.hybrids.connect(1, state, (32, 32))
+    assert tokens.shape == (4, 1 + 4 * 4, 32)
+    log_vars = model.train_step(make_batch(size=32),
+                                OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+    assert all(torch.isfinite(value) for value in log_vars.values())
+
+
 def test_tokens_for_a_vit_teacher_carry_its_position_embedding_and_learned_class_token():
     """Map -> ViT tokens: the connector's map, resized to the teacher's grid for the input's size,
     flattened row by row, plus the teacher's patch position embedding (resized bicubically), after

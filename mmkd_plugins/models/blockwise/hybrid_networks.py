@@ -332,7 +332,7 @@ class HybridNetworks(nn.Module):
         # hybrid N_i reads C_i, and C_j of the earlier stages j that the teacher's neck reads
         used = set(stages) | {j for j in self.read_stages if j <= max(stages)}
         image_size = (int(inputs.shape[-2]), int(inputs.shape[-1]))
-        connected = {stage: self._connect(stage, student_states[stage], image_size)
+        connected = {stage: self.connect(stage, student_states[stage], image_size)
                      for stage in self.connected_stages}
         results = []
         for stage in stages:
@@ -358,10 +358,15 @@ class HybridNetworks(nn.Module):
             results[0] = first._replace(logits=logits)
         return results
 
-    def _connect(self, stage: int, student_state: StageState,
-                 image_size: ImageSize) -> StageState:
-        """C_i(S_i): the student's state of ``stage`` through its connector, in the layout of the
-        state of the teacher stage it feeds."""
+    def connect(self, stage: int, student_state: StageState, image_size: ImageSize) -> StageState:
+        """C_i(S_i): the student's state of a stage through its connector, in the layout of the
+        state of the teacher stage it feeds.
+
+        Args:
+            stage: i, a connected student stage (1-based).
+            student_state: The student's state of that stage in this step.
+            image_size: The batch's input (H, W), for the teacher's grid.
+        """
         connector = self.connectors[f'stage{stage}']
         if f'stage{stage}' in self.layout_changes:
             return self.layout_changes[f'stage{stage}'](student_state, connector, image_size)
