@@ -4,7 +4,9 @@
 # connectors map the student's inverted-residual stage outputs to the teacher's bottleneck
 # channels (24/32/96/1280 -> 256/512/1024/2048). As the ResNet config: d = KD, tau 1, 'halving'
 # weights, alpha = beta = gamma = 1. Everything but the model is the stock MobileNetV2 config.
-_base_ = ['mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py', '../_base_/distillation_runtime.py']
+_base_ = [
+    'mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py', '../_base_/distillation_runtime.py'
+]
 
 model = dict(
     _delete_=True,
