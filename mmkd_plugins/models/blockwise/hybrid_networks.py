@@ -226,9 +226,11 @@ class HybridNetworks(nn.Module):
             if (student_layout is not None and teacher_layout is not None
                     and not student_layout.same_as(teacher_layout, student_state,
                                                    teacher_state)):
+                position_embedding = (
+                    teacher_position_embedding(teacher.backbone, teacher_features.shape[-1])
+                    if teacher_layout.tokens else None)
                 self.layout_changes[f'stage{stage}'] = LayoutChange(
-                    student_layout, teacher_layout, teacher_state,
-                    teacher_position_embedding(teacher.backbone, teacher_features.shape[-1]))
+                    student_layout, teacher_layout, teacher_state, position_embedding)
                 student_features = student_layout.as_map(student_state, probe_shape)
                 teacher_features = teacher_layout.as_map(teacher_state, probe_shape)
             self.connectors[f'stage{stage}'] = build_connector(
