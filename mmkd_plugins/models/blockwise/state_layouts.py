@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone_stages import StageState, state_features
+from .backbone_stages import StageState, state_features, with_features
 
 MAX_EXTRA_TOKENS = 8
 ImageSize = Tuple[int, int]
@@ -191,11 +191,7 @@ class LayoutChange(nn.Module):
         super().__init__()
         self.student_layout, self.teacher_layout = student_layout, teacher_layout
         features = state_features(teacher_state)
-        self.form = None if isinstance(teacher_state, torch.Tensor) else tuple(
-            None if isinstance(item, torch.Tensor) or _grid_pair(item) else item
-            for item in teacher_state)
-        self.features_index = None if self.form is None else next(
-            k for k, item in enumerate(teacher_state) if isinstance(item, torch.Tensor))
+        self.form = with_features(teacher_state, features.new_empty(0))  # features to fill in
         extra = teacher_layout.extra_tokens
         self.extra_tokens = (nn.Parameter(features[:, :extra].detach().clone())
                              if teacher_layout.tokens and extra else None)
@@ -230,8 +226,8 @@ class LayoutChange(nn.Module):
 
     def _state(self, features: torch.Tensor, grid: ImageSize) -> StageState:
         """``features`` in the teacher state's form, with ``grid`` where it holds its (h, w)."""
-        if self.form is None:
-            return features
-        return tuple(features if k == self.features_index else
-                     grid if k == self.teacher_layout.grid_index else item
-                     for k, item in enumerate(self.form))
+        state = with_features(self.form, features)
+        if self.teacher_layout.grid_index is None:
+            return state
+        return type(state)(grid if k == self.teacher_layout.grid_index else item
+                           for k, item in enumerate(state))
