@@ -187,3 +187,24 @@ def test_a_retinanet_with_a_swin_backbone_teaches_one_with_a_resnet(tmp_path, sh
     assert all(torch.isfinite(value) for value in log_vars.values())
     for key, value in model.teacher.state_dict().items():
         assert torch.equal(value, teacher_before[key]), key
+
+
+@pytest.mark.parametrize('student, teacher', [('maps-convnext', 'tokens-deit'),
+                                              ('tokens-deit', 'maps-convnext')])
+def test_a_change_of_layout_trains_under_bf16_autocast(student, teacher, tmp_path):
+    """--amp on CPU: the connected states (a bfloat16 map plus the teacher's float32 position
+    embedding and class token) feed the teacher's later stages, and every term stays finite."""
+    teacher_config, teacher_options = LAYOUTS[teacher]
+    checkpoint = save_random_checkpoint(teacher_config, str(tmp_path / 'teacher.pth'),
+                                        teacher_options, seed=4)
+    model = BlockwiseDistiller(
+        student=model_cfg(student), distill_losses=KD,
+        teacher=dict(config=teacher_config, checkpoint=checkpoint, cfg_options=teacher_options))
+    data = model.data_preprocessor(make_batch(size=32), training=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model.loss(**data)
+    assert {f'hybrid{stage}.distill.loss_kd' for stage in range(1, 5)} <= set(losses)
+    assert all(torch.isfinite(value) for value in losses.values())
+    gradients = torch.autograd.grad(losses['hybrid1.distill.loss_kd'],
+                                    list(model.hybrids.connectors.stage1.parameters()))
+    assert all(grad.abs().sum() > 0 for grad in gradients)
