@@ -63,11 +63,32 @@ def shapes_dataset(root: str, split: str, pipeline: list) -> dict:
                 pipeline=pipeline)
 
 
+def without_pretrained_weights(cfg):
+    """A model config with every ``init_cfg`` that loads weights (``Pretrained``) set to None."""
+    if isinstance(cfg, dict):
+        return {key: (None if key == 'init_cfg' and isinstance(value, dict)
+                      and value.get('type') == 'Pretrained' else without_pretrained_weights(value))
+                for key, value in cfg.items()}
+    if isinstance(cfg, (list, tuple)):
+        return type(cfg)(without_pretrained_weights(item) for item in cfg)
+    return cfg
+
+
 def save_random_checkpoint(config: str, path: str, cfg_options: Optional[dict] = None,
-                           seed: int = 0) -> str:
-    """Build ``config``'s model with random weights and save it as a model-zoo checkpoint."""
+                           seed: int = 0, initialized: bool = False) -> str:
+    """Build ``config``'s model with random weights and save it as a model-zoo checkpoint.
+
+    With ``initialized``, the weights are the model's own ``init_weights()`` (its pretrained-weight
+    ``init_cfg`` entries left out): models that create parameters without values and fill them there
+    (DETR-family level embeddings) would otherwise save whatever memory held.
+    """
     torch.manual_seed(seed)
-    model = build_model_from_config(load_model_config(config, 'test', cfg_options))
+    model_config = load_model_config(config, 'test', cfg_options)
+    if initialized:
+        model_config.model = without_pretrained_weights(model_config.model)
+    model = build_model_from_config(model_config)
+    if initialized:
+        model.init_weights()
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
     return path
 

@@ -24,7 +24,8 @@ def names_a_loss(module_name: str) -> bool:
 
 
 class ModuleOutputRecorder:
-    """Context manager that records the inputs and outputs of named modules while it is active.
+    """Context manager that records the inputs (positional and keyword) and outputs of named
+    modules while it is active.
 
     Example::
 
@@ -43,14 +44,17 @@ class ModuleOutputRecorder:
         self.module_names = sorted(set(module_names))
         self.outputs: Dict[str, Any] = {}
         self.inputs: Dict[str, tuple] = {}
+        self.keyword_inputs: Dict[str, Dict[str, Any]] = {}
         self._handles: List[RemovableHandle] = []
 
     def __enter__(self) -> 'ModuleOutputRecorder':
         self.outputs = {}
         self.inputs = {}
+        self.keyword_inputs = {}
         modules = dict(self.model.named_modules())
         for name in self.module_names:
-            self._handles.append(modules[name].register_forward_hook(self._recorder_for(name)))
+            self._handles.append(modules[name].register_forward_hook(self._recorder_for(name),
+                                                                     with_kwargs=True))
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -60,8 +64,9 @@ class ModuleOutputRecorder:
 
     def _recorder_for(self, name: str):
 
-        def record(module: nn.Module, args: tuple, output: Any) -> None:
+        def record(module: nn.Module, args: tuple, kwargs: Dict[str, Any], output: Any) -> None:
             self.inputs[name] = args
+            self.keyword_inputs[name] = kwargs
             self.outputs[name] = output
 
         return record

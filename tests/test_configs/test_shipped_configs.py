@@ -28,10 +28,11 @@ SMALL_DETECTION_PIPELINE = [
 ]
 
 
-def cache_model_zoo_teacher(cfg: Config, torch_home: Path) -> None:
+def cache_model_zoo_teacher(cfg: Config, torch_home: Path, initialized: bool = False) -> None:
     """Place a checkpoint of each teacher's architecture where its URL would be downloaded to; a
     teacher read from a local file (a timm teacher's file from the HuggingFace hub) gets random
-    weights of its architecture in a file of the test's, in the same format."""
+    weights of its architecture in a file of the test's, in the same format; ``initialized``: see
+    :func:`~tests.conftest.save_random_checkpoint`."""
     teachers = cfg.model.teachers.values() if 'teachers' in cfg.model else [cfg.model.teacher]
     for teacher in teachers:
         if '://' not in teacher.checkpoint:  # a local file the user fetches
@@ -51,7 +52,7 @@ def cache_model_zoo_teacher(cfg: Config, torch_home: Path) -> None:
         path = torch_home / 'hub' / 'checkpoints' / osp.basename(teacher.checkpoint)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_random_checkpoint(teacher.config, str(path))
+            save_random_checkpoint(teacher.config, str(path), initialized=initialized)
 
 
 def train_one_step(cfg: Config, work_dir: str) -> dict:
@@ -121,9 +122,13 @@ def test_the_shipped_store_config_makes_its_store_and_trains_a_step(digits_root,
                          ids=[osp.basename(c) for c in DETECTION_CONFIGS])
 def test_detection_config_trains_one_step(config, shapes_root, torch_home, tmp_path):
     cfg = Config.fromfile(config)
-    cache_model_zoo_teacher(cfg, torch_home)
+    cache_model_zoo_teacher(cfg, torch_home, initialized=True)
     cfg.model.student.backbone.init_cfg = None  # no ImageNet download in the test
-    cfg.train_dataloader.dataset = shapes_dataset(shapes_root, 'train', SMALL_DETECTION_PIPELINE)
+    pipeline = SMALL_DETECTION_PIPELINE
+    if 'num_queries' in cfg.model.student:  # a DETR picks 300-900 of its encoder's positions:
+        pipeline = [dict(step, scale=(256, 256)) if step['type'] == 'Resize' else step
+                    for step in pipeline]  # 1,360 on four levels at 256 px
+    cfg.train_dataloader.dataset = shapes_dataset(shapes_root, 'train', pipeline)
     cfg.train_dataloader.sampler = dict(type='DefaultSampler', shuffle=True)
     cfg.train_dataloader.pop('batch_sampler', None)
     log_vars = train_one_step(cfg, str(tmp_path))

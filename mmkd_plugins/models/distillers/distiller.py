@@ -170,11 +170,22 @@ class Distiller(HoldsStudent, BaseModel):
             inputs, data_samples)
         losses = weighted_task_losses(student_losses, 'student.', self.student_loss_weight)
         for name, terms in self._teacher_losses.items():
-            losses.update(distill_terms(terms.losses, terms.compared, student_outputs,
-                                        teacher_outputs[name], data_samples, terms.prefix,
+            compared_student, compared_teacher = self.paired_outputs(student_outputs,
+                                                                     teacher_outputs[name])
+            losses.update(distill_terms(terms.losses, terms.compared, compared_student,
+                                        compared_teacher, data_samples, terms.prefix,
                                         terms.weight))
             losses.update(temperature_logs(terms.losses, terms.log_suffix))
         return losses
+
+    def paired_outputs(self, student_outputs: dict, teacher_outputs: dict) -> Tuple[dict, dict]:
+        """The student's and one teacher's compared outputs with their logits as the losses compare
+        them (the adapter's ``paired_logits``: a DETR student decodes the teacher's distillation
+        boxes here)."""
+        student_logits, teacher_logits = self.adapter.paired_logits(
+            self.student_recorder, student_outputs[LOGITS], teacher_outputs[LOGITS])
+        return ({**student_outputs, LOGITS: student_logits},
+                {**teacher_outputs, LOGITS: teacher_logits})
 
     def run_student_and_teachers(self, inputs: torch.Tensor, data_samples: list
                                  ) -> Tuple[Dict[str, torch.Tensor], dict, Dict[str, dict]]:

@@ -1,6 +1,7 @@
 """The student inside a distiller: built from the stock config's ``model``, and answering for the
 parts that code written for stock models reads from the model."""
 
+import copy
 from typing import TYPE_CHECKING, Optional, Tuple, Union
 
 from mmengine.model import BaseModel
@@ -11,9 +12,14 @@ from torch import nn
 def build_student(student: Union[dict, BaseModel],
                   data_preprocessor: Optional[dict]) -> BaseModel:
     """The student model, built from its config if needed; the runner's top-level
-    ``data_preprocessor`` (mmpretrain's style) is its default preprocessor."""
+    ``data_preprocessor`` (mmpretrain's style) is its default preprocessor.
+
+    The config is copied whole first: some models complete their sub-configs in place (DETR-family
+    detectors set their ``bbox_head``'s layer counts), which would otherwise land in the run's
+    config and from there in the exported student config, where the stock model refuses them.
+    """
     if isinstance(student, dict):
-        student = dict(student)
+        student = copy.deepcopy(student)
         if data_preprocessor is not None:
             student.setdefault('data_preprocessor', data_preprocessor)
         student = MMENGINE_MODELS.build(student)

@@ -20,12 +20,14 @@ from mmengine.model import BaseModel
 
 from .classifier_adapter import ClassifierAdapter
 from .dense_head_adapter import DenseHeadAdapter, flatten_levels
+from .detr_adapter import DetrAdapter
 from .protocol import HybridTaskAdapter, TaskAdapter
 from .roi_head_adapter import RoIHeadAdapter
 from .two_classifier_heads import (class_and_distillation_logits, two_classifier_layout,
                                    two_classifier_loss)
 
-TASK_ADAPTERS: List[TaskAdapter] = [ClassifierAdapter, DenseHeadAdapter, RoIHeadAdapter]
+TASK_ADAPTERS: List[TaskAdapter] = [ClassifierAdapter, DenseHeadAdapter, RoIHeadAdapter,
+                                     DetrAdapter]
 
 
 def adapter_for(student: BaseModel) -> TaskAdapter:
@@ -43,7 +45,8 @@ def adapter_for(student: BaseModel) -> TaskAdapter:
 
 
 __all__ = [
-    'ClassifierAdapter', 'DenseHeadAdapter', 'RoIHeadAdapter', 'TASK_ADAPTERS', 'adapter_for',
+    'ClassifierAdapter', 'DenseHeadAdapter', 'DetrAdapter', 'RoIHeadAdapter', 'TASK_ADAPTERS',
+    'adapter_for',
     'TaskAdapter', 'HybridTaskAdapter',
     'flatten_levels', 'class_and_distillation_logits', 'two_classifier_layout',
     'two_classifier_loss'

@@ -126,8 +126,15 @@ class ClassifierAdapter:
         return student_calls.outputs['head']
 
     @staticmethod
+    def paired_logits(student_calls: ModuleOutputRecorder, student_logits: torch.Tensor,
+                      teacher_logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The logits as they are: the student's do not depend on the teacher."""
+        return student_logits, teacher_logits
+
+    @staticmethod
     def teacher_logits(teacher: BaseModel, inputs: torch.Tensor,
-                       student_calls: ModuleOutputRecorder) -> torch.Tensor:
+                       student_calls: ModuleOutputRecorder,
+                       data_samples: Optional[list]) -> torch.Tensor:
         """The teacher's logits, shape (B, C), for the teacher-normalized inputs (B, 3, H, W)."""
         return teacher(inputs, mode='tensor')
 

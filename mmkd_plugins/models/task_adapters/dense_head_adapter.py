@@ -198,8 +198,16 @@ class DenseHeadAdapter:
                          flatten_levels(student_calls.outputs['bbox_head'][0]))
 
     @staticmethod
+    def paired_logits(
+            student_calls: ModuleOutputRecorder, student_logits: List[torch.Tensor],
+            teacher_logits: List[torch.Tensor]) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """The logits as they are: the student's do not depend on the teacher."""
+        return student_logits, teacher_logits
+
+    @staticmethod
     def teacher_logits(teacher: BaseModel, inputs: torch.Tensor,
-                       student_calls: ModuleOutputRecorder) -> List[torch.Tensor]:
+                       student_calls: ModuleOutputRecorder,
+                       data_samples: Optional[list]) -> List[torch.Tensor]:
         """Per level, shape (N·H·W, A·K)."""
         return class_logits_of_features(teacher.bbox_head, teacher.extract_feat(inputs))
 

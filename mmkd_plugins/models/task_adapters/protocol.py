@@ -1,6 +1,6 @@
 """The interface every task adapter offers the distillers (a class of static methods)."""
 
-from typing import ContextManager, Optional, Protocol, Tuple
+from typing import Any, ContextManager, Optional, Protocol, Tuple
 
 import torch
 from mmengine.model import BaseModel
@@ -52,8 +52,16 @@ class TaskAdapter(Protocol):
 
     @staticmethod
     def teacher_logits(teacher: BaseModel, inputs: torch.Tensor,
-                       student_calls: ModuleOutputRecorder):
-        """The teacher's logits for the teacher-prepared batch ``inputs`` (B, 3, H, W)."""
+                       student_calls: ModuleOutputRecorder, data_samples: Optional[list]):
+        """The teacher's logits for the teacher-prepared batch ``inputs`` (B, 3, H, W) and its data
+        samples (the student's recorded step in ``student_calls``)."""
+
+    @staticmethod
+    def paired_logits(student_calls: ModuleOutputRecorder, student_logits: Any,
+                      teacher_logits: Any) -> Tuple[Any, Any]:
+        """The student's and one teacher's logits as the losses compare them: most adapters' as they
+        are; where the student's depend on the teacher's (a DETR student decodes the teacher's
+        boxes), computed here from the student's recorded step."""
 
 
 class HybridTaskAdapter(TaskAdapter, Protocol):

@@ -177,9 +177,16 @@ class RoIHeadAdapter:
         """Shape (num_rois, K + 1)."""
         return student_calls.outputs[cls._recorded(student_calls, BOX_HEAD)[0]][0]
 
+    @staticmethod
+    def paired_logits(student_calls: ModuleOutputRecorder, student_logits: torch.Tensor,
+                      teacher_logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The logits as they are: the student's do not depend on the teacher."""
+        return student_logits, teacher_logits
+
     @classmethod
     def teacher_logits(cls, teacher: BaseModel, inputs: torch.Tensor,
-                       student_calls: ModuleOutputRecorder) -> torch.Tensor:
+                       student_calls: ModuleOutputRecorder,
+                       data_samples: Optional[list]) -> torch.Tensor:
         """The teacher's class logits for the student's RoIs, shape (num_rois, K + 1)."""
         # float32, as mmcv's RoIAlign needs (a bf16 teacher's features are bfloat16)
         features = to_float32(teacher.extract_feat(inputs))

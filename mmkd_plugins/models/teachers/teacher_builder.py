@@ -1,5 +1,6 @@
 """Turn "a stock config (or local path) + a checkpoint URL or path" into a frozen teacher."""
 
+import copy
 import os.path as osp
 import re
 from typing import Dict, Optional, Set, Union
@@ -63,8 +64,9 @@ def build_model_from_config(config: Config) -> BaseModel:
     """Build ``config.model`` in the config's own default scope, as mmengine's Runner does.
 
     A top-level ``data_preprocessor`` (mmpretrain's style) is used when the model has none.
+    ``config`` is left as it is (DETR-family detectors complete their sub-configs in place).
     """
-    model_cfg = config.model.copy()
+    model_cfg = copy.deepcopy(config.model)
     if config.get('data_preprocessor') is not None:
         model_cfg.setdefault('data_preprocessor', config.data_preprocessor)
     with DefaultScope.overwrite_default_scope(config.get('default_scope')):

@@ -66,8 +66,9 @@ class SourceAdapter(Protocol):
 
     @staticmethod
     def teacher_logits(teacher: BaseModel, inputs: torch.Tensor,
-                       student_calls: ModuleOutputRecorder):
-        """The teacher's logits for the teacher-prepared batch ``inputs`` (B, 3, H, W)."""
+                       student_calls: ModuleOutputRecorder, data_samples: Optional[list]):
+        """The teacher's logits for the teacher-prepared batch ``inputs`` (B, 3, H, W) and its data
+        samples (the student's recorded step in ``student_calls``)."""
 
 
 class ClassMappingAdapter(SourceAdapter, Protocol):
@@ -210,7 +211,7 @@ class LiveTeacher(HoldsFrozenTeachers, nn.Module):
 
         with torch.no_grad(), bf16_autocast(inputs.device.type, self.bf16):
             logits = self.adapter.teacher_logits(
-                self.network, self.inputs(inputs, data_samples), student_recorder)
+                self.network, self.inputs(inputs, data_samples), student_recorder, data_samples)
         if self.class_index_map is not None:
             logits = logits[:, self.class_index_map]
         return to_float32(logits)

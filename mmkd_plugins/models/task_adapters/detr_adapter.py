@@ -1,0 +1,248 @@
+"""How a distiller reads comparable outputs from mmdet's DETR-family detectors: the class scores of
+one shared set of distillation boxes, decoded by the teacher's and the student's decoders.
+
+A DETR's queries are not in correspondence across two models (each matches its own queries to the
+objects), so their own predictions cannot be compared one to one. As KD-DETR (Wang et al., CVPR
+2024) does with its "consistent distillation points", both models decode the same points instead:
+here the teacher's top-ranked encoder proposals (the boxes its own decoder starts from). Each model
+forms its decoder queries from those boxes by its own rule (:func:`queries_for_boxes`) and decodes
+them on its own encoder memory, in a pass of its decoder separate from its training step, so that
+the student's denoising and matching queries and its losses are untouched.
+"""
+
+from typing import Dict, List, Optional, Tuple, cast
+
+import torch
+from mmengine.model import BaseModel
+
+from ..module_output_recorder import ModuleOutputRecorder, names_a_loss
+from .batch_padding import check_teacher_takes_student_padding
+
+# The keys of a teacher's outputs (its "logits" entry) for this adapter.
+CLASS_LOGITS = 'class_logits'
+DISTILLATION_BOXES = 'distillation_boxes'
+
+SUPPORTED = 'DINO, or Deformable DETR with as_two_stage=True'
+
+
+def is_detection_transformer(model: BaseModel) -> bool:
+    """Whether ``model`` is an mmdet DETR-family detector (``DetectionTransformer``)."""
+    try:
+        from mmdet.models.detectors import DetectionTransformer
+    except ImportError:  # mmdet is optional: without it nothing is a detector
+        return False
+    return isinstance(model, DetectionTransformer)
+
+
+def check_decodes_boxes(model: BaseModel, field: str) -> None:
+    """Refuse a DETR-family detector whose decoder cannot start from given boxes.
+
+    Raises:
+        ValueError: naming ``field``: DDQ-DETR (its decoder keeps per-call state that a second
+            pass would overwrite), DETR, Conditional and DAB-DETR (their decoders start from
+            learned queries with no box to share), a Deformable DETR without ``as_two_stage``
+            (it starts from learned 2-d points), or a head without sigmoid class scores.
+    """
+    from mmdet.models.detectors import DDQDETR, DeformableDETR
+    name = type(model).__name__
+    if isinstance(model, DDQDETR):
+        raise ValueError(f'{field}: a DDQ-DETR cannot be distilled (its decoder resets the '
+                         'distinct-query mask shared with its head on every call, so a second '
+                         f'decoding pass would change its own loss); supported: {SUPPORTED}')
+    if not isinstance(model, DeformableDETR):
+        raise ValueError(f'{field}: a {name} decoder starts from learned queries that hold no box, '
+                         'so it cannot decode the shared distillation boxes; supported: '
+                         f'{SUPPORTED}')
+    if not model.as_two_stage:
+        raise ValueError(f'{field}: this {name} starts its decoder from learned 2-d reference '
+                         'points; decoding the shared distillation boxes needs '
+                         'model.as_two_stage=True (the configs "deformable-detr-refine-twostage_*")')
+    if not model.bbox_head.loss_cls.use_sigmoid:
+        raise ValueError(f'{field}: its bbox_head.loss_cls has no use_sigmoid=True; the class '
+                         'scores are compared as independent sigmoids')
+
+
+def queries_for_boxes(model: BaseModel, boxes: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """The decoder queries that ``model`` forms for ``boxes``, by its own rule for its proposals.
+
+    DINO: its learned content queries (the first Q of ``query_embedding``, as it pairs them with
+    its proposals by rank) with the boxes as reference boxes. Two-stage Deformable DETR: content
+    and position queries from the boxes' sine embedding (``pos_trans_fc``, ``pos_trans_norm``).
+
+    Args:
+        model: A DINO or a two-stage Deformable DETR (see :func:`check_decodes_boxes`).
+        boxes: (B, Q, 4) normalized (cx, cy, w, h), Q <= ``model.num_queries``.
+
+    Returns:
+        The ``query`` (B, Q, C), ``reference_points`` (B, Q, 4) and, for Deformable DETR,
+        ``query_pos`` (B, Q, C) arguments of ``model.forward_decoder``.
+    """
+    from mmdet.models.detectors import DINO
+    from mmdet.models.layers.transformer import inverse_sigmoid
+    batch, count = boxes.shape[:2]
+    if isinstance(model, DINO):
+        content = model.query_embedding.weight[:count]
+        return dict(query=content.unsqueeze(0).repeat(batch, 1, 1), reference_points=boxes)
+    embedding = model.pos_trans_norm(
+        model.pos_trans_fc(model.get_proposal_pos_embed(inverse_sigmoid(boxes))))
+    query_pos, query = torch.split(embedding, model.embed_dims, dim=2)
+    return dict(query=query, query_pos=query_pos, reference_points=boxes)
+
+
+def decoded_class_logits(model: BaseModel, boxes: torch.Tensor, memory: torch.Tensor,
+                         memory_mask: Optional[torch.Tensor], spatial_shapes: torch.Tensor,
+                         level_start_index: torch.Tensor,
+                         valid_ratios: torch.Tensor) -> List[torch.Tensor]:
+    """``model``'s decoder on the queries it forms for ``boxes`` (:func:`queries_for_boxes`), on its
+    encoder memory, and its head's class branch of every decoder layer.
+
+    Args:
+        model: A DINO or a two-stage Deformable DETR.
+        boxes: (B, Q, 4) normalized (cx, cy, w, h).
+        memory: The encoder's output, (B, S, C) for S positions over the feature levels.
+        memory_mask: (B, S), True at padding; or None.
+        spatial_shapes: (L_f, 2) each feature level's (h, w).
+        level_start_index: (L_f,) the first position of each level in S.
+        valid_ratios: (B, L_f, 2) the unpadded share of each level.
+
+    Returns:
+        Per decoder layer, first to last, the class logits (B·Q, K).
+    """
+    decoded = model.forward_decoder(memory=memory, memory_mask=memory_mask,
+                                    spatial_shapes=spatial_shapes,
+                                    level_start_index=level_start_index,
+                                    valid_ratios=valid_ratios, **queries_for_boxes(model, boxes))
+    class_branches = model.bbox_head.cls_branches
+    return [class_branches[layer](hidden).flatten(0, 1)
+            for layer, hidden in enumerate(decoded['hidden_states'])]
+
+
+def last_layers(layers: List[torch.Tensor], count: int) -> List[torch.Tensor]:
+    """The last ``count`` decoder layers' outputs (models with more layers pair their later ones)."""
+    return layers[len(layers) - count:]
+
+
+class DetrAdapter:
+    """Class scores of DETR-family detectors (DINO; Deformable DETR, two-stage) on shared boxes.
+
+    The distillation boxes are the teacher's top-ranked encoder proposals for the batch (the
+    initial reference boxes its decoder refines), the first Q of them with Q the smaller
+    ``num_queries`` of the two models. The teacher decodes them as its own queries (without
+    denoising queries) and its head's class branch of each decoder layer gives its class logits.
+    The student's stock ``loss()`` runs unchanged, its encoder's inputs and output recorded; then
+    its decoder decodes the same boxes on its own memory, with queries it forms by its own rule
+    (:func:`queries_for_boxes`), and its class branches give its logits. The distillation losses
+    compare every decoder layer's (B·Q, K) logits as independent sigmoids (``activation='sigmoid'``,
+    as the heads' focal losses), summed over layers; with decoders of different depths, the later
+    layers of the deeper one pair with the shallower one's. Gradients reach the student's decoder,
+    class branches, content queries, encoder, neck and backbone.
+    """
+
+    task = 'DETR-family detection (mmdet DetectionTransformer)'
+    teacher_computes = ('backbone, neck, encoder, its top-k encoder proposals, and its decoder and '
+                        'class branches on the distillation boxes')
+    supports_hybrids = False
+    teacher_logits_per_sample = False  # the boxes' count depends on the student: not cached
+    teacher_inputs_resizable = False  # the boxes are in the student's image frame
+    image_classification = False
+
+    @staticmethod
+    def supports(model: BaseModel) -> bool:
+        """Whether ``model`` is an mmdet DETR-family detector."""
+        return is_detection_transformer(model)
+
+    @staticmethod
+    def recorded_modules(student: BaseModel) -> Tuple[str, ...]:
+        """The student's encoder: its memory and the level layout it ran on."""
+        return ('encoder', )
+
+    @staticmethod
+    def teacher_runs(teacher: BaseModel, student: BaseModel, module_name: str) -> bool:
+        """Everything but the losses and the denoising query generator."""
+        return not (names_a_loss(module_name) or module_name.startswith('dn_query_generator'))
+
+    @staticmethod
+    def check_pair(student: BaseModel, teacher: BaseModel, field: str) -> None:
+        """Both must be DINO or two-stage Deformable DETRs (:func:`check_decodes_boxes`) with
+        sigmoid class scores of the same classes, and the teacher must take the student's batch
+        padding.
+
+        Raises:
+            TypeError: the teacher is not a DETR-family detector.
+            ValueError: naming the field at fault.
+        """
+        if not is_detection_transformer(teacher):
+            raise TypeError(f'{field}.config: the student is a DETR-family detector but the '
+                            f'teacher is a {type(teacher).__name__}; distilling it needs a DETR '
+                            f'teacher ({SUPPORTED})')
+        check_decodes_boxes(student, 'model.student')
+        check_decodes_boxes(teacher, f'{field}.config')
+        classes = student.bbox_head.cls_out_channels, teacher.bbox_head.cls_out_channels
+        if classes[0] != classes[1]:
+            raise ValueError(f'{field}: the teacher scores {classes[1]} classes and the student '
+                             f'{classes[0]} (bbox_head.num_classes); their scores cannot be '
+                             'compared')
+        check_teacher_takes_student_padding(student, teacher, field)
+
+    @staticmethod
+    def student_logits(student_calls: ModuleOutputRecorder) -> None:
+        """None: the student's compared logits depend on the teacher's boxes (see
+        :meth:`paired_logits`)."""
+        return None
+
+    @staticmethod
+    def teacher_logits(teacher: BaseModel, inputs: torch.Tensor,
+                       student_calls: ModuleOutputRecorder,
+                       data_samples: Optional[list]) -> Dict[str, object]:
+        """The distillation boxes and the teacher's class logits on them.
+
+        Args:
+            teacher: The frozen teacher (eval mode).
+            inputs: The teacher-prepared batch (B, 3, H, W).
+            student_calls: The student's recorded step (its model gives the query count).
+            data_samples: The batch's data samples (image and padding shapes).
+
+        Returns:
+            ``distillation_boxes``: (B, Q, 4) normalized (cx, cy, w, h); ``class_logits``: per
+            decoder layer, (B·Q, K).
+
+        Raises:
+            ValueError: no data samples (the masks of padded images need them).
+        """
+        if data_samples is None:
+            raise ValueError('a DETR teacher needs the batch\'s data samples (image shapes)')
+        encoder_inputs, decoder_inputs = teacher.pre_transformer(teacher.extract_feat(inputs),
+                                                                 data_samples)
+        encoder_outputs = teacher.forward_encoder(**encoder_inputs)
+        proposals, _ = teacher.pre_decoder(**encoder_outputs)
+        count = min(teacher.num_queries, student_calls.model.num_queries)
+        boxes = proposals['reference_points'][:, :count]
+        class_logits = decoded_class_logits(
+            teacher, boxes, encoder_outputs['memory'], decoder_inputs['memory_mask'],
+            decoder_inputs['spatial_shapes'], decoder_inputs['level_start_index'],
+            decoder_inputs['valid_ratios'])
+        return {DISTILLATION_BOXES: boxes, CLASS_LOGITS: class_logits}
+
+    @staticmethod
+    def paired_logits(student_calls: ModuleOutputRecorder, student_logits: None,
+                      teacher_logits: Dict[str, object]
+                      ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """The student's decoder on the teacher's distillation boxes, on the student's memory of
+        its step, and both models' class logits per paired decoder layer.
+
+        Args:
+            student_calls: The student's recorded step (its encoder's keyword inputs and output).
+            student_logits: :meth:`student_logits`'s None.
+            teacher_logits: One teacher's :meth:`teacher_logits`.
+
+        Returns:
+            The student's and the teacher's class logits, per paired decoder layer (B·Q, K).
+        """
+        encoder = student_calls.keyword_inputs['encoder']
+        teacher_layers = cast(List[torch.Tensor], teacher_logits[CLASS_LOGITS])
+        student_layers = decoded_class_logits(
+            student_calls.model, cast(torch.Tensor, teacher_logits[DISTILLATION_BOXES]),
+            student_calls.outputs['encoder'], encoder['key_padding_mask'],
+            encoder['spatial_shapes'], encoder['level_start_index'], encoder['valid_ratios'])
+        count = min(len(student_layers), len(teacher_layers))
+        return last_layers(student_layers, count), last_layers(teacher_layers, count)

@@ -1,0 +1,236 @@
+"""Distilling DETR-family detectors (DINO, two-stage Deformable DETR) on shared distillation boxes:
+real mmdet models, small, on generated shapes."""
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
+
+from mmkd_plugins.models import Distiller
+from mmkd_plugins.models.losses import binary_kd_loss
+from mmkd_plugins.models.task_adapters import DetrAdapter
+from mmkd_plugins.models.task_adapters.detr_adapter import CLASS_LOGITS, DISTILLATION_BOXES
+from ..conftest import save_random_checkpoint
+from ..support.detectors import RETINANET, batch_of
+from ..support.detr_detectors import (DDQ, DEFORMABLE, DEFORMABLE_TWO_STAGE, DETR, DINO,
+                                      detr_config_file, small_detr)
+
+KD = dict(loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid'))
+
+
+@pytest.fixture(autouse=True)
+def mmdet_scope():
+    init_default_scope('mmdet')
+
+
+def distiller_of(tmp_path, student_base: str, teacher_base: str, losses: dict = KD,
+                 student_overrides: dict = None, teacher_overrides: dict = None) -> Distiller:
+    """A distiller of small DETRs, initialized; the teacher's weights random (seed 1) and saved."""
+    teacher_config = detr_config_file(teacher_base, str(tmp_path / 'teacher.py'),
+                                      **(teacher_overrides or small_detr()))
+    student_config = detr_config_file(student_base, str(tmp_path / 'student.py'),
+                                      **(student_overrides or small_detr()))
+    checkpoint = save_random_checkpoint(teacher_config, str(tmp_path / 'teacher.pth'), seed=1,
+                                        initialized=True)
+    distiller = Distiller(student=Config.fromfile(student_config).model,
+                          teacher=dict(config=teacher_config, checkpoint=checkpoint),
+                          distill_losses=losses)
+    distiller.init_weights()  # DETRs create their level embeddings without values
+    return distiller
+
+
+def distill_step(distiller: Distiller, data: dict) -> dict:
+    batch = distiller.data_preprocessor(data, True)
+    return distiller(batch['inputs'], batch['data_samples'], mode='loss')
+
+
+@pytest.mark.parametrize('base', [DINO, DEFORMABLE_TWO_STAGE])
+def test_a_detector_teaching_itself_gives_its_own_class_scores_on_the_shared_boxes(
+        tmp_path, shapes_root, base):
+    torch.manual_seed(0)
+    distiller = distiller_of(tmp_path, base, base)
+    distiller.student.load_state_dict(distiller.teacher.state_dict())
+    distiller.train()
+    batch = distiller.data_preprocessor(batch_of(shapes_root, size=2), True)
+    student_losses, student_outputs, teacher_outputs = distiller.run_student_and_teachers(
+        batch['inputs'], batch['data_samples'])
+    teacher = teacher_outputs['teacher']['logits']
+    boxes = teacher[DISTILLATION_BOXES]
+    assert boxes.shape == (2, 12, 4) and boxes.min() >= 0 and boxes.max() <= 1
+    student_view, teacher_view = distiller.paired_outputs(student_outputs,
+                                                          teacher_outputs['teacher'])
+    assert len(student_view['logits']) == 2  # decoder layers
+    for student_layer, teacher_layer in zip(student_view['logits'], teacher_view['logits']):
+        assert student_layer.shape == (2 * 12, 3)
+        torch.testing.assert_close(student_layer, teacher_layer, rtol=1e-4, atol=1e-4)
+        assert binary_kd_loss(student_layer, teacher_layer, 1.0).item() == pytest.approx(
+            0.0, abs=1e-6)
+    assert teacher[CLASS_LOGITS][-1] is teacher_view['logits'][-1]
+
+
+def test_the_student_s_own_losses_are_those_of_its_stock_training_step(tmp_path, shapes_root):
+    """The second decoding pass leaves the student's losses (denoising and matching queries,
+    encoder proposals) as its stock ``loss()`` computes them."""
+    distiller = distiller_of(tmp_path, DINO, DINO)
+    distiller.train()
+    batch = distiller.data_preprocessor(batch_of(shapes_root, size=2), True)
+    torch.manual_seed(3)  # the denoising queries' noise
+    stock = distiller.student.loss(batch['inputs'], batch['data_samples'])
+    torch.manual_seed(3)
+    losses = distiller(batch['inputs'], batch['data_samples'], mode='loss')
+    assert {'loss_cls', 'dn_loss_cls', 'enc_loss_cls'} <= set(stock)
+    for key, value in stock.items():
+        torch.testing.assert_close(losses[f'student.{key}'], value)
+    assert losses['distill.loss_kd'].item() > 0
+
+
+@pytest.mark.parametrize('student_base, teacher_base', [(DINO, DINO),
+                                                         (DINO, DEFORMABLE_TWO_STAGE),
+                                                         (DEFORMABLE_TWO_STAGE, DINO)])
+def test_the_distillation_term_trains_the_student_and_leaves_the_teacher_unchanged(
+        tmp_path, shapes_root, student_base, teacher_base):
+    """Different variants, query counts (12 vs 8) and decoder depths (3 vs 2): the later layers
+    pair; the term's gradient reaches the decoder, the class branches, the encoder and the
+    backbone."""
+    distiller = distiller_of(tmp_path, student_base, teacher_base, losses=dict(
+        loss_dist=dict(type='DISTLoss', activation='sigmoid')),
+        student_overrides=small_detr(num_queries=12, decoder_layers=3),
+        teacher_overrides=small_detr(num_queries=8, decoder_layers=2))
+    teacher_before = {k: v.clone() for k, v in distiller.teacher.state_dict().items()}
+    data = batch_of(shapes_root, size=2)
+    distiller.train()
+    batch = distiller.data_preprocessor(data, True)
+    _, student_outputs, teacher_outputs = distiller.run_student_and_teachers(
+        batch['inputs'], batch['data_samples'])
+    student_view, teacher_view = distiller.paired_outputs(student_outputs,
+                                                          teacher_outputs['teacher'])
+    assert [layer.shape for layer in student_view['logits']] == [(2 * 8, 3)] * 2
+    assert [layer.shape for layer in teacher_view['logits']] == [(2 * 8, 3)] * 2
+    term = distiller.distill_losses['loss_dist'](student_view['logits'][0],
+                                                 teacher_view['logits'][0])
+    term.backward()
+    student = distiller.student
+    decoder_layer = student.decoder.layers[1]  # the first paired layer: the student's second
+    for name, parameter in [('decoder', next(decoder_layer.parameters())),
+                            ('class branch', student.bbox_head.cls_branches[1].weight),
+                            ('encoder', next(student.encoder.parameters())),
+                            # (the blocks' last norms start at zero: zero_init_residual)
+                            ('backbone', student.backbone.layer4[0].downsample[0].weight)]:
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    assert student.bbox_head.cls_branches[2].weight.grad is None  # a later layer's branch
+
+    optimizer = OptimWrapper(torch.optim.AdamW(distiller.parameters(), lr=1e-4),
+                             clip_grad=dict(max_norm=0.1, norm_type=2))  # DINO's recipe
+    for _ in range(2):
+        losses = distill_step(distiller, data)
+        assert torch.isfinite(losses['distill.loss_dist'])
+        optimizer.update_params(sum(v for k, v in losses.items() if 'loss' in k))
+    for key, value in distiller.teacher.state_dict().items():
+        assert torch.equal(value, teacher_before[key]), key
+
+
+def test_a_bf16_teacher_gives_float32_boxes_and_scores(tmp_path, shapes_root):
+    distiller = distiller_of(tmp_path, DINO, DINO)
+    distiller.teacher_source.bf16 = True
+    distiller.train()
+    losses = distill_step(distiller, batch_of(shapes_root, size=2))
+    assert torch.isfinite(losses['distill.loss_kd'])
+
+
+@pytest.mark.parametrize('teacher_base, overrides, message', [
+    (DEFORMABLE, small_detr(), 'as_two_stage=True'),
+    (DETR, dict(bbox_head=dict(num_classes=3)), 'learned queries that hold no box'),
+    (DDQ, small_detr(), 'DDQ-DETR cannot be distilled'),
+    (DINO, small_detr(num_classes=5), 'scores 5 classes and the student 3'),
+])
+def test_teachers_that_cannot_share_boxes_are_refused_at_build_time(tmp_path, teacher_base,
+                                                                    overrides, message):
+    with pytest.raises(ValueError, match=message) as error:
+        distiller_of(tmp_path, DINO, teacher_base, teacher_overrides=overrides)
+    assert 'model.teacher' in str(error.value)
+
+
+def test_a_one_stage_teacher_for_a_detr_student_is_refused(tmp_path):
+    student_config = detr_config_file(DINO, str(tmp_path / 'student.py'), **small_detr())
+    checkpoint = save_random_checkpoint(RETINANET, str(tmp_path / 'retinanet.pth'))
+    with pytest.raises(TypeError, match='needs a DETR teacher'):
+        Distiller(student=Config.fromfile(student_config).model,
+                  teacher=dict(config=RETINANET, checkpoint=checkpoint), distill_losses=KD)
+
+
+def test_a_detr_student_is_refused_by_block_wise_distillation(tmp_path):
+    from mmkd_plugins.models import BlockwiseDistiller
+    config = detr_config_file(DINO, str(tmp_path / 'dino.py'), **small_detr())
+    checkpoint = save_random_checkpoint(config, str(tmp_path / 'dino.pth'), initialized=True)
+    with pytest.raises(TypeError, match='block-wise distillation of a DINO is not supported'):
+        BlockwiseDistiller(student=Config.fromfile(config).model,
+                           teacher=dict(config=config, checkpoint=checkpoint), distill_losses=KD)
+
+
+def test_building_leaves_the_model_configs_as_they_were(tmp_path):
+    """DETR-family detectors complete their ``bbox_head`` config in place; the run's config (and
+    the student config exported from it) must not keep those keys, which the stock model
+    refuses."""
+    import copy
+
+    from mmkd_plugins.models.teachers import build_model_from_config
+    config = detr_config_file(DINO, str(tmp_path / 'dino.py'), **small_detr())
+    checkpoint = save_random_checkpoint(config, str(tmp_path / 'dino.pth'), initialized=True)
+    full_config = Config.fromfile(config)
+    build_model_from_config(full_config)
+    assert 'num_pred_layer' not in full_config.model.bbox_head
+    student = Config.fromfile(config).model
+    as_written = copy.deepcopy(student)
+    Distiller(student=student, teacher=dict(config=config, checkpoint=checkpoint),
+              distill_losses=KD)
+    assert student == as_written
+
+
+def test_the_adapter_is_chosen_for_detr_students_only(tmp_path):
+    from mmkd_plugins.models.task_adapters import adapter_for
+    from mmkd_plugins.models.teachers import build_model_from_config
+    config = detr_config_file(DINO, str(tmp_path / 'dino.py'), **small_detr())
+    assert adapter_for(build_model_from_config(Config.fromfile(config))) is DetrAdapter
+
+
+def test_a_dino_kd_run_exports_a_student_that_the_stock_config_loads_and_evaluates(
+        tmp_path, shapes_root):
+    """The shipped DINO config's recipe through the runner (one epoch of 8 shapes at 64 px, the
+    stock DINO optimizer and hooks): the exported student strict-loads into its stock config,
+    which scores it with mmdet's COCO metric."""
+    from mmengine.runner import Runner
+
+    from mmkd_plugins.checkpoint import load_checkpoint_weights_only
+    from mmkd_plugins.models.teachers import build_model_from_config
+    from ..conftest import REPO_ROOT, shapes_dataset
+    from ..support.detectors import SMALL_PIPELINE
+    teacher_config = detr_config_file(DINO, str(tmp_path / 'teacher.py'), **small_detr())
+    checkpoint = save_random_checkpoint(teacher_config, str(tmp_path / 'teacher.pth'), seed=1,
+                                        initialized=True)
+    cfg = Config.fromfile(REPO_ROOT / 'configs/kd/kd_dino-5scale_swin-l_dino-4scale_r50_8xb2-12e_coco.py')
+    cfg.merge_from_dict(dict(model=dict(student=small_detr(), teacher=dict(
+        config=teacher_config, checkpoint=checkpoint))))
+    cfg.merge_from_dict(dict(model=dict(student=dict(dn_cfg=dict(group_cfg=dict(
+        num_dn_queries=6))))))
+    cfg.work_dir = str(tmp_path / 'work_dir')
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1, val_interval=1)
+    cfg.param_scheduler = []
+    for split, loader in (('train_small', 'train_dataloader'), ('val', 'val_dataloader'),
+                          ('val', 'test_dataloader')):
+        cfg[loader].update(batch_size=4, num_workers=0, persistent_workers=False,
+                           dataset=shapes_dataset(shapes_root, split, SMALL_PIPELINE))
+        cfg[loader].pop('batch_sampler', None)
+    for evaluator in ('val_evaluator', 'test_evaluator'):
+        cfg[evaluator].ann_file = f'{shapes_root}/annotations/val.json'
+    Runner.from_cfg(cfg).train()
+
+    student_config = Config.fromfile(tmp_path / 'work_dir' / 'student_config.py')
+    assert student_config.model.type == 'DINO'
+    weights = load_checkpoint_weights_only(str(tmp_path / 'work_dir' / 'student_final.pth'))
+    stock = build_model_from_config(student_config)
+    stock.load_state_dict(weights['state_dict'], strict=True)
+    student_config.work_dir = str(tmp_path / 'test_dir')
+    student_config.load_from = str(tmp_path / 'work_dir' / 'student_final.pth')
+    metrics = Runner.from_cfg(student_config).test()
+    assert 0.0 <= metrics['coco/bbox_mAP'] <= 1.0
