@@ -23,7 +23,7 @@ from mmengine.config import Config, ConfigDict
 from mmkd_plugins.models.teachers import load_model_config
 from mmkd_plugins.testing import SHAPE_CLASSES
 
-# Losses per task kind: softmax for classifiers and RoI heads, sigmoid for dense heads.
+# Losses per task kind: softmax for classifiers and RoI heads, sigmoid for dense and DETR heads.
 KD_AND_DIST = {
     'classifier': dict(loss_kd=dict(type='KDLoss', tau=1.0),
                        loss_dist=dict(type='DISTLoss', tau=1.0)),
@@ -32,6 +32,7 @@ KD_AND_DIST = {
     'two-stage': dict(loss_kd=dict(type='KDLoss', tau=1.0),
                       loss_dist=dict(type='DISTLoss', tau=1.0)),
 }
+KD_AND_DIST['detr'] = KD_AND_DIST['one-stage']
 BLOCKWISE = dict(loss_kd=KD_AND_DIST['classifier']['loss_kd'])
 DISTILLERS = {'kd_dist': 'mmkd_plugins.Distiller', 'blockwise': 'mmkd_plugins.BlockwiseDistiller'}
 
@@ -44,7 +45,7 @@ def user_config_text(student: str, teacher: str, teacher_checkpoint: str, kind: 
         student: The stock student config, ``'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'``.
         teacher: The stock teacher config.
         teacher_checkpoint: The teacher's weights.
-        kind: ``'classifier'``, ``'one-stage'`` or ``'two-stage'``.
+        kind: ``'classifier'``, ``'one-stage'``, ``'two-stage'`` or ``'detr'``.
         method: ``'kd_dist'`` (a Distiller with KD and DIST) or ``'blockwise'``.
         runtime_fragment: Path of ``configs/_base_/distillation_runtime.py``.
     """

@@ -30,17 +30,28 @@ import torch
 
 from mmkd_plugins.models.teachers import (build_model_from_config, load_model_config,
                                           load_state_dict_strictly)
-from .case_configs import stock_student_config, sweep_config, user_config_text
+from .case_configs import (stock_student_config, sweep_config, user_config_text,
+                           without_pretrained)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RUNTIME_FRAGMENT = osp.join(REPO_ROOT, 'configs', '_base_', 'distillation_runtime.py')
 FRAME = re.compile(r'^  File "(.+)", line (\d+), in (.+)$')
 
 
-def save_random_teacher(teacher: str, path: str) -> None:
-    """Random weights of the teacher config's architecture, saved as a model-zoo checkpoint."""
+def save_random_teacher(teacher: str, path: str, initialized: bool = False) -> None:
+    """Random weights of the teacher config's architecture, saved as a model-zoo checkpoint.
+
+    With ``initialized``, the weights are the model's own ``init_weights()`` (pretrained weights
+    left out): DETR-family models create their level embeddings without values and fill them
+    there, so without it they would hold whatever memory held (NaN in some runs).
+    """
     torch.manual_seed(0)
-    model = build_model_from_config(load_model_config(teacher, 'teacher'))
+    config = load_model_config(teacher, 'teacher')
+    if initialized:
+        config.model = without_pretrained(config.model)
+    model = build_model_from_config(config)
+    if initialized:
+        model.init_weights()
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
 
 
@@ -210,7 +221,7 @@ def run_case(plan: dict, case_dir: str, data_root: str, threads: int) -> dict:
 
     checkpoint = osp.join(case_dir, 'teacher_random.pth')
     try:
-        save_random_teacher(plan['teacher'], checkpoint)
+        save_random_teacher(plan['teacher'], checkpoint, initialized=plan['kind'] == 'detr')
     except Exception as error:
         result['stages']['teacher'] = dict(status='failed',
                                            message=f'{type(error).__name__}: {error}'[:600])

@@ -60,7 +60,8 @@ def zoo_models(zoo: str):
 
 
 def model_kind(zoo: str, model_type: str, default_scope: str) -> Optional[str]:
-    """``'classifier'``, ``'one-stage'``, ``'two-stage'`` or None (not attempted)."""
+    """``'classifier'``, ``'one-stage'``, ``'two-stage'``, ``'detr'`` or None (not attempted;
+    Grounding DINO too: it needs text prompts and a language model)."""
     registry = zoo_models(zoo)
     with DefaultScope.overwrite_default_scope(default_scope):
         model_class = registry.get(model_type)
@@ -69,10 +70,13 @@ def model_kind(zoo: str, model_type: str, default_scope: str) -> Optional[str]:
     if zoo == 'mmpretrain':
         from mmpretrain.models import ImageClassifier
         return 'classifier' if issubclass(model_class, ImageClassifier) else None
-    from mmdet.models.detectors import (KnowledgeDistillationSingleStageDetector,
+    from mmdet.models.detectors import (DetectionTransformer, GroundingDINO,
+                                        KnowledgeDistillationSingleStageDetector,
                                         SingleStageDetector, TwoStageDetector)
-    if issubclass(model_class, KnowledgeDistillationSingleStageDetector):
+    if issubclass(model_class, (KnowledgeDistillationSingleStageDetector, GroundingDINO)):
         return None
+    if issubclass(model_class, DetectionTransformer):
+        return 'detr'
     if issubclass(model_class, TwoStageDetector):
         return 'two-stage'
     if issubclass(model_class, SingleStageDetector):
@@ -128,6 +132,9 @@ def _head_signature(model: torch.nn.Module, kind: str) -> str:
     if kind == 'one-stage':
         head = model.bbox_head
         return f"{type(head).__name__}/{getattr(head, 'num_classes', '?')}"
+    if kind == 'detr':  # the detector class and whether its decoder starts from proposals
+        return (f"{type(model).__name__}/two-stage={getattr(model, 'as_two_stage', False)}/"
+                f"{getattr(model.bbox_head, 'num_classes', '?')}")
     box_head = model.roi_head.bbox_head
     if isinstance(box_head, torch.nn.ModuleList):  # cascade stages
         box_head = box_head[-1]
