@@ -30,8 +30,7 @@ import torch
 
 from mmkd_plugins.models.teachers import (build_model_from_config, load_model_config,
                                           load_state_dict_strictly)
-from .case_configs import (stock_student_config, sweep_config, user_config_text,
-                           without_pretrained)
+from .case_configs import stock_student_config, sweep_config, user_config_text, without_pretrained
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RUNTIME_FRAGMENT = osp.join(REPO_ROOT, 'configs', '_base_', 'distillation_runtime.py')
@@ -42,8 +41,8 @@ def save_random_teacher(teacher: str, path: str, initialized: bool = False) -> N
     """Random weights of the teacher config's architecture, saved as a model-zoo checkpoint.
 
     With ``initialized``, the weights are the model's own ``init_weights()`` (pretrained weights
-    left out): DETR-family models create their level embeddings without values and fill them
-    there, so without it they would hold whatever memory held (NaN in some runs).
+    left out): DETR-family models create their level embeddings without values and fill them there,
+    so without it they would hold whatever memory held (NaN in some runs).
     """
     torch.manual_seed(0)
     config = load_model_config(teacher, 'teacher')

@@ -5,7 +5,8 @@ from mmengine.config import Config
 from mmengine.hub import get_config
 
 DINO = 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
-DEFORMABLE_TWO_STAGE = 'mmdet::deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco.py'
+DEFORMABLE_TWO_STAGE = ('mmdet::deformable_detr/'
+                        'deformable-detr-refine-twostage_r50_16xb2-50e_coco.py')
 DEFORMABLE = 'mmdet::deformable_detr/deformable-detr_r50_16xb2-50e_coco.py'
 DETR = 'mmdet::detr/detr_r18_8xb2-500e_coco.py'
 DDQ = 'mmdet::ddq/ddq-detr-4scale_r50_8xb2-12e_coco.py'
@@ -15,8 +16,8 @@ _NO_DROPOUT = dict(self_attn_cfg=dict(dropout=0.0), ffn_cfg=dict(feedforward_cha
 
 
 def small_detr(num_queries: int = 12, decoder_layers: int = 2, num_classes: int = 3) -> dict:
-    """Overrides of a DINO or Deformable DETR model config: ResNet-18 (three levels from stage 2,
-    as the zoo configs), one encoder layer, ``decoder_layers`` decoder layers, 128-channel FFNs, no
+    """Overrides of a DINO or Deformable DETR model config: ResNet-18 (three levels from stage 2, as
+    the zoo configs), one encoder layer, ``decoder_layers`` decoder layers, 128-channel FFNs, no
     dropout, ``num_queries`` queries, the shapes' 3 classes."""
     return dict(
         num_queries=num_queries,

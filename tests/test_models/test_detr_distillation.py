@@ -1,5 +1,7 @@
 """Distilling DETR-family detectors (DINO, two-stage Deformable DETR) on shared distillation boxes:
-real mmdet models, small, on generated shapes."""
+
+real mmdet models, small, on generated shapes.
+"""
 
 import pytest
 import torch
@@ -70,8 +72,8 @@ def test_a_detector_teaching_itself_gives_its_own_class_scores_on_the_shared_box
 
 
 def test_the_student_s_own_losses_are_those_of_its_stock_training_step(tmp_path, shapes_root):
-    """The second decoding pass leaves the student's losses (denoising and matching queries,
-    encoder proposals) as its stock ``loss()`` computes them."""
+    """The second decoding pass leaves the student's losses (denoising and matching queries, encoder
+    proposals) as its stock ``loss()`` computes them."""
     distiller = distiller_of(tmp_path, DINO, DINO)
     distiller.train()
     batch = distiller.data_preprocessor(batch_of(shapes_root, size=2), True)
@@ -169,9 +171,8 @@ def test_a_detr_student_is_refused_by_block_wise_distillation(tmp_path):
 
 
 def test_building_leaves_the_model_configs_as_they_were(tmp_path):
-    """DETR-family detectors complete their ``bbox_head`` config in place; the run's config (and
-    the student config exported from it) must not keep those keys, which the stock model
-    refuses."""
+    """DETR-family detectors complete their ``bbox_head`` config in place; the run's config (and the
+    student config exported from it) must not keep those keys, which the stock model refuses."""
     import copy
 
     from mmkd_plugins.models.teachers import build_model_from_config
@@ -197,8 +198,8 @@ def test_the_adapter_is_chosen_for_detr_students_only(tmp_path):
 def test_a_dino_kd_run_exports_a_student_that_the_stock_config_loads_and_evaluates(
         tmp_path, shapes_root):
     """The shipped DINO config's recipe through the runner (one epoch of 8 shapes at 64 px, the
-    stock DINO optimizer and hooks): the exported student strict-loads into its stock config,
-    which scores it with mmdet's COCO metric."""
+    stock DINO optimizer and hooks): the exported student strict-loads into its stock config, which
+    scores it with mmdet's COCO metric."""
     from mmengine.runner import Runner
 
     from mmkd_plugins.checkpoint import load_checkpoint_weights_only
@@ -208,7 +209,8 @@ def test_a_dino_kd_run_exports_a_student_that_the_stock_config_loads_and_evaluat
     teacher_config = detr_config_file(DINO, str(tmp_path / 'teacher.py'), **small_detr())
     checkpoint = save_random_checkpoint(teacher_config, str(tmp_path / 'teacher.pth'), seed=1,
                                         initialized=True)
-    cfg = Config.fromfile(REPO_ROOT / 'configs/kd/kd_dino-5scale_swin-l_dino-4scale_r50_8xb2-12e_coco.py')
+    cfg = Config.fromfile(REPO_ROOT / 'configs' / 'kd' /
+                          'kd_dino-5scale_swin-l_dino-4scale_r50_8xb2-12e_coco.py')
     cfg.merge_from_dict(dict(model=dict(student=small_detr(), teacher=dict(
         config=teacher_config, checkpoint=checkpoint))))
     cfg.merge_from_dict(dict(model=dict(student=dict(dn_cfg=dict(group_cfg=dict(

@@ -56,7 +56,8 @@ def check_decodes_boxes(model: BaseModel, field: str) -> None:
     if not model.as_two_stage:
         raise ValueError(f'{field}: this {name} starts its decoder from learned 2-d reference '
                          'points; decoding the shared distillation boxes needs '
-                         'model.as_two_stage=True (the configs "deformable-detr-refine-twostage_*")')
+                         'model.as_two_stage=True (as the configs '
+                         '"deformable-detr-refine-twostage_*")')
     if not model.bbox_head.loss_cls.use_sigmoid:
         raise ValueError(f'{field}: its bbox_head.loss_cls has no use_sigmoid=True; the class '
                          'scores are compared as independent sigmoids')
@@ -118,24 +119,24 @@ def decoded_class_logits(model: BaseModel, boxes: torch.Tensor, memory: torch.Te
 
 
 def last_layers(layers: List[torch.Tensor], count: int) -> List[torch.Tensor]:
-    """The last ``count`` decoder layers' outputs (models with more layers pair their later ones)."""
+    """The last ``count`` decoder layers' outputs (a deeper decoder pairs its later layers)."""
     return layers[len(layers) - count:]
 
 
 class DetrAdapter:
     """Class scores of DETR-family detectors (DINO; Deformable DETR, two-stage) on shared boxes.
 
-    The distillation boxes are the teacher's top-ranked encoder proposals for the batch (the
-    initial reference boxes its decoder refines), the first Q of them with Q the smaller
-    ``num_queries`` of the two models. The teacher decodes them as its own queries (without
-    denoising queries) and its head's class branch of each decoder layer gives its class logits.
-    The student's stock ``loss()`` runs unchanged, its encoder's inputs and output recorded; then
-    its decoder decodes the same boxes on its own memory, with queries it forms by its own rule
-    (:func:`queries_for_boxes`), and its class branches give its logits. The distillation losses
-    compare every decoder layer's (B·Q, K) logits as independent sigmoids (``activation='sigmoid'``,
-    as the heads' focal losses), summed over layers; with decoders of different depths, the later
-    layers of the deeper one pair with the shallower one's. Gradients reach the student's decoder,
-    class branches, content queries, encoder, neck and backbone.
+    The distillation boxes are the teacher's top-ranked encoder proposals for the batch (the initial
+    reference boxes its decoder refines), the first Q of them with Q the smaller ``num_queries`` of
+    the two models. The teacher decodes them as its own queries (without denoising queries) and its
+    head's class branch of each decoder layer gives its class logits. The student's stock ``loss()``
+    runs unchanged, its encoder's inputs and output recorded; then its decoder decodes the same
+    boxes on its own memory, with queries it forms by its own rule (:func:`queries_for_boxes`), and
+    its class branches give its logits. The distillation losses compare every decoder layer's (B·Q,
+    K) logits as independent sigmoids (``activation='sigmoid'``, as the heads' focal losses), summed
+    over layers; with decoders of different depths, the later layers of the deeper one pair with the
+    shallower one's. Gradients reach the student's decoder, class branches, content queries,
+    encoder, neck and backbone.
     """
 
     task = 'DETR-family detection (mmdet DetectionTransformer)'
@@ -227,8 +228,8 @@ class DetrAdapter:
     def paired_logits(student_calls: ModuleOutputRecorder, student_logits: None,
                       teacher_logits: Dict[str, object]
                       ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-        """The student's decoder on the teacher's distillation boxes, on the student's memory of
-        its step, and both models' class logits per paired decoder layer.
+        """The student's decoder on the teacher's distillation boxes, on the student's memory of its
+        step, and both models' class logits per paired decoder layer.
 
         Args:
             student_calls: The student's recorded step (its encoder's keyword inputs and output).
