@@ -142,7 +142,7 @@ def test_a_bf16_teacher_gives_float32_boxes_and_scores(tmp_path, shapes_root):
 
 @pytest.mark.parametrize('teacher_base, overrides, message', [
     (DEFORMABLE, small_detr(), 'as_two_stage=True'),
-    (DETR, dict(bbox_head=dict(num_classes=3)), 'learned queries that hold no box'),
+    (DETR, dict(bbox_head=dict(num_classes=3)), 'learned positional queries that hold no box'),
     (DDQ, small_detr(), 'DDQ-DETR cannot be distilled'),
     (DINO, small_detr(num_classes=5), 'scores 5 classes and the student 3'),
 ])

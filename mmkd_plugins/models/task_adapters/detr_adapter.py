@@ -39,20 +39,25 @@ def check_decodes_boxes(model: BaseModel, field: str) -> None:
 
     Raises:
         ValueError: naming ``field``: DDQ-DETR (its decoder keeps per-call state that a second
-            pass would overwrite), DETR, Conditional and DAB-DETR (their decoders start from
-            learned queries with no box to share), a Deformable DETR without ``as_two_stage``
-            (it starts from learned 2-d points), or a head without sigmoid class scores.
+            pass would overwrite), DETR and Conditional DETR (their decoders start from learned
+            positional queries with no box), DAB-DETR (not implemented: its learned anchor boxes
+            could be replaced), a Deformable DETR without ``as_two_stage`` (it starts from
+            learned 2-d points), or a head without sigmoid class scores.
     """
-    from mmdet.models.detectors import DDQDETR, DeformableDETR
+    from mmdet.models.detectors import DABDETR, DDQDETR, DeformableDETR
     name = type(model).__name__
+    if isinstance(model, DABDETR):
+        raise ValueError(f'{field}: DAB-DETR is not supported yet (its decoder starts from learned '
+                         'anchor boxes; decoding the shared distillation boxes with it is not '
+                         f'implemented); supported: {SUPPORTED}')
     if isinstance(model, DDQDETR):
         raise ValueError(f'{field}: a DDQ-DETR cannot be distilled (its decoder resets the '
                          'distinct-query mask shared with its head on every call, so a second '
                          f'decoding pass would change its own loss); supported: {SUPPORTED}')
     if not isinstance(model, DeformableDETR):
-        raise ValueError(f'{field}: a {name} decoder starts from learned queries that hold no box, '
-                         'so it cannot decode the shared distillation boxes; supported: '
-                         f'{SUPPORTED}')
+        raise ValueError(f'{field}: a {name} decoder starts from learned positional queries that '
+                         'hold no box, so it cannot decode the shared distillation boxes; '
+                         f'supported: {SUPPORTED}')
     if not model.as_two_stage:
         raise ValueError(f'{field}: this {name} starts its decoder from learned 2-d reference '
                          'points; decoding the shared distillation boxes needs '
