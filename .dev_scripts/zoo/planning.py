@@ -203,7 +203,7 @@ def plan_family(zoo: str, family: str, max_teacher_params: float) -> dict:
         types = sorted({d['model_type'] for d in described if 'model_type' in d})
         errors = [d['error'] for d in described if 'error' in d]
         reason = (f"model types {', '.join(types)}: not a distillable "
-                  f"{'ImageClassifier' if zoo == 'mmpretrain' else 'one- or two-stage detector'}"
+                  f"{'ImageClassifier' if zoo == 'mmpretrain' else 'detector'}"
                   if types else f'no stock config builds ({errors[0] if errors else "none"})')
         return dict(plan, not_attempted=reason)
     unique = {}

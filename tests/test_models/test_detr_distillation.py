@@ -71,20 +71,64 @@ def test_a_detector_teaching_itself_gives_its_own_class_scores_on_the_shared_box
     assert teacher[CLASS_LOGITS][-1] is teacher_view['logits'][-1]
 
 
-def test_the_student_s_own_losses_are_those_of_its_stock_training_step(tmp_path, shapes_root):
-    """The second decoding pass leaves the student's losses (denoising and matching queries, encoder
-    proposals) as its stock ``loss()`` computes them."""
-    distiller = distiller_of(tmp_path, DINO, DINO)
+def test_with_the_distillation_weighted_zero_a_step_s_gradients_are_the_stock_step_s(
+        tmp_path, shapes_root):
+    """The second decoding pass (on the student's recorded encoder memory) changes nothing of the
+    student's own step: its losses (denoising and matching queries, encoder proposals) and, with the
+    distillation loss weighted 0, the gradients of every parameter are the stock ``loss()``'s (an
+    in-place change of a tensor both passes use would differ or fail in backward)."""
+    distiller = distiller_of(tmp_path, DINO, DINO, losses=dict(
+        loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid', loss_weight=0.0)))
     distiller.train()
     batch = distiller.data_preprocessor(batch_of(shapes_root, size=2), True)
+    student = distiller.student
+
+    def gradients(losses: dict) -> dict:
+        student.zero_grad()
+        sum(value for key, value in losses.items() if 'loss' in key).backward()
+        return {name: parameter.grad.clone() for name, parameter in student.named_parameters()
+                if parameter.grad is not None}
+
     torch.manual_seed(3)  # the denoising queries' noise
-    stock = distiller.student.loss(batch['inputs'], batch['data_samples'])
+    stock = student.loss(batch['inputs'], batch['data_samples'])
+    stock_gradients = gradients(stock)
     torch.manual_seed(3)
     losses = distiller(batch['inputs'], batch['data_samples'], mode='loss')
     assert {'loss_cls', 'dn_loss_cls', 'enc_loss_cls'} <= set(stock)
     for key, value in stock.items():
         torch.testing.assert_close(losses[f'student.{key}'], value)
-    assert losses['distill.loss_kd'].item() > 0
+    assert losses['distill.loss_kd'].item() == 0.0
+    distilled_gradients = gradients(losses)
+    assert distilled_gradients.keys() == stock_gradients.keys()
+    for name, gradient in stock_gradients.items():
+        torch.testing.assert_close(distilled_gradients[name], gradient, msg=name)
+
+
+@pytest.mark.parametrize('base', [DINO, DEFORMABLE_TWO_STAGE])
+def test_the_teacher_s_scores_are_its_own_decoder_s_on_its_proposals_in_a_padded_batch(
+        tmp_path, shapes_root, base):
+    """With as many distillation boxes as its queries, the teacher's class logits are those of
+    mmdet's own forward (``forward_transformer`` in eval mode, then its class branches): the queries
+    formed from the boxes are its own.
+
+    One image of the batch is padded (48 x 40 of 64 x 64), so the memory mask and valid ratios take
+    part.
+    """
+    distiller = distiller_of(tmp_path, base, base)
+    teacher = distiller.teacher
+    batch = distiller.data_preprocessor(batch_of(shapes_root, size=2), True)
+    batch['data_samples'][1].set_metainfo(dict(img_shape=(48, 40)))
+    _, _, teacher_outputs = distiller.run_student_and_teachers(batch['inputs'],
+                                                               batch['data_samples'])
+    scores = teacher_outputs['teacher']['logits'][CLASS_LOGITS]
+    with torch.no_grad():
+        own = teacher.forward_transformer(teacher.extract_feat(batch['inputs']),
+                                          batch['data_samples'])
+    expected = [teacher.bbox_head.cls_branches[layer](hidden).flatten(0, 1)
+                for layer, hidden in enumerate(own['hidden_states'])]
+    assert len(scores) == len(expected) == 2
+    for got, want in zip(scores, expected):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize('student_base, teacher_base', [(DINO, DINO),
@@ -132,12 +176,27 @@ def test_the_distillation_term_trains_the_student_and_leaves_the_teacher_unchang
         assert torch.equal(value, teacher_before[key]), key
 
 
-def test_a_bf16_teacher_gives_float32_boxes_and_scores(tmp_path, shapes_root):
-    distiller = distiller_of(tmp_path, DINO, DINO)
-    distiller.teacher_source.bf16 = True
-    distiller.train()
-    losses = distill_step(distiller, batch_of(shapes_root, size=2))
-    assert torch.isfinite(losses['distill.loss_kd'])
+def test_a_bf16_detr_teacher_is_refused_naming_the_field(tmp_path):
+    config = detr_config_file(DINO, str(tmp_path / 'dino.py'), **small_detr())
+    checkpoint = save_random_checkpoint(config, str(tmp_path / 'dino.pth'), initialized=True)
+    with pytest.raises(ValueError, match=r'model\.teacher\.bf16: .*no bfloat16 CUDA kernel'):
+        Distiller(student=Config.fromfile(config).model,
+                  teacher=dict(config=config, checkpoint=checkpoint, bf16=True),
+                  distill_losses=KD)
+
+
+def test_a_teacher_module_that_the_teacher_never_calls_is_refused(tmp_path):
+    """Only the head's branches run (not its forward), and the learned queries are read as a
+    weight: comparing their outputs is refused at build time."""
+    config = detr_config_file(DINO, str(tmp_path / 'dino.py'), **small_detr())
+    checkpoint = save_random_checkpoint(config, str(tmp_path / 'dino.pth'), initialized=True)
+    for module in ('bbox_head', 'query_embedding'):
+        with pytest.raises(ValueError, match='the teacher never runs'):
+            Distiller(student=Config.fromfile(config).model,
+                      teacher=dict(config=config, checkpoint=checkpoint),
+                      distill_losses=dict(loss_mse=dict(type='mmdet.MSELoss',
+                                                        student_output=module,
+                                                        teacher_output=module)))
 
 
 @pytest.mark.parametrize('teacher_base, overrides, message', [

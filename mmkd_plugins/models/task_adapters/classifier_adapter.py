@@ -52,6 +52,7 @@ class ClassifierAdapter:
     teacher_logits_per_sample = True  # row b depends on sample b only: cacheable
     teacher_inputs_resizable = True  # a teacher built for another size gets it
     image_classification = True
+    teacher_bf16_refusal = ''
 
     @staticmethod
     def supports(model: BaseModel) -> bool:

@@ -135,6 +135,7 @@ class DenseHeadAdapter:
     teacher_logits_per_sample = True  # sample-major rows per level: cacheable
     teacher_inputs_resizable = False  # the maps must keep the student's geometry
     image_classification = False
+    teacher_bf16_refusal = ''
 
     @staticmethod
     def supports(model: BaseModel) -> bool:

@@ -38,14 +38,19 @@ def check_decodes_boxes(model: BaseModel, field: str) -> None:
     """Refuse a DETR-family detector whose decoder cannot start from given boxes.
 
     Raises:
-        ValueError: naming ``field``: DDQ-DETR (its decoder keeps per-call state that a second
-            pass would overwrite), DETR and Conditional DETR (their decoders start from learned
-            positional queries with no box), DAB-DETR (not implemented: its learned anchor boxes
-            could be replaced), a Deformable DETR without ``as_two_stage`` (it starts from
-            learned 2-d points), or a head without sigmoid class scores.
+        ValueError: naming ``field``: Grounding DINO (it reads text prompts), DDQ-DETR (its
+            decoder keeps per-call state that a second pass would overwrite), DETR and
+            Conditional DETR (their decoders start from learned positional queries with no box),
+            DAB-DETR (not implemented: its learned anchor boxes could be replaced), a Deformable
+            DETR without ``as_two_stage`` (it starts from learned 2-d points), or a head without
+            sigmoid class scores.
     """
-    from mmdet.models.detectors import DABDETR, DDQDETR, DeformableDETR
+    from mmdet.models.detectors import DABDETR, DDQDETR, DeformableDETR, GroundingDINO
     name = type(model).__name__
+    if isinstance(model, GroundingDINO):
+        raise ValueError(f'{field}: a GroundingDINO cannot be distilled (its encoder and class '
+                         'branches read the text prompt\'s embedding); supported: '
+                         f'{SUPPORTED}')
     if isinstance(model, DABDETR):
         raise ValueError(f'{field}: DAB-DETR is not supported yet (its decoder starts from learned '
                          'anchor boxes; decoding the shared distillation boxes with it is not '
@@ -148,9 +153,13 @@ class DetrAdapter:
     teacher_computes = ('backbone, neck, encoder, its top-k encoder proposals, and its decoder and '
                         'class branches on the distillation boxes')
     supports_hybrids = False
-    teacher_logits_per_sample = False  # the boxes' count depends on the student: not cached
+    teacher_logits_per_sample = False  # boxes and per-layer logits: the cache does not keep them
     teacher_inputs_resizable = False  # the boxes are in the student's image frame
     image_classification = False
+    teacher_bf16_refusal = (
+        "mmcv's multi-scale deformable attention, which DINO and Deformable DETR run, has no "
+        'bfloat16 CUDA kernel (its CUDA op takes float32 and float16 only): run a DETR teacher in '
+        'float32')
 
     @staticmethod
     def supports(model: BaseModel) -> bool:
@@ -164,8 +173,10 @@ class DetrAdapter:
 
     @staticmethod
     def teacher_runs(teacher: BaseModel, student: BaseModel, module_name: str) -> bool:
-        """Everything but the losses and the denoising query generator."""
-        return not (names_a_loss(module_name) or module_name.startswith('dn_query_generator'))
+        """Every module but the losses, the denoising query generator, the learned queries (read as
+        a weight, never called) and the head's own forward (only its branches run)."""
+        return not (names_a_loss(module_name) or module_name == 'bbox_head'
+                    or module_name.startswith(('dn_query_generator', 'query_embedding')))
 
     @staticmethod
     def check_pair(student: BaseModel, teacher: BaseModel, field: str) -> None:

@@ -20,6 +20,8 @@ class TaskAdapter(Protocol):
         teacher_inputs_resizable: Whether the batch may be resized to a teacher's input size.
         image_classification: Whether the logits are one class distribution per image (what a
             teacher's class index map and a soft-label store serve).
+        teacher_bf16_refusal: Why a teacher of this task cannot run under bf16 autocast
+            (``teacher.bf16``), or ``''`` where it can.
     """
 
     task: str
@@ -28,6 +30,7 @@ class TaskAdapter(Protocol):
     teacher_logits_per_sample: bool
     teacher_inputs_resizable: bool
     image_classification: bool
+    teacher_bf16_refusal: str
 
     @staticmethod
     def supports(model: BaseModel) -> bool:

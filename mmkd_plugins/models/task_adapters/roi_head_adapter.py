@@ -90,6 +90,7 @@ class RoIHeadAdapter:
     teacher_logits_per_sample = False  # they score the student's RoIs of this step
     teacher_inputs_resizable = False  # the RoIs are in the student's coordinates
     image_classification = False
+    teacher_bf16_refusal = ''
 
     @staticmethod
     def recorded_modules(student: BaseModel) -> Tuple[str, ...]:

@@ -55,6 +55,7 @@ class SourceAdapter(Protocol):
     teacher_logits_per_sample: bool
     teacher_inputs_resizable: bool
     image_classification: bool
+    teacher_bf16_refusal: str
 
     @staticmethod
     def teacher_runs(teacher: BaseModel, student: BaseModel, module_name: str) -> bool:
@@ -148,6 +149,8 @@ class LiveTeacher(HoldsFrozenTeachers, nn.Module):
             self.network.to(memory_format=torch.channels_last)
         self.bf16 = bool(teacher.get('bf16', False))
         if self.bf16:
+            if adapter.teacher_bf16_refusal:
+                raise ValueError(f'{field}.bf16: {adapter.teacher_bf16_refusal}')
             check_bf16_supported(f'{field}.bf16')
         self.outputs_per_sample = adapter.teacher_logits_per_sample
         self.recorder = ModuleOutputRecorder(self.network, ())
