@@ -817,3 +817,10 @@ def test_hybrid_task_losses_must_be_a_bool(teacher_checkpoint):
     with pytest.raises(TypeError, match=r'model\.hybrids\.task_losses: expected True or '
                        r'False, got 0'):
         build_blockwise(teacher_checkpoint, hybrids=dict(task_losses=0))
+
+
+def test_levels_of_a_loss_are_refused_naming_the_field(teacher_checkpoint):
+    with pytest.raises(ValueError, match=r'model\.distill_losses\.loss_kd\.levels: block-wise '
+                                         'distillation compares every level'):
+        build_blockwise(teacher_checkpoint,
+                        distill_losses=dict(loss_kd=dict(type='KDLoss', levels=[-1])))

@@ -295,3 +295,42 @@ def test_a_dino_kd_run_exports_a_student_that_the_stock_config_loads_and_evaluat
     student_config.load_from = str(tmp_path / 'work_dir' / 'student_final.pth')
     metrics = Runner.from_cfg(student_config).test()
     assert 0.0 <= metrics['coco/bbox_mAP'] <= 1.0
+
+
+def test_a_loss_with_levels_compares_the_chosen_decoder_layers_only(tmp_path, shapes_root):
+    """``levels=[-1]`` in a loss entry: KD on the last decoder layer's scores alone, next to KD on
+    every layer (their sum)."""
+    distiller = distiller_of(tmp_path, DINO, DINO, losses=dict(
+        loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid'),
+        loss_kd_last=dict(type='KDLoss', tau=1.0, activation='sigmoid', levels=[-1])))
+    distiller.train()
+    batch = distiller.data_preprocessor(batch_of(shapes_root, size=2), True)
+    torch.manual_seed(3)
+    losses = distiller(batch['inputs'], batch['data_samples'], mode='loss')
+    torch.manual_seed(3)
+    _, student_outputs, teacher_outputs = distiller.run_student_and_teachers(
+        batch['inputs'], batch['data_samples'])
+    student_view, teacher_view = distiller.paired_outputs(student_outputs,
+                                                          teacher_outputs['teacher'])
+    per_layer = [binary_kd_loss(s, t, 1.0)
+                 for s, t in zip(student_view['logits'], teacher_view['logits'])]
+    assert len(per_layer) == 2
+    torch.testing.assert_close(losses['distill.loss_kd_last'], per_layer[-1])
+    torch.testing.assert_close(losses['distill.loss_kd'], per_layer[0] + per_layer[1])
+
+
+@pytest.mark.parametrize('levels', ['last', [], [1.0], True])
+def test_levels_that_are_not_a_list_of_indices_are_refused_naming_the_field(tmp_path, levels):
+    with pytest.raises(ValueError, match=r'model\.distill_losses\.loss_kd\.levels: expected a '
+                                         'non-empty list of level indices'):
+        distiller_of(tmp_path, DINO, DINO, losses=dict(loss_kd=dict(
+            type='KDLoss', tau=1.0, activation='sigmoid', levels=levels)))
+
+
+def test_levels_out_of_range_or_of_one_tensor_are_named_at_the_first_step(tmp_path,
+                                                                          shapes_root):
+    distiller = distiller_of(tmp_path, DINO, DINO, losses=dict(loss_kd=dict(
+        type='KDLoss', tau=1.0, activation='sigmoid', levels=[5])))
+    distiller.train()
+    with pytest.raises(ValueError, match=r'loss_kd\.levels: \[5\] is out of range for 2 levels'):
+        distill_step(distiller, batch_of(shapes_root, size=2))

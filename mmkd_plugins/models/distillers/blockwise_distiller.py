@@ -108,6 +108,9 @@ class BlockwiseDistiller(Distiller):
             if compared != (LOGITS, LOGITS):
                 raise ValueError(f'model.distill_losses.{name}: block-wise distillation '
                                  'compares logits; remove student_output / teacher_output')
+            if self._teacher_losses[SINGLE].levels[name] is not None:
+                raise ValueError(f'model.distill_losses.{name}.levels: block-wise distillation '
+                                 'compares every level of the logits; remove levels')
             if getattr(self.distill_losses[name], 'requires_labels', False):
                 raise ValueError(f'model.distill_losses.{name}: block-wise distillation takes '
                                  'losses between two sets of logits (KD, DIST), not '

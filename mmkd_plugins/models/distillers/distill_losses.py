@@ -2,7 +2,7 @@
 loss compares, their weighted values under their log keys, and the learned temperatures for the
 log."""
 
-from typing import Callable, Dict, List, NamedTuple, Set, Tuple, Union, cast
+from typing import Callable, Dict, List, NamedTuple, Optional, Set, Tuple, Union, cast
 
 import torch
 from mmengine.registry import DefaultScope
@@ -14,6 +14,8 @@ from ..teachers import LOGITS
 from .teacher_entries import TeacherEntry
 
 LossValue = Union[torch.Tensor, List[torch.Tensor]]
+# The levels (FPN levels, decoder layers) of per-level outputs that a loss compares; None: all.
+Levels = Optional[Tuple[int, ...]]
 
 
 class ComparedOutputs(NamedTuple):
@@ -31,6 +33,7 @@ class TeacherLosses(NamedTuple):
     weight: float
     prefix: str  # of the loss keys: 'distill.' or 'distill.<teacher>.'
     log_suffix: str  # of the temperature keys: '' or '.<teacher>'
+    levels: Dict[str, Levels]  # the loss entries' ``levels``
 
     @property
     def student_modules(self) -> Set[str]:
@@ -45,9 +48,9 @@ def build_teacher_losses(entry: TeacherEntry, adapter, student: nn.Module) -> Te
     Raises:
         ValueError: naming the field of the loss at fault.
     """
-    losses, compared = build_distill_losses(entry.losses, entry.losses_field)
+    losses, compared, levels = build_distill_losses(entry.losses, entry.losses_field)
     check_label_losses(losses, compared, adapter, student, entry.losses_field)
-    terms = TeacherLosses(losses, compared, entry.weight, entry.prefix, entry.log_suffix)
+    terms = TeacherLosses(losses, compared, entry.weight, entry.prefix, entry.log_suffix, levels)
     check_module_names(student, terms.student_modules, f'{entry.losses_field}.student_output')
     return terms
 
@@ -68,16 +71,19 @@ def build_distill_loss(field: str, cfg: dict) -> nn.Module:
         raise KeyError(f'{field}: unknown loss type {cfg.get("type")!r} ({error})') from error
 
 
-def build_distill_losses(configs: Dict[str, dict],
-                         field: str) -> Tuple[nn.ModuleDict, Dict[str, ComparedOutputs]]:
-    """The loss modules of ``distill_losses`` (at ``field`` in the config) and what each one
-    compares (``student_output`` / ``teacher_output`` keys of an entry, default logits).
+def build_distill_losses(
+        configs: Dict[str, dict],
+        field: str) -> Tuple[nn.ModuleDict, Dict[str, ComparedOutputs], Dict[str, Levels]]:
+    """The loss modules of ``distill_losses`` (at ``field`` in the config), what each one compares
+    (``student_output`` / ``teacher_output`` keys of an entry, default logits) and its ``levels``
+    (which levels of per-level outputs: indices, e.g. ``[-1]`` for a DETR's last decoder layer;
+    default all).
 
     Raises:
-        ValueError: no loss, or a name without ``'loss'`` (the runner sums and logs only
-            those).
+        ValueError: no loss, a name without ``'loss'`` (the runner sums and logs only those), or
+            ``levels`` that is not a non-empty list of level indices.
     """
-    losses, compared = nn.ModuleDict(), {}
+    losses, compared, levels = nn.ModuleDict(), {}, {}
     for name, cfg in configs.items():
         if 'loss' not in name:
             raise ValueError(f"{field}: the name {name!r} must contain 'loss' "
@@ -85,10 +91,45 @@ def build_distill_losses(configs: Dict[str, dict],
         cfg = dict(cfg)
         compared[name] = ComparedOutputs(student=cfg.pop('student_output', LOGITS),
                                          teacher=cfg.pop('teacher_output', LOGITS))
+        levels[name] = checked_levels(cfg.pop('levels', None), f'{field}.{name}.levels')
         losses[name] = build_distill_loss(f'{field}.{name}', cfg)
     if not losses:
         raise ValueError(f'{field}: at least one distillation loss is needed')
-    return losses, compared
+    return losses, compared, levels
+
+
+def checked_levels(levels, field: str) -> Levels:
+    """``levels`` of a loss entry as a tuple of indices (None: all levels).
+
+    Raises:
+        ValueError: naming ``field``, for anything but None or a non-empty list of integers.
+    """
+    if levels is None:
+        return None
+    if (not isinstance(levels, (list, tuple)) or not levels
+            or not all(isinstance(level, int) and not isinstance(level, bool)
+                       for level in levels)):
+        raise ValueError(f'{field}: expected a non-empty list of level indices (e.g. [-1], the '
+                         f'last FPN level or decoder layer), got {levels!r}')
+    return tuple(levels)
+
+
+def chosen_levels(outputs: Union[torch.Tensor, list], levels: Levels, name: str) -> LossValue:
+    """The ``levels`` of per-level ``outputs`` (all with None).
+
+    Raises:
+        ValueError: levels chosen for one tensor, or an index out of range, naming the loss.
+    """
+    if levels is None:
+        return outputs
+    if not isinstance(outputs, (list, tuple)):
+        raise ValueError(f'distill_losses.{name}.levels: the compared outputs are one tensor, '
+                         'not per-level outputs (FPN levels, decoder layers)')
+    try:
+        return [outputs[level] for level in levels]
+    except IndexError:
+        raise ValueError(f'distill_losses.{name}.levels: {list(levels)} is out of range for '
+                         f'{len(outputs)} levels') from None
 
 
 def check_label_losses(losses: nn.ModuleDict, compared: Dict[str, ComparedOutputs],
@@ -114,15 +155,18 @@ def check_label_losses(losses: nn.ModuleDict, compared: Dict[str, ComparedOutput
 
 def distill_terms(losses: nn.ModuleDict, compared: Dict[str, ComparedOutputs],
                   student_outputs: dict, teacher_outputs: dict, data_samples: list,
-                  prefix: str, weight: float = 1.0) -> Dict[str, LossValue]:
-    """``weight`` times each distillation loss between the outputs it compares, keyed
-    ``<prefix><loss name>``."""
+                  prefix: str, weight: float = 1.0,
+                  levels: Optional[Dict[str, Levels]] = None) -> Dict[str, LossValue]:
+    """``weight`` times each distillation loss between the outputs it compares (of per-level
+    outputs, the ``levels`` chosen for it), keyed ``<prefix><loss name>``."""
     terms = {}
     for name, loss_module in losses.items():
+        chosen = (levels or {}).get(name)
         terms[f'{prefix}{name}'] = scale_loss(sum_over_levels(
-            loss_module, student_outputs[compared[name].student],
-            teacher_outputs[compared[name].teacher], **label_kwargs(loss_module, data_samples)),
-            weight)
+            loss_module,
+            chosen_levels(student_outputs[compared[name].student], chosen, name),
+            chosen_levels(teacher_outputs[compared[name].teacher], chosen, name),
+            **label_kwargs(loss_module, data_samples)), weight)
     return terms
 
 

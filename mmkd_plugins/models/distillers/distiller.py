@@ -174,7 +174,7 @@ class Distiller(HoldsStudent, BaseModel):
                                                                      teacher_outputs[name])
             losses.update(distill_terms(terms.losses, terms.compared, compared_student,
                                         compared_teacher, data_samples, terms.prefix,
-                                        terms.weight))
+                                        terms.weight, terms.levels))
             losses.update(temperature_logs(terms.losses, terms.log_suffix))
         return losses
 
