@@ -10,7 +10,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 
 from mmkd_plugins.models import Distiller
-from mmkd_plugins.models.losses import binary_kd_loss
+from mmkd_plugins.models.losses import binary_kd_loss, box_distillation_loss
 from mmkd_plugins.models.task_adapters import DetrAdapter
 from mmkd_plugins.models.task_adapters.detr_adapter import CLASS_LOGITS, DISTILLATION_BOXES
 from ..conftest import save_random_checkpoint
@@ -164,7 +164,8 @@ def test_the_distillation_term_trains_the_student_and_leaves_the_teacher_unchang
                             # (the blocks' last norms start at zero: zero_init_residual)
                             ('backbone', student.backbone.layer4[0].downsample[0].weight)]:
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
-    assert student.bbox_head.cls_branches[2].weight.grad is None  # a later layer's branch
+    later_branch = student.bbox_head.cls_branches[2].weight.grad  # not in the first pair's term
+    assert later_branch is None or not later_branch.any()
 
     optimizer = OptimWrapper(torch.optim.AdamW(distiller.parameters(), lr=1e-4),
                              clip_grad=dict(max_norm=0.1, norm_type=2))  # DINO's recipe
@@ -186,17 +187,64 @@ def test_a_bf16_detr_teacher_is_refused_naming_the_field(tmp_path):
 
 
 def test_a_teacher_module_that_the_teacher_never_calls_is_refused(tmp_path):
-    """Only the head's branches run (not its forward), and the learned queries are read as a
-    weight: comparing their outputs is refused at build time."""
+    """The learned queries are read as a weight, never called: comparing their output is refused at
+    build time."""
     config = detr_config_file(DINO, str(tmp_path / 'dino.py'), **small_detr())
     checkpoint = save_random_checkpoint(config, str(tmp_path / 'dino.pth'), initialized=True)
-    for module in ('bbox_head', 'query_embedding'):
-        with pytest.raises(ValueError, match='the teacher never runs'):
-            Distiller(student=Config.fromfile(config).model,
-                      teacher=dict(config=config, checkpoint=checkpoint),
-                      distill_losses=dict(loss_mse=dict(type='mmdet.MSELoss',
-                                                        student_output=module,
-                                                        teacher_output=module)))
+    with pytest.raises(ValueError, match='the teacher never runs'):
+        Distiller(student=Config.fromfile(config).model,
+                  teacher=dict(config=config, checkpoint=checkpoint),
+                  distill_losses=dict(loss_mse=dict(type='mmdet.MSELoss',
+                                                    student_output='query_embedding',
+                                                    teacher_output='query_embedding')))
+
+
+def test_the_box_term_compares_each_layer_s_boxes_of_the_shared_points(tmp_path, shapes_root):
+    """``BoxDistillationLoss`` on ``'boxes'``: 0 for a detector teaching itself; between two
+    detectors, the sum over paired layers of L1 + GIoU on their predicted boxes, whose gradient
+    reaches the student's box branches."""
+    box_loss = dict(loss_box=dict(type='BoxDistillationLoss', student_output='boxes',
+                                  teacher_output='boxes'))
+    (tmp_path / 'same').mkdir()
+    (tmp_path / 'pair').mkdir()
+    same = distiller_of(tmp_path / 'same', DINO, DINO, losses=box_loss)
+    with torch.no_grad():  # boxes other than the references (initialized to no offset)
+        for branch in same.teacher.bbox_head.reg_branches:
+            torch.nn.init.normal_(branch[-1].weight, std=0.01)
+    same.student.load_state_dict(same.teacher.state_dict())
+    same.train()
+    data = batch_of(shapes_root, size=2)
+    assert distill_step(same, data)['distill.loss_box'].item() == pytest.approx(0.0, abs=1e-5)
+
+    distiller = distiller_of(tmp_path / 'pair', DINO, DEFORMABLE_TWO_STAGE, losses=box_loss)
+    for branch in distiller.student.bbox_head.reg_branches:  # initialized to predict no offset
+        torch.nn.init.normal_(branch[-1].weight, std=0.01)
+    distiller.train()
+    batch = distiller.data_preprocessor(data, True)
+    _, student_outputs, teacher_outputs = distiller.run_student_and_teachers(
+        batch['inputs'], batch['data_samples'])
+    student_view, teacher_view = distiller.paired_outputs(student_outputs,
+                                                          teacher_outputs['teacher'])
+    assert [boxes.shape for boxes in student_view['boxes']] == [(2 * 12, 4)] * 2
+    term = sum(box_distillation_loss(s, t)
+               for s, t in zip(student_view['boxes'], teacher_view['boxes']))
+    assert term.item() > 0
+    term.backward()
+    assert distiller.student.bbox_head.reg_branches[1][0].weight.grad.abs().sum() > 0
+
+
+def test_boxes_are_refused_for_students_without_them_and_on_one_side_only(tmp_path):
+    from ..support.detectors import RETINANET
+    checkpoint = save_random_checkpoint(RETINANET, str(tmp_path / 'retinanet.pth'))
+    with pytest.raises(ValueError, match=r"loss_box: compares 'boxes', which only DETR-family"):
+        Distiller(student=Config.fromfile(RETINANET).model,
+                  teacher=dict(config=RETINANET, checkpoint=checkpoint),
+                  distill_losses=dict(loss_box=dict(type='BoxDistillationLoss',
+                                                    student_output='boxes',
+                                                    teacher_output='boxes')))
+    with pytest.raises(ValueError, match=r"set student_output='boxes' and teacher_output='boxes'"):
+        distiller_of(tmp_path, DINO, DINO, losses=dict(loss_box=dict(
+            type='BoxDistillationLoss', student_output='boxes')))
 
 
 @pytest.mark.parametrize('teacher_base, overrides, message', [

@@ -10,7 +10,7 @@ from torch import nn
 
 from mmkd_plugins.registry import MODELS, SCOPE
 from ..module_output_recorder import check_module_names
-from ..teachers import LOGITS
+from ..teachers import BOXES, LOGITS
 from .teacher_entries import TeacherEntry
 
 LossValue = Union[torch.Tensor, List[torch.Tensor]]
@@ -19,7 +19,8 @@ Levels = Optional[Tuple[int, ...]]
 
 
 class ComparedOutputs(NamedTuple):
-    """What one distillation loss compares: ``'logits'`` or a module name, on each side."""
+    """What one distillation loss compares: ``'logits'``, ``'boxes'`` (DETR-family students) or a
+    module name, on each side."""
 
     student: str
     teacher: str
@@ -38,7 +39,7 @@ class TeacherLosses(NamedTuple):
     @property
     def student_modules(self) -> Set[str]:
         """The student modules whose outputs the losses compare (logits left out)."""
-        return {pair.student for pair in self.compared.values()} - {LOGITS}
+        return {pair.student for pair in self.compared.values()} - {LOGITS, BOXES}
 
 
 def build_teacher_losses(entry: TeacherEntry, adapter, student: nn.Module) -> TeacherLosses:
@@ -50,6 +51,7 @@ def build_teacher_losses(entry: TeacherEntry, adapter, student: nn.Module) -> Te
     """
     losses, compared, levels = build_distill_losses(entry.losses, entry.losses_field)
     check_label_losses(losses, compared, adapter, student, entry.losses_field)
+    check_box_losses(compared, adapter, entry.losses_field)
     terms = TeacherLosses(losses, compared, entry.weight, entry.prefix, entry.log_suffix, levels)
     check_module_names(student, terms.student_modules, f'{entry.losses_field}.student_output')
     return terms
@@ -130,6 +132,24 @@ def chosen_levels(outputs: Union[torch.Tensor, list], levels: Levels, name: str)
     except IndexError:
         raise ValueError(f'distill_losses.{name}.levels: {list(levels)} is out of range for '
                          f'{len(outputs)} levels') from None
+
+
+def check_box_losses(compared: Dict[str, ComparedOutputs], adapter, field: str) -> None:
+    """Losses that compare ``'boxes'`` (the distillation boxes' predictions of DETR-family students)
+    do so on both sides, for an adapter that gives them.
+
+    Raises:
+        ValueError: naming ``<field>.<loss name>``.
+    """
+    for name, pair in compared.items():
+        if BOXES not in pair:
+            continue
+        if not adapter.compares_boxes:
+            raise ValueError(f"{field}.{name}: compares 'boxes', which only DETR-family "
+                             f'students give (this student is a {adapter.task})')
+        if pair != (BOXES, BOXES):
+            raise ValueError(f"{field}.{name}: compares 'boxes' with {pair!r}; set "
+                             "student_output='boxes' and teacher_output='boxes'")
 
 
 def check_label_losses(losses: nn.ModuleDict, compared: Dict[str, ComparedOutputs],

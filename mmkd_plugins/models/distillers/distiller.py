@@ -179,13 +179,11 @@ class Distiller(HoldsStudent, BaseModel):
         return losses
 
     def paired_outputs(self, student_outputs: dict, teacher_outputs: dict) -> Tuple[dict, dict]:
-        """The student's and one teacher's compared outputs with their logits as the losses compare
-        them (the adapter's ``paired_logits``: a DETR student decodes the teacher's distillation
-        boxes here)."""
-        student_logits, teacher_logits = self.adapter.paired_logits(
-            self.student_recorder, student_outputs[LOGITS], teacher_outputs[LOGITS])
-        return ({**student_outputs, LOGITS: student_logits},
-                {**teacher_outputs, LOGITS: teacher_logits})
+        """The student's and one teacher's compared outputs as the losses compare them (the
+        adapter's ``paired_outputs``: a DETR student decodes the teacher's distillation boxes
+        here)."""
+        return self.adapter.paired_outputs(self.student_recorder, student_outputs,
+                                           teacher_outputs)
 
     def run_student_and_teachers(self, inputs: torch.Tensor, data_samples: list
                                  ) -> Tuple[Dict[str, torch.Tensor], dict, Dict[str, dict]]:

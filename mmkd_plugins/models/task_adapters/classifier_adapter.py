@@ -53,6 +53,7 @@ class ClassifierAdapter:
     teacher_inputs_resizable = True  # a teacher built for another size gets it
     image_classification = True
     teacher_bf16_refusal = ''
+    compares_boxes = False
 
     @staticmethod
     def supports(model: BaseModel) -> bool:
@@ -127,10 +128,10 @@ class ClassifierAdapter:
         return student_calls.outputs['head']
 
     @staticmethod
-    def paired_logits(student_calls: ModuleOutputRecorder, student_logits: torch.Tensor,
-                      teacher_logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The logits as they are: the student's do not depend on the teacher."""
-        return student_logits, teacher_logits
+    def paired_outputs(student_calls: ModuleOutputRecorder, student_outputs: dict,
+                       teacher_outputs: dict) -> Tuple[dict, dict]:
+        """The outputs as they are: the student's do not depend on the teacher."""
+        return student_outputs, teacher_outputs
 
     @staticmethod
     def teacher_logits(teacher: BaseModel, inputs: torch.Tensor,

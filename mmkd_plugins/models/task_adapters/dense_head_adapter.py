@@ -136,6 +136,7 @@ class DenseHeadAdapter:
     teacher_inputs_resizable = False  # the maps must keep the student's geometry
     image_classification = False
     teacher_bf16_refusal = ''
+    compares_boxes = False
 
     @staticmethod
     def supports(model: BaseModel) -> bool:
@@ -199,11 +200,10 @@ class DenseHeadAdapter:
                          flatten_levels(student_calls.outputs['bbox_head'][0]))
 
     @staticmethod
-    def paired_logits(
-            student_calls: ModuleOutputRecorder, student_logits: List[torch.Tensor],
-            teacher_logits: List[torch.Tensor]) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-        """The logits as they are: the student's do not depend on the teacher."""
-        return student_logits, teacher_logits
+    def paired_outputs(student_calls: ModuleOutputRecorder, student_outputs: dict,
+                       teacher_outputs: dict) -> Tuple[dict, dict]:
+        """The outputs as they are: the student's do not depend on the teacher."""
+        return student_outputs, teacher_outputs
 
     @staticmethod
     def teacher_logits(teacher: BaseModel, inputs: torch.Tensor,

@@ -10,16 +10,18 @@ them on its own encoder memory, in a pass of its decoder separate from its train
 the student's denoising and matching queries and its losses are untouched.
 """
 
-from typing import Dict, List, Optional, Tuple, cast
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmengine.model import BaseModel
 
 from ..module_output_recorder import ModuleOutputRecorder, names_a_loss
+from ..teachers.teacher_sources import BOXES, LOGITS
 from .batch_padding import check_teacher_takes_student_padding
 
 # The keys of a teacher's outputs (its "logits" entry) for this adapter.
 CLASS_LOGITS = 'class_logits'
+PREDICTED_BOXES = 'predicted_boxes'
 DISTILLATION_BOXES = 'distillation_boxes'
 
 SUPPORTED = 'DINO, or Deformable DETR with as_two_stage=True'
@@ -100,12 +102,12 @@ def queries_for_boxes(model: BaseModel, boxes: torch.Tensor) -> Dict[str, torch.
     return dict(query=query, query_pos=query_pos, reference_points=boxes)
 
 
-def decoded_class_logits(model: BaseModel, boxes: torch.Tensor, memory: torch.Tensor,
-                         memory_mask: Optional[torch.Tensor], spatial_shapes: torch.Tensor,
-                         level_start_index: torch.Tensor,
-                         valid_ratios: torch.Tensor) -> List[torch.Tensor]:
+def decoded_predictions(model: BaseModel, boxes: torch.Tensor, memory: torch.Tensor,
+                        memory_mask: Optional[torch.Tensor], spatial_shapes: torch.Tensor,
+                        level_start_index: torch.Tensor, valid_ratios: torch.Tensor
+                        ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
     """``model``'s decoder on the queries it forms for ``boxes`` (:func:`queries_for_boxes`), on its
-    encoder memory, and its head's class branch of every decoder layer.
+    encoder memory, and its head on every decoder layer.
 
     Args:
         model: A DINO or a two-stage Deformable DETR.
@@ -117,15 +119,17 @@ def decoded_class_logits(model: BaseModel, boxes: torch.Tensor, memory: torch.Te
         valid_ratios: (B, L_f, 2) the unpadded share of each level.
 
     Returns:
-        Per decoder layer, first to last, the class logits (B·Q, K).
+        Per decoder layer, first to last: the class logits (B·Q, K), and the predicted boxes
+        (B·Q, 4) normalized (cx, cy, w, h).
     """
     decoded = model.forward_decoder(memory=memory, memory_mask=memory_mask,
                                     spatial_shapes=spatial_shapes,
                                     level_start_index=level_start_index,
                                     valid_ratios=valid_ratios, **queries_for_boxes(model, boxes))
-    class_branches = model.bbox_head.cls_branches
-    return [class_branches[layer](hidden).flatten(0, 1)
-            for layer, hidden in enumerate(decoded['hidden_states'])]
+    class_logits, predicted_boxes = model.bbox_head(decoded['hidden_states'],
+                                                    decoded['references'])
+    return ([layer.flatten(0, 1) for layer in class_logits],
+            [layer.flatten(0, 1) for layer in predicted_boxes])
 
 
 def last_layers(layers: List[torch.Tensor], count: int) -> List[torch.Tensor]:
@@ -160,6 +164,7 @@ class DetrAdapter:
         "mmcv's multi-scale deformable attention, which DINO and Deformable DETR run, has no "
         'bfloat16 CUDA kernel (its CUDA op takes float32 and float16 only): run a DETR teacher in '
         'float32')
+    compares_boxes = True
 
     @staticmethod
     def supports(model: BaseModel) -> bool:
@@ -173,9 +178,9 @@ class DetrAdapter:
 
     @staticmethod
     def teacher_runs(teacher: BaseModel, student: BaseModel, module_name: str) -> bool:
-        """Every module but the losses, the denoising query generator, the learned queries (read as
-        a weight, never called) and the head's own forward (only its branches run)."""
-        return not (names_a_loss(module_name) or module_name == 'bbox_head'
+        """Every module but the losses, the denoising query generator and the learned queries (read
+        as a weight, never called)."""
+        return not (names_a_loss(module_name)
                     or module_name.startswith(('dn_query_generator', 'query_embedding')))
 
     @staticmethod
@@ -204,7 +209,7 @@ class DetrAdapter:
     @staticmethod
     def student_logits(student_calls: ModuleOutputRecorder) -> None:
         """None: the student's compared logits depend on the teacher's boxes (see
-        :meth:`paired_logits`)."""
+        :meth:`paired_outputs`)."""
         return None
 
     @staticmethod
@@ -234,32 +239,37 @@ class DetrAdapter:
         proposals, _ = teacher.pre_decoder(**encoder_outputs)
         count = min(teacher.num_queries, student_calls.model.num_queries)
         boxes = proposals['reference_points'][:, :count]
-        class_logits = decoded_class_logits(
+        class_logits, predicted_boxes = decoded_predictions(
             teacher, boxes, encoder_outputs['memory'], decoder_inputs['memory_mask'],
             decoder_inputs['spatial_shapes'], decoder_inputs['level_start_index'],
             decoder_inputs['valid_ratios'])
-        return {DISTILLATION_BOXES: boxes, CLASS_LOGITS: class_logits}
+        return {DISTILLATION_BOXES: boxes, CLASS_LOGITS: class_logits,
+                PREDICTED_BOXES: predicted_boxes}
 
     @staticmethod
-    def paired_logits(student_calls: ModuleOutputRecorder, student_logits: None,
-                      teacher_logits: Dict[str, object]
-                      ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+    def paired_outputs(student_calls: ModuleOutputRecorder, student_outputs: dict,
+                       teacher_outputs: dict) -> Tuple[dict, dict]:
         """The student's decoder on the teacher's distillation boxes, on the student's memory of its
-        step, and both models' class logits per paired decoder layer.
+        step; both models' class logits (``'logits'``) and predicted boxes (``'boxes'``) per paired
+        decoder layer.
 
         Args:
             student_calls: The student's recorded step (its encoder's keyword inputs and output).
-            student_logits: :meth:`student_logits`'s None.
-            teacher_logits: One teacher's :meth:`teacher_logits`.
+            student_outputs: The student's compared outputs (``'logits'``: None).
+            teacher_outputs: One teacher's outputs (``'logits'``: :meth:`teacher_logits`'s).
 
         Returns:
-            The student's and the teacher's class logits, per paired decoder layer (B·Q, K).
+            The student's and the teacher's outputs with, per paired decoder layer, the class
+            logits (B·Q, K) as ``'logits'`` and the boxes (B·Q, 4) as ``'boxes'``.
         """
         encoder = student_calls.keyword_inputs['encoder']
-        teacher_layers = cast(List[torch.Tensor], teacher_logits[CLASS_LOGITS])
-        student_layers = decoded_class_logits(
-            student_calls.model, cast(torch.Tensor, teacher_logits[DISTILLATION_BOXES]),
-            student_calls.outputs['encoder'], encoder['key_padding_mask'],
-            encoder['spatial_shapes'], encoder['level_start_index'], encoder['valid_ratios'])
-        count = min(len(student_layers), len(teacher_layers))
-        return last_layers(student_layers, count), last_layers(teacher_layers, count)
+        teacher = teacher_outputs[LOGITS]
+        student_logits, student_boxes = decoded_predictions(
+            student_calls.model, teacher[DISTILLATION_BOXES], student_calls.outputs['encoder'],
+            encoder['key_padding_mask'], encoder['spatial_shapes'], encoder['level_start_index'],
+            encoder['valid_ratios'])
+        count = min(len(student_logits), len(teacher[CLASS_LOGITS]))
+        return ({**student_outputs, LOGITS: last_layers(student_logits, count),
+                 BOXES: last_layers(student_boxes, count)},
+                {**teacher_outputs, LOGITS: last_layers(teacher[CLASS_LOGITS], count),
+                 BOXES: last_layers(teacher[PREDICTED_BOXES], count)})

@@ -1,6 +1,6 @@
 """The interface every task adapter offers the distillers (a class of static methods)."""
 
-from typing import Any, ContextManager, Optional, Protocol, Tuple
+from typing import ContextManager, Optional, Protocol, Tuple
 
 import torch
 from mmengine.model import BaseModel
@@ -22,6 +22,7 @@ class TaskAdapter(Protocol):
             teacher's class index map and a soft-label store serve).
         teacher_bf16_refusal: Why a teacher of this task cannot run under bf16 autocast
             (``teacher.bf16``), or ``''`` where it can.
+        compares_boxes: Whether :meth:`paired_outputs` gives ``'boxes'`` to compare too.
     """
 
     task: str
@@ -31,6 +32,7 @@ class TaskAdapter(Protocol):
     teacher_inputs_resizable: bool
     image_classification: bool
     teacher_bf16_refusal: str
+    compares_boxes: bool
 
     @staticmethod
     def supports(model: BaseModel) -> bool:
@@ -60,11 +62,14 @@ class TaskAdapter(Protocol):
         samples (the student's recorded step in ``student_calls``)."""
 
     @staticmethod
-    def paired_logits(student_calls: ModuleOutputRecorder, student_logits: Any,
-                      teacher_logits: Any) -> Tuple[Any, Any]:
-        """The student's and one teacher's logits as the losses compare them: most adapters' as they
-        are; where the student's depend on the teacher's (a DETR student decodes the teacher's
-        boxes), computed here from the student's recorded step."""
+    def paired_outputs(student_calls: ModuleOutputRecorder, student_outputs: dict,
+                       teacher_outputs: dict) -> Tuple[dict, dict]:
+        """The student's and one teacher's compared outputs as the losses compare them (by name:
+
+        ``'logits'``, ``'boxes'``, module names): most adapters' as they are; where the student's
+        depend on the teacher's (a DETR student decodes the teacher's boxes), computed here from the
+        student's recorded step.
+        """
 
 
 class HybridTaskAdapter(TaskAdapter, Protocol):

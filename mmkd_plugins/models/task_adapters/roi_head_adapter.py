@@ -91,6 +91,7 @@ class RoIHeadAdapter:
     teacher_inputs_resizable = False  # the RoIs are in the student's coordinates
     image_classification = False
     teacher_bf16_refusal = ''
+    compares_boxes = False
 
     @staticmethod
     def recorded_modules(student: BaseModel) -> Tuple[str, ...]:
@@ -179,10 +180,10 @@ class RoIHeadAdapter:
         return student_calls.outputs[cls._recorded(student_calls, BOX_HEAD)[0]][0]
 
     @staticmethod
-    def paired_logits(student_calls: ModuleOutputRecorder, student_logits: torch.Tensor,
-                      teacher_logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The logits as they are: the student's do not depend on the teacher."""
-        return student_logits, teacher_logits
+    def paired_outputs(student_calls: ModuleOutputRecorder, student_outputs: dict,
+                       teacher_outputs: dict) -> Tuple[dict, dict]:
+        """The outputs as they are: the student's do not depend on the teacher."""
+        return student_outputs, teacher_outputs
 
     @classmethod
     def teacher_logits(cls, teacher: BaseModel, inputs: torch.Tensor,

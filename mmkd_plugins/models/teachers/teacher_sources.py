@@ -23,6 +23,8 @@ from .teacher_output_cache import (Logits, TeacherOutputCache, sample_key, split
 from .teacher_precision import bf16_autocast, check_bf16_supported, to_float32
 
 LOGITS = 'logits'
+# The compared boxes of the shared distillation points (DETR-family students), beside the logits.
+BOXES = 'boxes'
 TEACHER_KEYS = ('config', 'checkpoint', 'cfg_options', 'channels_last', 'bf16',
                 'class_index_map')
 
@@ -180,10 +182,10 @@ class LiveTeacher(HoldsFrozenTeachers, nn.Module):
             ValueError: a name that is not a module of the teacher, or one that the teacher's
                 forward for distillation never runs, naming ``losses_field``.
         """
-        module_names = {teacher for _, teacher in compared.values()} - {LOGITS}
+        module_names = {teacher for _, teacher in compared.values()} - {LOGITS, BOXES}
         check_module_names(self.network, module_names, f'{losses_field}.teacher_output')
         for name, (_, module_name) in compared.items():
-            if module_name != LOGITS and not self.adapter.teacher_runs(self.network, student,
+            if module_name in module_names and not self.adapter.teacher_runs(self.network, student,
                                                                          module_name):
                 raise ValueError(
                     f'{losses_field}.{name}.teacher_output: the teacher never runs '
