@@ -1,5 +1,6 @@
-"""How a distiller reads comparable outputs from mmdet's DETR-family detectors: the class scores of
-one shared set of distillation boxes, decoded by the teacher's and the student's decoders.
+"""How a distiller reads comparable outputs from mmdet's DETR-family detectors: the class scores
+(and predicted boxes) of one shared set of distillation boxes, decoded by the teacher's and the
+student's decoders.
 
 A DETR's queries are not in correspondence across two models (each matches its own queries to the
 objects), so their own predictions cannot be compared one to one. As KD-DETR (Wang et al., CVPR
@@ -143,19 +144,19 @@ class DetrAdapter:
     The distillation boxes are the teacher's top-ranked encoder proposals for the batch (the initial
     reference boxes its decoder refines), the first Q of them with Q the smaller ``num_queries`` of
     the two models. The teacher decodes them as its own queries (without denoising queries) and its
-    head's class branch of each decoder layer gives its class logits. The student's stock ``loss()``
-    runs unchanged, its encoder's inputs and output recorded; then its decoder decodes the same
-    boxes on its own memory, with queries it forms by its own rule (:func:`queries_for_boxes`), and
-    its class branches give its logits. The distillation losses compare every decoder layer's (B·Q,
-    K) logits as independent sigmoids (``activation='sigmoid'``, as the heads' focal losses), summed
-    over layers; with decoders of different depths, the later layers of the deeper one pair with the
-    shallower one's. Gradients reach the student's decoder, class branches, content queries,
-    encoder, neck and backbone.
+    head gives the class logits and boxes of each decoder layer. The student's stock ``loss()`` runs
+    unchanged, its encoder's inputs and output recorded; then its decoder decodes the same boxes on
+    its own memory, with queries it forms by its own rule (:func:`queries_for_boxes`), and its head
+    gives its logits and boxes. The distillation losses compare every decoder layer's (B·Q, K)
+    logits as independent sigmoids (``activation='sigmoid'``, as the heads' focal losses), or with
+    ``'boxes'`` the (B·Q, 4) boxes (``BoxDistillationLoss``), summed over layers; with decoders of
+    different depths, the later layers of the deeper one pair with the shallower one's. Gradients
+    reach the student's decoder, class branches, content queries, encoder, neck and backbone.
     """
 
     task = 'DETR-family detection (mmdet DetectionTransformer)'
     teacher_computes = ('backbone, neck, encoder, its top-k encoder proposals, and its decoder and '
-                        'class branches on the distillation boxes')
+                        'head on the distillation boxes')
     supports_hybrids = False
     teacher_logits_per_sample = False  # boxes and per-layer logits: the cache does not keep them
     teacher_inputs_resizable = False  # the boxes are in the student's image frame
