@@ -3,7 +3,7 @@
 
 from typing import Dict, List, NamedTuple, Optional, cast
 
-from ..teachers import TEACHER_KEYS, check_teacher_config
+from ..teachers import TEACHER_KEYS, TEACHER_OPTIONS, check_teacher_config
 
 SINGLE = 'teacher'  # the name of a lone teacher
 TEACHER_ENTRY_KEYS = TEACHER_KEYS + ('distill_losses', 'weight')
@@ -54,9 +54,8 @@ def teacher_entries(teacher: Optional[dict], distill_losses: Optional[Dict[str, 
         field, cfg = f'model.teachers.{name}', dict(cfg)
         if '.' in name or set(cfg) - set(TEACHER_ENTRY_KEYS) or 'distill_losses' not in cfg:
             raise ValueError(f'{field}: expected a name without dots and dict(config=..., '
-                             'checkpoint=..., distill_losses=..., weight=1.0, '
-                             'cfg_options=None, channels_last=False, bf16=False, '
-                             f'class_index_map=None), got keys {sorted(cfg)}')
+                             f'checkpoint=..., distill_losses=..., weight=1.0, '
+                             f'{TEACHER_OPTIONS}), got keys {sorted(cfg)}')
         losses, weight = cfg.pop('distill_losses'), float(cfg.pop('weight', 1.0))
         entries.append(TeacherEntry(name, check_teacher_config(cfg, field), losses, weight,
                                     field, f'{field}.distill_losses', f'distill.{name}.',

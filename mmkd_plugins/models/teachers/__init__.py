@@ -10,14 +10,14 @@ from .teacher_builder import (build_model_from_config, build_teacher, freeze, lo
                               load_state_dict_strictly, load_teacher_weights)
 from .teacher_output_cache import TeacherOutputCache, sample_key
 from .teacher_precision import bf16_autocast, check_bf16_supported, to_float32
-from .teacher_sources import (BOXES, LOGITS, TEACHER_KEYS, CachedTeacher, LiveTeacher,
-                              TeacherSource, check_teacher_config)
+from .teacher_sources import (BOXES, LOGITS, TEACHER_KEYS, TEACHER_OPTIONS, CachedTeacher,
+                              LiveTeacher, TeacherSource, check_teacher_config)
 
 __all__ = [
     'HoldsFrozenTeachers', 'InputRenormalizer', 'build_renormalizer', 'expected_input_size',
     'normalization_of', 'resized_to', 'build_teacher',
     'build_model_from_config', 'freeze', 'load_model_config', 'load_state_dict_strictly',
     'load_teacher_weights', 'TeacherOutputCache', 'sample_key', 'bf16_autocast',
-    'check_bf16_supported', 'to_float32', 'BOXES', 'LOGITS', 'TEACHER_KEYS', 'CachedTeacher',
-    'LiveTeacher', 'TeacherSource', 'check_teacher_config', 'StoredTeacher'
+    'check_bf16_supported', 'to_float32', 'BOXES', 'LOGITS', 'TEACHER_KEYS', 'TEACHER_OPTIONS',
+    'CachedTeacher', 'LiveTeacher', 'TeacherSource', 'check_teacher_config', 'StoredTeacher'
 ]

@@ -27,6 +27,8 @@ LOGITS = 'logits'
 BOXES = 'boxes'
 TEACHER_KEYS = ('config', 'checkpoint', 'cfg_options', 'channels_last', 'bf16',
                 'class_index_map')
+# The optional keys of TEACHER_KEYS with their defaults, for messages.
+TEACHER_OPTIONS = 'cfg_options=None, channels_last=False, bf16=False, class_index_map=None'
 
 
 class TeacherSource(Protocol):
@@ -91,9 +93,8 @@ def check_teacher_config(teacher: dict, field: str) -> dict:
     teacher = dict(teacher)
     unknown = set(teacher) - set(TEACHER_KEYS)
     if unknown or 'config' not in teacher:
-        raise ValueError(f'{field}: expected dict(config=..., checkpoint=..., cfg_options=None, '
-                         'channels_last=False, bf16=False, class_index_map=None), got keys '
-                         f'{sorted(teacher)}')
+        raise ValueError(f'{field}: expected dict(config=..., checkpoint=..., '
+                         f'{TEACHER_OPTIONS}), got keys {sorted(teacher)}')
     return teacher
 
 
