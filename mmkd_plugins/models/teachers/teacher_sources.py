@@ -186,8 +186,8 @@ class LiveTeacher(HoldsFrozenTeachers, nn.Module):
         module_names = {teacher for _, teacher in compared.values()} - {LOGITS, BOXES}
         check_module_names(self.network, module_names, f'{losses_field}.teacher_output')
         for name, (_, module_name) in compared.items():
-            if module_name in module_names and not self.adapter.teacher_runs(self.network, student,
-                                                                         module_name):
+            if module_name in module_names and not self.adapter.teacher_runs(
+                    self.network, student, module_name):
                 raise ValueError(
                     f'{losses_field}.{name}.teacher_output: the teacher never runs '
                     f'{module_name!r}; for {self.adapter.task} it computes only '
