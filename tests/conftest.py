@@ -19,6 +19,9 @@ from mmkd_plugins.models.teachers import build_model_from_config, load_model_con
 from mmkd_plugins.testing import SHAPE_CLASSES, write_digits_folder, write_shapes_coco
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / '.dev_scripts'))  # the zoo sweep's config changes
+from zoo.case_configs import without_pretrained  # noqa: E402
+
 DEMO_CONFIGS = REPO_ROOT / 'configs' / 'demo'
 TEACHER_CONFIG = str(DEMO_CONFIGS / 'teacher_resnet18w32_digits.py')
 STUDENT_CONFIG = str(DEMO_CONFIGS / 'student_resnet18w8_digits.py')
@@ -63,17 +66,6 @@ def shapes_dataset(root: str, split: str, pipeline: list) -> dict:
                 pipeline=pipeline)
 
 
-def without_pretrained_weights(cfg):
-    """A model config with every ``init_cfg`` that loads weights (``Pretrained``) set to None."""
-    if isinstance(cfg, dict):
-        return {key: (None if key == 'init_cfg' and isinstance(value, dict)
-                      and value.get('type') == 'Pretrained' else without_pretrained_weights(value))
-                for key, value in cfg.items()}
-    if isinstance(cfg, (list, tuple)):
-        return type(cfg)(without_pretrained_weights(item) for item in cfg)
-    return cfg
-
-
 def save_random_checkpoint(config: str, path: str, cfg_options: Optional[dict] = None,
                            seed: int = 0, initialized: bool = False) -> str:
     """Build ``config``'s model with random weights and save it as a model-zoo checkpoint.
@@ -85,7 +77,7 @@ def save_random_checkpoint(config: str, path: str, cfg_options: Optional[dict] =
     torch.manual_seed(seed)
     model_config = load_model_config(config, 'test', cfg_options)
     if initialized:
-        model_config.model = without_pretrained_weights(model_config.model)
+        model_config.model = without_pretrained(model_config.model)
     model = build_model_from_config(model_config)
     if initialized:
         model.init_weights()

@@ -64,6 +64,17 @@ def test_a_change_of_layout_that_is_exact_gives_the_teachers_logits(student_layo
         torch.testing.assert_close(hybrid.logits, teacher_logits, rtol=1e-4, atol=1e-5)
 
 
+def layout_pair(student: str, teacher: str, tmp_path) -> BlockwiseDistiller:
+    """A block-wise distiller of two :data:`LAYOUTS` entries, the teacher's weights random (seed 4)
+    and saved."""
+    teacher_config, teacher_options = LAYOUTS[teacher]
+    checkpoint = save_random_checkpoint(teacher_config, str(tmp_path / 'teacher.pth'),
+                                        teacher_options, seed=4)
+    return BlockwiseDistiller(
+        student=model_cfg(student), distill_losses=KD,
+        teacher=dict(config=teacher_config, checkpoint=checkpoint, cfg_options=teacher_options))
+
+
 @pytest.mark.parametrize('student, teacher, first_stage, changes', [
     ('maps-convnext', 'tokens-deit', 'stages.0', 4),  # map -> tokens with a class token
     ('hierarchical-swin', 'tokens-deit', 'stages.0.blocks', 4),  # token grids of other sizes
@@ -72,12 +83,7 @@ def test_a_change_of_layout_that_is_exact_gives_the_teachers_logits(student_layo
 ])
 def test_a_student_of_another_layout_trains_through_learned_connectors(
         student, teacher, first_stage, changes, tmp_path):
-    teacher_config, teacher_options = LAYOUTS[teacher]
-    checkpoint = save_random_checkpoint(teacher_config, str(tmp_path / 'teacher.pth'),
-                                        teacher_options, seed=4)
-    model = BlockwiseDistiller(
-        student=model_cfg(student), distill_losses=KD,
-        teacher=dict(config=teacher_config, checkpoint=checkpoint, cfg_options=teacher_options))
+    model = layout_pair(student, teacher, tmp_path)
     model.init_weights()
     assert len(model.hybrids.layout_changes) == changes
     teacher_before = {key: value.clone() for key, value in model.teacher.state_dict().items()}
@@ -194,12 +200,7 @@ def test_a_retinanet_with_a_swin_backbone_teaches_one_with_a_resnet(tmp_path, sh
 def test_a_change_of_layout_trains_under_bf16_autocast(student, teacher, tmp_path):
     """--amp on CPU: the connected states (a bfloat16 map plus the teacher's float32 position
     embedding and class token) feed the teacher's later stages, and every term stays finite."""
-    teacher_config, teacher_options = LAYOUTS[teacher]
-    checkpoint = save_random_checkpoint(teacher_config, str(tmp_path / 'teacher.pth'),
-                                        teacher_options, seed=4)
-    model = BlockwiseDistiller(
-        student=model_cfg(student), distill_losses=KD,
-        teacher=dict(config=teacher_config, checkpoint=checkpoint, cfg_options=teacher_options))
+    model = layout_pair(student, teacher, tmp_path)
     data = model.data_preprocessor(make_batch(size=32), training=True)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         losses = model.loss(**data)

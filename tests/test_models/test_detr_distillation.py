@@ -1,7 +1,9 @@
-"""Distilling DETR-family detectors (DINO, two-stage Deformable DETR) on shared distillation boxes:
+"""Distilling DETR-family detectors on shared distillation boxes.
 
-real mmdet models, small, on generated shapes.
+DINO and two-stage Deformable DETR: real mmdet models, small, on generated shapes.
 """
+
+from typing import Tuple
 
 import pytest
 import torch
@@ -45,6 +47,14 @@ def distiller_of(tmp_path, student_base: str, teacher_base: str, losses: dict = 
 def distill_step(distiller: Distiller, data: dict) -> dict:
     batch = distiller.data_preprocessor(data, True)
     return distiller(batch['inputs'], batch['data_samples'], mode='loss')
+
+
+def compared_views(distiller: Distiller, batch: dict) -> Tuple[dict, dict]:
+    """The student's and the teacher's outputs as the losses compare them, on a preprocessed batch
+    (``'logits'`` and ``'boxes'`` per paired decoder layer)."""
+    _, student_outputs, teacher_outputs = distiller.run_student_and_teachers(
+        batch['inputs'], batch['data_samples'])
+    return distiller.paired_outputs(student_outputs, teacher_outputs['teacher'])
 
 
 @pytest.mark.parametrize('base', [DINO, DEFORMABLE_TWO_STAGE])
@@ -146,11 +156,8 @@ def test_the_distillation_term_trains_the_student_and_leaves_the_teacher_unchang
     teacher_before = {k: v.clone() for k, v in distiller.teacher.state_dict().items()}
     data = batch_of(shapes_root, size=2)
     distiller.train()
-    batch = distiller.data_preprocessor(data, True)
-    _, student_outputs, teacher_outputs = distiller.run_student_and_teachers(
-        batch['inputs'], batch['data_samples'])
-    student_view, teacher_view = distiller.paired_outputs(student_outputs,
-                                                          teacher_outputs['teacher'])
+    student_view, teacher_view = compared_views(distiller,
+                                                distiller.data_preprocessor(data, True))
     assert [layer.shape for layer in student_view['logits']] == [(2 * 8, 3)] * 2
     assert [layer.shape for layer in teacher_view['logits']] == [(2 * 8, 3)] * 2
     term = distiller.distill_losses['loss_dist'](student_view['logits'][0],
@@ -220,11 +227,8 @@ def test_the_box_term_compares_each_layer_s_boxes_of_the_shared_points(tmp_path,
     for branch in distiller.student.bbox_head.reg_branches:  # initialized to predict no offset
         torch.nn.init.normal_(branch[-1].weight, std=0.01)
     distiller.train()
-    batch = distiller.data_preprocessor(data, True)
-    _, student_outputs, teacher_outputs = distiller.run_student_and_teachers(
-        batch['inputs'], batch['data_samples'])
-    student_view, teacher_view = distiller.paired_outputs(student_outputs,
-                                                          teacher_outputs['teacher'])
+    student_view, teacher_view = compared_views(distiller,
+                                                distiller.data_preprocessor(data, True))
     assert [boxes.shape for boxes in student_view['boxes']] == [(2 * 12, 4)] * 2
     term = sum(box_distillation_loss(s, t)
                for s, t in zip(student_view['boxes'], teacher_view['boxes']))
@@ -356,10 +360,7 @@ def test_a_loss_with_levels_compares_the_chosen_decoder_layers_only(tmp_path, sh
     torch.manual_seed(3)
     losses = distiller(batch['inputs'], batch['data_samples'], mode='loss')
     torch.manual_seed(3)
-    _, student_outputs, teacher_outputs = distiller.run_student_and_teachers(
-        batch['inputs'], batch['data_samples'])
-    student_view, teacher_view = distiller.paired_outputs(student_outputs,
-                                                          teacher_outputs['teacher'])
+    student_view, teacher_view = compared_views(distiller, batch)
     per_layer = [binary_kd_loss(s, t, 1.0)
                  for s, t in zip(student_view['logits'], teacher_view['logits'])]
     assert len(per_layer) == 2

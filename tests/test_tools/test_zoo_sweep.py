@@ -8,17 +8,14 @@ its table is ``docs/zoo_coverage.md``.
 
 import json
 import os.path as osp
-import sys
 
 import pytest
 from mmengine.config import Config
+from zoo.case_configs import generated_dataset, halve_scales, without_pretrained
+from zoo.case_runner import stock_outcome
+from zoo.planning import choose_pair, config_tree, families, input_geometry
 
-from ..conftest import REPO_ROOT, run_tool
-
-sys.path.insert(0, str(REPO_ROOT / '.dev_scripts'))
-from zoo.case_configs import generated_dataset, halve_scales, without_pretrained  # noqa: E402
-from zoo.case_runner import stock_outcome  # noqa: E402
-from zoo.planning import choose_pair, config_tree, families, input_geometry  # noqa: E402
+from ..conftest import REPO_ROOT, run_tool  # (it puts .dev_scripts, for zoo above, on the path)
 
 # (A 384-px Swin teacher for a 224-px student and a Cascade R-CNN student, which the sweep
 # found failing, are tested in tests/test_models/test_distiller.py and test_detection.py on
