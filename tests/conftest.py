@@ -15,12 +15,11 @@ import torch
 from mmengine.registry import init_default_scope
 
 import mmkd_plugins  # noqa: F401
-from mmkd_plugins.models.teachers import build_model_from_config, load_model_config
 from mmkd_plugins.testing import SHAPE_CLASSES, write_digits_folder, write_shapes_coco
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / '.dev_scripts'))  # the zoo sweep's config changes
-from zoo.case_configs import without_pretrained  # noqa: E402
+from zoo.case_runner import save_random_teacher  # noqa: E402
 
 DEMO_CONFIGS = REPO_ROOT / 'configs' / 'demo'
 TEACHER_CONFIG = str(DEMO_CONFIGS / 'teacher_resnet18w32_digits.py')
@@ -68,20 +67,9 @@ def shapes_dataset(root: str, split: str, pipeline: list) -> dict:
 
 def save_random_checkpoint(config: str, path: str, cfg_options: Optional[dict] = None,
                            seed: int = 0, initialized: bool = False) -> str:
-    """Build ``config``'s model with random weights and save it as a model-zoo checkpoint.
-
-    With ``initialized``, the weights are the model's own ``init_weights()`` (its pretrained-weight
-    ``init_cfg`` entries left out): models that create parameters without values and fill them there
-    (DETR-family level embeddings) would otherwise save whatever memory held.
-    """
-    torch.manual_seed(seed)
-    model_config = load_model_config(config, 'test', cfg_options)
-    if initialized:
-        model_config.model = without_pretrained(model_config.model)
-    model = build_model_from_config(model_config)
-    if initialized:
-        model.init_weights()
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+    """Build ``config``'s model with random weights and save it as a model-zoo checkpoint (the zoo
+    sweep's :func:`save_random_teacher`, which says what ``initialized`` does); returns ``path``."""
+    save_random_teacher(config, path, initialized, seed, cfg_options)
     return path
 
 

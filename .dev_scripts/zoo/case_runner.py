@@ -37,15 +37,17 @@ RUNTIME_FRAGMENT = osp.join(REPO_ROOT, 'configs', '_base_', 'distillation_runtim
 FRAME = re.compile(r'^  File "(.+)", line (\d+), in (.+)$')
 
 
-def save_random_teacher(teacher: str, path: str, initialized: bool = False) -> None:
-    """Random weights of the teacher config's architecture, saved as a model-zoo checkpoint.
+def save_random_teacher(teacher: str, path: str, initialized: bool = False, seed: int = 0,
+                        cfg_options: Optional[dict] = None) -> None:
+    """Random weights (torch seed ``seed``) of the teacher config's architecture (with
+    ``cfg_options`` merged), saved as a model-zoo checkpoint.
 
     With ``initialized``, the weights are the model's own ``init_weights()`` (pretrained weights
     left out): DETR-family models create their level embeddings without values and fill them there,
     so without it they would hold whatever memory held (NaN in some runs).
     """
-    torch.manual_seed(0)
-    config = load_model_config(teacher, 'teacher')
+    torch.manual_seed(seed)
+    config = load_model_config(teacher, 'teacher', cfg_options)
     if initialized:
         config.model = without_pretrained(config.model)
     model = build_model_from_config(config)
