@@ -383,3 +383,21 @@ def test_levels_out_of_range_or_of_one_tensor_are_named_at_the_first_step(tmp_pa
     distiller.train()
     with pytest.raises(ValueError, match=r'loss_kd\.levels: \[5\] is out of range for 2 levels'):
         distill_step(distiller, batch_of(shapes_root, size=2))
+
+
+def test_a_detr_pair_trains_a_step_under_cpu_bf16_autocast(tmp_path, shapes_root):
+    """--amp on CPU: the student's step and its second decoding pass run under bf16 autocast; the
+    class and box terms are float32 and finite, and reach the student's decoder."""
+    distiller = distiller_of(tmp_path, DINO, DINO, losses=dict(
+        loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid'),
+        loss_box=dict(type='BoxDistillationLoss', student_output='boxes',
+                      teacher_output='boxes')))
+    distiller.train()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = distill_step(distiller, batch_of(shapes_root, size=2))
+    for key in ('distill.loss_kd', 'distill.loss_box'):
+        assert losses[key].dtype == torch.float32 and torch.isfinite(losses[key]), key
+    (losses['distill.loss_kd'] + losses['distill.loss_box']).backward()
+    decoder_weight = next(distiller.student.decoder.layers[-1].parameters())
+    assert decoder_weight.grad is not None and torch.isfinite(decoder_weight.grad).all()
+    assert decoder_weight.grad.abs().sum() > 0
