@@ -388,6 +388,7 @@ def test_levels_out_of_range_or_of_one_tensor_are_named_at_the_first_step(tmp_pa
 def test_a_detr_pair_trains_a_step_under_cpu_bf16_autocast(tmp_path, shapes_root):
     """--amp on CPU: the student's step and its second decoding pass run under bf16 autocast; the
     class and box terms are float32 and finite, and reach the student's decoder."""
+
     distiller = distiller_of(tmp_path, DINO, DINO, losses=dict(
         loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid'),
         loss_box=dict(type='BoxDistillationLoss', student_output='boxes',
