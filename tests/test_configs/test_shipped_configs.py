@@ -55,11 +55,16 @@ def cache_model_zoo_teacher(cfg: Config, torch_home: Path, initialized: bool = F
             save_random_checkpoint(teacher.config, str(path), initialized=initialized)
 
 
-def train_one_step(cfg: Config, work_dir: str) -> dict:
+def train_one_step(cfg: Config, work_dir: str, initialize: bool = False) -> dict:
+    """One training step of ``cfg``'s distiller; with ``initialize``, after the model's
+    ``init_weights()`` (as ``runner.train()`` runs it: DETR-family students create their level
+    embeddings without values and fill them there)."""
     cfg.work_dir = work_dir
     cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
     runner = Runner.from_cfg(cfg)
     assert isinstance(runner.model, Distiller)
+    if initialize:
+        runner.model.init_weights()
     optim_wrapper = runner.build_optim_wrapper(cfg.optim_wrapper)
     batch = next(iter(runner.build_dataloader(cfg.train_dataloader)))
     log_vars = runner.model.train_step(batch, optim_wrapper)
@@ -131,7 +136,7 @@ def test_detection_config_trains_one_step(config, shapes_root, torch_home, tmp_p
     cfg.train_dataloader.dataset = shapes_dataset(shapes_root, 'train', pipeline)
     cfg.train_dataloader.sampler = dict(type='DefaultSampler', shuffle=True)
     cfg.train_dataloader.pop('batch_sampler', None)
-    log_vars = train_one_step(cfg, str(tmp_path))
+    log_vars = train_one_step(cfg, str(tmp_path), initialize=True)
     assert any(key.startswith('student.loss') for key in log_vars)
 
 
