@@ -33,7 +33,8 @@ KD_AND_DIST = {
                       loss_dist=dict(type='DISTLoss', tau=1.0)),
 }
 KD_AND_DIST['detr'] = KD_AND_DIST['one-stage']
-BLOCKWISE = dict(loss_kd=KD_AND_DIST['classifier']['loss_kd'])
+# What block-wise configs of a kind add to the losses: DETR hybrids take no task losses.
+BLOCKWISE_OPTIONS = {'detr': dict(hybrids=dict(task_losses=False))}
 DISTILLERS = {'kd_dist': 'mmkd_plugins.Distiller', 'blockwise': 'mmkd_plugins.BlockwiseDistiller'}
 
 
@@ -51,13 +52,16 @@ def user_config_text(student: str, teacher: str, teacher_checkpoint: str, kind: 
     """
     losses = KD_AND_DIST[kind] if method == 'kd_dist' else dict(
         loss_kd=KD_AND_DIST[kind]['loss_kd'])
+    options = BLOCKWISE_OPTIONS.get(kind, {}) if method == 'blockwise' else {}
     return (f'_base_ = [{student!r}, {runtime_fragment!r}]\n'
             'model = dict(\n'
             '    _delete_=True,\n'
             f'    type={DISTILLERS[method]!r},\n'
             '    student={{_base_.model}},\n'
             f'    teacher=dict(config={teacher!r}, checkpoint={teacher_checkpoint!r}),\n'
-            f'    distill_losses={losses!r})\n'
+            f'    distill_losses={losses!r},\n'
+            + ''.join(f'    {key}={value!r},\n' for key, value in options.items())
+            + ')\n'
             'default_hooks = {{_base_.distillation_hooks}}\n')
 
 

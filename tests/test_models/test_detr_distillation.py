@@ -272,15 +272,6 @@ def test_a_one_stage_teacher_for_a_detr_student_is_refused(tmp_path):
                   teacher=dict(config=RETINANET, checkpoint=checkpoint), distill_losses=KD)
 
 
-def test_a_detr_student_is_refused_by_block_wise_distillation(tmp_path):
-    from mmkd_plugins.models import BlockwiseDistiller
-    config = detr_config_file(DINO, str(tmp_path / 'dino.py'), **small_detr())
-    checkpoint = save_random_checkpoint(config, str(tmp_path / 'dino.pth'), initialized=True)
-    with pytest.raises(TypeError, match='block-wise distillation of a DINO is not supported'):
-        BlockwiseDistiller(student=Config.fromfile(config).model,
-                           teacher=dict(config=config, checkpoint=checkpoint), distill_losses=KD)
-
-
 def test_building_leaves_the_model_configs_as_they_were(tmp_path):
     """DETR-family detectors complete their ``bbox_head`` config in place; the run's config (and the
     student config exported from it) must not keep those keys, which the stock model refuses."""

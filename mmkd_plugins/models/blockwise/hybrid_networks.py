@@ -24,7 +24,8 @@ from mmengine.model import BaseModel
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..task_adapters.protocol import HybridTaskAdapter
+from ..task_adapters.protocol import (RECORDED_DATA_SAMPLES, RECORDED_TEACHER_LOGITS,
+                                      HybridTaskAdapter)
 from .backbone_stages import (StageState, split_backbone, stages_cut_at, state_features,
                               with_features)
 from .connectors import build_connector
@@ -144,7 +145,8 @@ class HybridNetworks(nn.Module):
             (``L_task(N_i)``, the paper's form). With False the hybrids are trained by their
             distillation and cross terms alone, and their teacher part computes only what the
             logits need (for RetinaNet, FCOS, ATSS and GFL heads the class branch: no box
-            branch, label assignment or head loss). Defaults to True.
+            branch, label assignment or head loss). DETR-family students need False. Defaults to
+            True.
         field: Config field for errors. Defaults to ``'model.hybrids'``.
     """
 
@@ -180,6 +182,8 @@ class HybridNetworks(nn.Module):
         if not isinstance(task_losses, bool):
             raise TypeError(f'{field}.task_losses: expected True or False, got '
                             f'{task_losses!r}')
+        if task_losses and adapter.hybrid_task_losses_refusal:
+            raise ValueError(f'{field}.task_losses: {adapter.hybrid_task_losses_refusal}')
         self.task_losses = task_losses
 
         # the hybrids run the teacher's later stages on the student's states: at its input size
@@ -309,7 +313,8 @@ class HybridNetworks(nn.Module):
 
     def forward(self, student_states: Dict[int, StageState], teacher: BaseModel,
                 inputs: torch.Tensor, data_samples: list, stages: Optional[Sequence[int]] = None,
-                records: Optional[dict] = None) -> List[HybridOutput]:
+                records: Optional[dict] = None,
+                teacher_logits: object = None) -> List[HybridOutput]:
         """Run the hybrids.
 
         Args:
@@ -323,6 +328,10 @@ class HybridNetworks(nn.Module):
                 ``stages``.
             records: What the task adapter kept from the student's step
                 (``record_student_step``: a two-stage student's sampled RoIs and targets).
+            teacher_logits: The teacher's outputs for distillation in this step (the task
+                adapter's ``teacher_logits``: a DETR teacher's distillation boxes, which its
+                hybrids decode). The adapter's hybrid methods get them, and ``data_samples``,
+                with ``records``.
 
         Returns:
             One :class:`HybridOutput` per stage run, in stage order. Connectors that none of
@@ -331,6 +340,8 @@ class HybridNetworks(nn.Module):
             unused parameters).
         """
         stages = self.stages if stages is None else tuple(stages)
+        records = {**(records or {}), RECORDED_DATA_SAMPLES: data_samples,
+                   RECORDED_TEACHER_LOGITS: teacher_logits}
         # hybrid N_i reads C_i, and C_j of the earlier stages j that the teacher's neck reads
         used = set(stages) | {j for j in self.read_stages if j <= max(stages)}
         image_size = (int(inputs.shape[-2]), int(inputs.shape[-1]))

@@ -177,13 +177,15 @@ def read_by_head(adapter: HybridTaskAdapter, model: BaseModel, split: BackboneSt
         outputs it reads (an output may be a tuple of tensors, as a DeiT's (class token,
         distillation token)).
     """
+    records = adapter.probe_records(model, probe)
     features = [state_features(state).detach().clone().requires_grad_() for state in states]
     cut = {stage: with_features(state, features[stage]) for stage, state in enumerate(states)}
     with torch.enable_grad(), stages_cut_at(model.backbone, split, cut,
                                             last=split.num_stages - 1):
         backbone_outputs = tuple(model.backbone(probe))
         outputs = [tensor for tensor in tensors_in(backbone_outputs) if tensor.requires_grad]
-        total = sum(t.sum() for t in tensors_in(adapter.head_forward(model, backbone_outputs)))
+        head_outputs = adapter.head_forward(model, backbone_outputs, records)
+        total = sum(t.sum() for t in tensors_in(head_outputs))
         grads = torch.autograd.grad(cast(torch.Tensor, total), features + outputs,
                                     allow_unused=True)
     read_tensors = {id(output) for output, grad in zip(outputs, grads[len(features):])

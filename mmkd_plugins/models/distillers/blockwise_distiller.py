@@ -29,6 +29,18 @@ def mean_logits(logits: Sequence[Logits]) -> Logits:
     return torch.stack(list(cast(Sequence[torch.Tensor], logits))).mean(dim=0)
 
 
+def paired_levels(hybrid_logits: Logits, teacher_logits: Logits) -> Logits:
+    """A hybrid's logits at the levels of the teacher's compared logits.
+
+    A hybrid ends in the teacher's head, so its per-level logits are the teacher's levels; where a
+    DETR student's decoder is shallower than the teacher's, the compared teacher logits are its last
+    layers only (the adapter's ``paired_outputs``), and so are the hybrid's. Unchanged otherwise.
+    """
+    if not isinstance(hybrid_logits, (list, tuple)):
+        return hybrid_logits
+    return list(hybrid_logits[len(hybrid_logits) - len(teacher_logits):])
+
+
 def detach_logits(logits: Logits) -> Logits:
     """``logits`` cut from the autograd graph (per level for per-level lists)."""
     if isinstance(logits, (list, tuple)):
@@ -118,8 +130,9 @@ class BlockwiseDistiller(Distiller):
         if not getattr(self.adapter, 'supports_hybrids', False):
             raise TypeError('model.student: block-wise distillation of a '
                             f'{type(self.student).__name__} is not supported; it supports '
-                            'mmpretrain classifiers and mmdet one-stage and Faster/Cascade '
-                            'R-CNN-style two-stage detectors')
+                            'mmpretrain classifiers, mmdet one-stage and Faster/Cascade '
+                            'R-CNN-style two-stage detectors, DINO and two-stage Deformable '
+                            'DETR')
         self.hybrids = HybridNetworks(self.student, self.teacher,
                                       cast(HybridTaskAdapter, self.adapter),
                                       **dict(hybrids or {}))
@@ -141,12 +154,17 @@ class BlockwiseDistiller(Distiller):
         with adapter.record_student_step(self.student) as records:
             student_losses, student_outputs, teacher_outputs = self.run_student_and_teachers(
                 inputs, data_samples)
-        teacher_logits = teacher_outputs[SINGLE][LOGITS]
+        student_outputs, paired_teacher_outputs = self.paired_outputs(student_outputs,
+                                                                      teacher_outputs[SINGLE])
+        teacher_logits = paired_teacher_outputs[LOGITS]
         student_states = {stage: self.student_recorder.outputs[name]
                           for stage, name in self.hybrids.student_modules.items()}
         scheduled = dict(self.hybrids.scheduled())
-        hybrid_outputs = self.hybrids(student_states, self.teacher, inputs, data_samples,
-                                      stages=list(scheduled), records=records)
+        hybrid_outputs = [
+            hybrid._replace(logits=paired_levels(hybrid.logits, teacher_logits))
+            for hybrid in self.hybrids(student_states, self.teacher, inputs, data_samples,
+                                       stages=list(scheduled), records=records,
+                                       teacher_logits=teacher_outputs[SINGLE][LOGITS])]
         ensemble = mean_logits([hybrid.logits for hybrid in hybrid_outputs])
         if self.detach_ensemble:
             ensemble = detach_logits(ensemble)

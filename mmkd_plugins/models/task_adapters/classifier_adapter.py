@@ -53,6 +53,7 @@ class ClassifierAdapter:
     teacher_inputs_resizable = True  # a teacher built for another size gets it
     image_classification = True
     teacher_bf16_refusal = ''
+    hybrid_task_losses_refusal = ''
     compares_boxes = False
 
     @staticmethod
@@ -148,6 +149,11 @@ class ClassifierAdapter:
     def record_student_step(student: BaseModel) -> ContextManager[dict]:
         """What a hybrid needs from the student's step besides its outputs: nothing."""
         return nullcontext({})
+
+    @staticmethod
+    def probe_records(model: BaseModel, probe: torch.Tensor) -> None:
+        """None: :meth:`head_forward` takes no records on the build-time probe image."""
+        return None
 
     @staticmethod
     def head_forward(model: BaseModel, backbone_outputs: tuple,

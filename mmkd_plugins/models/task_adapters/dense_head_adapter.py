@@ -136,6 +136,7 @@ class DenseHeadAdapter:
     teacher_inputs_resizable = False  # the maps must keep the student's geometry
     image_classification = False
     teacher_bf16_refusal = ''
+    hybrid_task_losses_refusal = ''
     compares_boxes = False
 
     @staticmethod
@@ -221,6 +222,11 @@ class DenseHeadAdapter:
         """What a hybrid needs from the student's step besides its outputs: nothing (the hybrids'
         heads assign their own targets)."""
         return nullcontext({})
+
+    @staticmethod
+    def probe_records(model: BaseModel, probe: torch.Tensor) -> None:
+        """None: :meth:`head_forward` takes no records on the build-time probe image."""
+        return None
 
     @staticmethod
     def head_forward(model: BaseModel, backbone_outputs: tuple,

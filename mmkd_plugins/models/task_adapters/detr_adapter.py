@@ -11,7 +11,8 @@ them on its own encoder memory, in a pass of its decoder separate from its train
 the student's denoising and matching queries and its losses are untouched.
 """
 
-from typing import Dict, List, Optional, Tuple
+from contextlib import nullcontext
+from typing import ContextManager, Dict, List, Optional, Tuple
 
 import torch
 from mmengine.model import BaseModel
@@ -19,6 +20,7 @@ from mmengine.model import BaseModel
 from ..module_output_recorder import ModuleOutputRecorder, names_a_loss
 from ..teachers.teacher_sources import BOXES, LOGITS
 from .batch_padding import check_teacher_takes_student_padding
+from .protocol import RECORDED_DATA_SAMPLES, RECORDED_TEACHER_LOGITS
 
 # The keys of a teacher's outputs (its "logits" entry) for this adapter.
 CLASS_LOGITS = 'class_logits'
@@ -133,6 +135,41 @@ def decoded_predictions(model: BaseModel, boxes: torch.Tensor, memory: torch.Ten
             [layer.flatten(0, 1) for layer in predicted_boxes])
 
 
+def encoded(model: BaseModel, features: Tuple[torch.Tensor, ...],
+            data_samples: list) -> Tuple[dict, dict]:
+    """``model``'s encoder on its neck's features of a batch.
+
+    Args:
+        model: A DINO or a two-stage Deformable DETR.
+        features: Per feature level, (B, C, H_l, W_l).
+        data_samples: The batch's data samples (their image and padding shapes give the masks).
+
+    Returns:
+        The encoder's outputs (``memory`` (B, S, C), ``memory_mask``, ``spatial_shapes``) and the
+        decoder's inputs besides its queries (``memory_mask``, ``spatial_shapes``,
+        ``level_start_index``, ``valid_ratios``), as ``model.pre_transformer`` gives them.
+    """
+    encoder_inputs, decoder_inputs = model.pre_transformer(features, data_samples)
+    return model.forward_encoder(**encoder_inputs), decoder_inputs
+
+
+def decoded_on_memory(model: BaseModel, boxes: torch.Tensor, encoder_outputs: dict,
+                      decoder_inputs: dict) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+    """:func:`decoded_predictions` on what :func:`encoded` returned."""
+    return decoded_predictions(model, boxes, encoder_outputs['memory'],
+                               decoder_inputs['memory_mask'], decoder_inputs['spatial_shapes'],
+                               decoder_inputs['level_start_index'],
+                               decoder_inputs['valid_ratios'])
+
+
+def top_proposals(model: BaseModel, encoder_outputs: dict, count: int) -> torch.Tensor:
+    """The first ``count`` of ``model``'s encoder proposals (the initial reference boxes of its
+    decoder, best first), (B, count, 4) normalized (cx, cy, w, h); ``model`` in eval mode (no
+    denoising queries)."""
+    proposals, _ = model.pre_decoder(**encoder_outputs)
+    return proposals['reference_points'][:, :count]
+
+
 def last_layers(layers: List[torch.Tensor], count: int) -> List[torch.Tensor]:
     """The last ``count`` decoder layers' outputs (a deeper decoder pairs its later layers)."""
     return layers[len(layers) - count:]
@@ -152,12 +189,16 @@ class DetrAdapter:
     ``'boxes'`` the (B·Q, 4) boxes (``BoxDistillationLoss``), summed over layers; with decoders of
     different depths, the later layers of the deeper one pair with the shallower one's. Gradients
     reach the student's decoder, class branches, content queries, encoder, neck and backbone.
+
+    Block-wise hybrids run the teacher's later backbone stages, neck and encoder on connected
+    student features, then its decoder and class branches on the same distillation boxes; they take
+    no task losses (:attr:`hybrid_task_losses_refusal`).
     """
 
     task = 'DETR-family detection (mmdet DetectionTransformer)'
     teacher_computes = ('backbone, neck, encoder, its top-k encoder proposals, and its decoder and '
                         'head on the distillation boxes')
-    supports_hybrids = False
+    supports_hybrids = True
     teacher_logits_per_sample = False  # boxes and per-layer logits: the cache does not keep them
     teacher_inputs_resizable = False  # the boxes are in the student's image frame
     image_classification = False
@@ -166,6 +207,11 @@ class DetrAdapter:
         'bfloat16 CUDA kernel (its CUDA op takes float32 and float16 only): run a DETR teacher in '
         'float32')
     compares_boxes = True
+    hybrid_task_losses_refusal = (
+        "a DETR's head losses match its own queries to the ground truth (and DINO adds denoising "
+        "queries); hybrids decode the teacher's distillation boxes, which have no such targets: "
+        'set model.hybrids.task_losses=False (the hybrids then learn from their distillation and '
+        'cross terms)')
 
     @staticmethod
     def supports(model: BaseModel) -> bool:
@@ -234,16 +280,12 @@ class DetrAdapter:
         """
         if data_samples is None:
             raise ValueError('a DETR teacher needs the batch\'s data samples (image shapes)')
-        encoder_inputs, decoder_inputs = teacher.pre_transformer(teacher.extract_feat(inputs),
-                                                                 data_samples)
-        encoder_outputs = teacher.forward_encoder(**encoder_inputs)
-        proposals, _ = teacher.pre_decoder(**encoder_outputs)
-        count = min(teacher.num_queries, student_calls.model.num_queries)
-        boxes = proposals['reference_points'][:, :count]
-        class_logits, predicted_boxes = decoded_predictions(
-            teacher, boxes, encoder_outputs['memory'], decoder_inputs['memory_mask'],
-            decoder_inputs['spatial_shapes'], decoder_inputs['level_start_index'],
-            decoder_inputs['valid_ratios'])
+        encoder_outputs, decoder_inputs = encoded(teacher, teacher.extract_feat(inputs),
+                                                  data_samples)
+        boxes = top_proposals(teacher, encoder_outputs,
+                              min(teacher.num_queries, student_calls.model.num_queries))
+        class_logits, predicted_boxes = decoded_on_memory(teacher, boxes, encoder_outputs,
+                                                          decoder_inputs)
         return {DISTILLATION_BOXES: boxes, CLASS_LOGITS: class_logits,
                 PREDICTED_BOXES: predicted_boxes}
 
@@ -274,3 +316,81 @@ class DetrAdapter:
                  BOXES: last_layers(student_boxes, count)},
                 {**teacher_outputs, LOGITS: last_layers(teacher[CLASS_LOGITS], count),
                  BOXES: last_layers(teacher[PREDICTED_BOXES], count)})
+
+    @staticmethod
+    def check_hybrid_pair(student: BaseModel, teacher: BaseModel, field: str) -> None:
+        """Block-wise hybrids take any pair that :meth:`check_pair` accepts."""
+
+    @staticmethod
+    def record_student_step(student: BaseModel) -> ContextManager[dict]:
+        """What a hybrid needs from the student's step besides its outputs: nothing (it decodes the
+        teacher's distillation boxes, given with the records by the hybrids)."""
+        return nullcontext({})
+
+    @staticmethod
+    def probe_records(model: BaseModel, probe: torch.Tensor) -> dict:
+        """Records for the build-time probe image: its data samples (unpadded) and one distillation
+        box over the middle of the image (the probe only follows which stage states reach the
+        logits; every query's attention samples every feature level).
+
+        Args:
+            model: The DETR whose head the probe runs.
+            probe: (B, 3, H, W).
+        """
+        from mmdet.structures import DetDataSample
+        size = (int(probe.shape[-2]), int(probe.shape[-1]))
+        data_samples = [DetDataSample(metainfo=dict(img_shape=size, batch_input_shape=size))
+                        for _ in range(probe.shape[0])]
+        middle = probe.new_tensor([0.5, 0.5, 0.5, 0.5]).expand(probe.shape[0], 1, 4)
+        return {RECORDED_DATA_SAMPLES: data_samples,
+                RECORDED_TEACHER_LOGITS: {DISTILLATION_BOXES: middle}}
+
+    @staticmethod
+    def head_forward(model: BaseModel, backbone_outputs: tuple,
+                     records: Optional[dict] = None) -> List[torch.Tensor]:
+        """``model``'s neck, encoder, and decoder and class branches on the teacher's distillation
+        boxes (a block-wise hybrid; the box branches run too, as the decoder refines its reference
+        boxes layer by layer with them).
+
+        Args:
+            model: The teacher.
+            backbone_outputs: What ``model.backbone`` would return: per level (B, C_l, H_l, W_l).
+            records: With the batch's data samples and the teacher's outputs (its
+                ``distillation_boxes`` (B, Q, 4)), as the hybrids give them.
+
+        Returns:
+            Per decoder layer, first to last, the class logits (B·Q, K).
+
+        Raises:
+            ValueError: no records (the boxes and the image shapes come from them).
+        """
+        if records is None:
+            raise ValueError("a DETR hybrid decodes the teacher's distillation boxes: it needs "
+                             'the records holding them')
+        features = model.neck(backbone_outputs) if model.with_neck else backbone_outputs
+        encoder_outputs, decoder_inputs = encoded(model, features,
+                                                  records[RECORDED_DATA_SAMPLES])
+        boxes = records[RECORDED_TEACHER_LOGITS][DISTILLATION_BOXES]
+        class_logits, _ = decoded_on_memory(model, boxes, encoder_outputs, decoder_inputs)
+        return class_logits
+
+    @staticmethod
+    def head_logits(model: BaseModel, head_outputs: List[torch.Tensor]) -> List[torch.Tensor]:
+        """:meth:`head_forward`'s result as it is: per decoder layer (B·Q, K)."""
+        return head_outputs
+
+    @classmethod
+    def head_class_logits(cls, model: BaseModel, backbone_outputs: tuple,
+                          records: Optional[dict] = None) -> List[torch.Tensor]:
+        """:meth:`head_forward` (its logits are all it computes): per decoder layer (B·Q, K)."""
+        return cls.head_forward(model, backbone_outputs, records)
+
+    @classmethod
+    def head_task_losses(cls, model: BaseModel, head_outputs: List[torch.Tensor],
+                         data_samples: list, records: Optional[dict] = None) -> dict:
+        """Refused (:attr:`hybrid_task_losses_refusal`; the hybrids check it when built).
+
+        Raises:
+            ValueError: always.
+        """
+        raise ValueError(f'model.hybrids.task_losses: {cls.hybrid_task_losses_refusal}')

@@ -72,9 +72,23 @@ class TaskAdapter(Protocol):
         """
 
 
+# The keys that :class:`~mmkd_plugins.models.blockwise.HybridNetworks` adds to the ``records`` it
+# gives the hybrid methods below: the batch's data samples, and the lone teacher's outputs for
+# distillation (``teacher_logits``' result: a DETR teacher's distillation boxes).
+RECORDED_DATA_SAMPLES = 'data_samples'
+RECORDED_TEACHER_LOGITS = 'teacher_logits'
+
+
 class HybridTaskAdapter(TaskAdapter, Protocol):
     """What :class:`~mmkd_plugins.models.blockwise.HybridNetworks` also asks of an adapter with
-    ``supports_hybrids``."""
+    ``supports_hybrids``.
+
+    Attributes:
+        hybrid_task_losses_refusal: Why hybrids of this task cannot add the teacher head's own
+            losses (``model.hybrids.task_losses=True``), or ``''`` where they can.
+    """
+
+    hybrid_task_losses_refusal: str
 
     @staticmethod
     def check_hybrid_pair(student: BaseModel, teacher: BaseModel, field: str) -> None:
@@ -86,9 +100,16 @@ class HybridTaskAdapter(TaskAdapter, Protocol):
         step besides its outputs (a two-stage student's sampled RoIs and targets)."""
 
     @staticmethod
+    def probe_records(model: BaseModel, probe: torch.Tensor) -> Optional[dict]:
+        """The ``records`` that :meth:`head_forward` takes on the build-time probe image ``probe``
+        (1, 3, H, W), or None where it takes none there."""
+
+    @staticmethod
     def head_forward(model: BaseModel, backbone_outputs: tuple,
                      records: Optional[dict] = None):
-        """``model``'s neck and head on given backbone outputs."""
+        """``model``'s neck and head on given backbone outputs; ``records``: what
+        :meth:`record_student_step` yielded, with the keys ``RECORDED_DATA_SAMPLES`` and
+        ``RECORDED_TEACHER_LOGITS`` (or :meth:`probe_records`'s)."""
 
     @staticmethod
     def head_logits(model: BaseModel, head_outputs):

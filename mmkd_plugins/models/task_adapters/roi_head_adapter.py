@@ -91,6 +91,7 @@ class RoIHeadAdapter:
     teacher_inputs_resizable = False  # the RoIs are in the student's coordinates
     image_classification = False
     teacher_bf16_refusal = ''
+    hybrid_task_losses_refusal = ''
     compares_boxes = False
 
     @staticmethod
@@ -247,6 +248,11 @@ class RoIHeadAdapter:
                 roi_head.bbox_loss = own
 
     @staticmethod
+    def probe_records(model: BaseModel, probe: torch.Tensor) -> None:
+        """None: :meth:`head_forward` takes no records on the build-time probe image."""
+        return None
+
+    @staticmethod
     def head_forward(model: BaseModel, backbone_outputs: tuple,
                      records: Optional[dict] = None) -> tuple:
         """``model``'s neck on given backbone outputs (a block-wise hybrid), then the RoI extractor
@@ -258,7 +264,7 @@ class RoIHeadAdapter:
             without ``records`` (a build-time probe: any RoI may read any level).
         """
         features = model.neck(backbone_outputs) if model.with_neck else backbone_outputs
-        if not records:
+        if records is None or 'rois' not in records:
             return tuple(features)
         results = _bbox_forward(model, records['stage'], features, records['rois'])
         return results['cls_score'], results['bbox_pred']
