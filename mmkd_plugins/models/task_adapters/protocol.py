@@ -71,7 +71,6 @@ class TaskAdapter(Protocol):
         student's recorded step.
         """
 
-
 # The keys that :class:`~mmkd_plugins.models.blockwise.HybridNetworks` adds to the ``records`` it
 # gives the hybrid methods below: the batch's data samples, and the lone teacher's outputs for
 # distillation (``teacher_logits``' result: a DETR teacher's distillation boxes).
