@@ -3,6 +3,8 @@
 #   bash tools/run_demo.sh              the embedded default: KD and DIST on scikit-learn's
 #                                       handwritten digits (teacher / baseline / KD / DIST top-1)
 #   bash tools/run_demo.sh detection    RetinaNet KD, DIST and block-wise on generated shapes
+#   bash tools/run_demo.sh detection --family dino
+#                                       DINO KD and block-wise on them (about twice as long)
 # Further arguments go to the demo script (see its --help).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -162,10 +162,11 @@ SHAPES_DEMO_CONFIGS = sorted(str(p) for p in (REPO_ROOT / 'configs' / 'demo' / '
                          ids=[osp.basename(c) for c in SHAPES_DEMO_CONFIGS])
 def test_shapes_demo_config_trains_one_step(config, shapes_root, tmp_path):
     """The detection demo's distillation configs (their data, 64-px pipeline and hybrids) train a
-    step with a random-weight teacher of the demo's teacher config."""
+    step with a random-weight teacher of the demo's teacher config (RetinaNet and DINO)."""
     cfg = Config.fromfile(config)
     cfg.model.teacher.checkpoint = save_random_checkpoint(
-        str(REPO_ROOT / cfg.model.teacher.config), str(tmp_path / 'teacher.pth'))
+        str(REPO_ROOT / cfg.model.teacher.config), str(tmp_path / 'teacher.pth'),
+        initialized=True)
     cfg.train_dataloader.dataset.data_root = shapes_root
-    log_vars = train_one_step(cfg, str(tmp_path))
+    log_vars = train_one_step(cfg, str(tmp_path), initialize=True)
     assert any(key.startswith('student.loss') for key in log_vars)

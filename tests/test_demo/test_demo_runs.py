@@ -69,7 +69,7 @@ def test_the_verdict_compares_the_gain_with_the_larger_seed_spread(method, expec
 
 def test_the_convergence_line_reads_the_schedules_from_the_configs(monkeypatch):
     monkeypatch.chdir(demo_runs.REPO_ROOT)
-    runs = run_detection_demo.STUDENT_RUNS
+    runs = run_detection_demo.RETINANET.runs
     converged = run_detection_demo.convergence(
         {'baseline': [0.86, 0.87, 0.88], 'baseline-1.5x': [0.875, 0.875, 0.875]}, runs)
     assert converged.startswith('Baseline at 162 vs 108 epochs: +0.50 points, within one seed')
@@ -84,7 +84,7 @@ def test_the_table_judges_each_method_against_both_baseline_schedules(tmp_path, 
     """A distilled row gets two verdicts: against the baseline at its schedule and against the
     baseline at 1.5 x it; baseline rows get none; epochs come from each run's config."""
     monkeypatch.chdir(demo_runs.REPO_ROOT)
-    runs = {name: run_detection_demo.STUDENT_RUNS[name]
+    runs = {name: run_detection_demo.RETINANET.runs[name]
             for name in ('baseline', 'baseline-1.5x', 'KD')}
     students = {'baseline': [0.86, 0.87, 0.88], 'baseline-1.5x': [0.88, 0.89, 0.90],
                 'KD': [0.89, 0.90, 0.91]}
@@ -101,3 +101,33 @@ def test_the_table_judges_each_method_against_both_baseline_schedules(tmp_path, 
     assert '| yes (gain +3.0 > 1.0) | **no** (gain +1.0 <= 1.0) | 101 |' in kd
     longer = next(row for row in rows if 'baseline-1.5x' in row)
     assert '| 162 |' in longer and '|  |  | 101 |' in longer
+
+
+def test_finished_runs_are_read_not_trained_again_when_asked(tmp_path, monkeypatch):
+    """``reuse_finished``: the teacher (its ``teacher.pth``) and a run that finished (its
+    ``train_seconds.txt``) are read from their logs; an unfinished run trains."""
+    trained = []
+
+    def record_train(config, work_dir, seed, metric, *options):
+        trained.append((config, seed))
+        os.makedirs(work_dir, exist_ok=True)
+        open(osp.join(work_dir, 'epoch_1.pth'), 'w').close()
+        return 0.5
+
+    def write_log(run_dir: str, value: float) -> None:
+        os.makedirs(osp.join(run_dir, '20261208_000000', 'vis_data'))
+        with open(osp.join(run_dir, '20261208_000000', 'vis_data', 'scalars.json'), 'w') as file:
+            file.write(f'{{"metric": {value}, "step": 1}}\n')
+
+    monkeypatch.setattr(demo_runs, 'train', record_train)
+    write_log(osp.join(str(tmp_path), 'teacher'), 0.9)
+    open(osp.join(str(tmp_path), 'teacher.pth'), 'w').close()
+    finished = demo_runs.run_dir_of(str(tmp_path), 'KD', 0)
+    write_log(finished, 0.7)
+    with open(osp.join(finished, 'train_seconds.txt'), 'w') as file:
+        file.write('100\n')
+
+    teacher, _, results = demo_runs.train_teacher_and_students(
+        'teacher.py', {'KD': 'kd.py'}, [0, 1], str(tmp_path), 'metric', 2, reuse_finished=True)
+    assert (teacher, results) == (0.9, {'KD': [0.7, 0.5]})
+    assert trained == [('kd.py', 1)]

@@ -50,15 +50,22 @@ def mean_and_std(values: List[float]) -> str:
     return f'{statistics.mean(values):.2f} ± {spread(values):.2f}'
 
 
-def train_teacher(config: str, work_dir: str, metric: str, *options: str) -> Tuple[float, str]:
+def train_teacher(config: str, work_dir: str, metric: str, *options: str,
+                  reuse_finished: bool = False) -> Tuple[float, str]:
     """Train the teacher (seed 0) and copy its final checkpoint to ``<work_dir>/teacher.pth``.
+
+    Args:
+        reuse_finished: Whether a teacher already there (its ``teacher.pth``) is read rather
+            than trained again (continuing an interrupted demo).
 
     Returns:
         The teacher's final ``metric`` and the path of its checkpoint.
     """
     teacher_dir = osp.join(work_dir, 'teacher')
-    result = train(config, teacher_dir, 0, metric, *options)
     checkpoint = osp.join(work_dir, 'teacher.pth')
+    if reuse_finished and osp.isfile(checkpoint):
+        return last_logged(teacher_dir, metric), checkpoint
+    result = train(config, teacher_dir, 0, metric, *options)
     shutil.copy(sorted(glob.glob(osp.join(teacher_dir, 'epoch_*.pth')))[-1], checkpoint)
     return result, checkpoint
 
@@ -70,9 +77,18 @@ def needs_teacher(name: str) -> bool:
 
 def _train_student(runs: Dict[str, str], work_dir: str, metric: str, teacher_checkpoint: str,
                    options: Sequence[str], run_options: Optional[Dict[str, List[str]]],
-                   name: str, seed: int) -> float:
-    """Train one (run, seed) pair (see :func:`train_students`); return its final ``metric``."""
+                   name: str, seed: int, reuse_finished: bool = False) -> float:
+    """Train one (run, seed) pair (see :func:`train_students`); return its final ``metric``.
+
+    With ``reuse_finished``, a run that finished before (its ``train_seconds.txt`` is written last)
+    is read rather than trained again.
+    """
     run_dir = run_dir_of(work_dir, name, seed)
+    if reuse_finished and osp.isfile(osp.join(run_dir, 'train_seconds.txt')):
+        result = last_logged(run_dir, metric)
+        print(f'[demo]   {name:12s} seed {seed}: {metric} {result:.4f} (finished before)',
+              flush=True)
+        return result
     teacher = [f'model.teacher.checkpoint={teacher_checkpoint}'] if needs_teacher(name) else []
     start = time.perf_counter()
     result = train(runs[name], run_dir, seed, metric, *teacher, *options,
@@ -113,7 +129,8 @@ def train_students(runs: Dict[str, str], seeds: List[int], work_dir: str, metric
 
 
 def train_teacher_and_students(teacher_config: str, runs: Dict[str, str], seeds: List[int],
-                               work_dir: str, metric: str, jobs: int, *options: str
+                               work_dir: str, metric: str, jobs: int, *options: str,
+                               reuse_finished: bool = False
                                ) -> Tuple[float, str, Dict[str, List[float]]]:
     """:func:`train_teacher` and :func:`train_students` in one pool of ``jobs`` trainings: the
     baselines, which need no teacher, train while the teacher does, and each distillation run starts
@@ -127,6 +144,8 @@ def train_teacher_and_students(teacher_config: str, runs: Dict[str, str], seeds:
         metric: The logged metric to return.
         jobs: Trainings at once.
         options: Further config overrides for every run, the teacher's included.
+        reuse_finished: Whether the teacher and the runs that finished in ``work_dir`` before
+            are read rather than trained again (continuing an interrupted demo).
 
     Returns:
         The teacher's final ``metric``, its checkpoint, and name -> the final ``metric`` of each
@@ -135,11 +154,13 @@ def train_teacher_and_students(teacher_config: str, runs: Dict[str, str], seeds:
     pairs = sorted(((name, seed) for seed in seeds for name in runs),
                    key=lambda pair: needs_teacher(pair[0]))  # baselines first, order kept
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        teacher = pool.submit(train_teacher, teacher_config, work_dir, metric, *options)
+        teacher = pool.submit(train_teacher, teacher_config, work_dir, metric, *options,
+                              reuse_finished=reuse_finished)
 
         def train_one(name: str, seed: int) -> float:
             checkpoint = teacher.result()[1] if needs_teacher(name) else ''
-            return _train_student(runs, work_dir, metric, checkpoint, options, None, name, seed)
+            return _train_student(runs, work_dir, metric, checkpoint, options, None, name, seed,
+                                  reuse_finished)
 
         futures = [pool.submit(train_one, *pair) for pair in pairs]
         results = {pair: future.result() for pair, future in zip(pairs, futures)}

@@ -18,6 +18,10 @@ The first distilled student's exported checkpoint is re-evaluated with ``tools/t
 stock student config. Last, the teacher and the first seed's students are compared by
 ``tools/analysis/compare.py``, and the training curves of every run over all seeds drawn by
 ``tools/analysis/plot_curves.py``, into ``<work-dir>/report``.
+
+With ``--family dino`` (run by hand: about twice the embedded demo's time), the same for a
+DETR-family pair: DINO R18 teaching DINO with a quarter-width R18 (baseline, KD and block-wise;
+``configs/demo/det/*dino*``). ``--reuse-finished`` continues an interrupted run.
 """
 
 import argparse
@@ -27,26 +31,67 @@ import os.path as osp
 import statistics
 import time
 import warnings
-from typing import Dict, List
+from typing import Dict, List, NamedTuple
 
 from demo_runs import (REPO_ROOT, mean_and_std, mean_train_seconds, needs_teacher, read_text,
                        retest_exported_student, spread, train_teacher_and_students, write_report)
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 CONFIGS = osp.join('configs', 'demo', 'det')
-TEACHER_CONFIG = osp.join(CONFIGS, 'teacher_retinanet_r18_shapes.py')
-STUDENT_RUNS = {
-    'baseline': osp.join(CONFIGS, 'student_retinanet_r18w16_shapes.py'),
-    'baseline-1.5x': osp.join(CONFIGS, 'student_retinanet_r18w16_shapes_1.5x.py'),
-    'KD': osp.join(CONFIGS, 'kd_retinanet_r18_retinanet_r18w16_shapes.py'),
-    'DIST': osp.join(CONFIGS, 'dist_retinanet_r18_retinanet_r18w16_shapes.py'),
-    'block-wise-late': osp.join(CONFIGS,
-                                'blockwise_late_retinanet_r18_retinanet_r18w16_shapes.py'),
-}
-# The paper's form (all four hybrids): about twice block-wise-late's step, over the budget of
-# the default run; added by --all-hybrids.
-ALL_HYBRIDS_RUN = {
-    'block-wise': osp.join(CONFIGS, 'blockwise_retinanet_r18_retinanet_r18w16_shapes.py')}
+
+
+class DemoFamily(NamedTuple):
+    """One detector family's demo: its configs and how the table names its models.
+
+    Attributes:
+        teacher_config: The teacher's config (600 images).
+        runs: Student run name -> config (100 images): the baselines and the distilled students.
+        all_hybrids_runs: Runs added by ``--all-hybrids``.
+        teacher_name: The teacher in the table, e.g. ``'RetinaNet R18'``.
+        student_name: The student in the table.
+        work_dir: The default ``--work-dir``.
+    """
+
+    teacher_config: str
+    runs: Dict[str, str]
+    all_hybrids_runs: Dict[str, str]
+    teacher_name: str
+    student_name: str
+    work_dir: str
+
+
+RETINANET = DemoFamily(
+    teacher_config=osp.join(CONFIGS, 'teacher_retinanet_r18_shapes.py'),
+    runs={
+        'baseline': osp.join(CONFIGS, 'student_retinanet_r18w16_shapes.py'),
+        'baseline-1.5x': osp.join(CONFIGS, 'student_retinanet_r18w16_shapes_1.5x.py'),
+        'KD': osp.join(CONFIGS, 'kd_retinanet_r18_retinanet_r18w16_shapes.py'),
+        'DIST': osp.join(CONFIGS, 'dist_retinanet_r18_retinanet_r18w16_shapes.py'),
+        'block-wise-late': osp.join(CONFIGS,
+                                    'blockwise_late_retinanet_r18_retinanet_r18w16_shapes.py'),
+    },
+    # The paper's form (all four hybrids): about twice block-wise-late's step, over the budget
+    # of the default run.
+    all_hybrids_runs={
+        'block-wise': osp.join(CONFIGS, 'blockwise_retinanet_r18_retinanet_r18w16_shapes.py')},
+    teacher_name='RetinaNet R18', student_name='RetinaNet R18/4',
+    work_dir='work_dirs/shapes_demo')
+# A DETR-family pair, run by hand (beyond the embedded demo's budget): DINO with an R18 backbone
+# teaching DINO with a quarter-width one; the distillation points are the teacher's top encoder
+# proposals, and the block-wise hybrids decode them too.
+DINO = DemoFamily(
+    teacher_config=osp.join(CONFIGS, 'teacher_dino_r18_shapes.py'),
+    runs={
+        'baseline': osp.join(CONFIGS, 'student_dino_r18w16_shapes.py'),
+        'baseline-1.5x': osp.join(CONFIGS, 'student_dino_r18w16_shapes_1.5x.py'),
+        'KD': osp.join(CONFIGS, 'kd_dino_r18_dino_r18w16_shapes.py'),
+        'block-wise-late': osp.join(CONFIGS, 'blockwise_late_dino_r18_dino_r18w16_shapes.py'),
+    },
+    all_hybrids_runs={
+        'block-wise': osp.join(CONFIGS, 'blockwise_dino_r18_dino_r18w16_shapes.py')},
+    teacher_name='DINO R18', student_name='DINO R18/4',
+    work_dir='work_dirs/shapes_dino_demo')
+FAMILIES = {'retinanet': RETINANET, 'dino': DINO}
 MAP = 'coco/bbox_mAP'
 SPLITS = {'train': 600, 'val': 150, 'train_small': 100}
 # 64x64 images with one shape of side 20-48 px each (see write_shapes_coco).
@@ -56,14 +101,23 @@ CURVE_KEYS = ['loss', 'student.*', 'distill.*', 'cross.*', MAP]
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--work-dir', default='work_dirs/shapes_demo')
+    parser.add_argument('--family', choices=sorted(FAMILIES), default='retinanet',
+                        help='the detector family (retinanet: the embedded demo; dino: a '
+                        'DETR-family pair, about twice as long)')
+    parser.add_argument('--work-dir', help='default: work_dirs/shapes_demo (retinanet), '
+                        'work_dirs/shapes_dino_demo (dino)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--jobs', type=int, default=2,
                         help='trainings run at once (each with one thread)')
     parser.add_argument('--all-hybrids', action='store_true',
                         help='also train block-wise with all four hybrids (the paper\'s form; '
                         'each run about twice a block-wise-late run)')
-    return parser.parse_args()
+    parser.add_argument('--reuse-finished', action='store_true',
+                        help='read the teacher and the runs that finished in --work-dir before '
+                        'instead of training them again (continue an interrupted demo)')
+    args = parser.parse_args()
+    args.work_dir = args.work_dir or FAMILIES[args.family].work_dir
+    return args
 
 
 def epochs_of(config: str) -> int:
@@ -83,7 +137,7 @@ def verdict(method: List[float], baseline: List[float]) -> str:
 
 
 def format_table(teacher: float, students: Dict[str, List[float]], runs: Dict[str, str],
-                 seeds: List[int], work_dir: str) -> str:
+                 seeds: List[int], work_dir: str, family: DemoFamily = RETINANET) -> str:
     """The results table (mAP in %) with each distilled student's gain over the baseline at the same
     schedule and at 1.5 x it."""
     baseline = [100 * m for m in students['baseline']]
@@ -92,13 +146,14 @@ def format_table(teacher: float, students: Dict[str, List[float]], runs: Dict[st
             'Beats the baseline by more than the seed spread? | Beats the 1.5x baseline? | '
             'Training time per run (s) |',
             '|---|---|---|---|---|---|---|---|',
-            f'| Teacher RetinaNet R18 | 600 | {epochs_of(TEACHER_CONFIG)} | {100 * teacher:.1f} '
+            f'| Teacher {family.teacher_name} | 600 | {epochs_of(family.teacher_config)} | '
+            f'{100 * teacher:.1f} '
             '| seed 0 | | | |']
     for name, maps in students.items():
         percent = [100 * m for m in maps]
         per_seed = ', '.join(f'{m:.1f}' for m in percent)
         distils = needs_teacher(name)
-        rows.append(f'| Student RetinaNet R18/4, {name} | 100 | {epochs_of(runs[name])} | '
+        rows.append(f'| Student {family.student_name}, {name} | 100 | {epochs_of(runs[name])} | '
                     f'{mean_and_std(percent)} | {per_seed} (seeds {seeds}) | '
                     f'{verdict(percent, baseline) if distils else ""} | '
                     f'{verdict(percent, longer) if distils else ""} | '
@@ -126,22 +181,23 @@ def main() -> None:
     os.chdir(REPO_ROOT)
     from mmkd_plugins.testing import write_shapes_coco
     write_shapes_coco('data/shapes', SPLITS, **SHAPES)
-    runs = dict(STUDENT_RUNS,
-                **(ALL_HYBRIDS_RUN if args.all_hybrids else {}))
+    family = FAMILIES[args.family]
+    runs = dict(family.runs, **(family.all_hybrids_runs if args.all_hybrids else {}))
 
-    print(f'[demo] training the teacher RetinaNet on 600 images and the students on 100 '
-          f'({", ".join(runs)} x seeds {args.seeds}; the distilled ones once the teacher '
+    print(f'[demo] training the teacher {family.teacher_name} on 600 images and the students on '
+          f'100 ({", ".join(runs)} x seeds {args.seeds}; the distilled ones once the teacher '
           'is trained) ...', flush=True)
     teacher_map, teacher_checkpoint, students = train_teacher_and_students(
-        TEACHER_CONFIG, runs, args.seeds, args.work_dir, MAP, args.jobs)
+        family.teacher_config, runs, args.seeds, args.work_dir, MAP, args.jobs,
+        reuse_finished=args.reuse_finished)
     print(f'[demo] teacher bbox mAP: {100 * teacher_map:.1f}', flush=True)
     exported_map = retest_exported_student(osp.join(args.work_dir, 'kd', f'seed{args.seeds[0]}'),
                                            MAP)
     print('[demo] comparing the teacher and the seed-0 students ...', flush=True)
-    report_dir = write_report(args.work_dir, runs, args.seeds, TEACHER_CONFIG,
+    report_dir = write_report(args.work_dir, runs, args.seeds, family.teacher_config,
                               teacher_checkpoint, CURVE_KEYS, MAP)
 
-    table = format_table(teacher_map, students, runs, args.seeds, args.work_dir)
+    table = format_table(teacher_map, students, runs, args.seeds, args.work_dir, family)
     summary = (f'{table}\n\n{convergence(students, runs)}\n\nTraining times: {args.jobs} runs at '
                f'once, one thread each.\n\nExported KD student '
                f'(seed {args.seeds[0]}) re-tested with tools/test.py on the stock student '
