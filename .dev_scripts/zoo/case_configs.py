@@ -33,7 +33,8 @@ KD_AND_DIST = {
                       loss_dist=dict(type='DISTLoss', tau=1.0)),
 }
 KD_AND_DIST['detr'] = KD_AND_DIST['one-stage']
-# What block-wise configs of a kind add to the losses: DETR hybrids take no task losses.
+# What block-wise configs of a kind add to the model besides the losses: DETR hybrids take no
+# task losses.
 BLOCKWISE_OPTIONS = {'detr': dict(hybrids=dict(task_losses=False))}
 DISTILLERS = {'kd_dist': 'mmkd_plugins.Distiller', 'blockwise': 'mmkd_plugins.BlockwiseDistiller'}
 

@@ -10,15 +10,28 @@ DEFORMABLE_TWO_STAGE = ('mmdet::deformable_detr/'
 DEFORMABLE = 'mmdet::deformable_detr/deformable-detr_r50_16xb2-50e_coco.py'
 DETR = 'mmdet::detr/detr_r18_8xb2-500e_coco.py'
 DDQ = 'mmdet::ddq/ddq-detr-4scale_r50_8xb2-12e_coco.py'
+DAB_DETR = 'mmdet::dab_detr/dab-detr_r50_8xb2-50e_coco.py'
 
 _NO_DROPOUT = dict(self_attn_cfg=dict(dropout=0.0), ffn_cfg=dict(feedforward_channels=128,
                                                                    ffn_drop=0.0))
 
 
-def small_detr(num_queries: int = 12, decoder_layers: int = 2, num_classes: int = 3) -> dict:
-    """Overrides of a DINO or Deformable DETR model config: ResNet-18 (three levels from stage 2, as
-    the zoo configs), one encoder layer, ``decoder_layers`` decoder layers, 128-channel FFNs, no
-    dropout, ``num_queries`` queries, the shapes' 3 classes."""
+def small_detr(num_queries: int = 12, decoder_layers: int = 2, num_classes: int = 3,
+               base: str = DINO) -> dict:
+    """Overrides of the DINO, Deformable DETR or DAB-DETR model config ``base``: ResNet-18 (three
+    levels from stage 2 as the DINO and Deformable DETR zoo configs, the last stage for DAB-DETR),
+    one encoder layer, ``decoder_layers`` decoder layers, 128-channel FFNs, no dropout,
+    ``num_queries`` queries, the shapes' 3 classes."""
+    if base == DAB_DETR:
+        ffn = dict(feedforward_channels=128, ffn_drop=0.0)
+        return dict(
+            num_queries=num_queries,
+            backbone=dict(depth=18, init_cfg=None),
+            neck=dict(in_channels=[512]),
+            encoder=dict(num_layers=1, layer_cfg=dict(ffn_cfg=ffn)),
+            decoder=dict(num_layers=decoder_layers, layer_cfg=dict(ffn_cfg=ffn)),
+            bbox_head=dict(num_classes=num_classes),
+            test_cfg=dict(max_per_img=num_queries))
     return dict(
         num_queries=num_queries,
         backbone=dict(depth=18, init_cfg=None),

@@ -15,12 +15,14 @@ from mmengine.registry import init_default_scope
 
 from mmkd_plugins.checkpoint import extract_student_state_dict
 from mmkd_plugins.models import BlockwiseDistiller
-from mmkd_plugins.models.task_adapters.detr_adapter import (DISTILLATION_BOXES, decoded_on_memory,
+from mmkd_plugins.models.losses import binary_kd_loss
+from mmkd_plugins.models.task_adapters.detr_adapter import (DISTILLATION_BOXES, decoded_predictions,
                                                             encoded)
 from mmkd_plugins.models.teachers import build_model_from_config
 from ..conftest import save_random_checkpoint
 from ..support.detectors import batch_of
-from ..support.detr_detectors import DEFORMABLE_TWO_STAGE, DINO, detr_config_file, small_detr
+from ..support.detr_detectors import (DAB_DETR, DEFORMABLE_TWO_STAGE, DINO, detr_config_file,
+                                      small_detr)
 
 KD = dict(loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid'))
 LOGITS_ONLY = dict(task_losses=False)
@@ -37,9 +39,9 @@ def blockwise_of(tmp_path, student_base: str, teacher_base: str, hybrids: dict =
     """A block-wise distiller of small DETRs, initialized; the teacher's weights random (seed 1) and
     saved; with ``student_is_teacher`` the student holds them too."""
     teacher_config = detr_config_file(teacher_base, str(tmp_path / 'teacher.py'),
-                                      **(teacher_overrides or small_detr()))
+                                      **(teacher_overrides or small_detr(base=teacher_base)))
     student_config = detr_config_file(student_base, str(tmp_path / 'student.py'),
-                                      **(student_overrides or small_detr()))
+                                      **(student_overrides or small_detr(base=student_base)))
     checkpoint = save_random_checkpoint(teacher_config, str(tmp_path / 'teacher.pth'), seed=1,
                                         initialized=True)
     distiller = BlockwiseDistiller(student=Config.fromfile(student_config).model,
@@ -67,7 +69,7 @@ def hybrids_and_teacher(distiller: BlockwiseDistiller, batch: dict,
     return hybrids, teacher
 
 
-@pytest.mark.parametrize('base', [DINO, DEFORMABLE_TWO_STAGE])
+@pytest.mark.parametrize('base', [DINO, DEFORMABLE_TWO_STAGE, DAB_DETR])
 def test_a_detector_distilled_from_itself_with_identity_connectors_gives_the_teachers_scores(
         tmp_path, shapes_root, base):
     """Student = teacher weights, identity connectors (the backbones' norms stay in eval mode:
@@ -92,8 +94,8 @@ def test_a_detector_distilled_from_itself_with_identity_connectors_gives_the_tea
         encoder_outputs, decoder_inputs = encoded(
             distiller.teacher, distiller.teacher.extract_feat(batch['inputs']),
             batch['data_samples'])
-        expected, _ = decoded_on_memory(distiller.teacher, boxes, encoder_outputs,
-                                        decoder_inputs)
+        expected, _ = decoded_predictions(distiller.teacher, boxes, encoder_outputs['memory'],
+                                          decoder_inputs)
     hybrids, _ = hybrids_and_teacher(distiller, batch, boxes)
     for hybrid in hybrids:
         for hybrid_layer, expected_layer, teacher_layer in zip(hybrid.logits, expected,
@@ -129,8 +131,12 @@ def test_a_deformable_detr_trains_through_a_deeper_dino_teachers_hybrids(tmp_pat
     assert all(grad.abs().sum() > 0
                for grad in torch.autograd.grad(hybrid_terms, [stage_2, connector]))
 
-    hybrids, _ = hybrids_and_teacher(distiller, batch)
+    hybrids, teacher = hybrids_and_teacher(distiller, batch)  # recomputed: the same values
     assert [layer.shape for layer in hybrids[0].logits] == [(2 * 8, 3)] * 3  # the teacher's 3
+    paired_kd = sum(binary_kd_loss(hybrid_layer, teacher_layer, 1.0)  # its last two layers pair
+                    for hybrid_layer, teacher_layer in zip(hybrids[1].logits[1:],
+                                                           teacher['class_logits'][1:]))
+    torch.testing.assert_close(losses['hybrid2.distill.loss_kd'], paired_kd)
 
     optimizer = OptimWrapper(torch.optim.AdamW(distiller.parameters(), lr=1e-4),
                              clip_grad=dict(max_norm=0.1, norm_type=2))  # DINO's recipe
@@ -149,3 +155,21 @@ def test_a_deformable_detr_trains_through_a_deeper_dino_teachers_hybrids(tmp_pat
 def test_hybrid_task_losses_of_a_detr_are_refused_naming_the_field(tmp_path):
     with pytest.raises(ValueError, match=r'model\.hybrids\.task_losses: .*task_losses=False'):
         blockwise_of(tmp_path, DINO, DINO, hybrids={})
+
+
+def test_hybrids_in_turn_reach_every_connector_when_the_teacher_decoder_is_deeper(
+        tmp_path, shapes_root):
+    """``per_step=1`` over N_3 and N_4: in N_3's turn connector C_4 is unused and joins the logits
+    times zero, on the decoder layer that pairs with the shallower student's (DDP needs a gradient
+    for every parameter in every step)."""
+    distiller = blockwise_of(tmp_path, DINO, DINO, hybrids=dict(LOGITS_ONLY, stages=[3, 4],
+                                                                per_step=1),
+                             student_overrides=small_detr(decoder_layers=2),
+                             teacher_overrides=small_detr(decoder_layers=3))
+    distiller.train()
+    batch = distiller.data_preprocessor(batch_of(shapes_root, size=2), True)
+    losses = distiller.loss(batch['inputs'], batch['data_samples'])
+    assert {key.split('.')[0] for key in losses if key.startswith('hybrid')} == {'hybrid3'}
+    sum(value for key, value in losses.items() if 'loss' in key).backward()
+    for stage in (3, 4):
+        assert distiller.hybrids.connectors[f'stage{stage}'].conv.weight.grad is not None, stage

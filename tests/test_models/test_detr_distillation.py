@@ -17,7 +17,7 @@ from mmkd_plugins.models.task_adapters import DetrAdapter
 from mmkd_plugins.models.task_adapters.detr_adapter import CLASS_LOGITS, DISTILLATION_BOXES
 from ..conftest import save_random_checkpoint
 from ..support.detectors import RETINANET, batch_of
-from ..support.detr_detectors import (DDQ, DEFORMABLE, DEFORMABLE_TWO_STAGE, DETR, DINO,
+from ..support.detr_detectors import (DAB_DETR, DDQ, DEFORMABLE, DEFORMABLE_TWO_STAGE, DETR, DINO,
                                       detr_config_file, small_detr)
 
 KD = dict(loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid'))
@@ -32,9 +32,9 @@ def distiller_of(tmp_path, student_base: str, teacher_base: str, losses: dict = 
                  student_overrides: dict = None, teacher_overrides: dict = None) -> Distiller:
     """A distiller of small DETRs, initialized; the teacher's weights random (seed 1) and saved."""
     teacher_config = detr_config_file(teacher_base, str(tmp_path / 'teacher.py'),
-                                      **(teacher_overrides or small_detr()))
+                                      **(teacher_overrides or small_detr(base=teacher_base)))
     student_config = detr_config_file(student_base, str(tmp_path / 'student.py'),
-                                      **(student_overrides or small_detr()))
+                                      **(student_overrides or small_detr(base=student_base)))
     checkpoint = save_random_checkpoint(teacher_config, str(tmp_path / 'teacher.pth'), seed=1,
                                         initialized=True)
     distiller = Distiller(student=Config.fromfile(student_config).model,
@@ -57,7 +57,7 @@ def compared_views(distiller: Distiller, batch: dict) -> Tuple[dict, dict]:
     return distiller.paired_outputs(student_outputs, teacher_outputs['teacher'])
 
 
-@pytest.mark.parametrize('base', [DINO, DEFORMABLE_TWO_STAGE])
+@pytest.mark.parametrize('base', [DINO, DEFORMABLE_TWO_STAGE, DAB_DETR])
 def test_a_detector_teaching_itself_gives_its_own_class_scores_on_the_shared_boxes(
         tmp_path, shapes_root, base):
     torch.manual_seed(0)
@@ -114,15 +114,15 @@ def test_with_the_distillation_weighted_zero_a_step_s_gradients_are_the_stock_st
         torch.testing.assert_close(distilled_gradients[name], gradient, msg=name)
 
 
-@pytest.mark.parametrize('base', [DINO, DEFORMABLE_TWO_STAGE])
+@pytest.mark.parametrize('base', [DINO, DEFORMABLE_TWO_STAGE, DAB_DETR])
 def test_the_teacher_s_scores_are_its_own_decoder_s_on_its_proposals_in_a_padded_batch(
         tmp_path, shapes_root, base):
     """With as many distillation boxes as its queries, the teacher's class logits are those of
-    mmdet's own forward (``forward_transformer`` in eval mode, then its class branches): the queries
-    formed from the boxes are its own.
+    mmdet's own forward (``forward_transformer`` in eval mode, then its head): the queries formed
+    from the boxes are its own.
 
-    One image of the batch is padded (48 x 40 of 64 x 64), so the memory mask and valid ratios take
-    part.
+    One image of the batch is padded (48 x 40 of 64 x 64), so the memory mask (and the valid ratios
+    of the multi-scale ones) take part.
     """
     distiller = distiller_of(tmp_path, base, base)
     teacher = distiller.teacher
@@ -134,8 +134,8 @@ def test_the_teacher_s_scores_are_its_own_decoder_s_on_its_proposals_in_a_padded
     with torch.no_grad():
         own = teacher.forward_transformer(teacher.extract_feat(batch['inputs']),
                                           batch['data_samples'])
-    expected = [teacher.bbox_head.cls_branches[layer](hidden).flatten(0, 1)
-                for layer, hidden in enumerate(own['hidden_states'])]
+        expected = [layer.flatten(0, 1) for layer in
+                    teacher.bbox_head(own['hidden_states'], own['references'])[0]]
     assert len(scores) == len(expected) == 2
     for got, want in zip(scores, expected):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
@@ -143,7 +143,8 @@ def test_the_teacher_s_scores_are_its_own_decoder_s_on_its_proposals_in_a_padded
 
 @pytest.mark.parametrize('student_base, teacher_base', [(DINO, DINO),
                                                          (DINO, DEFORMABLE_TWO_STAGE),
-                                                         (DEFORMABLE_TWO_STAGE, DINO)])
+                                                         (DEFORMABLE_TWO_STAGE, DINO),
+                                                         (DAB_DETR, DINO), (DINO, DAB_DETR)])
 def test_the_distillation_term_trains_the_student_and_leaves_the_teacher_unchanged(
         tmp_path, shapes_root, student_base, teacher_base):
     """Different variants, query counts (12 vs 8) and decoder depths (3 vs 2): the later layers
@@ -151,8 +152,8 @@ def test_the_distillation_term_trains_the_student_and_leaves_the_teacher_unchang
     backbone."""
     distiller = distiller_of(tmp_path, student_base, teacher_base, losses=dict(
         loss_dist=dict(type='DISTLoss', activation='sigmoid')),
-        student_overrides=small_detr(num_queries=12, decoder_layers=3),
-        teacher_overrides=small_detr(num_queries=8, decoder_layers=2))
+        student_overrides=small_detr(num_queries=12, decoder_layers=3, base=student_base),
+        teacher_overrides=small_detr(num_queries=8, decoder_layers=2, base=teacher_base))
     teacher_before = {k: v.clone() for k, v in distiller.teacher.state_dict().items()}
     data = batch_of(shapes_root, size=2)
     distiller.train()
@@ -165,14 +166,18 @@ def test_the_distillation_term_trains_the_student_and_leaves_the_teacher_unchang
     term.backward()
     student = distiller.student
     decoder_layer = student.decoder.layers[1]  # the first paired layer: the student's second
+    per_layer_branches = hasattr(student.bbox_head, 'cls_branches')  # DAB-DETR shares one
+    class_branch = (student.bbox_head.cls_branches[1] if per_layer_branches
+                    else student.bbox_head.fc_cls)
     for name, parameter in [('decoder', next(decoder_layer.parameters())),
-                            ('class branch', student.bbox_head.cls_branches[1].weight),
+                            ('class branch', class_branch.weight),
                             ('encoder', next(student.encoder.parameters())),
                             # (the blocks' last norms start at zero: zero_init_residual)
                             ('backbone', student.backbone.layer4[0].downsample[0].weight)]:
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
-    later_branch = student.bbox_head.cls_branches[2].weight.grad  # not in the first pair's term
-    assert later_branch is None or not later_branch.any()
+    if per_layer_branches:
+        later_branch = student.bbox_head.cls_branches[2].weight.grad  # not in the first pair's
+        assert later_branch is None or not later_branch.any()
 
     optimizer = OptimWrapper(torch.optim.AdamW(distiller.parameters(), lr=1e-4),
                              clip_grad=dict(max_norm=0.1, norm_type=2))  # DINO's recipe
@@ -256,6 +261,8 @@ def test_boxes_are_refused_for_students_without_them_and_on_one_side_only(tmp_pa
     (DETR, dict(bbox_head=dict(num_classes=3)), 'learned positional queries that hold no box'),
     (DDQ, small_detr(), 'DDQ-DETR cannot be distilled'),
     (DINO, small_detr(num_classes=5), 'scores 5 classes and the student 3'),
+    (DAB_DETR, dict(small_detr(base=DAB_DETR), num_patterns=3), '4-d anchor boxes without '
+     'patterns'),
 ])
 def test_teachers_that_cannot_share_boxes_are_refused_at_build_time(tmp_path, teacher_base,
                                                                     overrides, message):

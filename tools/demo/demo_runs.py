@@ -65,6 +65,8 @@ def train_teacher(config: str, work_dir: str, metric: str, *options: str,
     checkpoint = osp.join(work_dir, 'teacher.pth')
     if reuse_finished and osp.isfile(checkpoint):
         return last_logged(teacher_dir, metric), checkpoint
+    if osp.isfile(checkpoint):  # a teacher trained again is finished only once it has ended
+        os.remove(checkpoint)
     result = train(config, teacher_dir, 0, metric, *options)
     shutil.copy(sorted(glob.glob(osp.join(teacher_dir, 'epoch_*.pth')))[-1], checkpoint)
     return result, checkpoint
@@ -84,11 +86,14 @@ def _train_student(runs: Dict[str, str], work_dir: str, metric: str, teacher_che
     is read rather than trained again.
     """
     run_dir = run_dir_of(work_dir, name, seed)
-    if reuse_finished and osp.isfile(osp.join(run_dir, 'train_seconds.txt')):
+    finished = osp.join(run_dir, 'train_seconds.txt')
+    if reuse_finished and osp.isfile(finished):
         result = last_logged(run_dir, metric)
         print(f'[demo]   {name:12s} seed {seed}: {metric} {result:.4f} (finished before)',
               flush=True)
         return result
+    if osp.isfile(finished):  # a run trained again is finished only once it has ended
+        os.remove(finished)
     teacher = [f'model.teacher.checkpoint={teacher_checkpoint}'] if needs_teacher(name) else []
     start = time.perf_counter()
     result = train(runs[name], run_dir, seed, metric, *teacher, *options,

@@ -43,7 +43,7 @@ class HybridOutput(NamedTuple):
     Attributes:
         stage: i, the last student stage in the hybrid (1-based).
         logits: Comparable logits, as the task adapter defines them: (B, K) for classifiers,
-            per level (N·H·W, A·K) for dense detectors.
+            per level (N·H·W, A·K) for dense detectors, per decoder layer (B·Q, K) for DETRs.
         task_losses: The teacher head's own losses on the hybrid's outputs (empty with
             ``task_losses=False``).
     """
@@ -108,7 +108,7 @@ class HybridNetworks(nn.Module):
     Args:
         student: The student (its backbone is split; it is not stored here).
         teacher: The teacher (its later stages, neck and head run in the hybrids).
-        adapter: The task adapter (a class with ``supports_hybrids``).
+        adapter: The student's task adapter.
         stages: The i of each hybrid (a student stage), 1-based. Defaults to every paired
             student stage (the research notes' choice; with backbones of one stage count ``N_n``
             is the whole student backbone, ``C_n`` and the teacher's head).
@@ -323,7 +323,8 @@ class HybridNetworks(nn.Module):
             teacher: The frozen teacher (eval mode).
             inputs: The batch's images, (B, 3, H, W): the teacher's forward reads their size
                 (a ViT's patch grid), not their values.
-            data_samples: The batch's data samples, for the hybrids' task losses.
+            data_samples: The batch's data samples, for the hybrids' task losses (and a DETR
+                teacher's image and padding shapes).
             stages: Which hybrids to run (see :meth:`scheduled`). Defaults to all of
                 ``stages``.
             records: What the task adapter kept from the student's step
@@ -335,9 +336,9 @@ class HybridNetworks(nn.Module):
 
         Returns:
             One :class:`HybridOutput` per stage run, in stage order. Connectors that none of
-            them uses still join the first one's logits, times zero, so that every trainable
-            parameter gets a gradient in every step (DDP requires it, unless told to look for
-            unused parameters).
+            them uses still join the first one's logits (its last level), times zero, so that
+            every trainable parameter gets a gradient in every step (DDP requires it, unless told
+            to look for unused parameters).
         """
         stages = self.stages if stages is None else tuple(stages)
         records = {**(records or {}), RECORDED_DATA_SAMPLES: data_samples,
@@ -366,7 +367,8 @@ class HybridNetworks(nn.Module):
         if unused:
             zero = sum(state_features(state).sum() for state in unused) * 0.0
             first = results[0]
-            logits = ([first.logits[0] + zero] + list(first.logits[1:])
+            # on the last level: the one a DETR pairing with a shallower student keeps
+            logits = (list(first.logits[:-1]) + [first.logits[-1] + zero]
                       if isinstance(first.logits, (list, tuple)) else first.logits + zero)
             results[0] = first._replace(logits=logits)
         return results

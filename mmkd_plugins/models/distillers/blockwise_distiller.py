@@ -127,12 +127,6 @@ class BlockwiseDistiller(Distiller):
                 raise ValueError(f'model.distill_losses.{name}: block-wise distillation takes '
                                  'losses between two sets of logits (KD, DIST), not '
                                  f'{type(self.distill_losses[name]).__name__}')
-        if not getattr(self.adapter, 'supports_hybrids', False):
-            raise TypeError('model.student: block-wise distillation of a '
-                            f'{type(self.student).__name__} is not supported; it supports '
-                            'mmpretrain classifiers, mmdet one-stage and Faster/Cascade '
-                            'R-CNN-style two-stage detectors, DINO and two-stage Deformable '
-                            'DETR')
         self.hybrids = HybridNetworks(self.student, self.teacher,
                                       cast(HybridTaskAdapter, self.adapter),
                                       **dict(hybrids or {}))
@@ -150,7 +144,7 @@ class BlockwiseDistiller(Distiller):
 
     def loss(self, inputs: torch.Tensor, data_samples: list) -> Dict[str, LossValue]:
         """Every term of α·L_task + β·L_distill + γ·L_cross under its own key."""
-        adapter = cast(HybridTaskAdapter, self.adapter)  # supports_hybrids, checked when built
+        adapter = cast(HybridTaskAdapter, self.adapter)  # every task adapter is one
         with adapter.record_student_step(self.student) as records:
             student_losses, student_outputs, teacher_outputs = self.run_student_and_teachers(
                 inputs, data_samples)

@@ -1,14 +1,14 @@
 """Task adapters: where each task's models keep the outputs that distillation compares.
 
-Every adapter is a class of static methods with the interface of :class:`TaskAdapter` (and of
-:class:`HybridTaskAdapter` where ``supports_hybrids``), see :mod:`.protocol`.
+Every adapter is a class of static methods with the interface of :class:`TaskAdapter` and of
+:class:`HybridTaskAdapter`, see :mod:`.protocol`.
 
 An adapter says which student modules to record during the student's stock ``loss()``, how to read
 the student's logits from that record, and how to compute the matching teacher logits with the least
-work (no loss, no assignment, no post-processing). Adapters with ``supports_hybrids`` also run a
-model's neck and head on given backbone outputs, for the hybrid networks of block-wise distillation
-(``head_forward``, ``head_logits``, ``head_task_losses``), with what ``record_student_step`` kept
-from the student's step (a two-stage student's sampled RoIs and their targets). Adapters with
+work (no loss, no assignment, no post-processing). Adapters also run a model's neck and head on
+given backbone outputs, for the hybrid networks of block-wise distillation (``head_forward``,
+``head_logits``, ``head_task_losses``), with what ``record_student_step`` kept from the student's
+step (a two-stage student's sampled RoIs and their targets). Adapters with
 ``teacher_logits_per_sample`` give teacher logits whose rows belong to one sample each, in batch
 order, so that they can be cached per sample; with ``teacher_inputs_resizable`` the batch may be
 resized to the input size a teacher was built for.

@@ -48,7 +48,6 @@ class ClassifierAdapter:
     """
 
     task = 'classification (mmpretrain classifiers)'
-    supports_hybrids = True
     teacher_logits_per_sample = True  # row b depends on sample b only: cacheable
     teacher_inputs_resizable = True  # a teacher built for another size gets it
     image_classification = True

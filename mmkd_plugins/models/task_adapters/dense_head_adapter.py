@@ -131,7 +131,6 @@ class DenseHeadAdapter:
     """
 
     task = 'one-stage detection (mmdet dense heads)'
-    supports_hybrids = True
     teacher_logits_per_sample = True  # sample-major rows per level: cacheable
     teacher_inputs_resizable = False  # the maps must keep the student's geometry
     image_classification = False

@@ -5,10 +5,11 @@ student's decoders.
 A DETR's queries are not in correspondence across two models (each matches its own queries to the
 objects), so their own predictions cannot be compared one to one. As KD-DETR (Wang et al., CVPR
 2024) does with its "consistent distillation points", both models decode the same points instead:
-here the teacher's top-ranked encoder proposals (the boxes its own decoder starts from). Each model
-forms its decoder queries from those boxes by its own rule (:func:`queries_for_boxes`) and decodes
-them on its own encoder memory, in a pass of its decoder separate from its training step, so that
-the student's denoising and matching queries and its losses are untouched.
+here the boxes the teacher's own decoder starts from (its top-ranked encoder proposals, or a DAB-
+DETR's learned anchor boxes, which are KD-DETR's own distillation points). Each model forms its
+decoder queries from those boxes by its own rule (:func:`queries_for_boxes`) and decodes them on its
+own encoder memory, in a pass of its decoder separate from its training step, so that the student's
+denoising and matching queries and its losses are untouched.
 """
 
 from contextlib import nullcontext
@@ -27,7 +28,7 @@ CLASS_LOGITS = 'class_logits'
 PREDICTED_BOXES = 'predicted_boxes'
 DISTILLATION_BOXES = 'distillation_boxes'
 
-SUPPORTED = 'DINO, or Deformable DETR with as_two_stage=True'
+SUPPORTED = 'DINO, DAB-DETR, or Deformable DETR with as_two_stage=True'
 
 
 def is_detection_transformer(model: BaseModel) -> bool:
@@ -46,9 +47,8 @@ def check_decodes_boxes(model: BaseModel, field: str) -> None:
         ValueError: naming ``field``: Grounding DINO (it reads text prompts), DDQ-DETR (its
             decoder keeps per-call state that a second pass would overwrite), DETR and
             Conditional DETR (their decoders start from learned positional queries with no box),
-            DAB-DETR (not implemented: its learned anchor boxes could be replaced), a Deformable
-            DETR without ``as_two_stage`` (it starts from learned 2-d points), or a head without
-            sigmoid class scores.
+            a DAB-DETR with anchor points or patterns, a Deformable DETR without ``as_two_stage``
+            (it starts from learned 2-d points), or a head without sigmoid class scores.
     """
     from mmdet.models.detectors import DABDETR, DDQDETR, DeformableDETR, GroundingDINO
     name = type(model).__name__
@@ -57,18 +57,21 @@ def check_decodes_boxes(model: BaseModel, field: str) -> None:
                          'branches read the text prompt\'s embedding); supported: '
                          f'{SUPPORTED}')
     if isinstance(model, DABDETR):
-        raise ValueError(f'{field}: DAB-DETR is not supported yet (its decoder starts from learned '
-                         'anchor boxes; decoding the shared distillation boxes with it is not '
-                         f'implemented); supported: {SUPPORTED}')
-    if isinstance(model, DDQDETR):
+        if model.query_dim != 4 or model.num_patterns:
+            raise ValueError(f'{field}: this DAB-DETR starts its decoder from '
+                             f'{model.query_dim}-d anchors repeated over {model.num_patterns} '
+                             'patterns; decoding the shared distillation boxes needs 4-d anchor '
+                             'boxes without patterns (model.decoder.query_dim=4, '
+                             'model.num_patterns=0, as the stock configs)')
+    elif isinstance(model, DDQDETR):
         raise ValueError(f'{field}: a DDQ-DETR cannot be distilled (its decoder resets the '
                          'distinct-query mask shared with its head on every call, so a second '
                          f'decoding pass would change its own loss); supported: {SUPPORTED}')
-    if not isinstance(model, DeformableDETR):
+    elif not isinstance(model, DeformableDETR):
         raise ValueError(f'{field}: a {name} decoder starts from learned positional queries that '
                          'hold no box, so it cannot decode the shared distillation boxes; '
                          f'supported: {SUPPORTED}')
-    if not model.as_two_stage:
+    elif not model.as_two_stage:
         raise ValueError(f'{field}: this {name} starts its decoder from learned 2-d reference '
                          'points; decoding the shared distillation boxes needs '
                          'model.as_two_stage=True (as the configs '
@@ -79,56 +82,81 @@ def check_decodes_boxes(model: BaseModel, field: str) -> None:
 
 
 def queries_for_boxes(model: BaseModel, boxes: torch.Tensor) -> Dict[str, torch.Tensor]:
-    """The decoder queries that ``model`` forms for ``boxes``, by its own rule for its proposals.
+    """The decoder queries that ``model`` forms for ``boxes``, by its own rule for the boxes its
+    decoder starts from.
 
     DINO: its learned content queries (the first Q of ``query_embedding``, as it pairs them with
     its proposals by rank) with the boxes as reference boxes. Two-stage Deformable DETR: content
     and position queries from the boxes' sine embedding (``pos_trans_fc``, ``pos_trans_norm``).
+    DAB-DETR: the boxes as its anchor boxes (positional queries before the sigmoid), with zero
+    content queries, as it pairs them with its learned anchors.
 
     Args:
-        model: A DINO or a two-stage Deformable DETR (see :func:`check_decodes_boxes`).
+        model: A DINO, a two-stage Deformable DETR or a DAB-DETR (see
+            :func:`check_decodes_boxes`).
         boxes: (B, Q, 4) normalized (cx, cy, w, h), Q <= ``model.num_queries``.
 
     Returns:
-        The ``query`` (B, Q, C), ``reference_points`` (B, Q, 4) and, for Deformable DETR,
-        ``query_pos`` (B, Q, C) arguments of ``model.forward_decoder``.
+        The query arguments of ``model.forward_decoder``: ``query`` (B, Q, C), and
+        ``reference_points`` (B, Q, 4) (DINO, Deformable DETR) and ``query_pos`` (B, Q, C) for
+        Deformable DETR, (B, Q, 4) for DAB-DETR.
     """
-    from mmdet.models.detectors import DINO
+    from mmdet.models.detectors import DABDETR, DINO
     from mmdet.models.layers.transformer import inverse_sigmoid
     batch, count = boxes.shape[:2]
     if isinstance(model, DINO):
         content = model.query_embedding.weight[:count]
         return dict(query=content.unsqueeze(0).repeat(batch, 1, 1), reference_points=boxes)
+    if isinstance(model, DABDETR):
+        return dict(query=boxes.new_zeros(batch, count, model.embed_dims),
+                    query_pos=inverse_sigmoid(boxes))
     embedding = model.pos_trans_norm(
         model.pos_trans_fc(model.get_proposal_pos_embed(inverse_sigmoid(boxes))))
     query_pos, query = torch.split(embedding, model.embed_dims, dim=2)
     return dict(query=query, query_pos=query_pos, reference_points=boxes)
 
 
+def decoder_inputs_of_encoder_call(model: BaseModel, encoder_call: dict) -> dict:
+    """The inputs of ``model.forward_decoder`` besides its memory and queries (the second dict of
+    ``model.pre_transformer``), from the keyword inputs of a call of its encoder.
+
+    Args:
+        model: A DINO, a two-stage Deformable DETR or a DAB-DETR.
+        encoder_call: The keyword inputs ``model.forward_encoder`` gave ``model.encoder``.
+
+    Returns:
+        Deformable DETR and DINO: ``memory_mask`` (B, S), ``spatial_shapes`` (L_f, 2),
+        ``level_start_index`` (L_f,) and ``valid_ratios`` (B, L_f, 2); DAB-DETR:
+        ``memory_mask`` (B, S) and ``memory_pos`` (B, S, C).
+    """
+    from mmdet.models.detectors import DABDETR
+    if isinstance(model, DABDETR):
+        return dict(memory_mask=encoder_call['key_padding_mask'],
+                    memory_pos=encoder_call['query_pos'])
+    return dict(memory_mask=encoder_call['key_padding_mask'],
+                spatial_shapes=encoder_call['spatial_shapes'],
+                level_start_index=encoder_call['level_start_index'],
+                valid_ratios=encoder_call['valid_ratios'])
+
+
 def decoded_predictions(model: BaseModel, boxes: torch.Tensor, memory: torch.Tensor,
-                        memory_mask: Optional[torch.Tensor], spatial_shapes: torch.Tensor,
-                        level_start_index: torch.Tensor, valid_ratios: torch.Tensor
-                        ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+                        decoder_inputs: dict) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
     """``model``'s decoder on the queries it forms for ``boxes`` (:func:`queries_for_boxes`), on its
     encoder memory, and its head on every decoder layer.
 
     Args:
-        model: A DINO or a two-stage Deformable DETR.
+        model: A DINO, a two-stage Deformable DETR or a DAB-DETR.
         boxes: (B, Q, 4) normalized (cx, cy, w, h).
         memory: The encoder's output, (B, S, C) for S positions over the feature levels.
-        memory_mask: (B, S), True at padding; or None.
-        spatial_shapes: (L_f, 2) each feature level's (h, w).
-        level_start_index: (L_f,) the first position of each level in S.
-        valid_ratios: (B, L_f, 2) the unpadded share of each level.
+        decoder_inputs: The decoder's other inputs (:func:`decoder_inputs_of_encoder_call`, or
+            the second dict of ``model.pre_transformer``).
 
     Returns:
         Per decoder layer, first to last: the class logits (B·Q, K), and the predicted boxes
         (B·Q, 4) normalized (cx, cy, w, h).
     """
-    decoded = model.forward_decoder(memory=memory, memory_mask=memory_mask,
-                                    spatial_shapes=spatial_shapes,
-                                    level_start_index=level_start_index,
-                                    valid_ratios=valid_ratios, **queries_for_boxes(model, boxes))
+    decoded = model.forward_decoder(memory=memory, **decoder_inputs,
+                                    **queries_for_boxes(model, boxes))
     class_logits, predicted_boxes = model.bbox_head(decoded['hidden_states'],
                                                     decoded['references'])
     return ([layer.flatten(0, 1) for layer in class_logits],
@@ -140,32 +168,27 @@ def encoded(model: BaseModel, features: Tuple[torch.Tensor, ...],
     """``model``'s encoder on its neck's features of a batch.
 
     Args:
-        model: A DINO or a two-stage Deformable DETR.
+        model: A DINO, a two-stage Deformable DETR or a DAB-DETR.
         features: Per feature level, (B, C, H_l, W_l).
         data_samples: The batch's data samples (their image and padding shapes give the masks).
 
     Returns:
-        The encoder's outputs (``memory`` (B, S, C), ``memory_mask``, ``spatial_shapes``) and the
-        decoder's inputs besides its queries (``memory_mask``, ``spatial_shapes``,
-        ``level_start_index``, ``valid_ratios``), as ``model.pre_transformer`` gives them.
+        The encoder's outputs (``memory`` (B, S, C), and what ``model.pre_decoder`` takes) and the
+        decoder's inputs besides its memory and queries, as ``model.pre_transformer`` gives them.
     """
     encoder_inputs, decoder_inputs = model.pre_transformer(features, data_samples)
     return model.forward_encoder(**encoder_inputs), decoder_inputs
 
 
-def decoded_on_memory(model: BaseModel, boxes: torch.Tensor, encoder_outputs: dict,
-                      decoder_inputs: dict) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-    """:func:`decoded_predictions` on what :func:`encoded` returned."""
-    return decoded_predictions(model, boxes, encoder_outputs['memory'],
-                               decoder_inputs['memory_mask'], decoder_inputs['spatial_shapes'],
-                               decoder_inputs['level_start_index'],
-                               decoder_inputs['valid_ratios'])
-
-
-def top_proposals(model: BaseModel, encoder_outputs: dict, count: int) -> torch.Tensor:
-    """The first ``count`` of ``model``'s encoder proposals (the initial reference boxes of its
-    decoder, best first), (B, count, 4) normalized (cx, cy, w, h); ``model`` in eval mode (no
-    denoising queries)."""
+def initial_boxes(model: BaseModel, encoder_outputs: dict, count: int) -> torch.Tensor:
+    """The first ``count`` of the boxes ``model``'s decoder starts from, (B, count, 4) normalized
+    (cx, cy, w, h), ``model`` in eval mode (no denoising queries): for DINO and two-stage Deformable
+    DETR its top-ranked encoder proposals of each image (best first), for DAB-DETR its learned
+    anchor boxes (the same for every image)."""
+    from mmdet.models.detectors import DABDETR
+    if isinstance(model, DABDETR):
+        anchors = model.query_embedding.weight[:count].sigmoid()
+        return anchors.unsqueeze(0).repeat(encoder_outputs['memory'].shape[0], 1, 1)
     proposals, _ = model.pre_decoder(**encoder_outputs)
     return proposals['reference_points'][:, :count]
 
@@ -176,19 +199,21 @@ def last_layers(layers: List[torch.Tensor], count: int) -> List[torch.Tensor]:
 
 
 class DetrAdapter:
-    """Class scores of DETR-family detectors (DINO; Deformable DETR, two-stage) on shared boxes.
+    """Class scores of DETR-family detectors (DINO; Deformable DETR, two-stage; DAB-DETR) on shared
+    boxes.
 
-    The distillation boxes are the teacher's top-ranked encoder proposals for the batch (the initial
-    reference boxes its decoder refines), the first Q of them with Q the smaller ``num_queries`` of
-    the two models. The teacher decodes them as its own queries (without denoising queries) and its
-    head gives the class logits and boxes of each decoder layer. The student's stock ``loss()`` runs
-    unchanged, its encoder's inputs and output recorded; then its decoder decodes the same boxes on
-    its own memory, with queries it forms by its own rule (:func:`queries_for_boxes`), and its head
-    gives its logits and boxes. The distillation losses compare every decoder layer's (B·Q, K)
-    logits as independent sigmoids (``activation='sigmoid'``, as the heads' focal losses), or with
-    ``'boxes'`` the (B·Q, 4) boxes (``BoxDistillationLoss``), summed over layers; with decoders of
-    different depths, the later layers of the deeper one pair with the shallower one's. Gradients
-    reach the student's decoder, class branches, content queries, encoder, neck and backbone.
+    The distillation boxes are the boxes the teacher's decoder starts from (:func:`initial_boxes`:
+    its top-ranked encoder proposals for the batch, or a DAB-DETR's learned anchor boxes), the first
+    Q of them with Q the smaller ``num_queries`` of the two models. The teacher decodes them as its
+    own queries (without denoising queries) and its head gives the class logits and boxes of each
+    decoder layer. The student's stock ``loss()`` runs unchanged, its encoder's inputs and output
+    recorded; then its decoder decodes the same boxes on its own memory, with queries it forms by
+    its own rule (:func:`queries_for_boxes`), and its head gives its logits and boxes. The
+    distillation losses compare every decoder layer's (B·Q, K) logits as independent sigmoids
+    (``activation='sigmoid'``, as the heads' focal losses), or with ``'boxes'`` the (B·Q, 4) boxes
+    (``BoxDistillationLoss``), summed over layers; with decoders of different depths, the later
+    layers of the deeper one pair with the shallower one's. Gradients reach the student's decoder,
+    class branches, content queries, encoder, neck and backbone.
 
     Block-wise hybrids run the teacher's later backbone stages, neck and encoder on connected
     student features, then its decoder and class branches on the same distillation boxes; they take
@@ -196,9 +221,9 @@ class DetrAdapter:
     """
 
     task = 'DETR-family detection (mmdet DetectionTransformer)'
-    teacher_computes = ('backbone, neck, encoder, its top-k encoder proposals, and its decoder and '
-                        'head on the distillation boxes')
-    supports_hybrids = True
+    teacher_computes = ('backbone, neck, encoder, the boxes its decoder starts from (top-k encoder '
+                        'proposals, or anchor boxes), and its decoder and head on those '
+                        'distillation boxes')
     teacher_logits_per_sample = False  # boxes and per-layer logits: the cache does not keep them
     teacher_inputs_resizable = False  # the boxes are in the student's image frame
     image_classification = False
@@ -232,7 +257,7 @@ class DetrAdapter:
 
     @staticmethod
     def check_pair(student: BaseModel, teacher: BaseModel, field: str) -> None:
-        """Both must be DINO or two-stage Deformable DETRs (:func:`check_decodes_boxes`) with
+        """Both must be DINO, two-stage Deformable or DAB-DETRs (:func:`check_decodes_boxes`) with
         sigmoid class scores of the same classes, and the teacher must take the student's batch
         padding.
 
@@ -282,10 +307,11 @@ class DetrAdapter:
             raise ValueError('a DETR teacher needs the batch\'s data samples (image shapes)')
         encoder_outputs, decoder_inputs = encoded(teacher, teacher.extract_feat(inputs),
                                                   data_samples)
-        boxes = top_proposals(teacher, encoder_outputs,
+        boxes = initial_boxes(teacher, encoder_outputs,
                               min(teacher.num_queries, student_calls.model.num_queries))
-        class_logits, predicted_boxes = decoded_on_memory(teacher, boxes, encoder_outputs,
-                                                          decoder_inputs)
+        class_logits, predicted_boxes = decoded_predictions(teacher, boxes,
+                                                            encoder_outputs['memory'],
+                                                            decoder_inputs)
         return {DISTILLATION_BOXES: boxes, CLASS_LOGITS: class_logits,
                 PREDICTED_BOXES: predicted_boxes}
 
@@ -305,12 +331,11 @@ class DetrAdapter:
             The student's and the teacher's outputs with, per paired decoder layer, the class
             logits (B·Q, K) as ``'logits'`` and the boxes (B·Q, 4) as ``'boxes'``.
         """
-        encoder = student_calls.keyword_inputs['encoder']
+        student = student_calls.model
         teacher = teacher_outputs[LOGITS]
         student_logits, student_boxes = decoded_predictions(
-            student_calls.model, teacher[DISTILLATION_BOXES], student_calls.outputs['encoder'],
-            encoder['key_padding_mask'], encoder['spatial_shapes'], encoder['level_start_index'],
-            encoder['valid_ratios'])
+            student, teacher[DISTILLATION_BOXES], student_calls.outputs['encoder'],
+            decoder_inputs_of_encoder_call(student, student_calls.keyword_inputs['encoder']))
         count = min(len(student_logits), len(teacher[CLASS_LOGITS]))
         return ({**student_outputs, LOGITS: last_layers(student_logits, count),
                  BOXES: last_layers(student_boxes, count)},
@@ -371,7 +396,8 @@ class DetrAdapter:
         encoder_outputs, decoder_inputs = encoded(model, features,
                                                   records[RECORDED_DATA_SAMPLES])
         boxes = records[RECORDED_TEACHER_LOGITS][DISTILLATION_BOXES]
-        class_logits, _ = decoded_on_memory(model, boxes, encoder_outputs, decoder_inputs)
+        class_logits, _ = decoded_predictions(model, boxes, encoder_outputs['memory'],
+                                              decoder_inputs)
         return class_logits
 
     @staticmethod

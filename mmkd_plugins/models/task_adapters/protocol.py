@@ -14,7 +14,6 @@ class TaskAdapter(Protocol):
     Attributes:
         task: The task in words, for messages.
         teacher_computes: What the teacher's forward for distillation runs, for messages.
-        supports_hybrids: Whether it also offers :class:`HybridTaskAdapter`'s methods.
         teacher_logits_per_sample: Whether each row of the teacher logits belongs to one
             sample, in batch order (so that they can be cached per sample).
         teacher_inputs_resizable: Whether the batch may be resized to a teacher's input size.
@@ -27,7 +26,6 @@ class TaskAdapter(Protocol):
 
     task: str
     teacher_computes: str
-    supports_hybrids: bool
     teacher_logits_per_sample: bool
     teacher_inputs_resizable: bool
     image_classification: bool
@@ -73,14 +71,14 @@ class TaskAdapter(Protocol):
 
 # The keys that :class:`~mmkd_plugins.models.blockwise.HybridNetworks` adds to the ``records`` it
 # gives the hybrid methods below: the batch's data samples, and the lone teacher's outputs for
-# distillation (``teacher_logits``' result: a DETR teacher's distillation boxes).
+# distillation (``teacher_logits``' result: a DETR teacher's distillation boxes). The dicts that
+# ``record_student_step`` yields must not use them.
 RECORDED_DATA_SAMPLES = 'data_samples'
 RECORDED_TEACHER_LOGITS = 'teacher_logits'
 
 
 class HybridTaskAdapter(TaskAdapter, Protocol):
-    """What :class:`~mmkd_plugins.models.blockwise.HybridNetworks` also asks of an adapter with
-    ``supports_hybrids``.
+    """What :class:`~mmkd_plugins.models.blockwise.HybridNetworks` also asks of every task adapter.
 
     Attributes:
         hybrid_task_losses_refusal: Why hybrids of this task cannot add the teacher head's own

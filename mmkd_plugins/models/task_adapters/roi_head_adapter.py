@@ -86,7 +86,6 @@ class RoIHeadAdapter:
     """
 
     task = 'two-stage detection (mmdet RoI heads)'
-    supports_hybrids = True  # on the student's sampled RoIs: no second RPN, no second sampling
     teacher_logits_per_sample = False  # they score the student's RoIs of this step
     teacher_inputs_resizable = False  # the RoIs are in the student's coordinates
     image_classification = False
