@@ -1,8 +1,13 @@
 """DETR-family test support: DINO and Deformable DETR small enough for the tests, as config files
 that inherit mmdet's model-zoo configs."""
 
-from mmengine.config import Config
+from pathlib import Path
+from typing import Optional, Tuple
+
+from mmengine.config import Config, ConfigDict
 from mmengine.hub import get_config
+
+from ..conftest import save_random_checkpoint
 
 DINO = 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
 DEFORMABLE_TWO_STAGE = ('mmdet::deformable_detr/'
@@ -51,3 +56,23 @@ def detr_config_file(base: str, path: str, **overrides) -> str:
         cfg.merge_from_dict(dict(model=dict(dn_cfg=dict(group_cfg=dict(num_dn_queries=6)))))
     Config(cfg.to_dict()).dump(path)
     return path
+
+
+def small_detr_pair(directory: Path, student_base: str, teacher_base: str,
+                    student_overrides: Optional[dict] = None,
+                    teacher_overrides: Optional[dict] = None) -> Tuple[ConfigDict, dict]:
+    """A small student and teacher of the DETR configs ``student_base`` and ``teacher_base`` (their
+    :func:`small_detr` unless overridden), written to ``directory``, with the teacher's random
+    weights (seed 1, initialized) saved there.
+
+    Returns:
+        The student's model config and a distiller's ``teacher`` entry.
+    """
+    teacher_config = detr_config_file(teacher_base, str(directory / 'teacher.py'),
+                                      **(teacher_overrides or small_detr(base=teacher_base)))
+    student_config = detr_config_file(student_base, str(directory / 'student.py'),
+                                      **(student_overrides or small_detr(base=student_base)))
+    checkpoint = save_random_checkpoint(teacher_config, str(directory / 'teacher.pth'), seed=1,
+                                        initialized=True)
+    return Config.fromfile(student_config).model, dict(config=teacher_config,
+                                                       checkpoint=checkpoint)

@@ -19,10 +19,9 @@ from mmkd_plugins.models.losses import binary_kd_loss
 from mmkd_plugins.models.task_adapters.detr_adapter import (DISTILLATION_BOXES, decoded_predictions,
                                                             encoded)
 from mmkd_plugins.models.teachers import build_model_from_config
-from ..conftest import save_random_checkpoint
 from ..support.detectors import batch_of
-from ..support.detr_detectors import (DAB_DETR, DEFORMABLE_TWO_STAGE, DINO, detr_config_file,
-                                      small_detr)
+from ..support.detr_detectors import (DAB_DETR, DEFORMABLE_TWO_STAGE, DINO, small_detr,
+                                      small_detr_pair)
 
 KD = dict(loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid'))
 LOGITS_ONLY = dict(task_losses=False)
@@ -38,15 +37,10 @@ def blockwise_of(tmp_path, student_base: str, teacher_base: str, hybrids: dict =
                  student_is_teacher: bool = False) -> BlockwiseDistiller:
     """A block-wise distiller of small DETRs, initialized; the teacher's weights random (seed 1) and
     saved; with ``student_is_teacher`` the student holds them too."""
-    teacher_config = detr_config_file(teacher_base, str(tmp_path / 'teacher.py'),
-                                      **(teacher_overrides or small_detr(base=teacher_base)))
-    student_config = detr_config_file(student_base, str(tmp_path / 'student.py'),
-                                      **(student_overrides or small_detr(base=student_base)))
-    checkpoint = save_random_checkpoint(teacher_config, str(tmp_path / 'teacher.pth'), seed=1,
-                                        initialized=True)
-    distiller = BlockwiseDistiller(student=Config.fromfile(student_config).model,
-                                   teacher=dict(config=teacher_config, checkpoint=checkpoint),
-                                   distill_losses=KD, hybrids=hybrids)
+    student, teacher = small_detr_pair(tmp_path, student_base, teacher_base, student_overrides,
+                                       teacher_overrides)
+    distiller = BlockwiseDistiller(student=student, teacher=teacher, distill_losses=KD,
+                                   hybrids=hybrids)
     distiller.init_weights()  # DETRs create their level embeddings without values
     if student_is_teacher:
         distiller.student.load_state_dict(distiller.teacher.state_dict())

@@ -18,7 +18,7 @@ from mmkd_plugins.models.task_adapters.detr_adapter import CLASS_LOGITS, DISTILL
 from ..conftest import save_random_checkpoint
 from ..support.detectors import RETINANET, batch_of
 from ..support.detr_detectors import (DAB_DETR, DDQ, DEFORMABLE, DEFORMABLE_TWO_STAGE, DETR, DINO,
-                                      detr_config_file, small_detr)
+                                      detr_config_file, small_detr, small_detr_pair)
 
 KD = dict(loss_kd=dict(type='KDLoss', tau=1.0, activation='sigmoid'))
 
@@ -31,15 +31,9 @@ def mmdet_scope():
 def distiller_of(tmp_path, student_base: str, teacher_base: str, losses: dict = KD,
                  student_overrides: dict = None, teacher_overrides: dict = None) -> Distiller:
     """A distiller of small DETRs, initialized; the teacher's weights random (seed 1) and saved."""
-    teacher_config = detr_config_file(teacher_base, str(tmp_path / 'teacher.py'),
-                                      **(teacher_overrides or small_detr(base=teacher_base)))
-    student_config = detr_config_file(student_base, str(tmp_path / 'student.py'),
-                                      **(student_overrides or small_detr(base=student_base)))
-    checkpoint = save_random_checkpoint(teacher_config, str(tmp_path / 'teacher.pth'), seed=1,
-                                        initialized=True)
-    distiller = Distiller(student=Config.fromfile(student_config).model,
-                          teacher=dict(config=teacher_config, checkpoint=checkpoint),
-                          distill_losses=losses)
+    student, teacher = small_detr_pair(tmp_path, student_base, teacher_base, student_overrides,
+                                       teacher_overrides)
+    distiller = Distiller(student=student, teacher=teacher, distill_losses=losses)
     distiller.init_weights()  # DETRs create their level embeddings without values
     return distiller
 
