@@ -5,11 +5,11 @@ student's decoders.
 A DETR's queries are not in correspondence across two models (each matches its own queries to the
 objects), so their own predictions cannot be compared one to one. As KD-DETR (Wang et al., CVPR
 2024) does with its "consistent distillation points", both models decode the same points instead:
-here the boxes the teacher's own decoder starts from (its top-ranked encoder proposals, or a DAB-
-DETR's learned anchor boxes, which are KD-DETR's own distillation points). Each model forms its
-decoder queries from those boxes by its own rule (:func:`queries_for_boxes`) and decodes them on its
-own encoder memory, in a pass of its decoder separate from its training step, so that the student's
-denoising and matching queries and its losses are untouched.
+here the boxes the teacher's own decoder starts from (its top-ranked encoder proposals, or the
+learned anchor boxes of a DAB-DETR, which are KD-DETR's own distillation points). Each model forms
+its decoder queries from those boxes by its own rule (:func:`queries_for_boxes`) and decodes them on
+its own encoder memory, in a pass of its decoder separate from its training step, so that the
+student's denoising and matching queries and its losses are untouched.
 """
 
 from contextlib import nullcontext
@@ -216,8 +216,8 @@ class DetrAdapter:
     class branches, content queries, encoder, neck and backbone.
 
     Block-wise hybrids run the teacher's later backbone stages, neck and encoder on connected
-    student features, then its decoder and class branches on the same distillation boxes; they take
-    no task losses (:attr:`hybrid_task_losses_refusal`).
+    student features, then its decoder and head on the same distillation boxes; they take no task
+    losses (:attr:`hybrid_task_losses_refusal`).
     """
 
     task = 'DETR-family detection (mmdet DetectionTransformer)'
@@ -373,9 +373,9 @@ class DetrAdapter:
     @staticmethod
     def head_forward(model: BaseModel, backbone_outputs: tuple,
                      records: Optional[dict] = None) -> List[torch.Tensor]:
-        """``model``'s neck, encoder, and decoder and class branches on the teacher's distillation
-        boxes (a block-wise hybrid; the box branches run too, as the decoder refines its reference
-        boxes layer by layer with them).
+        """``model``'s neck, encoder, and decoder and head on the teacher's distillation boxes (a
+        block-wise hybrid; the box branches run too, as the decoder refines its reference boxes
+        layer by layer with them).
 
         Args:
             model: The teacher.
