@@ -4,7 +4,7 @@
 #                                       handwritten digits (teacher / baseline / KD / DIST top-1)
 #   bash tools/run_demo.sh detection    RetinaNet KD, DIST and block-wise on generated shapes
 #   bash tools/run_demo.sh detection --family dino
-#                                       DINO KD and block-wise on them (about twice as long)
+#                                       DINO KD and block-wise on them (about 1.5 hours)
 # Further arguments go to the demo script (see its --help).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
