@@ -13,7 +13,7 @@ from torch.utils.checkpoint import checkpoint
 from mmkd_plugins.registry import MODELS
 from ..blockwise import HybridNetworks
 from ..module_output_recorder import ModuleOutputRecorder
-from ..task_adapters import HybridTaskAdapter
+from ..task_adapters import HybridTaskAdapter, last_layers
 from ..teachers import LOGITS
 from .distill_losses import LossValue, sum_over_levels, temperature_logs, weighted_task_losses
 from .distiller import Distiller
@@ -38,7 +38,7 @@ def paired_levels(hybrid_logits: Logits, teacher_logits: Logits) -> Logits:
     """
     if not isinstance(hybrid_logits, (list, tuple)):
         return hybrid_logits
-    return list(hybrid_logits[len(hybrid_logits) - len(teacher_logits):])
+    return last_layers(list(hybrid_logits), len(teacher_logits))
 
 
 def detach_logits(logits: Logits) -> Logits:

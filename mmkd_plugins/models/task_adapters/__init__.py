@@ -20,7 +20,7 @@ from mmengine.model import BaseModel
 
 from .classifier_adapter import ClassifierAdapter
 from .dense_head_adapter import DenseHeadAdapter, flatten_levels
-from .detr_adapter import DetrAdapter
+from .detr_adapter import DetrAdapter, last_layers
 from .protocol import HybridTaskAdapter, TaskAdapter
 from .roi_head_adapter import RoIHeadAdapter
 from .two_classifier_heads import (class_and_distillation_logits, two_classifier_layout,
@@ -48,6 +48,6 @@ __all__ = [
     'ClassifierAdapter', 'DenseHeadAdapter', 'DetrAdapter', 'RoIHeadAdapter', 'TASK_ADAPTERS',
     'adapter_for',
     'TaskAdapter', 'HybridTaskAdapter',
-    'flatten_levels', 'class_and_distillation_logits', 'two_classifier_layout',
+    'flatten_levels', 'last_layers', 'class_and_distillation_logits', 'two_classifier_layout',
     'two_classifier_loss'
 ]
